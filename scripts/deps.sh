@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs what tillmesh needs to build and test on Debian 12, as root.
+# Packages already present are skipped, so a second run is quick.
+set -eu
+PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
+  libsqlite3-dev sqlite3 libsodium-dev libzmq3-dev protobuf-c-compiler libprotobuf-c-dev
+  libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libcriterion-dev
+  libavahi-client-dev avahi-daemon avahi-utils dbus iproute2 iptables procps psmisc
+  python3 curl"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "deps: missing packages:$missing; run as root (or install them) and retry" >&2
+        exit 1
+    fi
+    echo "deps: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

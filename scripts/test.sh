@@ -1,0 +1,16 @@
+#!/bin/sh
+# The one test command (see README): install dependencies, build with
+# ASan+UBSan and -Werror, run every test. Exits non-zero on any failure.
+#   scripts/test.sh            all tests
+#   scripts/test.sh -L unit    only the unit tests (any ctest arguments work)
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/deps.sh
+BUILD=${TM_BUILD_DIR:-build/asan}
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DTM_SANITIZE=ON -DTM_WERROR=ON >/dev/null
+cmake --build "$BUILD" -j"$(nproc)"
+# Leak checking is on; Criterion forks each test, and a leak fails it.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+cd "$BUILD"
+ctest --output-on-failure --timeout 600 "$@"

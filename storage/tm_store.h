@@ -1,0 +1,160 @@
+/*
+ * tm_store.h - the SQLite store of one till: op log, version vector and the
+ * records materialised from the ops.
+ *
+ * One tm_store_t owns one SQLite connection and must be used by one thread
+ * (the engine thread). The file is in WAL mode with synchronous=FULL, so a
+ * function that returned TM_OK after writing has made the write durable:
+ * it survives kill -9 and power loss (promise P1).
+ *
+ * The op log holds, per origin node, ops numbered densely from 1. Ops may
+ * arrive out of order; the version vector records, per origin, the highest
+ * seq up to which the log has no gap. Applying an op that is already held is
+ * a no-op, and materialisation is a CRDT (sales: grow-only set keyed by
+ * sale_id; customers: last-writer-wins register per field; ERP acks:
+ * grow-only set), so any order of any ops with any duplicates gives the same
+ * state and the same digest.
+ *
+ * Every write is one transaction: on error nothing was written.
+ */
+#ifndef TM_STORE_H
+#define TM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tm_common.h"
+#include "tm_record.h"
+
+typedef struct tm_store tm_store_t;
+
+typedef enum { TM_OP_SALE = 1, TM_OP_CUSTOMER = 2, TM_OP_ERP_ACK = 3 } tm_op_kind_t;
+
+/* An op. In results from the store, body points into memory owned by the
+ * array it came in (see tm_store_ops_free). */
+typedef struct {
+    uint8_t origin[TM_NODE_ID_LEN];
+    uint64_t seq;
+    uint64_t hlc;
+    uint32_t kind; /* tm_op_kind_t */
+    uint8_t *body;
+    size_t body_len;
+} tm_op_t;
+
+typedef struct {
+    uint8_t origin[TM_NODE_ID_LEN];
+    uint64_t seq; /* highest contiguous seq held */
+} tm_vv_entry_t;
+
+/* A version vector, sorted by origin. */
+typedef struct {
+    tm_vv_entry_t *e;
+    size_t n;
+} tm_vv_t;
+
+typedef struct {
+    uint8_t origin[TM_NODE_ID_LEN];
+    uint64_t from; /* inclusive */
+    uint64_t to;   /* inclusive */
+} tm_range_t;
+
+typedef struct {
+    /* Stop writes when the file would exceed this many pages (0 = no limit).
+     * Used by tests to make "disk full" happen on demand. */
+    uint64_t max_pages;
+} tm_store_opts_t;
+
+/*
+ * Opens (creating if needed) the store at path, migrates its schema to the
+ * current version, and makes the node id on first open. Errors: TM_ECORRUPT
+ * for a file that is not a tillmesh store or fails SQLite's quick_check,
+ * TM_EVERSION for a store from a newer tillmesh, TM_EIO, TM_EPERM.
+ * opts may be NULL.
+ */
+int tm_store_open(const char *path, const tm_store_opts_t *opts, tm_store_t **out);
+void tm_store_destroy(tm_store_t **self_p);
+
+/* A sentence about the last SQLite error, for logs. */
+const char *tm_store_errmsg(const tm_store_t *self);
+
+void tm_store_node_id(const tm_store_t *self, uint8_t out[TM_NODE_ID_LEN]);
+/* Schema version (PRAGMA user_version) the store is at. */
+int tm_store_schema_version(const tm_store_t *self);
+/* The schema version this build migrates to. */
+int tm_store_schema_latest(void);
+
+/*
+ * Appends a local op (origin = our node id, seq = next) and materialises it,
+ * in one durable transaction. The body must be an encoded record of `kind`
+ * (tm_wire.h); it is decoded and refused with TM_EPROTO if it is not.
+ * TM_EFULL when the disk is full (nothing written).
+ */
+int tm_store_append_local(tm_store_t *self, uint32_t kind, uint64_t hlc, const uint8_t *body,
+                          size_t body_len, uint64_t *seq_out);
+
+/*
+ * Applies ops from peers in one transaction. Ops already held are skipped;
+ * *n_new (may be NULL) receives how many were new. Every body is decoded
+ * first; if any op is malformed (bad id, seq 0, unknown kind, undecodable
+ * body) the whole batch is refused with TM_EPROTO and nothing is written.
+ */
+int tm_store_apply(tm_store_t *self, const tm_op_t *ops, size_t n, size_t *n_new);
+
+/* Our version vector; free with tm_vv_free(). */
+int tm_store_vv(tm_store_t *self, tm_vv_t *out);
+void tm_vv_free(tm_vv_t *vv);
+/* Highest contiguous seq from origin (0 if none). */
+uint64_t tm_vv_get(const tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN]);
+
+/* Pure: the ranges `theirs` holds and `mine` lacks, one per origin, sorted
+ * by origin. *out is malloc'd (NULL when *n == 0); caller frees. */
+int tm_vv_missing(const tm_vv_t *mine, const tm_vv_t *theirs, tm_range_t **out, size_t *n);
+
+/*
+ * Reads held ops in the given ranges, in (origin, seq) order, stopping after
+ * max_ops ops or once max_bytes of bodies have been read (at least one op is
+ * returned if any is held). Free with tm_store_ops_free().
+ */
+int tm_store_read_ops(tm_store_t *self, const tm_range_t *ranges, size_t n_ranges, size_t max_ops,
+                      size_t max_bytes, tm_op_t **ops, size_t *n);
+void tm_store_ops_free(tm_op_t *ops, size_t n);
+
+/* SHA-256 over every held op's (origin, seq, hlc, kind, body) in (origin,
+ * seq) order: equal on two stores exactly when they hold the same ops. */
+int tm_store_digest(tm_store_t *self, uint8_t out[32]);
+
+typedef struct {
+    uint64_t ops;        /* ops held, all origins */
+    uint64_t local_ops;  /* ops made here */
+    uint64_t sales;
+    uint64_t customers;
+    uint64_t erp_acked;  /* sales the ERP has acknowledged */
+} tm_store_counts_t;
+
+int tm_store_counts(tm_store_t *self, tm_store_counts_t *out);
+
+/* ---- materialised records --------------------------------------------- */
+
+/* TM_ENOTFOUND if absent. On success caller tm_sale_free()s *out. */
+int tm_store_get_sale(tm_store_t *self, const char *sale_id, tm_sale_t *out);
+/* TM_ENOTFOUND if absent. */
+int tm_store_get_customer(tm_store_t *self, const char *id, tm_customer_t *out);
+
+/*
+ * Lists sales in the order this store first saw them. `since` is a cursor:
+ * 0 for the start, else a value returned in *next. Returns at most `limit`
+ * sales as a malloc'd array (free each with tm_sale_free, then the array).
+ */
+int tm_store_list_sales(tm_store_t *self, uint64_t since, size_t limit, tm_sale_t **sales,
+                        size_t *n, uint64_t *next);
+
+/* Highest receipt_no among sales made by this till name (0 if none). */
+int tm_store_max_receipt(tm_store_t *self, const char *till, uint64_t *out);
+
+/* 1 if the ERP has acknowledged sale_id, 0 if not, <0 on error. */
+int tm_store_is_acked(tm_store_t *self, const char *sale_id);
+
+/* Up to max ids of sales not yet acknowledged by the ERP, oldest first. */
+int tm_store_unacked_sales(tm_store_t *self, size_t max, char (**ids)[TM_UUID_LEN], size_t *n);
+
+#endif
