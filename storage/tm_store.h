@@ -148,6 +148,10 @@ int tm_store_get_customer(tm_store_t *self, const char *id, tm_customer_t *out);
 int tm_store_list_sales(tm_store_t *self, uint64_t since, size_t limit, tm_sale_t **sales,
                         size_t *n, uint64_t *next);
 
+/* Greatest HLC stamp of any op held (0 if none): a restarted node's clock
+ * starts above it, whatever the wall clock says. */
+int tm_store_max_hlc(tm_store_t *self, uint64_t *out);
+
 /* Highest receipt_no among sales made by this till name (0 if none). */
 int tm_store_max_receipt(tm_store_t *self, const char *till, uint64_t *out);
 

@@ -1,0 +1,264 @@
+/* backend.c - what the local API asks of the node: durable local writes
+ * (stamped, stored, pushed) and the status and metrics views. */
+#include "daemon_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tm_wire.h"
+
+static void rfc3339_now(char *out, size_t outsz)
+{
+    uint64_t ms = tm_daemon_wall_ms();
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tmv;
+    gmtime_r(&secs, &tmv);
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tmv);
+    snprintf(out, outsz, "%s.%03uZ", base, (unsigned)(ms % 1000));
+}
+
+/* A POS retry may leave out what the till filled in the first time. */
+static void fill_from(tm_sale_t *s, const tm_sale_t *old)
+{
+    if (!s->till[0])
+        tm_strlcpy(s->till, old->till, sizeof s->till);
+    if (!s->receipt_no)
+        s->receipt_no = old->receipt_no;
+    if (!s->created_at[0])
+        tm_strlcpy(s->created_at, old->created_at, sizeof s->created_at);
+}
+
+static int same_sale(const tm_sale_t *a, const tm_sale_t *b)
+{
+    char *ja = tm_sale_to_json(a), *jb = tm_sale_to_json(b);
+    int same = ja && jb && strcmp(ja, jb) == 0;
+    free(ja);
+    free(jb);
+    return same;
+}
+
+static int existing_sale(tm_daemon_t *d, tm_sale_t *s)
+{
+    tm_sale_t old;
+    int rc = tm_store_get_sale(d->store, s->sale_id, &old);
+    if (rc == TM_ENOTFOUND)
+        return TM_OK;
+    if (rc)
+        return rc;
+    fill_from(s, &old);
+    rc = same_sale(s, &old) ? TM_EEXIST : TM_ECONFLICT;
+    tm_sale_free(&old);
+    return rc;
+}
+
+static int post_sale(void *ctx, tm_sale_t *s, tm_field_errors_t *errs)
+{
+    tm_daemon_t *d = ctx;
+    uint8_t *body = NULL;
+    size_t len;
+    int rc;
+
+    if (!s->sale_id[0])
+        tm_uuid_new(s->sale_id);
+    else if ((rc = existing_sale(d, s)))
+        return rc;
+    if (!s->till[0])
+        tm_strlcpy(s->till, d->cfg.name, sizeof s->till);
+    if (!s->created_at[0])
+        rfc3339_now(s->created_at, sizeof s->created_at);
+    if (!s->receipt_no) {
+        uint64_t max = 0;
+        if ((rc = tm_store_max_receipt(d->store, s->till, &max)))
+            return rc;
+        s->receipt_no = max + 1;
+    }
+    if ((rc = tm_sale_validate(s, errs)))
+        return rc;
+    tm_sale_t orig;
+    if (s->refund_of[0] && tm_store_get_sale(d->store, s->refund_of, &orig) == TM_OK) {
+        tm_sale_free(&orig);
+    } else if (s->refund_of[0]) {
+        /* A return must name a sale this till knows; if the original was
+         * rung up elsewhere and has not arrived yet, the POS retries. */
+        tm_field_errors_add(errs, "refund_of", "unknown",
+                            "sale %s is not known at this till (yet)", s->refund_of);
+        return TM_EVALIDATE;
+    }
+    if ((rc = tm_wire_sale_encode(s, &body, &len)))
+        return rc;
+    uint64_t hlc = tm_engine_hlc_now(d->engine, tm_daemon_wall_ms());
+    rc = tm_engine_local_op(d->engine, TM_OP_SALE, hlc, body, len, tm_daemon_mono_ms(),
+                            &d->outbox);
+    free(body);
+    if (rc == TM_EFULL)
+        tm_log_error(d->log, "disk full: sale %s refused (nothing written)", s->sale_id);
+    tm_daemon_flush(d);
+    return rc;
+}
+
+static int put_customer(void *ctx, const tm_customer_t *patch, tm_customer_t *merged,
+                        tm_field_errors_t *errs)
+{
+    tm_daemon_t *d = ctx;
+    uint8_t *body = NULL;
+    size_t len;
+    (void)errs;
+    int rc = tm_wire_customer_encode(patch, &body, &len);
+    if (rc)
+        return rc;
+    uint64_t hlc = tm_engine_hlc_now(d->engine, tm_daemon_wall_ms());
+    rc = tm_engine_local_op(d->engine, TM_OP_CUSTOMER, hlc, body, len, tm_daemon_mono_ms(),
+                            &d->outbox);
+    free(body);
+    tm_daemon_flush(d);
+    if (rc)
+        return rc;
+    return tm_store_get_customer(d->store, patch->id, merged);
+}
+
+/* ---- status ----------------------------------------------------------- */
+
+static json_t *hex_or_null(const uint8_t *b, size_t n, int have)
+{
+    char hex[65];
+    if (!have)
+        return json_null();
+    tm_hex(b, n, hex);
+    return json_string(hex);
+}
+
+static json_t *status_node(tm_daemon_t *d)
+{
+    uint8_t id[TM_NODE_ID_LEN];
+    tm_store_node_id(d->store, id);
+    return json_pack("{s:o, s:s, s:s, s:s, s:I, s:s, s:s}", "id", hex_or_null(id, sizeof id, 1),
+                     "name", d->cfg.name, "store_id", d->cfg.store_id, "version", "0.1.0",
+                     "uptime_s", (json_int_t)((tm_daemon_mono_ms() - d->started_ms) / 1000),
+                     "mesh_endpoint", d->advertise, "api", d->cfg.api_listen);
+}
+
+static json_t *status_state(tm_daemon_t *d)
+{
+    tm_store_counts_t c = {0};
+    uint8_t digest[32];
+    tm_vv_t vv = {0};
+    json_t *jvv = json_array();
+    int have_digest = tm_store_digest(d->store, digest) == TM_OK;
+    (void)tm_store_counts(d->store, &c);
+    if (tm_store_vv(d->store, &vv) == TM_OK) {
+        for (size_t i = 0; i < vv.n; i++)
+            json_array_append_new(jvv, json_pack("{s:o, s:I}", "origin",
+                                                 hex_or_null(vv.e[i].origin, TM_NODE_ID_LEN, 1),
+                                                 "seq", (json_int_t)vv.e[i].seq));
+        tm_vv_free(&vv);
+    }
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "ops", (json_int_t)c.ops,
+                     "local_ops", (json_int_t)c.local_ops, "sales", (json_int_t)c.sales,
+                     "customers", (json_int_t)c.customers, "erp_acked", (json_int_t)c.erp_acked,
+                     "digest", hex_or_null(digest, 32, have_digest), "vv", jvv);
+}
+
+static json_t *status_peers(tm_daemon_t *d)
+{
+    json_t *arr = json_array();
+    uint64_t now = tm_daemon_mono_ms();
+    for (size_t i = 0; i < tm_engine_peer_count(d->engine); i++) {
+        tm_peer_info_t p;
+        if (tm_engine_peer_info(d->engine, i, &p))
+            continue;
+        json_t *seen = p.heard ? json_integer((json_int_t)(now - p.last_seen_ms)) : json_null();
+        json_array_append_new(
+            arr, json_pack("{s:s, s:o, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:o}", "name", p.name,
+                           "node_id", hex_or_null(p.node_id, TM_NODE_ID_LEN, p.have_node_id),
+                           "source", tm_peer_source_name(p.source), "endpoint", p.endpoint,
+                           "state", tm_peer_state_name(p.state), "last_seen_ms_ago", seen,
+                           "they_lack_ops", (json_int_t)p.they_lack, "we_lack_ops",
+                           (json_int_t)p.we_lack, "digest",
+                           hex_or_null(p.digest, 32, p.have_digest), "store_id",
+                           p.store_id[0] ? json_string(p.store_id) : json_null()));
+    }
+    return arr;
+}
+
+static char *status_json(void *ctx)
+{
+    tm_daemon_t *d = ctx;
+    tm_store_counts_t c = {0};
+    (void)tm_store_counts(d->store, &c);
+    /* Uplink and forwarder are filled in by the uplink feature; until
+     * then status says plainly that nothing is known. */
+    json_t *root = json_pack(
+        "{s:i, s:o, s:o, s:o, s:{s:s, s:n}, s:{s:n, s:n, s:i}, s:{s:I, s:n, s:n, s:i}}",
+        "api_version", 1, "node", status_node(d), "state", status_state(d), "peers",
+        status_peers(d), "uplink", "state", "unknown", "since", "forwarder", "node_id", "name",
+        "epoch", 0, "erp", "backlog", (json_int_t)(c.sales - c.erp_acked), "oldest_unsent_age_s",
+        "last_forward_at", "parked", 0);
+    if (!root)
+        return NULL;
+    char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return s;
+}
+
+/* ---- metrics ---------------------------------------------------------- */
+
+static char *metrics_text(void *ctx)
+{
+    tm_daemon_t *d = ctx;
+    tm_store_counts_t c = {0};
+    tm_engine_stats_t st;
+    (void)tm_store_counts(d->store, &c);
+    tm_engine_stats(d->engine, &st);
+    size_t alive = 0, npeers = tm_engine_peer_count(d->engine);
+    for (size_t i = 0; i < npeers; i++) {
+        tm_peer_info_t p;
+        if (tm_engine_peer_info(d->engine, i, &p) == TM_OK && p.state == TM_PEER_ALIVE)
+            alive++;
+    }
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        return NULL;
+#define GAUGE(name, help, val)                                                            \
+    fprintf(f, "# HELP tillmesh_" name " " help "\n# TYPE tillmesh_" name " gauge\n"       \
+               "tillmesh_" name " %llu\n", (unsigned long long)(val))
+#define COUNTER(name, help, val)                                                          \
+    fprintf(f, "# HELP tillmesh_" name " " help "\n# TYPE tillmesh_" name " counter\n"     \
+               "tillmesh_" name " %llu\n", (unsigned long long)(val))
+    GAUGE("ops", "Ops held in the op log, all origins.", c.ops);
+    GAUGE("local_ops", "Ops made at this till.", c.local_ops);
+    GAUGE("sales", "Sales held.", c.sales);
+    GAUGE("customers", "Customers held.", c.customers);
+    GAUGE("erp_backlog", "Sales not yet acknowledged by the ERP.", c.sales - c.erp_acked);
+    GAUGE("peers", "Peers known.", npeers);
+    GAUGE("peers_alive", "Peers heard from within the timeout.", alive);
+    GAUGE("uptime_seconds", "Seconds since start.", (tm_daemon_mono_ms() - d->started_ms) / 1000);
+    COUNTER("frames_in_total", "Mesh frames received.", st.frames_in);
+    COUNTER("frames_out_total", "Mesh frames queued for sending.", st.frames_out);
+    COUNTER("frames_bad_total", "Mesh frames dropped as malformed.", st.frames_bad);
+    COUNTER("ops_applied_total", "Ops from peers newly applied.", st.ops_applied);
+    COUNTER("ops_pushed_total", "Local ops pushed to peers.", st.ops_pushed);
+    COUNTER("pulls_sent_total", "Pull requests sent.", st.pulls_sent);
+    COUNTER("pulls_timed_out_total", "Pull requests that got no answer.", st.pulls_timed_out);
+    COUNTER("clock_drift_refusals_total", "Peer batches refused for clock drift.",
+            st.drift_refusals);
+#undef GAUGE
+#undef COUNTER
+    fclose(f);
+    return out;
+}
+
+void tm_daemon_backend(tm_daemon_t *d, tm_api_backend_t *be)
+{
+    be->ctx = d;
+    be->store = d->store;
+    be->post_sale = post_sale;
+    be->put_customer = put_customer;
+    be->status_json = status_json;
+    be->metrics_text = metrics_text;
+}

@@ -1,0 +1,226 @@
+/* config.c - parse, then validate, the tillmeshd configuration. */
+#include "tm_config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    tm_config_t *cfg;
+    const tm_log_t *log;
+    const char *path;
+    char dir[TM_CFG_STR];
+    int errors;
+} parse_t;
+
+static void bad(parse_t *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void bad(parse_t *p, int line, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (line > 0)
+        tm_log_error(p->log, "%s:%d: %s", p->path, line, msg);
+    else
+        tm_log_error(p->log, "%s: %s", p->path, msg);
+    p->errors++;
+}
+
+static int set_str(parse_t *p, int line, char *dst, size_t dstsz, const char *key,
+                   const char *value)
+{
+    if (strlen(value) >= dstsz) {
+        bad(p, line, "%s is too long (\"%.40s...\")", key, value);
+        return 1;
+    }
+    tm_strlcpy(dst, value, dstsz);
+    return 1;
+}
+
+static int set_path(parse_t *p, int line, char *dst, const char *key, const char *value)
+{
+    if (value[0] == '/' || !p->dir[0])
+        return set_str(p, line, dst, TM_CFG_STR, key, value);
+    char full[2 * TM_CFG_STR];
+    snprintf(full, sizeof full, "%s/%s", p->dir, value);
+    return set_str(p, line, dst, TM_CFG_STR, key, full);
+}
+
+static int set_u32(parse_t *p, int line, uint32_t *dst, const char *key, const char *value,
+                   unsigned long lo, unsigned long hi)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(value, &end, 10);
+    if (errno || end == value || *end || v < lo || v > hi || value[0] == '-') {
+        char range[64];
+        snprintf(range, sizeof range, "a whole number from %lu to %lu", lo, hi);
+        bad(p, line, "%s must be %s", key, range);
+        return 1;
+    }
+    *dst = (uint32_t)v;
+    return 1;
+}
+
+static int node_key(parse_t *p, int line, const char *k, const char *v)
+{
+    tm_config_t *c = p->cfg;
+    if (!strcmp(k, "name"))
+        return set_str(p, line, c->name, sizeof c->name, k, v);
+    if (!strcmp(k, "store_id"))
+        return set_str(p, line, c->store_id, sizeof c->store_id, k, v);
+    if (!strcmp(k, "data_dir"))
+        return set_path(p, line, c->data_dir, k, v);
+    if (!strcmp(k, "api_listen"))
+        return set_str(p, line, c->api_listen, sizeof c->api_listen, k, v);
+    if (!strcmp(k, "priority"))
+        return set_u32(p, line, &c->priority, k, v, 0, 1000000);
+    if (!strcmp(k, "api_allow_remote")) {
+        c->api_allow_remote = !strcmp(v, "yes") || !strcmp(v, "true");
+        return 1;
+    }
+    if (!strcmp(k, "log_level")) {
+        if (tm_log_level_parse(v, &c->log_level))
+            bad(p, line, "log_level must be error, warn, info or debug, not \"%s\"", v);
+        return 1;
+    }
+    return 0;
+}
+
+static int mesh_key(parse_t *p, int line, const char *k, const char *v)
+{
+    tm_config_t *c = p->cfg;
+    if (!strcmp(k, "listen"))
+        return set_str(p, line, c->listen, sizeof c->listen, k, v);
+    if (!strcmp(k, "advertise"))
+        return set_str(p, line, c->advertise, sizeof c->advertise, k, v);
+    if (!strcmp(k, "secret_key"))
+        return set_path(p, line, c->secret_key, k, v);
+    if (!strcmp(k, "public_key"))
+        return set_path(p, line, c->public_key, k, v);
+    if (!strcmp(k, "trusted_keys"))
+        return set_path(p, line, c->trusted_keys, k, v);
+    if (!strcmp(k, "heartbeat_ms"))
+        return set_u32(p, line, &c->heartbeat_ms, k, v, 20, 60000);
+    if (!strcmp(k, "peer_timeout_ms"))
+        return set_u32(p, line, &c->peer_timeout_ms, k, v, 50, 600000);
+    if (!strcmp(k, "batch_max_ops"))
+        return set_u32(p, line, &c->batch_max_ops, k, v, 1, 100000);
+    if (!strcmp(k, "max_clock_drift_s"))
+        return set_u32(p, line, &c->max_clock_drift_s, k, v, 1, 86400 * 365);
+    return 0;
+}
+
+/* Debian's libinih is built without INI_HANDLER_LINENO, so messages name
+ * the section and key instead of a line number. */
+static int on_entry(void *user, const char *section, const char *key, const char *value)
+{
+    const int line = 0;
+    parse_t *p = user;
+    tm_config_t *c = p->cfg;
+    int known = 0;
+    if (!strcmp(section, "node")) {
+        known = node_key(p, line, key, value);
+    } else if (!strcmp(section, "mesh")) {
+        known = mesh_key(p, line, key, value);
+    } else if (!strcmp(section, "peers")) {
+        known = 1;
+        if (c->n_peers == TM_CFG_MAX_PEERS)
+            bad(p, line, "too many peers (at most %d)", TM_CFG_MAX_PEERS);
+        else if (strlen(key) >= sizeof c->peers[0].name ||
+                 strlen(value) >= sizeof c->peers[0].endpoint)
+            bad(p, line, "peer %s: name or endpoint too long", key);
+        else {
+            tm_strlcpy(c->peers[c->n_peers].name, key, sizeof c->peers[0].name);
+            tm_strlcpy(c->peers[c->n_peers].endpoint, value, sizeof c->peers[0].endpoint);
+            c->n_peers++;
+        }
+    }
+    if (!known)
+        bad(p, line, "unknown setting \"%s\" in [%s]", key, section);
+    return 1; /* keep going: report every problem at once */
+}
+
+int tm_config_split_hostport(const char *s, char *host, size_t hostsz, uint16_t *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hl;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return TM_EINVAL;
+        h = s + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return TM_EINVAL;
+        hl = (size_t)(colon - s);
+    }
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(colon + 1, &end, 10);
+    if (hl == 0 || hl >= hostsz || errno || *end || end == colon + 1 || v > 65535)
+        return TM_EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)v;
+    return TM_OK;
+}
+
+static void validate(parse_t *p)
+{
+    tm_config_t *c = p->cfg;
+    char host[64];
+    uint16_t port;
+    if (!c->name[0])
+        bad(p, 0, "[node] name is required (this till's name, e.g. till-1)");
+    if (!c->store_id[0])
+        bad(p, 0, "[node] store_id is required (the same on every till of the store)");
+    if (!c->data_dir[0])
+        bad(p, 0, "[node] data_dir is required");
+    if (tm_config_split_hostport(c->api_listen, host, sizeof host, &port))
+        bad(p, 0, "[node] api_listen must be HOST:PORT, not \"%s\"", c->api_listen);
+    else if (!c->api_allow_remote && strcmp(host, "127.0.0.1") && strcmp(host, "::1"))
+        bad(p, 0, "[node] api_listen %s is not loopback; set api_allow_remote = yes if you "
+                  "really mean to expose the unauthenticated API", c->api_listen);
+    if (strncmp(c->listen, "tcp://", 6) != 0)
+        bad(p, 0, "[mesh] listen must be tcp://HOST:PORT, not \"%s\"", c->listen);
+    if (!c->secret_key[0] || !c->public_key[0] || !c->trusted_keys[0])
+        bad(p, 0, "[mesh] secret_key, public_key and trusted_keys are required "
+                  "(make keys with: tillmesh keygen)");
+    for (int i = 0; i < c->n_peers; i++)
+        if (strncmp(c->peers[i].endpoint, "tcp://", 6) != 0)
+            bad(p, 0, "[peers] %s: endpoint must be tcp://HOST:PORT", c->peers[i].name);
+}
+
+int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->log_level = TM_LOG_INFO;
+    out->priority = 100;
+    tm_strlcpy(out->api_listen, "127.0.0.1:7780", sizeof out->api_listen);
+    tm_strlcpy(out->listen, "tcp://0.0.0.0:7700", sizeof out->listen);
+    parse_t p = {.cfg = out, .log = log, .path = path};
+    const char *slash = strrchr(path, '/');
+    if (slash && (size_t)(slash - path) < sizeof p.dir)
+        snprintf(p.dir, sizeof p.dir, "%.*s", (int)(slash - path), path);
+    int rc = ini_parse(path, on_entry, &p);
+    if (rc < 0) {
+        tm_log_error(log, "cannot read config file %s: %s", path, strerror(errno));
+        return TM_ECONFIG;
+    }
+    if (rc > 0)
+        bad(&p, rc, "syntax error (expected [section] or key = value)");
+    validate(&p);
+    return p.errors ? TM_ECONFIG : TM_OK;
+}

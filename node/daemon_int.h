@@ -1,0 +1,34 @@
+/* daemon_int.h - the tm_daemon struct, shared by daemon.c (loop) and
+ * backend.c (what the HTTP API asks of the node). Not a public header. */
+#ifndef TM_DAEMON_INT_H
+#define TM_DAEMON_INT_H
+
+#include "tm_api.h"
+#include "tm_daemon.h"
+#include "tm_engine.h"
+#include "tm_mesh.h"
+#include "tm_store.h"
+
+struct tm_daemon {
+    tm_config_t cfg;
+    char config_path[512];
+    tm_log_t *log;
+    tm_store_t *store;
+    tm_engine_t *engine;
+    tm_mesh_t *mesh;
+    tm_api_t *api;
+    tm_outbox_t outbox;
+    uint64_t started_ms; /* monotonic */
+    char advertise[128];
+    uint64_t api_requests_failed_full;
+};
+
+uint64_t tm_daemon_mono_ms(void);
+uint64_t tm_daemon_wall_ms(void);
+/* Sends and connects whatever the engine queued. */
+void tm_daemon_flush(tm_daemon_t *d);
+
+/* backend.c */
+void tm_daemon_backend(tm_daemon_t *d, tm_api_backend_t *be);
+
+#endif

@@ -1,0 +1,724 @@
+/* engine.c - replication engine (functional core; see tm_engine.h). */
+#include "tm_engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tm_hlc.h"
+#include "tm_wire.h"
+
+typedef struct {
+    tm_peer_info_t info;
+    tm_vv_t vv; /* the peer's vector as last heard */
+} peer_t;
+
+struct tm_engine {
+    tm_engine_cfg_t cfg;
+    char name[TM_PEER_NAME_MAX];
+    char store_id[TM_STORE_ID_MAX];
+    char endpoint[TM_ENDPOINT_MAX];
+    const tm_log_t *log;
+    tm_store_t *store;
+    uint8_t node_id[TM_NODE_ID_LEN];
+    tm_hlc_t hlc;
+    tm_vv_t vv; /* ours, refreshed after every write */
+    peer_t *peers;
+    size_t n_peers, cap_peers;
+    uint64_t next_heartbeat;
+    bool pull_busy;
+    size_t pull_peer;
+    uint64_t pull_deadline;
+    tm_engine_stats_t stats;
+};
+
+static const char *const state_names[] = {"connecting", "alive", "down", "foreign", "untrusted"};
+static const char *const source_names[] = {"static", "mdns", "learned"};
+
+const char *tm_peer_state_name(tm_peer_state_t s)
+{
+    return (unsigned)s < 5 ? state_names[s] : "?";
+}
+
+const char *tm_peer_source_name(tm_peer_source_t s)
+{
+    return (unsigned)s < 3 ? source_names[s] : "?";
+}
+
+/* ---- outbox ----------------------------------------------------------- */
+
+void tm_outbox_clear(tm_outbox_t *box)
+{
+    for (size_t i = 0; i < box->n; i++)
+        free(box->v[i].frame);
+    box->n = 0;
+}
+
+void tm_outbox_free(tm_outbox_t *box)
+{
+    tm_outbox_clear(box);
+    free(box->v);
+    memset(box, 0, sizeof *box);
+}
+
+static tm_out_t *outbox_push(tm_outbox_t *box)
+{
+    if (box->n == box->cap) {
+        size_t cap = box->cap ? 2 * box->cap : 16;
+        tm_out_t *v = realloc(box->v, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        box->v = v;
+        box->cap = cap;
+    }
+    tm_out_t *o = &box->v[box->n++];
+    memset(o, 0, sizeof *o);
+    return o;
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static void cfg_defaults(tm_engine_cfg_t *c)
+{
+    if (!c->heartbeat_ms)
+        c->heartbeat_ms = 500;
+    if (!c->peer_timeout_ms)
+        c->peer_timeout_ms = 3 * c->heartbeat_ms;
+    if (!c->pull_timeout_ms)
+        c->pull_timeout_ms = 2000;
+    if (!c->batch_max_ops)
+        c->batch_max_ops = 1000;
+    if (!c->batch_max_bytes)
+        c->batch_max_bytes = 1024 * 1024;
+    if (!c->max_drift_ms)
+        c->max_drift_ms = 5 * 60 * 1000;
+}
+
+int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t *log,
+                  tm_engine_t **out)
+{
+    *out = NULL;
+    if (!cfg->name || !cfg->store_id || !store)
+        return TM_EINVAL;
+    tm_engine_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return TM_ENOMEM;
+    e->cfg = *cfg;
+    cfg_defaults(&e->cfg);
+    tm_strlcpy(e->name, cfg->name, sizeof e->name);
+    tm_strlcpy(e->store_id, cfg->store_id, sizeof e->store_id);
+    tm_strlcpy(e->endpoint, cfg->mesh_endpoint ? cfg->mesh_endpoint : "", sizeof e->endpoint);
+    e->cfg.name = e->name;
+    e->cfg.store_id = e->store_id;
+    e->cfg.mesh_endpoint = e->endpoint;
+    e->log = log;
+    e->store = store;
+    tm_store_node_id(store, e->node_id);
+    tm_hlc_init(&e->hlc, e->cfg.max_drift_ms);
+    /* Never stamp below what we stamped before a restart, even if the wall
+     * clock has since gone backwards. */
+    uint64_t max_hlc = 0;
+    if (tm_store_max_hlc(store, &max_hlc) == TM_OK)
+        e->hlc.last = max_hlc;
+    int rc = tm_store_vv(store, &e->vv);
+    if (rc) {
+        free(e);
+        return rc;
+    }
+    *out = e;
+    return TM_OK;
+}
+
+void tm_engine_destroy(tm_engine_t **self_p)
+{
+    tm_engine_t *e = *self_p;
+    if (!e)
+        return;
+    for (size_t i = 0; i < e->n_peers; i++)
+        tm_vv_free(&e->peers[i].vv);
+    free(e->peers);
+    tm_vv_free(&e->vv);
+    free(e);
+    *self_p = NULL;
+}
+
+/* ---- peers ------------------------------------------------------------ */
+
+static peer_t *find_peer(tm_engine_t *e, const char *name, size_t *idx)
+{
+    for (size_t i = 0; i < e->n_peers; i++) {
+        if (strcmp(e->peers[i].info.name, name) == 0) {
+            if (idx)
+                *idx = i;
+            return &e->peers[i];
+        }
+    }
+    return NULL;
+}
+
+static peer_t *new_peer(tm_engine_t *e, const char *name, tm_peer_source_t source)
+{
+    if (e->n_peers == e->cap_peers) {
+        size_t cap = e->cap_peers ? 2 * e->cap_peers : 8;
+        peer_t *v = realloc(e->peers, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        e->peers = v;
+        e->cap_peers = cap;
+    }
+    peer_t *p = &e->peers[e->n_peers++];
+    memset(p, 0, sizeof *p);
+    tm_strlcpy(p->info.name, name, sizeof p->info.name);
+    p->info.source = source;
+    p->info.state = TM_PEER_CONNECTING;
+    return p;
+}
+
+static void set_state(tm_engine_t *e, peer_t *p, tm_peer_state_t s, const char *why)
+{
+    if (p->info.state == s)
+        return;
+    tm_log_info(e->log, "peer %s: %s -> %s (%s)", p->info.name, tm_peer_state_name(p->info.state),
+                tm_peer_state_name(s), why);
+    p->info.state = s;
+}
+
+static int queue_connect(tm_outbox_t *out, const peer_t *p)
+{
+    tm_out_t *o = outbox_push(out);
+    if (!o)
+        return TM_ENOMEM;
+    o->kind = TM_OUT_CONNECT;
+    tm_strlcpy(o->peer, p->info.name, sizeof o->peer);
+    tm_strlcpy(o->endpoint, p->info.endpoint, sizeof o->endpoint);
+    return TM_OK;
+}
+
+int tm_engine_add_peer(tm_engine_t *e, const char *name, const char *endpoint,
+                       tm_peer_source_t source, tm_outbox_t *out)
+{
+    if (!name || !*name || strlen(name) >= TM_PEER_NAME_MAX || !endpoint ||
+        strlen(endpoint) >= TM_ENDPOINT_MAX)
+        return TM_EINVAL;
+    if (strcmp(name, e->name) == 0)
+        return TM_OK; /* ourselves */
+    peer_t *p = find_peer(e, name, NULL);
+    if (p && strcmp(p->info.endpoint, endpoint) == 0)
+        return TM_OK;
+    if (!p && !(p = new_peer(e, name, source)))
+        return TM_ENOMEM;
+    tm_strlcpy(p->info.endpoint, endpoint, sizeof p->info.endpoint);
+    tm_log_info(e->log, "peer %s: %s at %s", name, tm_peer_source_name(source), endpoint);
+    return queue_connect(out, p);
+}
+
+size_t tm_engine_peer_count(const tm_engine_t *e)
+{
+    return e->n_peers;
+}
+
+static uint64_t sum_ahead(const tm_vv_t *a, const tm_vv_t *b)
+{
+    /* Ops that vector a covers and vector b does not. */
+    uint64_t n = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        uint64_t s = tm_vv_get(b, a->e[i].origin);
+        if (a->e[i].seq > s)
+            n += a->e[i].seq - s;
+    }
+    return n;
+}
+
+int tm_engine_peer_info(const tm_engine_t *e, size_t i, tm_peer_info_t *info)
+{
+    if (i >= e->n_peers)
+        return TM_EINVAL;
+    *info = e->peers[i].info;
+    if (info->heard) {
+        info->they_lack = sum_ahead(&e->vv, &e->peers[i].vv);
+        info->we_lack = sum_ahead(&e->peers[i].vv, &e->vv);
+    }
+    return TM_OK;
+}
+
+void tm_engine_stats(const tm_engine_t *e, tm_engine_stats_t *out)
+{
+    *out = e->stats;
+}
+
+uint64_t tm_engine_hlc_now(tm_engine_t *e, uint64_t wall_ms)
+{
+    return tm_hlc_now(&e->hlc, wall_ms);
+}
+
+/* ---- sending ---------------------------------------------------------- */
+
+static void env_init(tm_engine_t *e, Tillmesh__Envelope *env)
+{
+    tillmesh__envelope__init(env);
+    env->store_id = e->store_id;
+    env->has_sender = 1;
+    env->sender.data = e->node_id;
+    env->sender.len = TM_NODE_ID_LEN;
+}
+
+static int send_env(tm_engine_t *e, tm_outbox_t *out, const peer_t *p, Tillmesh__Envelope *env)
+{
+    tm_out_t *o = outbox_push(out);
+    if (!o)
+        return TM_ENOMEM;
+    int rc = tm_wire_envelope_encode(env, &o->frame, &o->len);
+    if (rc) {
+        out->n--;
+        return rc;
+    }
+    o->kind = TM_OUT_SEND;
+    tm_strlcpy(o->peer, p->info.name, sizeof o->peer);
+    e->stats.frames_out++;
+    return TM_OK;
+}
+
+static int refresh_vv(tm_engine_t *e)
+{
+    tm_vv_t vv;
+    int rc = tm_store_vv(e->store, &vv);
+    if (rc)
+        return rc;
+    tm_vv_free(&e->vv);
+    e->vv = vv;
+    return TM_OK;
+}
+
+/* Builds our NodeInfo; entries point into e and into the arrays given. */
+static int fill_info(tm_engine_t *e, Tillmesh__NodeInfo *ni, Tillmesh__VersionEntry *ents,
+                     Tillmesh__VersionEntry **ptrs, uint8_t digest[32])
+{
+    tm_store_counts_t counts;
+    int rc = tm_store_digest(e->store, digest);
+    if (rc == TM_OK)
+        rc = tm_store_counts(e->store, &counts);
+    if (rc)
+        return rc;
+    tillmesh__node_info__init(ni);
+    ni->has_node_id = 1;
+    ni->node_id.data = e->node_id;
+    ni->node_id.len = TM_NODE_ID_LEN;
+    ni->store_id = e->store_id;
+    ni->name = e->name;
+    for (size_t i = 0; i < e->vv.n; i++) {
+        tillmesh__version_entry__init(&ents[i]);
+        ents[i].has_origin = ents[i].has_seq = 1;
+        ents[i].origin.data = e->vv.e[i].origin;
+        ents[i].origin.len = TM_NODE_ID_LEN;
+        ents[i].seq = e->vv.e[i].seq;
+        ptrs[i] = &ents[i];
+    }
+    ni->n_vv = e->vv.n;
+    ni->vv = ptrs;
+    ni->has_priority = 1;
+    ni->priority = e->cfg.priority;
+    ni->has_digest = 1;
+    ni->digest.data = digest;
+    ni->digest.len = 32;
+    ni->has_op_count = 1;
+    ni->op_count = counts.ops;
+    ni->mesh_endpoint = e->endpoint[0] ? e->endpoint : NULL;
+    return TM_OK;
+}
+
+static int send_heartbeats(tm_engine_t *e, tm_outbox_t *out)
+{
+    Tillmesh__Envelope env;
+    Tillmesh__NodeInfo ni;
+    Tillmesh__Hello hello = TILLMESH__HELLO__INIT;
+    Tillmesh__Heartbeat hb = TILLMESH__HEARTBEAT__INIT;
+    Tillmesh__VersionEntry *ents = calloc(e->vv.n + 1, sizeof *ents);
+    Tillmesh__VersionEntry **ptrs = calloc(e->vv.n + 1, sizeof *ptrs);
+    uint8_t digest[32];
+    int rc = TM_ENOMEM;
+
+    if (!ents || !ptrs)
+        goto cleanup;
+    if ((rc = fill_info(e, &ni, ents, ptrs, digest)))
+        goto cleanup;
+    hello.info = hb.info = &ni;
+    for (size_t i = 0; i < e->n_peers; i++) {
+        peer_t *p = &e->peers[i];
+        if (p->info.state == TM_PEER_FOREIGN || p->info.state == TM_PEER_UNTRUSTED)
+            continue;
+        env_init(e, &env);
+        /* Until we have heard from a peer we introduce ourselves. */
+        if (p->info.heard) {
+            env.msg_case = TILLMESH__ENVELOPE__MSG_HEARTBEAT;
+            env.heartbeat = &hb;
+        } else {
+            env.msg_case = TILLMESH__ENVELOPE__MSG_HELLO;
+            env.hello = &hello;
+        }
+        if ((rc = send_env(e, out, p, &env)))
+            goto cleanup;
+    }
+    rc = TM_OK;
+cleanup:
+    free(ents);
+    free(ptrs);
+    return rc;
+}
+
+/* Asks p for what its vector shows we lack, unless a pull is in flight. */
+static int maybe_pull(tm_engine_t *e, size_t idx, uint64_t now_ms, tm_outbox_t *out)
+{
+    peer_t *p = &e->peers[idx];
+    tm_range_t *ranges = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (e->pull_busy || p->info.state != TM_PEER_ALIVE)
+        return TM_OK;
+    if ((rc = tm_vv_missing(&e->vv, &p->vv, &ranges, &n)) || n == 0)
+        return rc;
+
+    Tillmesh__Envelope env;
+    Tillmesh__PullRequest pull = TILLMESH__PULL_REQUEST__INIT;
+    Tillmesh__Range *rs = calloc(n, sizeof *rs);
+    Tillmesh__Range **rp = calloc(n, sizeof *rp);
+    rc = TM_ENOMEM;
+    if (!rs || !rp)
+        goto cleanup;
+    for (size_t i = 0; i < n; i++) {
+        tillmesh__range__init(&rs[i]);
+        rs[i].has_origin = rs[i].has_from_seq = rs[i].has_to_seq = 1;
+        rs[i].origin.data = ranges[i].origin;
+        rs[i].origin.len = TM_NODE_ID_LEN;
+        rs[i].from_seq = ranges[i].from;
+        rs[i].to_seq = ranges[i].to;
+        rp[i] = &rs[i];
+    }
+    pull.n_ranges = n;
+    pull.ranges = rp;
+    pull.has_max_ops = 1;
+    pull.max_ops = e->cfg.batch_max_ops;
+    env_init(e, &env);
+    env.msg_case = TILLMESH__ENVELOPE__MSG_PULL;
+    env.pull = &pull;
+    if ((rc = send_env(e, out, p, &env)))
+        goto cleanup;
+    e->pull_busy = true;
+    e->pull_peer = idx;
+    e->pull_deadline = now_ms + e->cfg.pull_timeout_ms;
+    e->stats.pulls_sent++;
+    tm_log_debug(e->log, "pull from %s: %zu range(s)", p->info.name, n);
+cleanup:
+    free(rs);
+    free(rp);
+    free(ranges);
+    return rc;
+}
+
+/* Answers a pull with one bounded batch (possibly empty, so that the
+ * requester knows it may ask again). */
+static int answer_pull(tm_engine_t *e, const peer_t *p, const Tillmesh__PullRequest *req,
+                       tm_outbox_t *out)
+{
+    size_t nr = req->n_ranges, n_ops = 0;
+    tm_range_t *ranges = calloc(nr ? nr : 1, sizeof *ranges);
+    tm_op_t *ops = NULL;
+    Tillmesh__Op *pbs = NULL, **pp = NULL;
+    int rc = TM_ENOMEM;
+
+    if (!ranges)
+        goto cleanup;
+    for (size_t i = 0; i < nr; i++) {
+        memcpy(ranges[i].origin, req->ranges[i]->origin.data, TM_NODE_ID_LEN);
+        ranges[i].from = req->ranges[i]->from_seq;
+        ranges[i].to = req->ranges[i]->to_seq;
+    }
+    size_t max_ops = e->cfg.batch_max_ops;
+    if (req->has_max_ops && req->max_ops && req->max_ops < max_ops)
+        max_ops = req->max_ops;
+    if (nr && (rc = tm_store_read_ops(e->store, ranges, nr, max_ops, e->cfg.batch_max_bytes, &ops,
+                                      &n_ops)))
+        goto cleanup;
+    rc = TM_ENOMEM;
+    if (!(pbs = calloc(n_ops + 1, sizeof *pbs)) || !(pp = calloc(n_ops + 1, sizeof *pp)))
+        goto cleanup;
+    for (size_t i = 0; i < n_ops; i++) {
+        tillmesh__op__init(&pbs[i]);
+        pbs[i].has_origin = pbs[i].has_seq = pbs[i].has_hlc = pbs[i].has_kind = 1;
+        pbs[i].has_body = 1;
+        pbs[i].origin.data = ops[i].origin;
+        pbs[i].origin.len = TM_NODE_ID_LEN;
+        pbs[i].seq = ops[i].seq;
+        pbs[i].hlc = ops[i].hlc;
+        pbs[i].kind = (Tillmesh__OpKind)ops[i].kind;
+        pbs[i].body.data = ops[i].body;
+        pbs[i].body.len = ops[i].body_len;
+        pp[i] = &pbs[i];
+    }
+    Tillmesh__Envelope env;
+    Tillmesh__OpBatch batch = TILLMESH__OP_BATCH__INIT;
+    batch.n_ops = n_ops;
+    batch.ops = pp;
+    batch.has_is_reply = 1;
+    batch.is_reply = 1;
+    env_init(e, &env);
+    env.msg_case = TILLMESH__ENVELOPE__MSG_OPS;
+    env.ops = &batch;
+    rc = send_env(e, out, p, &env);
+    tm_log_debug(e->log, "pull by %s: sent %zu op(s)", p->info.name, n_ops);
+cleanup:
+    free(pbs);
+    free(pp);
+    tm_store_ops_free(ops, n_ops);
+    free(ranges);
+    return rc;
+}
+
+static void vv_raise(tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN], uint64_t seq)
+{
+    for (size_t i = 0; i < vv->n; i++) {
+        if (memcmp(vv->e[i].origin, origin, TM_NODE_ID_LEN) == 0) {
+            if (vv->e[i].seq < seq)
+                vv->e[i].seq = seq;
+            return;
+        }
+    }
+    tm_vv_entry_t *v = realloc(vv->e, (vv->n + 1) * sizeof *v);
+    if (!v)
+        return; /* only an optimisation; the next heartbeat corrects it */
+    /* Keep the vector sorted by origin, as the store returns it. */
+    size_t at = 0;
+    while (at < vv->n && memcmp(v[at].origin, origin, TM_NODE_ID_LEN) < 0)
+        at++;
+    memmove(&v[at + 1], &v[at], (vv->n - at) * sizeof *v);
+    memcpy(v[at].origin, origin, TM_NODE_ID_LEN);
+    v[at].seq = seq;
+    vv->e = v;
+    vv->n++;
+}
+
+static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_outbox_t *out)
+{
+    peer_t *p = &e->peers[idx];
+    tm_vv_t vv = {calloc(ni->n_vv + 1, sizeof(tm_vv_entry_t)), 0};
+    if (!vv.e)
+        return TM_ENOMEM;
+    for (size_t i = 0; i < ni->n_vv; i++) {
+        /* Sorted insert also drops duplicate origins a hostile peer sends. */
+        vv_raise(&vv, ni->vv[i]->origin.data, ni->vv[i]->seq);
+    }
+    tm_vv_free(&p->vv);
+    p->vv = vv;
+    if (ni->has_digest) {
+        memcpy(p->info.digest, ni->digest.data, 32);
+        p->info.have_digest = true;
+    }
+    /* A peer that connected to us but that we did not know: connect back,
+     * so that pushes and pull answers reach it. */
+    if (ni->mesh_endpoint && !p->info.endpoint[0] && strlen(ni->mesh_endpoint) < TM_ENDPOINT_MAX) {
+        tm_strlcpy(p->info.endpoint, ni->mesh_endpoint, sizeof p->info.endpoint);
+        tm_log_info(e->log, "peer %s: learned endpoint %s", p->info.name, p->info.endpoint);
+        int rc = queue_connect(out, p);
+        if (rc)
+            return rc;
+    }
+    return TM_OK;
+}
+
+static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uint64_t wall_ms)
+{
+    peer_t *p = &e->peers[idx];
+    tm_op_t *ops = calloc(b->n_ops + 1, sizeof *ops);
+    if (!ops)
+        return TM_ENOMEM;
+    tm_hlc_t trial = e->hlc;
+    int rc = TM_OK;
+    for (size_t i = 0; i < b->n_ops; i++) {
+        const Tillmesh__Op *o = b->ops[i];
+        if (tm_hlc_recv(&trial, o->hlc, wall_ms) == TM_EDRIFT) {
+            e->stats.drift_refusals++;
+            tm_log_error(e->log,
+                         "peer %s sent an op stamped %llu s ahead of our clock (bound %llu s): "
+                         "batch refused; check that till's clock",
+                         p->info.name,
+                         (unsigned long long)((TM_HLC_MS(o->hlc) - wall_ms) / 1000),
+                         (unsigned long long)(e->cfg.max_drift_ms / 1000));
+            rc = TM_EDRIFT;
+            goto cleanup;
+        }
+        memcpy(ops[i].origin, o->origin.data, TM_NODE_ID_LEN);
+        ops[i].seq = o->seq;
+        ops[i].hlc = o->hlc;
+        ops[i].kind = (uint32_t)o->kind;
+        ops[i].body = o->body.data;
+        ops[i].body_len = o->body.len;
+    }
+    size_t n_new = 0;
+    rc = tm_store_apply(e->store, ops, b->n_ops, &n_new);
+    if (rc) {
+        if (rc == TM_EPROTO)
+            p->info.frames_bad++;
+        tm_log_warn(e->log, "ops from %s not applied: %s", p->info.name, tm_strerror(rc));
+        goto cleanup;
+    }
+    e->hlc = trial;
+    p->info.ops_in += b->n_ops;
+    e->stats.ops_applied += n_new;
+    if (b->is_reply)
+        e->stats.ops_pulled += n_new;
+    for (size_t i = 0; i < b->n_ops; i++)
+        if (memcmp(ops[i].origin, p->info.node_id, TM_NODE_ID_LEN) == 0)
+            vv_raise(&p->vv, ops[i].origin, ops[i].seq); /* its own ops are dense */
+    rc = refresh_vv(e);
+cleanup:
+    free(ops);
+    return rc;
+}
+
+static int note_sender(tm_engine_t *e, peer_t *p, const Tillmesh__Envelope *env, uint64_t now_ms)
+{
+    if (strcmp(env->store_id, e->store_id) != 0) {
+        if (p->info.state != TM_PEER_FOREIGN)
+            tm_log_warn(e->log, "peer %s belongs to store \"%.63s\", we are \"%s\": ignoring it",
+                        p->info.name, env->store_id, e->store_id);
+        tm_strlcpy(p->info.store_id, env->store_id, sizeof p->info.store_id);
+        set_state(e, p, TM_PEER_FOREIGN, "other store");
+        return TM_EPERM;
+    }
+    if (memcmp(env->sender.data, e->node_id, TM_NODE_ID_LEN) == 0)
+        return TM_EPERM; /* our own echo (a loop in the config) */
+    if (p->info.have_node_id && memcmp(p->info.node_id, env->sender.data, TM_NODE_ID_LEN) != 0)
+        tm_log_warn(e->log, "peer %s now has another node id (store wiped?)", p->info.name);
+    memcpy(p->info.node_id, env->sender.data, TM_NODE_ID_LEN);
+    p->info.have_node_id = true;
+    tm_strlcpy(p->info.store_id, env->store_id, sizeof p->info.store_id);
+    p->info.heard = true;
+    p->info.last_seen_ms = now_ms;
+    set_state(e, p, TM_PEER_ALIVE, "heard from it");
+    return TM_OK;
+}
+
+int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, size_t len,
+                       uint64_t now_ms, uint64_t wall_ms, tm_outbox_t *out)
+{
+    Tillmesh__Envelope *env = NULL;
+    size_t idx;
+    peer_t *p = find_peer(e, peer, &idx);
+    if (!p) {
+        if (!(p = new_peer(e, peer, TM_SRC_LEARNED)))
+            return TM_ENOMEM;
+        idx = e->n_peers - 1;
+        tm_log_info(e->log, "peer %s: learned (it connected to us)", peer);
+    }
+    e->stats.frames_in++;
+    p->info.frames_in++;
+    int rc = tm_wire_envelope_decode(frame, len, &env);
+    if (rc) {
+        e->stats.frames_bad++;
+        p->info.frames_bad++;
+        /* Log the first few, then every 100th: a broken peer must not be
+         * able to fill the disk with our logs. */
+        if (p->info.frames_bad <= 5 || p->info.frames_bad % 100 == 0)
+            tm_log_warn(e->log, "peer %s: dropped a %zu-byte frame: %s (%llu so far)", peer, len,
+                        tm_strerror(rc), (unsigned long long)p->info.frames_bad);
+        return rc;
+    }
+    if (note_sender(e, p, env, now_ms) != TM_OK)
+        goto cleanup;
+    switch (env->msg_case) {
+    case TILLMESH__ENVELOPE__MSG_HELLO:
+    case TILLMESH__ENVELOPE__MSG_HEARTBEAT: {
+        const Tillmesh__NodeInfo *ni = env->msg_case == TILLMESH__ENVELOPE__MSG_HELLO
+                                           ? env->hello->info
+                                           : env->heartbeat->info;
+        if ((rc = on_info(e, idx, ni, out)) == TM_OK)
+            rc = maybe_pull(e, idx, now_ms, out);
+        break;
+    }
+    case TILLMESH__ENVELOPE__MSG_OPS:
+        rc = apply_ops(e, idx, env->ops, wall_ms);
+        if (env->ops->is_reply && e->pull_busy && e->pull_peer == idx)
+            e->pull_busy = false;
+        if (rc == TM_OK)
+            rc = maybe_pull(e, idx, now_ms, out);
+        break;
+    case TILLMESH__ENVELOPE__MSG_PULL:
+        rc = answer_pull(e, p, env->pull, out);
+        break;
+    default:
+        break;
+    }
+cleanup:
+    tm_wire_envelope_free(env);
+    return rc;
+}
+
+int tm_engine_local_op(tm_engine_t *e, uint32_t kind, uint64_t hlc, const uint8_t *body,
+                       size_t len, uint64_t now_ms, tm_outbox_t *out)
+{
+    (void)now_ms;
+    uint64_t seq;
+    int rc = tm_store_append_local(e->store, kind, hlc, body, len, &seq);
+    if (rc)
+        return rc;
+    if ((rc = refresh_vv(e)))
+        return rc;
+    Tillmesh__Op op = TILLMESH__OP__INIT, *opp = &op;
+    op.has_origin = op.has_seq = op.has_hlc = op.has_kind = op.has_body = 1;
+    op.origin.data = e->node_id;
+    op.origin.len = TM_NODE_ID_LEN;
+    op.seq = seq;
+    op.hlc = hlc;
+    op.kind = (Tillmesh__OpKind)kind;
+    op.body.data = (uint8_t *)(uintptr_t)body;
+    op.body.len = len;
+    Tillmesh__OpBatch batch = TILLMESH__OP_BATCH__INIT;
+    batch.n_ops = 1;
+    batch.ops = &opp;
+    Tillmesh__Envelope env;
+    env_init(e, &env);
+    env.msg_case = TILLMESH__ENVELOPE__MSG_OPS;
+    env.ops = &batch;
+    /* The op is durable already; a failed push is repaired by pull. */
+    for (size_t i = 0; i < e->n_peers; i++) {
+        if (e->peers[i].info.state == TM_PEER_ALIVE &&
+            send_env(e, out, &e->peers[i], &env) == TM_OK)
+            e->stats.ops_pushed++;
+    }
+    return TM_OK;
+}
+
+int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_t *out)
+{
+    (void)wall_ms;
+    for (size_t i = 0; i < e->n_peers; i++) {
+        peer_t *p = &e->peers[i];
+        if (p->info.state == TM_PEER_ALIVE &&
+            now_ms - p->info.last_seen_ms > e->cfg.peer_timeout_ms)
+            set_state(e, p, TM_PEER_DOWN, "no heartbeat");
+    }
+    if (e->pull_busy && now_ms >= e->pull_deadline) {
+        e->stats.pulls_timed_out++;
+        tm_log_info(e->log, "pull from %s unanswered after %u ms; will ask again",
+                    e->peers[e->pull_peer].info.name, e->cfg.pull_timeout_ms);
+        e->pull_busy = false;
+    }
+    if (now_ms >= e->next_heartbeat) {
+        e->next_heartbeat = now_ms + e->cfg.heartbeat_ms;
+        return send_heartbeats(e, out);
+    }
+    return TM_OK;
+}
+
+uint64_t tm_engine_next_deadline(const tm_engine_t *e)
+{
+    uint64_t d = e->next_heartbeat;
+    if (e->pull_busy && e->pull_deadline < d)
+        d = e->pull_deadline;
+    for (size_t i = 0; i < e->n_peers; i++) {
+        const peer_t *p = &e->peers[i];
+        uint64_t t = p->info.last_seen_ms + e->cfg.peer_timeout_ms + 1;
+        if (p->info.state == TM_PEER_ALIVE && t < d)
+            d = t;
+    }
+    return d;
+}

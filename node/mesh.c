@@ -1,0 +1,428 @@
+/* mesh.c - CurveZMQ transport with a ZAP handler (see tm_mesh.h). */
+#include "tm_mesh.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tm_wire.h"
+
+#define NAME_MAX_LEN 64
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+
+typedef struct {
+    char name[NAME_MAX_LEN];
+    uint8_t pub[32];
+} trusted_t;
+
+typedef struct {
+    char name[NAME_MAX_LEN];
+    char endpoint[256];
+    void *dealer;
+} link_t;
+
+struct tm_mesh {
+    const tm_log_t *log;
+    void *ctx;
+    void *router;
+    void *zap;
+    char endpoint[256];
+    char trusted_file[512];
+    uint8_t secret[32], pub[32];
+    char secret_z85[41], pub_z85[41];
+    trusted_t *trusted;
+    size_t n_trusted;
+    link_t *links;
+    size_t n_links;
+};
+
+/* ---- keys ------------------------------------------------------------- */
+
+int tm_mesh_read_key(const char *path, int secret, uint8_t out[32])
+{
+    struct stat st;
+    char line[128];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == EACCES ? TM_EPERM : TM_ECONFIG;
+    if (secret && fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+        fclose(f);
+        return TM_EPERM;
+    }
+    int rc = TM_ECONFIG;
+    if (fgets(line, sizeof line, f)) {
+        size_t n = strcspn(line, " \t\r\n");
+        line[n] = '\0';
+        if (n == 40 && zmq_z85_decode(out, line))
+            rc = TM_OK;
+    }
+    fclose(f);
+    return rc;
+}
+
+static int parse_trusted_line(char *line, trusted_t *t)
+{
+    char *name = strtok(line, " \t\r\n");
+    char *key = name ? strtok(NULL, " \t\r\n") : NULL;
+    if (!name || name[0] == '#')
+        return 1; /* blank or comment */
+    if (!key || strtok(NULL, " \t\r\n") || strlen(name) >= NAME_MAX_LEN || strlen(key) != 40 ||
+        !zmq_z85_decode(t->pub, key))
+        return -1;
+    tm_strlcpy(t->name, name, sizeof t->name);
+    return 0;
+}
+
+static int load_trusted(tm_mesh_t *m)
+{
+    FILE *f = fopen(m->trusted_file, "r");
+    if (!f) {
+        tm_log_error(m->log, "cannot open trusted keys file %s: %s", m->trusted_file,
+                     strerror(errno));
+        return TM_ECONFIG;
+    }
+    trusted_t *v = NULL;
+    size_t n = 0;
+    char line[512];
+    int lineno = 0, rc = TM_OK;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        trusted_t t;
+        int r = parse_trusted_line(line, &t);
+        if (r > 0)
+            continue;
+        if (r < 0) {
+            tm_log_error(m->log, "%s:%d: expected \"NAME Z85-PUBLIC-KEY\"", m->trusted_file,
+                         lineno);
+            rc = TM_ECONFIG;
+            break;
+        }
+        trusted_t *nv = realloc(v, (n + 1) * sizeof *nv);
+        if (!nv) {
+            rc = TM_ENOMEM;
+            break;
+        }
+        v = nv;
+        v[n++] = t;
+    }
+    fclose(f);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    free(m->trusted);
+    m->trusted = v;
+    m->n_trusted = n;
+    tm_log_info(m->log, "trusted keys: %zu till(s) from %s", n, m->trusted_file);
+    return TM_OK;
+}
+
+int tm_mesh_reload_trusted(tm_mesh_t *m)
+{
+    return load_trusted(m);
+}
+
+static const trusted_t *find_trusted_name(const tm_mesh_t *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_trusted; i++)
+        if (strcmp(m->trusted[i].name, name) == 0)
+            return &m->trusted[i];
+    return NULL;
+}
+
+int tm_mesh_is_trusted(const tm_mesh_t *m, const char *name)
+{
+    return find_trusted_name(m, name) != NULL;
+}
+
+const char *tm_mesh_key_name(const tm_mesh_t *m, const uint8_t pub[32])
+{
+    for (size_t i = 0; i < m->n_trusted; i++)
+        if (memcmp(m->trusted[i].pub, pub, 32) == 0)
+            return m->trusted[i].name;
+    return NULL;
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static int bind_router(tm_mesh_t *m, const char *listen)
+{
+    int one = 1, zero = 0;
+    int64_t maxmsg = TM_WIRE_MAX_FRAME;
+    m->router = zmq_socket(m->ctx, ZMQ_ROUTER);
+    if (!m->router)
+        return TM_EIO;
+    /* Oversize frames are cut off by libzmq before they reach us. */
+    zmq_setsockopt(m->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(m->router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(m->router, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(m->router, ZMQ_CURVE_SECRETKEY, m->secret, 32);
+    zmq_setsockopt(m->router, ZMQ_ZAP_DOMAIN, "tillmesh", 8);
+    if (zmq_bind(m->router, listen) != 0) {
+        tm_log_error(m->log, "cannot listen on %s: %s", listen, zmq_strerror(zmq_errno()));
+        return TM_ECONFIG;
+    }
+    size_t len = sizeof m->endpoint;
+    zmq_getsockopt(m->router, ZMQ_LAST_ENDPOINT, m->endpoint, &len);
+    return TM_OK;
+}
+
+int tm_mesh_new(const tm_mesh_cfg_t *cfg, const tm_log_t *log, tm_mesh_t **out)
+{
+    *out = NULL;
+    tm_mesh_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return TM_ENOMEM;
+    m->log = log;
+    tm_strlcpy(m->trusted_file, cfg->trusted_keys_file, sizeof m->trusted_file);
+    int rc = tm_mesh_read_key(cfg->secret_key_file, 1, m->secret);
+    if (rc) {
+        tm_log_error(m->log, "secret key %s: %s", cfg->secret_key_file,
+                     rc == TM_EPERM ? "readable by group or others (chmod 600) or unreadable"
+                                    : "missing or not one Z85 key (make one: tillmesh keygen)");
+        goto fail;
+    }
+    if ((rc = tm_mesh_read_key(cfg->public_key_file, 0, m->pub))) {
+        tm_log_error(m->log, "public key %s: missing or not one Z85 key", cfg->public_key_file);
+        goto fail;
+    }
+    if ((rc = load_trusted(m)))
+        goto fail;
+    rc = TM_EIO;
+    if (!(m->ctx = zmq_ctx_new()))
+        goto fail;
+    /* The ZAP handler must be bound before any CURVE server socket. */
+    if (!(m->zap = zmq_socket(m->ctx, ZMQ_REP)) || zmq_bind(m->zap, ZAP_ENDPOINT) != 0)
+        goto fail;
+    if ((rc = bind_router(m, cfg->listen)))
+        goto fail;
+    tm_log_info(m->log, "mesh listening on %s", m->endpoint);
+    *out = m;
+    return TM_OK;
+fail:
+    tm_mesh_destroy(&m);
+    return rc;
+}
+
+void tm_mesh_destroy(tm_mesh_t **self_p)
+{
+    tm_mesh_t *m = *self_p;
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_links; i++)
+        zmq_close(m->links[i].dealer);
+    if (m->router)
+        zmq_close(m->router);
+    if (m->zap)
+        zmq_close(m->zap);
+    if (m->ctx)
+        zmq_ctx_term(m->ctx);
+    free(m->links);
+    free(m->trusted);
+    free(m);
+    *self_p = NULL;
+}
+
+const char *tm_mesh_endpoint(const tm_mesh_t *m)
+{
+    return m->endpoint;
+}
+
+const uint8_t *tm_mesh_public_key(const tm_mesh_t *m)
+{
+    return m->pub;
+}
+
+/* ---- links to peers --------------------------------------------------- */
+
+static link_t *find_link(tm_mesh_t *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_links; i++)
+        if (strcmp(m->links[i].name, name) == 0)
+            return &m->links[i];
+    return NULL;
+}
+
+static void *new_dealer(tm_mesh_t *m, const uint8_t server_pub[32])
+{
+    int one = 1, zero = 0, hwm = 10000, ivl = 100, ivl_max = 2000;
+    void *d = zmq_socket(m->ctx, ZMQ_DEALER);
+    if (!d)
+        return NULL;
+    zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+    /* Queue only to a connection whose handshake is done: a frame for a
+     * dead peer is dropped at once instead of piling up (pull repairs). */
+    zmq_setsockopt(d, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(d, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(d, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(d, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, server_pub, 32);
+    zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, m->pub, 32);
+    zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, m->secret, 32);
+    return d;
+}
+
+int tm_mesh_connect(tm_mesh_t *m, const char *name, const char *endpoint)
+{
+    const trusted_t *t = find_trusted_name(m, name);
+    if (!t) {
+        tm_log_warn(m->log, "peer %s: no trusted key with that name; not connecting", name);
+        return TM_EPERM;
+    }
+    link_t *l = find_link(m, name);
+    if (l && strcmp(l->endpoint, endpoint) == 0)
+        return TM_OK;
+    if (!l) {
+        link_t *v = realloc(m->links, (m->n_links + 1) * sizeof *v);
+        if (!v)
+            return TM_ENOMEM;
+        m->links = v;
+        l = &m->links[m->n_links++];
+        memset(l, 0, sizeof *l);
+        tm_strlcpy(l->name, name, sizeof l->name);
+    } else if (l->dealer) {
+        zmq_close(l->dealer);
+        l->dealer = NULL;
+    }
+    tm_strlcpy(l->endpoint, endpoint, sizeof l->endpoint);
+    if (!(l->dealer = new_dealer(m, t->pub)))
+        return TM_EIO;
+    if (zmq_connect(l->dealer, endpoint) != 0) {
+        tm_log_warn(m->log, "peer %s: cannot connect to %s: %s", name, endpoint,
+                    zmq_strerror(zmq_errno()));
+        return TM_ECONFIG;
+    }
+    tm_log_debug(m->log, "peer %s: connecting to %s", name, endpoint);
+    return TM_OK;
+}
+
+int tm_mesh_send(tm_mesh_t *m, const char *name, const uint8_t *frame, size_t len)
+{
+    link_t *l = find_link(m, name);
+    if (!l || !l->dealer)
+        return TM_ESTATE;
+    if (zmq_send(l->dealer, frame, len, ZMQ_DONTWAIT) < 0)
+        return TM_ESTATE;
+    return TM_OK;
+}
+
+size_t tm_mesh_pollitems(tm_mesh_t *m, zmq_pollitem_t *items, size_t max)
+{
+    if (max < 2)
+        return 0;
+    items[0] = (zmq_pollitem_t){.socket = m->router, .events = ZMQ_POLLIN};
+    items[1] = (zmq_pollitem_t){.socket = m->zap, .events = ZMQ_POLLIN};
+    return 2;
+}
+
+/* ---- ZAP: who may connect --------------------------------------------- */
+
+/* Reads the frames of one ZAP request (RFC 27): version, request id,
+ * domain, address, identity, mechanism, credentials. */
+static int zap_read(void *sock, zmq_msg_t *parts, int max)
+{
+    int n = 0, more = 1;
+    while (more) {
+        zmq_msg_t tmp;
+        zmq_msg_t *dst = n < max ? &parts[n] : &tmp;
+        zmq_msg_init(dst);
+        if (zmq_msg_recv(dst, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(dst);
+            return n ? n : -1;
+        }
+        more = zmq_msg_more(dst);
+        if (dst == &tmp)
+            zmq_msg_close(&tmp);
+        n++;
+    }
+    return n;
+}
+
+static void zap_reply(void *sock, zmq_msg_t *reqid, const char *code, const char *text,
+                      const char *user)
+{
+    zmq_send(sock, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(sock, zmq_msg_data(reqid), zmq_msg_size(reqid), ZMQ_SNDMORE);
+    zmq_send(sock, code, strlen(code), ZMQ_SNDMORE);
+    zmq_send(sock, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(sock, user, strlen(user), ZMQ_SNDMORE);
+    zmq_send(sock, "", 0, 0);
+}
+
+static void zap_serve_one(tm_mesh_t *m)
+{
+    zmq_msg_t p[8];
+    int n = zap_read(m->zap, p, 8);
+    if (n < 0)
+        return;
+    const char *user = NULL;
+    if (n >= 7 && zmq_msg_size(&p[5]) == 5 && memcmp(zmq_msg_data(&p[5]), "CURVE", 5) == 0 &&
+        zmq_msg_size(&p[6]) == 32)
+        user = tm_mesh_key_name(m, zmq_msg_data(&p[6]));
+    if (n >= 2) {
+        if (user) {
+            zap_reply(m->zap, &p[1], "200", "OK", user);
+        } else {
+            char z85[41] = "?";
+            if (n >= 7 && zmq_msg_size(&p[6]) == 32)
+                zmq_z85_encode(z85, zmq_msg_data(&p[6]), 32);
+            char addr[64] = "";
+            if (n >= 4)
+                snprintf(addr, sizeof addr, "%.*s", (int)zmq_msg_size(&p[3]),
+                         (const char *)zmq_msg_data(&p[3]));
+            tm_log_warn(m->log, "refused a connection from %s: key %s is not trusted", addr, z85);
+            zap_reply(m->zap, &p[1], "400", "untrusted key", "");
+        }
+    }
+    for (int i = 0; i < n && i < 8; i++)
+        zmq_msg_close(&p[i]);
+}
+
+/* ---- inbound frames --------------------------------------------------- */
+
+static void router_recv_one(tm_mesh_t *m, tm_mesh_frame_fn fn, void *ctx, int *got)
+{
+    zmq_msg_t ident, body;
+    zmq_msg_init(&ident);
+    zmq_msg_init(&body);
+    *got = 0;
+    if (zmq_msg_recv(&ident, m->router, ZMQ_DONTWAIT) < 0)
+        goto cleanup;
+    *got = 1;
+    if (!zmq_msg_more(&ident) || zmq_msg_recv(&body, m->router, ZMQ_DONTWAIT) < 0)
+        goto cleanup;
+    /* Our peers send single-frame messages; drain anything more. */
+    int extra = zmq_msg_more(&body);
+    while (extra) {
+        zmq_msg_t x;
+        zmq_msg_init(&x);
+        extra = zmq_msg_recv(&x, m->router, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&x);
+        zmq_msg_close(&x);
+    }
+    const char *user = zmq_msg_gets(&body, "User-Id");
+    if (user && *user)
+        fn(ctx, user, zmq_msg_data(&body), zmq_msg_size(&body));
+cleanup:
+    zmq_msg_close(&ident);
+    zmq_msg_close(&body);
+}
+
+void tm_mesh_process(tm_mesh_t *m, tm_mesh_frame_fn fn, void *ctx)
+{
+    int events;
+    size_t sz = sizeof events;
+    /* Bounded rounds keep one busy peer from starving the HTTP API. */
+    for (int round = 0; round < 256; round++) {
+        int did = 0, got;
+        if (zmq_getsockopt(m->zap, ZMQ_EVENTS, &events, &sz) == 0 && (events & ZMQ_POLLIN)) {
+            zap_serve_one(m);
+            did = 1;
+        }
+        router_recv_one(m, fn, ctx, &got);
+        if (!did && !got)
+            break;
+    }
+}

@@ -1,0 +1,54 @@
+/*
+ * tm_config.h - tillmeshd's configuration file (INI, read with inih).
+ *
+ * Parse everything, validate everything, then apply: tm_config_load either
+ * returns a complete, checked configuration or an error with every problem
+ * logged as "FILE:LINE: message". deploy/tillmeshd.conf documents each key.
+ */
+#ifndef TM_CONFIG_H
+#define TM_CONFIG_H
+
+#include <stdint.h>
+
+#include "tm_common.h"
+
+#define TM_CFG_MAX_PEERS 64
+#define TM_CFG_STR 256
+
+typedef struct {
+    char name[64];
+    char endpoint[128];
+} tm_cfg_peer_t;
+
+typedef struct {
+    /* [node] */
+    char name[64];
+    char store_id[64];
+    char data_dir[TM_CFG_STR];
+    char api_listen[64]; /* HOST:PORT, numeric host */
+    uint32_t priority;
+    tm_log_level_t log_level;
+    int api_allow_remote; /* refuse a non-loopback API address unless set */
+    /* [mesh] */
+    char listen[128];
+    char advertise[128];
+    char secret_key[TM_CFG_STR];
+    char public_key[TM_CFG_STR];
+    char trusted_keys[TM_CFG_STR];
+    uint32_t heartbeat_ms;
+    uint32_t peer_timeout_ms;
+    uint32_t batch_max_ops;
+    uint32_t max_clock_drift_s;
+    /* [peers] NAME = ENDPOINT */
+    tm_cfg_peer_t peers[TM_CFG_MAX_PEERS];
+    int n_peers;
+} tm_config_t;
+
+/* Loads and validates path. Relative paths in the file are taken relative
+ * to the file's directory. Problems are logged; TM_ECONFIG if any. */
+int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out);
+
+/* Splits "HOST:PORT" or "[V6]:PORT"; TM_EINVAL if malformed. */
+int tm_config_split_hostport(const char *s, char *host, size_t hostsz, uint16_t *port);
+
+#endif

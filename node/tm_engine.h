@@ -1,0 +1,153 @@
+/*
+ * tm_engine.h - the replication engine: a functional core.
+ *
+ * The engine decides what to say to which peer. It takes inputs - a frame
+ * from a peer, a timer tick, a local write - each with the current monotonic
+ * and wall-clock time passed in, and appends its outputs to a tm_outbox_t:
+ * frames to send to a named peer, peers to connect to. It never reads a
+ * clock or touches a socket; the daemon shell (tm_mesh) does the I/O. It does
+ * use the store, which is deterministic local state. So unit tests and a
+ * simulator can drive many engines against each other with no sockets.
+ *
+ * Peers are named by the name their CurveZMQ key has in the store's trusted
+ * keys file: the shell only delivers frames from authenticated peers and
+ * tells the engine which key sent them.
+ *
+ * Protocol (see README "Replication"):
+ *  - every heartbeat_ms, a Heartbeat with our version vector and digest goes
+ *    to every peer;
+ *  - a local op is pushed at once to every live peer;
+ *  - when a peer's vector shows ops we lack, we send it a PullRequest for the
+ *    missing ranges; it answers with one bounded OpBatch, and we pull again
+ *    until we have caught up. One pull is in flight at a time, so memory
+ *    stays flat however far behind we are. Because vectors cover every
+ *    origin, a till catches up through any third till.
+ *  - Peer sessions are a state machine (connecting -> alive -> down ->
+ *    alive ...); every transition is logged.
+ *
+ * Ownership: the engine borrows the store; the caller keeps it open for the
+ * engine's lifetime. Frames in an outbox are owned by the outbox.
+ */
+#ifndef TM_ENGINE_H
+#define TM_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tm_common.h"
+#include "tm_store.h"
+
+#define TM_PEER_NAME_MAX 64
+#define TM_ENDPOINT_MAX 128
+#define TM_STORE_ID_MAX 64
+
+typedef struct tm_engine tm_engine_t;
+
+typedef struct {
+    const char *name;          /* this till's name */
+    const char *store_id;      /* frames of other stores are dropped */
+    const char *mesh_endpoint; /* advertised to peers so they can connect back */
+    uint32_t heartbeat_ms;     /* default 500 */
+    uint32_t peer_timeout_ms;  /* a peer silent this long is down; default 3 heartbeats */
+    uint32_t pull_timeout_ms;  /* an unanswered pull is given up after this; default 2000 */
+    uint32_t batch_max_ops;    /* ops per pull reply; default 1000 */
+    uint32_t batch_max_bytes;  /* body bytes per pull reply; default 1 MiB */
+    uint64_t max_drift_ms;     /* HLC drift bound for peers' ops; default 5 min */
+    uint32_t priority;         /* uplink election priority (advertised) */
+} tm_engine_cfg_t;
+
+typedef enum { TM_OUT_SEND = 1, TM_OUT_CONNECT = 2 } tm_out_kind_t;
+
+typedef struct {
+    tm_out_kind_t kind;
+    char peer[TM_PEER_NAME_MAX];
+    char endpoint[TM_ENDPOINT_MAX]; /* CONNECT */
+    uint8_t *frame;                 /* SEND: encoded Envelope, malloc'd */
+    size_t len;
+} tm_out_t;
+
+typedef struct {
+    tm_out_t *v;
+    size_t n, cap;
+} tm_outbox_t;
+
+/* Frees every frame and empties the box (keeps its capacity). */
+void tm_outbox_clear(tm_outbox_t *box);
+/* Frees everything. */
+void tm_outbox_free(tm_outbox_t *box);
+
+typedef enum {
+    TM_PEER_CONNECTING = 0, /* known, nothing heard yet */
+    TM_PEER_ALIVE,
+    TM_PEER_DOWN,     /* silent for longer than peer_timeout_ms */
+    TM_PEER_FOREIGN,  /* speaks for another store id: ignored */
+    TM_PEER_UNTRUSTED /* discovered, but its key is not in our trusted keys */
+} tm_peer_state_t;
+
+typedef enum { TM_SRC_STATIC = 0, TM_SRC_MDNS, TM_SRC_LEARNED } tm_peer_source_t;
+
+const char *tm_peer_state_name(tm_peer_state_t s);
+const char *tm_peer_source_name(tm_peer_source_t s);
+
+/* A snapshot of one peer, for status. */
+typedef struct {
+    char name[TM_PEER_NAME_MAX];
+    char endpoint[TM_ENDPOINT_MAX];
+    char store_id[TM_STORE_ID_MAX]; /* "" until heard */
+    tm_peer_source_t source;
+    tm_peer_state_t state;
+    bool have_node_id;
+    uint8_t node_id[TM_NODE_ID_LEN];
+    bool heard;            /* false until the first frame */
+    uint64_t last_seen_ms; /* monotonic */
+    bool have_digest;
+    uint8_t digest[32];
+    uint64_t they_lack;    /* ops we hold that the peer's vector lacks */
+    uint64_t we_lack;      /* ops the peer's vector has that we lack */
+    uint64_t frames_in, frames_bad, ops_in;
+} tm_peer_info_t;
+
+int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t *log,
+                  tm_engine_t **out);
+void tm_engine_destroy(tm_engine_t **self_p);
+
+/* Adds a peer we should talk to (static config or discovery) and queues a
+ * CONNECT. Adding a known name updates its endpoint (and reconnects if it
+ * changed). */
+int tm_engine_add_peer(tm_engine_t *self, const char *name, const char *endpoint,
+                       tm_peer_source_t source, tm_outbox_t *out);
+
+/* A frame from the authenticated peer `peer`. Malformed frames are logged,
+ * counted and dropped: TM_EPROTO is returned but nothing else happens. */
+int tm_engine_on_frame(tm_engine_t *self, const char *peer, const uint8_t *frame, size_t len,
+                       uint64_t now_ms, uint64_t wall_ms, tm_outbox_t *out);
+
+/* Timers: heartbeats, peer timeouts, pull timeouts. Call at or after
+ * tm_engine_next_deadline(). */
+int tm_engine_tick(tm_engine_t *self, uint64_t now_ms, uint64_t wall_ms, tm_outbox_t *out);
+uint64_t tm_engine_next_deadline(const tm_engine_t *self);
+
+/* A stamp for a local edit. */
+uint64_t tm_engine_hlc_now(tm_engine_t *self, uint64_t wall_ms);
+
+/* Stores a local op durably (one transaction, fsynced) and queues a push of
+ * it to every live peer. Returns the store's error (TM_EFULL, TM_EPROTO...)
+ * and queues nothing on failure. */
+int tm_engine_local_op(tm_engine_t *self, uint32_t kind, uint64_t hlc, const uint8_t *body,
+                       size_t len, uint64_t now_ms, tm_outbox_t *out);
+
+size_t tm_engine_peer_count(const tm_engine_t *self);
+/* Fills *info for peer i (0 <= i < count); TM_EINVAL out of range. */
+int tm_engine_peer_info(const tm_engine_t *self, size_t i, tm_peer_info_t *info);
+
+typedef struct {
+    uint64_t frames_in, frames_out, frames_bad;
+    uint64_t ops_pushed, ops_pulled, ops_applied;
+    uint64_t pulls_sent, pulls_timed_out;
+    uint64_t drift_refusals;
+} tm_engine_stats_t;
+
+void tm_engine_stats(const tm_engine_t *self, tm_engine_stats_t *out);
+
+#endif

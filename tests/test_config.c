@@ -1,0 +1,85 @@
+/* test_config.c - the config file: defaults, every error reported, paths. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tm_config.h"
+
+/* Errors are expected here; keep them out of the test output. */
+static tm_log_t quiet = {.level = TM_LOG_ERROR};
+
+static char *write_tmp(const char *text)
+{
+    static char path[64];
+    strcpy(path, "/tmp/tm-config-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static const char *good =
+    "[node]\nname = till-1\nstore_id = s1\ndata_dir = data\n"
+    "[mesh]\nlisten = tcp://127.0.0.1:7700\nsecret_key = k.key\npublic_key = k.pub\n"
+    "trusted_keys = /etc/tillmesh/trusted\n"
+    "[peers]\ntill-2 = tcp://10.0.0.2:7700\n";
+
+Test(config, a_good_file_loads_with_defaults_and_relative_paths)
+{
+    char *p = write_tmp(good);
+    tm_config_t c;
+    cr_assert_eq(tm_config_load(p, &quiet, &c), TM_OK);
+    cr_assert_str_eq(c.name, "till-1");
+    cr_assert_str_eq(c.api_listen, "127.0.0.1:7780");
+    cr_assert_eq(c.priority, 100);
+    cr_assert_eq(c.n_peers, 1);
+    cr_assert_str_eq(c.peers[0].endpoint, "tcp://10.0.0.2:7700");
+    cr_assert_str_eq(c.data_dir, "/tmp/data", "relative to the file's directory");
+    cr_assert_str_eq(c.trusted_keys, "/etc/tillmesh/trusted");
+    unlink(p);
+}
+
+Test(config, unknown_keys_bad_numbers_and_missing_fields_are_errors)
+{
+    const char *cases[] = {
+        "[node]\nnme = x\n",                                     /* typo, and required missing */
+        "[node]\nname=a\nstore_id=s\ndata_dir=/d\n[mesh]\nlisten=tcp://x:1\n"
+        "secret_key=a\npublic_key=b\ntrusted_keys=c\nheartbeat_ms=-5\n",
+        "[node]\nname=a\nstore_id=s\ndata_dir=/d\napi_listen=0.0.0.0:80\n[mesh]\n"
+        "listen=tcp://x:1\nsecret_key=a\npublic_key=b\ntrusted_keys=c\n", /* remote API */
+        "[node]\nname=a\nstore_id=s\ndata_dir=/d\n[mesh]\nlisten=udp://x:1\n"
+        "secret_key=a\npublic_key=b\ntrusted_keys=c\n",
+        "[node]\nname=a\nstore_id=s\ndata_dir=/d\nlog_level=loud\n[mesh]\nlisten=tcp://x:1\n"
+        "secret_key=a\npublic_key=b\ntrusted_keys=c\n",
+        "this is not ini\n",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *p = write_tmp(cases[i]);
+        tm_config_t c;
+        cr_assert_eq(tm_config_load(p, &quiet, &c), TM_ECONFIG, "case %zu accepted", i);
+        unlink(p);
+    }
+}
+
+Test(config, a_missing_file_is_a_config_error)
+{
+    tm_config_t c;
+    cr_assert_eq(tm_config_load("/nonexistent/tillmeshd.conf", &quiet, &c), TM_ECONFIG);
+}
+
+Test(config, hostport_split)
+{
+    char h[64];
+    uint16_t port;
+    cr_assert_eq(tm_config_split_hostport("127.0.0.1:7780", h, sizeof h, &port), TM_OK);
+    cr_assert_str_eq(h, "127.0.0.1");
+    cr_assert_eq(port, 7780);
+    cr_assert_eq(tm_config_split_hostport("[::1]:80", h, sizeof h, &port), TM_OK);
+    cr_assert_str_eq(h, "::1");
+    cr_assert_eq(tm_config_split_hostport("nohost", h, sizeof h, &port), TM_EINVAL);
+    cr_assert_eq(tm_config_split_hostport("h:99999", h, sizeof h, &port), TM_EINVAL);
+    cr_assert_eq(tm_config_split_hostport(":80", h, sizeof h, &port), TM_EINVAL);
+}
