@@ -122,8 +122,9 @@ int tm_cli_read_input(const char *path, char **out, size_t *len);
 /* Prints the help of a command ("status", "sale", ...; NULL: the tool) to
  * stdout; returns 0, or -1 for an unknown topic. */
 int tm_cli_help(const char *topic);
-/* "Try 'tillmesh help <cmd>'." hint after a usage error; returns 2. */
-int tm_cli_usage_error(const char *cmd, const char *fmt, ...)
+/* Prints "tillmesh: <message>" and the hint "Try 'tillmesh help <topic>'."
+ * on stderr; returns TM_CLI_EXIT_USAGE. */
+int tm_cli_usage_error(const char *topic, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* ---- keygen.c ----------------------------------------------------------- */

@@ -11,12 +11,12 @@
 
 #include "cli_int.h"
 
-#define DEFAULT_API "127.0.0.1:7780"
-#define DEFAULT_CONFIG "/etc/tillmesh/tillmeshd.conf"
+#define DEFAULT_API        "127.0.0.1:7780"
+#define DEFAULT_CONFIG     "/etc/tillmesh/tillmeshd.conf"
 #define CONNECT_TIMEOUT_MS 2000L
-#define TOTAL_TIMEOUT_MS 10000L
-#define MAX_RESPONSE (64u * 1024u * 1024u)
-#define MAX_INPUT (64u * 1024u * 1024u)
+#define TOTAL_TIMEOUT_MS   10000L
+#define MAX_RESPONSE       ((size_t)64 * 1024 * 1024)
+#define MAX_BODY_IN        ((size_t)64 * 1024 * 1024)
 
 /* ---- the API address ----------------------------------------------------- */
 
@@ -53,7 +53,7 @@ typedef struct {
     int found;
 } ini_find_t;
 
-static int ini_handler(void *user, const char *section, const char *name, const char *value)
+static int on_ini_line(void *user, const char *section, const char *name, const char *value)
 {
     ini_find_t *f = user;
     if (strcmp(section, "node") == 0 && strcmp(name, "api_listen") == 0) {
@@ -75,7 +75,7 @@ static int ini_handler(void *user, const char *section, const char *name, const 
 static int api_from_config(const char *path, int explicit_path, char *out, size_t outsz)
 {
     ini_find_t f = {.found = 0};
-    int rc = ini_parse(path, ini_handler, &f);
+    int rc = ini_parse(path, on_ini_line, &f);
     if (rc < 0 && !explicit_path)
         return 0; /* the default file is optional */
     if (rc == -1) {
@@ -109,15 +109,17 @@ int tm_cli_resolve_api(tm_cli_t *c, const char *flag, const char *config)
         int rc = api_from_config(path, config != NULL, raw, sizeof raw);
         if (rc < 0)
             return -rc;
-        c->api_source = rc ? (config ? "api_listen in --config file"
-                                     : "api_listen in " DEFAULT_CONFIG)
-                           : "the default";
+        c->api_source =
+            rc ? (config ? "api_listen in --config file" : "api_listen in " DEFAULT_CONFIG)
+               : "the default";
         if (!rc)
             snprintf(raw, sizeof raw, "%s", DEFAULT_API);
     }
     if (tm_cli_parse_api(raw, c->api, sizeof c->api) != 0) {
-        fprintf(stderr, "tillmesh: bad API address '%s' from %s: expected HOST:PORT, "
-                        "e.g. 127.0.0.1:7780 or [::1]:7780\n", raw, c->api_source);
+        fprintf(stderr,
+                "tillmesh: bad API address '%s' from %s: expected HOST:PORT, "
+                "e.g. 127.0.0.1:7780 or [::1]:7780\n",
+                raw, c->api_source);
         return flag ? TM_CLI_EXIT_USAGE : TM_CLI_EXIT_LOCAL;
     }
     return TM_CLI_EXIT_OK;
@@ -167,8 +169,8 @@ static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
     return *r->stop ? 1 : 0;
 }
 
-static int setup(CURL *h, const tm_cli_t *c, stop_ref_t *stop, const char *method,
-                 const char *path, const char *body, size_t body_len, char *url, size_t urlsz)
+static int setup(CURL *h, const tm_cli_t *c, stop_ref_t *stop, const char *method, const char *path,
+                 const char *body, size_t body_len, char *url, size_t urlsz)
 {
     snprintf(url, urlsz, "http://%s%s", c->api, path);
     int bad = curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK;
@@ -185,8 +187,7 @@ static int setup(CURL *h, const tm_cli_t *c, stop_ref_t *stop, const char *metho
     }
     if (body) {
         bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, body) != CURLE_OK;
-        bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) !=
-               CURLE_OK;
+        bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) != CURLE_OK;
     }
     return bad ? -1 : 0;
 }
@@ -215,7 +216,7 @@ int tm_cli_http(const tm_cli_t *c, const char *method, const char *path, const c
     CURLcode cc = curl_easy_perform(h);
     if (cc != CURLE_OK) {
         if (g.too_big)
-            snprintf(cerr, sizeof cerr, "answer larger than %u bytes", MAX_RESPONSE);
+            snprintf(cerr, sizeof cerr, "answer larger than %zu bytes", MAX_RESPONSE);
         snprintf(msg, sizeof msg, "tillmesh: cannot reach tillmeshd at %s: %s — is it running?",
                  c->api, cerr[0] ? cerr : curl_easy_strerror(cc));
         if (errbuf)
@@ -276,8 +277,8 @@ int tm_cli_read_input(const char *path, char **out, size_t *len)
     }
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (g.len + n + 1 > MAX_INPUT) {
-            fprintf(stderr, "tillmesh: %s is larger than %u bytes\n", name, MAX_INPUT);
+        if (g.len + n + 1 > MAX_BODY_IN) {
+            fprintf(stderr, "tillmesh: %s is larger than %zu bytes\n", name, MAX_BODY_IN);
             goto cleanup;
         }
         if (on_body(chunk, 1, n, &g) != n) {

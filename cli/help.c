@@ -292,7 +292,7 @@ static const struct {
     const char *topic;
     const char *text;
 } TOPICS[] = {
-    {"status", HELP_STATUS}, {"peers", HELP_PEERS},     {"watch", HELP_WATCH},
+    {"status", HELP_STATUS}, {"peers", HELP_PEERS},       {"watch", HELP_WATCH},
     {"sale", HELP_SALE},     {"customer", HELP_CUSTOMER}, {"keygen", HELP_KEYGEN},
     {"help", HELP_HELP},
 };
@@ -312,15 +312,13 @@ int tm_cli_help(const char *topic)
     return -1;
 }
 
-int tm_cli_usage_error(const char *cmd, const char *fmt, ...)
+int tm_cli_usage_error(const char *topic, const char *fmt, ...)
 {
     va_list ap;
     fputs("tillmesh: ", stderr);
-    if (cmd)
-        fprintf(stderr, "%s: ", cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry 'tillmesh help%s%s'.\n", cmd ? " " : "", cmd ? cmd : "");
+    fprintf(stderr, "\nTry 'tillmesh help%s%s'.\n", topic ? " " : "", topic ? topic : "");
     return TM_CLI_EXIT_USAGE;
 }

@@ -67,7 +67,7 @@ static int make_parent_dirs(const char *prefix)
     if (!slash || slash == dir)
         return 0;
     *slash = '\0';
-    for (char *p = dir + 1; ; p++) {
+    for (char *p = dir + 1;; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         char c = *p;
@@ -86,8 +86,10 @@ static int refuse_existing(const char *path)
 {
     struct stat st;
     if (lstat(path, &st) == 0) {
-        fprintf(stderr, "tillmesh: %s already exists; refusing to overwrite a key "
-                        "(move it away first)\n", path);
+        fprintf(stderr,
+                "tillmesh: %s already exists; refusing to overwrite a key "
+                "(move it away first)\n",
+                path);
         return -1;
     }
     return 0;
@@ -126,7 +128,8 @@ static int write_pair(const char *prefix, const char *name, const char *pub, con
            "public key: %s\n"
            "public key (Z85): %s\n\n"
            "Add this line to the store's trusted keys file on every till:\n"
-           "%s %s\n", key_path, pub_path, pub, name, pub);
+           "%s %s\n",
+           key_path, pub_path, pub, name, pub);
 cleanup:
     umask(old);
     return rc;
@@ -137,16 +140,20 @@ int tm_cli_keygen(const char *prefix, const char *name)
     char pub[Z85_KEY_LEN + 1], sec[Z85_KEY_LEN + 1];
     int rc = TM_CLI_EXIT_LOCAL;
     if (prefix && (!*prefix || prefix[strlen(prefix) - 1] == '/'))
-        return tm_cli_usage_error("keygen", "--out needs a file prefix such as "
+        return tm_cli_usage_error("keygen", "keygen: --out needs a file prefix such as "
                                             "/etc/tillmesh/keys/till-1, not a directory");
     if (!name && prefix)
         name = strrchr(prefix, '/') ? strrchr(prefix, '/') + 1 : prefix;
     if (name && check_name(name) != 0)
-        return tm_cli_usage_error("keygen", "the key name '%s' must be one word without "
-                                            "spaces or '#'", name);
+        return tm_cli_usage_error("keygen",
+                                  "keygen: the key name '%s' must be one word without "
+                                  "spaces or '#'",
+                                  name);
     if (zmq_curve_keypair(pub, sec) != 0) {
-        fprintf(stderr, "tillmesh: cannot make a CurveZMQ keypair: %s (libzmq without CURVE "
-                        "support?)\n", zmq_strerror(errno));
+        fprintf(stderr,
+                "tillmesh: cannot make a CurveZMQ keypair: %s (libzmq without CURVE "
+                "support?)\n",
+                zmq_strerror(errno));
         goto cleanup;
     }
     if (prefix) {
@@ -155,8 +162,8 @@ int tm_cli_keygen(const char *prefix, const char *name)
     }
     printf("public-key: %s\nsecret-key: %s\n", pub, sec);
     if (name)
-        printf("\nAdd this line to the store's trusted keys file on every till:\n%s %s\n",
-               name, pub);
+        printf("\nAdd this line to the store's trusted keys file on every till:\n%s %s\n", name,
+               pub);
     rc = TM_CLI_EXIT_OK;
 cleanup:
     explicit_bzero(sec, sizeof sec);

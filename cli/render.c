@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,9 @@
 
 #include "cli_int.h"
 
-#define CELL 256     /* bytes of one rendered cell */
-#define MAX_W 60     /* display columns of one cell before it is cut */
-#define LABEL_W 12   /* "Forwarder:  " */
+#define CELL    256 /* bytes of one rendered cell */
+#define MAX_W   60  /* display columns of one cell before it is cut */
+#define LABEL_W 12  /* "Forwarder:  " */
 
 /* ---- a growing string buffer -------------------------------------------- */
 
@@ -33,6 +34,10 @@ static void sb_putn(sbuf_t *b, const char *s, size_t n)
 {
     if (b->oom)
         return;
+    if (n > SIZE_MAX / 4 || b->len > SIZE_MAX / 4) {
+        b->oom = 1;
+        return;
+    }
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1)
@@ -44,6 +49,10 @@ static void sb_putn(sbuf_t *b, const char *s, size_t n)
         }
         b->p = p;
         b->cap = cap;
+    }
+    if (!b->p) {
+        b->oom = 1;
+        return;
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -159,7 +168,7 @@ static void clean_prefix(const char *s, char *out, size_t nchars)
 {
     size_t i = 0;
     for (; s[i] && i < nchars; i++)
-        out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+        out[i] = (char)((s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?');
     out[i] = '\0';
 }
 
@@ -176,8 +185,8 @@ static size_t text_width(const char *s)
 /* ---- fields -------------------------------------------------------------- */
 
 /* A string field (cleaned), null_text when null, "?" when missing/wrong. */
-static void fld_str(const json_t *o, const char *key, const char *null_text, char *out,
-                    size_t n, size_t maxw)
+static void fld_str(const json_t *o, const char *key, const char *null_text, char *out, size_t n,
+                    size_t maxw)
 {
     const json_t *v = json_object_get(o, key);
     if (json_is_string(v))
@@ -202,8 +211,7 @@ static void fld_hex(const json_t *o, const char *key, const char *null_text, siz
 }
 
 /* An integer field. */
-static void fld_int(const json_t *o, const char *key, const char *null_text, char *out,
-                    size_t n)
+static void fld_int(const json_t *o, const char *key, const char *null_text, char *out, size_t n)
 {
     const json_t *v = json_object_get(o, key);
     if (json_is_integer(v))
@@ -223,8 +231,7 @@ static double fld_num(const json_t *o, const char *key, int *is_null)
 }
 
 /* A point in time given as unix seconds/milliseconds or as text. */
-static void fld_time(const json_t *o, const char *key, const char *null_text, char *out,
-                     size_t n)
+static void fld_time(const json_t *o, const char *key, const char *null_text, char *out, size_t n)
 {
     const json_t *v = json_object_get(o, key);
     if (json_is_number(v))
@@ -297,8 +304,8 @@ void tm_cli_fmt_money(int64_t minor, const char *currency, char *buf, size_t n)
     clean_copy(currency ? currency : "?", cur, sizeof cur, 8);
     int e = currency_exponent(currency);
     const char *sign = minor < 0 ? "-" : "";
-    unsigned long long mag = minor < 0 ? 0ULL - (unsigned long long)minor
-                                       : (unsigned long long)minor;
+    unsigned long long mag =
+        minor < 0 ? 0ULL - (unsigned long long)minor : (unsigned long long)minor;
     unsigned long long div = e == 0 ? 1 : e == 3 ? 1000 : 100;
     if (e == 0)
         snprintf(buf, n, "%s%llu %s", sign, mag, cur);
@@ -347,7 +354,7 @@ static void sb_table(sbuf_t *b, size_t ncols, const char *const head[], char (*c
 static json_t *parse_or_explain(const char *json, size_t len, char **out, int *rc)
 {
     json_error_t err;
-    json_t *root = json_loadb(json ? json : "", json ? len : 0, 0, &err);
+    json_t *root = json_loadb(json ? json : "", json ? len : 0, JSON_DECODE_ANY, &err);
     if (root) {
         *rc = TM_CLI_R_OK;
         return root;
@@ -355,8 +362,8 @@ static json_t *parse_or_explain(const char *json, size_t len, char **out, int *r
     char text[sizeof err.text + 8];
     clean_copy(err.text, text, sizeof text, 160);
     sbuf_t b = {0};
-    sb_printf(&b, "tillmeshd answered with malformed JSON: %s (line %d, column %d)", text,
-              err.line, err.column);
+    sb_printf(&b, "tillmeshd answered with malformed JSON: %s (line %d, column %d)", text, err.line,
+              err.column);
     *out = sb_finish(&b);
     *rc = *out ? TM_CLI_R_BADJSON : TM_CLI_R_NOMEM;
     return NULL;
@@ -460,8 +467,8 @@ static void render_state(sbuf_t *b, const json_t *root)
 {
     const json_t *st = json_object_get(root, "state");
     static const char *const keys[] = {"ops", "local_ops", "sales", "customers", "erp_acked"};
-    static const char *const labels[] = {"Ops:", "Local ops:", "Sales:", "Customers:",
-                                         "ERP acked:"};
+    static const char *const labels[] = {
+        "Ops:", "Local ops:", "Sales:", "Customers:", "ERP acked:"};
     char v[CELL];
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         fld_int(st, keys[i], NULL, v, sizeof v);
@@ -624,7 +631,8 @@ static void render_field_errors(sbuf_t *b, const json_t *fields)
 {
     size_t i;
     const json_t *f;
-    json_array_foreach(fields, i, f) {
+    json_array_foreach(fields, i, f)
+    {
         char field[CELL], msg[CELL], rule[CELL];
         fld_str(f, "field", NULL, field, sizeof field, MAX_W);
         fld_str(f, "message", NULL, msg, sizeof msg, 200);

@@ -53,12 +53,18 @@ typedef struct {
 typedef int (*render_fn)(const char *json, size_t len, char **out);
 
 static const struct option LONGOPTS[] = {
-    {"api", required_argument, NULL, 'A'},    {"config", required_argument, NULL, 'C'},
-    {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-    {"json", no_argument, NULL, 'j'},         {"since", required_argument, NULL, 's'},
-    {"limit", required_argument, NULL, 'l'},  {"id-type", required_argument, NULL, 'i'},
-    {"set", required_argument, NULL, 'S'},    {"out", required_argument, NULL, 'o'},
-    {"name", required_argument, NULL, 'N'},   {"interval", required_argument, NULL, 'n'},
+    {"api", required_argument, NULL, 'A'},
+    {"config", required_argument, NULL, 'C'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"json", no_argument, NULL, 'j'},
+    {"since", required_argument, NULL, 's'},
+    {"limit", required_argument, NULL, 'l'},
+    {"id-type", required_argument, NULL, 'i'},
+    {"set", required_argument, NULL, 'S'},
+    {"out", required_argument, NULL, 'o'},
+    {"name", required_argument, NULL, 'N'},
+    {"interval", required_argument, NULL, 'n'},
     {NULL, 0, NULL, 0},
 };
 
@@ -106,24 +112,28 @@ static int parse_opts(ctx_t *c, const char *cmd, const char *topic, int allowed,
     opterr = 0;
     int val, li = -1;
     while ((val = getopt_long(argc, argv, ":hn:", LONGOPTS, &li)) != -1) {
-        const char *name = li >= 0 ? LONGOPTS[li].name : NULL;
-        char shortname[2] = {(char)optopt, '\0'};
+        char opt[64];
+        if (li >= 0)
+            snprintf(opt, sizeof opt, "--%s", LONGOPTS[li].name);
+        else if (val != '?' && val != ':')
+            snprintf(opt, sizeof opt, "-%c", val);
+        else if (optopt)
+            snprintf(opt, sizeof opt, "-%c", optopt);
+        else
+            snprintf(opt, sizeof opt, "%s", argv[optind - 1]);
         li = -1;
         if (val == 'h') {
             tm_cli_help(topic);
             return TM_CLI_EXIT_OK;
         }
         if (val == '?' || val == 'V' || (opt_bit(val) && !(opt_bit(val) & allowed)))
-            return tm_cli_usage_error(topic, "%s: unknown option '%s'", cmd,
-                                      name ? name : optopt ? shortname : argv[optind - 1]);
+            return tm_cli_usage_error(topic, "%s: unknown option '%s'", cmd, opt);
         if (val == ':')
-            return tm_cli_usage_error(topic, "%s: option '%s' needs a value", cmd,
-                                      optopt ? shortname : argv[optind - 1]);
+            return tm_cli_usage_error(topic, "%s: option '%s' needs a value", cmd, opt);
         if (val == 'S' && o->n_sets == MAX_SETS)
             return tm_cli_usage_error(topic, "%s: at most %d --set options", cmd, MAX_SETS);
         if (val == 'S' && (!strchr(optarg, '=') || optarg[0] == '='))
-            return tm_cli_usage_error(topic, "%s: --set needs FIELD=VALUE, not '%s'", cmd,
-                                      optarg);
+            return tm_cli_usage_error(topic, "%s: --set needs FIELD=VALUE, not '%s'", cmd, optarg);
         store_opt(c, o, val, optarg);
     }
     o->pos = argv + optind;
@@ -173,8 +183,9 @@ static int print_answer(const tm_cli_resp_t *r, render_fn fn)
     else
         fprintf(stderr, "tillmesh: out of memory\n");
     free(text);
-    return rc == TM_CLI_R_OK ? TM_CLI_EXIT_OK
-                             : rc == TM_CLI_R_BADJSON ? TM_CLI_EXIT_API : TM_CLI_EXIT_LOCAL;
+    return rc == TM_CLI_R_OK        ? TM_CLI_EXIT_OK
+           : rc == TM_CLI_R_BADJSON ? TM_CLI_EXIT_API
+                                    : TM_CLI_EXIT_LOCAL;
 }
 
 /* One call and its answer printed. */
@@ -294,7 +305,7 @@ static int cmd_watch(ctx_t *c, int argc, char **argv)
         char *end;
         interval = strtod(o.interval, &end);
         if (end == o.interval || *end || !(interval >= 0.1 && interval <= 3600))
-            return tm_cli_usage_error("watch", "--interval must be 0.1 to 3600 seconds");
+            return tm_cli_usage_error("watch", "watch: --interval must be 0.1 to 3600 seconds");
     }
     if ((rc = resolve(c)) != TM_CLI_EXIT_OK)
         return rc;
@@ -345,10 +356,11 @@ static int sale_list(ctx_t *c, const opts_t *o)
         errno = 0;
         long long n = strtoll(o->limit, &end, 10);
         if (end == o->limit || *end || errno || n < 1)
-            return tm_cli_usage_error("sale", "--limit must be a whole number, 1 or more");
+            return tm_cli_usage_error("sale",
+                                      "sale list: --limit must be a whole number, 1 or more");
     }
     if (o->since && (!*o->since || strlen(o->since) > 200))
-        return tm_cli_usage_error("sale", "--since needs a cursor");
+        return tm_cli_usage_error("sale", "sale list: --since needs a cursor");
     if (o->since && !(since = tm_cli_escape(o->since))) {
         fprintf(stderr, "tillmesh: out of memory\n");
         goto cleanup;
@@ -371,18 +383,22 @@ static int cmd_sale(ctx_t *c, int argc, char **argv)
     int rc, allowed = 0;
     if (act && strcmp(act, "list") == 0)
         allowed = O_SINCE | O_LIMIT | O_JSON;
-    if (act && act[0] != '-' && strcmp(act, "add") && strcmp(act, "get") && strcmp(act, "list"))
-        return tm_cli_usage_error("sale", "unknown action '%s' (expected add, get or list)",
+    if (act && act[0] != '-' && strcmp(act, "add") != 0 && strcmp(act, "get") != 0 &&
+        strcmp(act, "list") != 0)
+        return tm_cli_usage_error("sale", "sale: unknown action '%s' (expected add, get or list)",
                                   act);
     if (act && act[0] != '-') {
         argc--;
         argv++;
     }
-    rc = parse_opts(c, act && act[0] != '-' ? act : "sale", "sale", allowed, argc, argv, &o);
+    char label[32];
+    snprintf(label, sizeof label, "sale%s%s", act && act[0] != '-' ? " " : "",
+             act && act[0] != '-' ? act : "");
+    rc = parse_opts(c, label, "sale", allowed, argc, argv, &o);
     if (rc >= 0)
         return rc;
     if (!act || act[0] == '-')
-        return tm_cli_usage_error("sale", "missing action (add, get or list)");
+        return tm_cli_usage_error("sale", "sale: missing action (add, get or list)");
     if (strcmp(act, "add") == 0) {
         rc = want_args("sale add", "sale", &o, 0, 1);
         return rc >= 0 ? rc : sale_add(c, &o);
@@ -408,16 +424,17 @@ static int apply_sets(const opts_t *o, json_t *obj)
         const char *eq = strchr(o->sets[i], '=');
         char key[128];
         if ((size_t)(eq - o->sets[i]) >= sizeof key)
-            return tm_cli_usage_error("customer", "--set: field name too long");
+            return tm_cli_usage_error("customer", "customer put: --set: field name too long");
         snprintf(key, sizeof key, "%.*s", (int)(eq - o->sets[i]), o->sets[i]);
         const char *v = eq + 1;
         json_t *jv = strcmp(v, "true") == 0    ? json_true()
                      : strcmp(v, "false") == 0 ? json_false()
                                                : json_string(v);
         if (!jv)
-            return tm_cli_usage_error("customer", "--set %s: value is not valid UTF-8", key);
+            return tm_cli_usage_error("customer",
+                                      "customer put: --set %s: value is not valid UTF-8", key);
         if (json_object_set_new(obj, key, jv) != 0)
-            return tm_cli_usage_error("customer", "--set %s: bad field name", key);
+            return tm_cli_usage_error("customer", "customer put: --set %s: bad field name", key);
     }
     if (o->id_type && json_object_set_new(obj, "id_type", json_string(o->id_type)) != 0)
         return TM_CLI_EXIT_LOCAL;
@@ -465,8 +482,8 @@ static int customer_run(ctx_t *c, const char *act, const opts_t *o)
     char *body = NULL, *path = NULL;
     size_t len = 0;
     int rc;
-    if (o->id_type && strcmp(o->id_type, "rut") && strcmp(o->id_type, "dni"))
-        return tm_cli_usage_error("customer", "--id-type must be rut or dni");
+    if (o->id_type && strcmp(o->id_type, "rut") != 0 && strcmp(o->id_type, "dni") != 0)
+        return tm_cli_usage_error("customer", "customer: --id-type must be rut or dni");
     if (strcmp(act, "get") == 0) {
         char q[32] = "";
         if (o->id_type)
@@ -492,22 +509,28 @@ static int cmd_customer(ctx_t *c, int argc, char **argv)
     opts_t o;
     const char *act = argc > 1 ? argv[1] : NULL;
     int has_act = act && act[0] != '-';
-    if (has_act && strcmp(act, "put") && strcmp(act, "get"))
-        return tm_cli_usage_error("customer", "unknown action '%s' (expected put or get)",
+    if (has_act && strcmp(act, "put") != 0 && strcmp(act, "get") != 0)
+        return tm_cli_usage_error("customer", "customer: unknown action '%s' (expected put or get)",
                                   act);
     int put = has_act && strcmp(act, "put") == 0;
-    int rc = parse_opts(c, has_act ? act : "customer", "customer",
-                        O_IDTYPE | (put ? O_SET : 0), argc - has_act, argv + has_act, &o);
+    int rc =
+        parse_opts(c,
+                   !has_act ? "customer"
+                   : put    ? "customer put"
+                            : "customer get",
+                   "customer", O_IDTYPE | (put ? O_SET : 0), argc - has_act, argv + has_act, &o);
     if (rc >= 0)
         return rc;
     if (!has_act)
-        return tm_cli_usage_error("customer", "missing action (put or get)");
+        return tm_cli_usage_error("customer", "customer: missing action (put or get)");
     rc = want_args(put ? "customer put" : "customer get", "customer", &o, 1, put ? 2 : 1);
     if (rc >= 0)
         return rc;
-    if (put && o.npos == 2 && o.n_sets > 0 && strcmp(o.pos[1], "-") == 0 &&
-        isatty(STDIN_FILENO))
-        fprintf(stderr, "tillmesh: reading the customer JSON from standard input\n");
+    int from_stdin =
+        put && ((o.npos == 2 && strcmp(o.pos[1], "-") == 0) || (o.npos == 1 && o.n_sets == 0));
+    if (from_stdin && isatty(STDIN_FILENO))
+        fprintf(stderr, "tillmesh: reading the customer JSON from standard input "
+                        "(end it with Ctrl-D)\n");
     return customer_run(c, act, &o);
 }
 
@@ -536,7 +559,7 @@ static const struct {
     const char *name;
     int (*fn)(ctx_t *c, int argc, char **argv);
 } COMMANDS[] = {
-    {"status", cmd_status}, {"peers", cmd_peers},   {"watch", cmd_watch}, {"sale", cmd_sale},
+    {"status", cmd_status},     {"peers", cmd_peers},   {"watch", cmd_watch}, {"sale", cmd_sale},
     {"customer", cmd_customer}, {"keygen", cmd_keygen}, {"help", cmd_help},
 };
 
