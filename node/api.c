@@ -21,9 +21,9 @@
  * closed after this long so that they cannot pin connection slots. */
 #define API_CONN_TIMEOUT_S 30
 /* Longest id taken from a path; real ids are far shorter (UUID: 36). */
-#define API_ID_MAX 128
+#define API_ID_MAX       128
 #define API_LIST_DEFAULT 100
-#define API_LIST_MAX 1000
+#define API_LIST_MAX     1000
 /* A chunked body that passes max_body is read and dropped so that the
  * client still gets its 413; one that goes on this many times longer is
  * cut off instead, so it cannot keep the connection forever. */
@@ -60,17 +60,17 @@ typedef struct {
 } req_t;
 
 typedef struct {
-    route_t route;
     const char *allow; /* value of the Allow header on 405 */
+    route_t route;
     bool get, post, put;
 } route_spec_t;
 
 static const route_spec_t route_specs[] = {
-    {R_SALES, "GET, HEAD, POST", true, true, false},
-    {R_SALE, "GET, HEAD", true, false, false},
-    {R_CUSTOMER, "GET, HEAD, PUT", true, false, true},
-    {R_STATUS, "GET, HEAD", true, false, false},
-    {R_METRICS, "GET, HEAD", true, false, false},
+    {"GET, HEAD, POST", R_SALES, true, true, false},   /* /v1/sales */
+    {"GET, HEAD", R_SALE, true, false, false},         /* /v1/sales/{id} */
+    {"GET, HEAD, PUT", R_CUSTOMER, true, false, true}, /* /v1/customers/{id} */
+    {"GET, HEAD", R_STATUS, true, false, false},       /* /v1/status */
+    {"GET, HEAD", R_METRICS, true, false, false},      /* /metrics */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -87,6 +87,12 @@ static const char *s_prefix(const char *s, const char *prefix)
 {
     size_t n = strlen(prefix);
     return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
+/* HEAD is a GET whose body MHD leaves out. */
+static bool s_is_get(const char *method)
+{
+    return strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 }
 
 /* Maps a (decoded) path to a route and copies its id, if any, into req. */
@@ -124,7 +130,7 @@ static void s_log_copy(char *dst, size_t dstsz, const char *src)
     size_t i = 0;
     for (; src && src[i] && i + 1 < dstsz; i++) {
         unsigned char c = (unsigned char)src[i];
-        dst[i] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
+        dst[i] = (c < 0x20 || c >= 0x7f) ? '?' : src[i];
     }
     dst[i] = '\0';
 }
@@ -159,6 +165,55 @@ static bool s_is_json_type(const char *v)
     return c == '\0' || c == ';' || c == ' ' || c == '\t';
 }
 
+/* Length of the valid UTF-8 sequence at s, 0 if there is none. */
+static size_t s_utf8_len(const unsigned char *s)
+{
+    size_t n;
+    unsigned min;
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    unsigned cp = c & (0x3fu >> (n - 1));
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/*
+ * Replaces bytes that are not valid UTF-8 with '?', in place. Messages can
+ * quote client input and are cut to fixed sizes, possibly inside a
+ * character; jansson refuses such a string, which would turn a clear 400 or
+ * 422 into a 500.
+ */
+static void s_utf8_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = s_utf8_len(p);
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
 static double s_ms_since(const struct timespec *t0)
 {
     struct timespec t1;
@@ -174,8 +229,7 @@ static double s_ms_since(const struct timespec *t0)
  * one more header (Location, Allow) when not NULL.
  */
 static enum MHD_Result s_reply(struct MHD_Connection *conn, req_t *req, unsigned status,
-                               const char *ctype, char *body, const char *hname,
-                               const char *hval)
+                               const char *ctype, char *body, const char *hname, const char *hval)
 {
     struct MHD_Response *resp = NULL;
     if (body) {
@@ -219,6 +273,7 @@ static enum MHD_Result s_error_hdr(struct MHD_Connection *conn, req_t *req, unsi
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    s_utf8_clean(msg);
     json_t *j = json_pack("{s:s, s:s}", "error", code, "message", msg);
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
@@ -226,7 +281,7 @@ static enum MHD_Result s_error_hdr(struct MHD_Connection *conn, req_t *req, unsi
     return s_reply(conn, req, status, CT_JSON, body, hname, hval);
 }
 
-#define s_error(conn, req, status, code, ...) \
+#define s_error(conn, req, status, code, ...)                                                      \
     s_error_hdr((conn), (req), (status), (code), NULL, NULL, __VA_ARGS__)
 
 /* 422 with the field list. */
@@ -254,8 +309,8 @@ static enum MHD_Result s_backend_error(tm_api_t *self, struct MHD_Connection *co
         return s_error(conn, req, MHD_HTTP_INSUFFICIENT_STORAGE, "disk_full",
                        "the till's disk is full: nothing was written");
     tm_log_warn(self->log, "api: %s %s: %s", req->method, req->path, tm_strerror(rc));
-    return s_error(conn, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
-                   "internal error: %s", tm_strerror(rc));
+    return s_error(conn, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "internal error: %s",
+                   tm_strerror(rc));
 }
 
 /* ---- handlers --------------------------------------------------------- */
@@ -318,8 +373,8 @@ static enum MHD_Result s_get_sale(tm_api_t *self, struct MHD_Connection *conn, r
 }
 
 /* Reads ?since= and ?limit=; false after queuing a 400. */
-static bool s_list_params(struct MHD_Connection *conn, req_t *req, uint64_t *since,
-                          size_t *limit, enum MHD_Result *ret)
+static bool s_list_params(struct MHD_Connection *conn, req_t *req, uint64_t *since, size_t *limit,
+                          enum MHD_Result *ret)
 {
     const char *s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
     const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
@@ -386,15 +441,32 @@ static enum MHD_Result s_list_sales(tm_api_t *self, struct MHD_Connection *conn,
     return s_reply(conn, req, MHD_HTTP_OK, CT_JSON, body, NULL, NULL);
 }
 
-/* 422 naming the path id; used when it cannot be normalised. */
-static enum MHD_Result s_bad_customer_id(struct MHD_Connection *conn, req_t *req,
-                                         tm_id_type_t type)
+/*
+ * 422 naming a path id that cannot be normalised. The errors come
+ * from the patch decoder (with a patch that changes nothing) so that GET and
+ * PUT tell a mistyped check digit from a malformed id in the same words.
+ */
+static enum MHD_Result s_bad_customer_id(struct MHD_Connection *conn, req_t *req, tm_id_type_t type)
 {
     tm_field_errors_t errs;
     tm_field_errors_init(&errs);
-    tm_field_errors_add(&errs, "id", "format", "not a valid %s",
-                        type == TM_IDTYPE_DNI ? "DNI or foreign id (1-39 letters and digits)"
-                                              : "RUT (check the digits and the check digit)");
+    if (req->id_too_long) {
+        /* Not even copied: the decoder would say the same of a shorter one. */
+        tm_field_errors_add(&errs, "id", "length", "id is longer than %d bytes",
+                            TM_CUST_ID_MAX - 1);
+        return s_invalid(conn, req, &errs);
+    }
+    json_t *probe = json_pack("{s:s, s:s}", "id_type", tm_id_type_name(type), "name", "");
+    char *text = probe ? json_dumps(probe, JSON_COMPACT) : NULL;
+    json_decref(probe);
+    tm_customer_t scratch;
+    if (!text ||
+        tm_customer_patch_from_json(req->id, text, strlen(text), &scratch, &errs) == TM_OK ||
+        errs.n == 0) {
+        tm_field_errors_init(&errs);
+        tm_field_errors_add(&errs, "id", "format", "not a valid %s", tm_id_type_name(type));
+    }
+    free(text);
     return s_invalid(conn, req, &errs);
 }
 
@@ -407,8 +479,8 @@ static enum MHD_Result s_put_customer(tm_api_t *self, struct MHD_Connection *con
     memset(&merged, 0, sizeof merged);
     if (req->id_too_long)
         return s_bad_customer_id(conn, req, TM_IDTYPE_RUT);
-    int rc = tm_customer_patch_from_json(req->id, req->body ? req->body : "", req->len, &patch,
-                                         &errs);
+    int rc =
+        tm_customer_patch_from_json(req->id, req->body ? req->body : "", req->len, &patch, &errs);
     if (rc == TM_EJSON)
         return s_malformed(conn, req, &errs);
     if (rc == TM_EVALIDATE)
@@ -459,13 +531,11 @@ static enum MHD_Result s_dispatch(tm_api_t *self, struct MHD_Connection *conn, r
     if (req->too_large)
         return s_error(conn, req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
                        "request body is larger than %zu bytes", self->max_body);
-    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-               strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    bool get = s_is_get(method);
     switch (req->route) {
     case R_SALES: return get ? s_list_sales(self, conn, req) : s_post_sale(self, conn, req);
     case R_SALE: return s_get_sale(self, conn, req);
-    case R_CUSTOMER:
-        return get ? s_get_customer(self, conn, req) : s_put_customer(self, conn, req);
+    case R_CUSTOMER: return get ? s_get_customer(self, conn, req) : s_put_customer(self, conn, req);
     case R_STATUS: return s_get_text(self, conn, req, self->be.status_json, CT_JSON);
     case R_METRICS: return s_get_text(self, conn, req, self->be.metrics_text, CT_PROM);
     case R_NONE: break;
@@ -476,9 +546,12 @@ static enum MHD_Result s_dispatch(tm_api_t *self, struct MHD_Connection *conn, r
 /* ---- request lifecycle ------------------------------------------------ */
 
 /*
- * First call for a request (headers in, no body yet). Answers at once what
- * needs no body: unknown route, wrong method, wrong media type, a declared
- * length over the limit (the client is spared sending it), and GETs.
+ * First call for a request (headers in, no body yet). Refuses at once what
+ * is wrong before any body: unknown route, wrong method, wrong media type,
+ * a declared length over the limit (the client is spared sending it). MHD
+ * closes the connection after such an early answer, which is fine for an
+ * error; everything else is answered in the last call, once the request is
+ * complete, so that the connection stays open for the next request.
  */
 static enum MHD_Result s_begin(tm_api_t *self, struct MHD_Connection *conn, req_t *req,
                                const char *url, const char *method)
@@ -487,8 +560,7 @@ static enum MHD_Result s_begin(tm_api_t *self, struct MHD_Connection *conn, req_
     const route_spec_t *spec = s_spec(req->route);
     if (!spec)
         return s_error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such route");
-    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-               strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    bool get = s_is_get(method);
     bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     bool put = strcmp(method, MHD_HTTP_METHOD_PUT) == 0;
     if (!((get && spec->get) || (post && spec->post) || (put && spec->put)))
@@ -496,15 +568,15 @@ static enum MHD_Result s_begin(tm_api_t *self, struct MHD_Connection *conn, req_
                            MHD_HTTP_HEADER_ALLOW, spec->allow, "%s is not allowed here; use %s",
                            req->method, spec->allow);
     if (get)
-        return s_dispatch(self, conn, req, method);
+        return MHD_YES;
 
-    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (ct && !s_is_json_type(ct))
         return s_error(conn, req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
                        "the body must be application/json");
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t declared = 0;
     if (cl && s_parse_u64(cl, &declared)) {
         if (declared > self->max_body) {
@@ -555,9 +627,8 @@ static bool s_body_add(tm_api_t *self, req_t *req, const char *data, size_t n)
 }
 
 static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                const char *method, const char *version,
-                                const char *upload_data, size_t *upload_data_size,
-                                void **con_cls)
+                                const char *method, const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls)
 {
     tm_api_t *self = cls;
     req_t *req = *con_cls;
@@ -580,6 +651,19 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
     return s_dispatch(self, conn, req, method);
 }
 
+static const char *s_toe_name(enum MHD_RequestTerminationCode toe)
+{
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK: return "completed";
+    case MHD_REQUEST_TERMINATED_WITH_ERROR: return "error while handling it";
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "idle timeout";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "shutting down";
+    case MHD_REQUEST_TERMINATED_READ_ERROR: return "read error";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT: return "client went away";
+    }
+    return "unknown reason";
+}
+
 static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                         enum MHD_RequestTerminationCode toe)
 {
@@ -590,15 +674,14 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     double ms = s_ms_since(&req->t0);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        tm_log_warn(self->log, "api: %s %s %u: connection ended early (code %d) after %.1f ms",
-                    req->method, req->path, req->status, (int)toe, ms);
+        tm_log_warn(self->log, "api: %s %s %u: connection closed (%s) after %.1f ms", req->method,
+                    req->path, req->status, s_toe_name(toe), ms);
     /* A 404 is an answer (no such sale yet), not a fault worth a warning. */
     else if (req->status >= 400 && req->status != MHD_HTTP_NOT_FOUND)
         tm_log_warn(self->log, "api: %s %s %u %s %.1f ms", req->method, req->path, req->status,
                     req->err ? req->err : "", ms);
     else
-        tm_log_debug(self->log, "api: %s %s %u %.1f ms", req->method, req->path, req->status,
-                     ms);
+        tm_log_debug(self->log, "api: %s %s %u %.1f ms", req->method, req->path, req->status, ms);
     free(req->body);
     free(req);
     *con_cls = NULL;
@@ -619,8 +702,7 @@ static void s_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- public ----------------------------------------------------------- */
 
-static int s_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
-                      unsigned *flags)
+static int s_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss, unsigned *flags)
 {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
@@ -644,8 +726,8 @@ int tm_api_new(const char *addr, uint16_t port, size_t max_body, const tm_api_ba
                const tm_log_t *log, tm_api_t **out)
 {
     *out = NULL;
-    if (!addr || !be || !be->store || !be->post_sale || !be->put_customer ||
-        !be->status_json || !be->metrics_text)
+    if (!addr || !be || !be->store || !be->post_sale || !be->put_customer || !be->status_json ||
+        !be->metrics_text)
         return TM_EINVAL;
     struct sockaddr_storage ss;
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
@@ -658,12 +740,15 @@ int tm_api_new(const char *addr, uint16_t port, size_t max_body, const tm_api_ba
         return TM_ENOMEM;
     self->be = *be;
     self->log = log;
-    self->max_body = max_body ? max_body : TM_API_MAX_BODY_DEFAULT;
-    self->mhd = MHD_start_daemon(
-        flags, port, NULL, NULL, s_access, self, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)API_CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)API_CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-        MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self, MHD_OPTION_END);
+    self->max_body = max_body ? max_body : (size_t)TM_API_MAX_BODY_DEFAULT;
+    /* The logger goes first so that MHD's complaints about the other
+     * options reach our log too. */
+    self->mhd =
+        MHD_start_daemon(flags, port, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER,
+                         s_mhd_log, self, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)API_CONN_LIMIT,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)API_CONN_TIMEOUT_S,
+                         MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_END);
     if (!self->mhd) {
         tm_log_error(log, "api: cannot listen on %s port %u (in use, or not our address?)", addr,
                      (unsigned)port);

@@ -4,9 +4,11 @@
 #include <ctype.h>
 #include <string.h>
 
-/* A RUT body has at most 9 digits (the largest in use are around 30
- * million; companies use 76-99 million). */
+/* A RUT body has at most 9 significant digits (people are below 30
+ * million, companies 76-99 million); some exports zero-pad it, so up to
+ * RUT_RAW_MAX digits are read before the leading zeros are stripped. */
 #define RUT_BODY_MAX 9
+#define RUT_RAW_MAX  12
 
 static bool is_digit(char c)
 {
@@ -37,23 +39,27 @@ char tm_rut_check_digit(const char *digits)
  * Copies the digits of a RUT body into out, accepting either no dots at all
  * or dots exactly between groups of three counted from the right
  * ("12.345.678", not "12.34.5678"). Returns the number of digits, or 0 when
- * the body is malformed or has more than RUT_BODY_MAX digits.
+ * the body is malformed or has more than RUT_RAW_MAX digits.
  */
-static size_t rut_body_digits(const char *body, size_t len, char out[RUT_BODY_MAX + 1])
+static size_t rut_body_digits(const char *body, size_t len, char out[RUT_RAW_MAX + 1])
 {
     bool dotted = memchr(body, '.', len) != NULL;
+    /* With len % 4 == 0 the first character would sit where a dot belongs:
+     * a leading group of four digits, or a leading dot. */
+    if (dotted && len % 4 == 0)
+        return 0;
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         /* Position counted from the right: in "12.345.678" the dots sit
          * where 4, 8, ... characters follow. */
         size_t from_right = len - i;
-        bool dot_here = dotted && i > 0 && from_right % 4 == 0;
+        bool dot_here = dotted && from_right % 4 == 0;
         if (dot_here) {
             if (body[i] != '.')
                 return 0;
             continue;
         }
-        if (!is_digit(body[i]) || n >= RUT_BODY_MAX)
+        if (!is_digit(body[i]) || n >= RUT_RAW_MAX)
             return 0;
         out[n++] = body[i];
     }
@@ -81,14 +87,14 @@ int tm_rut_normalise(const char *in, char *out, size_t outsz)
     /* Dots only make sense in the written form, which has the dash. */
     if (body_len == 0 || (!dashed && memchr(in, '.', body_len)))
         return TM_EVALIDATE;
-    char digits[RUT_BODY_MAX + 1];
+    char digits[RUT_RAW_MAX + 1];
     if (rut_body_digits(in, body_len, digits) == 0)
         return TM_EVALIDATE;
     const char *body = digits;
     while (*body == '0')
         body++;
-    if (!*body)
-        return TM_EVALIDATE; /* a RUT of zero */
+    if (!*body || strlen(body) > RUT_BODY_MAX)
+        return TM_EVALIDATE; /* a RUT of zero, or too long to be one */
     if (tm_rut_check_digit(body) != dv)
         return TM_EVALIDATE;
     size_t n = strlen(body);

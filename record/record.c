@@ -24,12 +24,12 @@ void tm_field_errors_add(tm_field_errors_t *errs, const char *field, const char 
         return;
     }
     tm_field_error_t *e = &errs->e[errs->n++];
-    tm_strlcpy(e->field, field ? field : "", sizeof e->field);
-    tm_strlcpy(e->rule, rule ? rule : "", sizeof e->rule);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+    tm_strlcpy(e->field, field ? field : "", sizeof e->field);
+    tm_strlcpy(e->rule, rule ? rule : "", sizeof e->rule);
 }
 
 /* Field names and messages may quote user input cut at a byte boundary;

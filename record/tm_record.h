@@ -132,7 +132,8 @@ int tm_sale_validate(const tm_sale_t *s, tm_field_errors_t *errs);
  * Does not run tm_sale_validate(). On error *out is left zeroed.
  */
 int tm_sale_from_json(const char *buf, size_t len, tm_sale_t *out, tm_field_errors_t *errs);
-/* Compact JSON, keys in a fixed order; malloc'd, NULL on out of memory. */
+/* Compact JSON, keys in a fixed order; malloc'd, NULL on out of memory (or
+ * when a field cannot be encoded: invalid UTF-8, unknown payment method). */
 char *tm_sale_to_json(const tm_sale_t *s);
 
 /* ---- customer ids and e-mail ------------------------------------------ */
@@ -145,7 +146,8 @@ char *tm_sale_to_json(const tm_sale_t *s);
  * or the check digit is wrong.
  */
 int tm_rut_normalise(const char *in, char *out, size_t outsz);
-/* The modulo-11 check digit ('0'..'9' or 'K') of a RUT body of digits. */
+/* The modulo-11 check digit ('0'..'9' or 'K') of a RUT body of digits;
+ * '\0' when digits is empty or holds anything but digits. */
 char tm_rut_check_digit(const char *digits);
 
 /*
@@ -160,7 +162,10 @@ const char *tm_id_type_name(tm_id_type_t t);
 
 /* Practical e-mail syntax check: one '@', non-empty local part of allowed
  * characters, a domain of dot-separated labels with at least one dot, no
- * spaces, at most 254 characters. */
+ * spaces, at most 254 characters. In detail: local part 1..64 ASCII
+ * letters, digits and !#$%&'*+/=?^_`{|}~.- with no leading, trailing or
+ * doubled dot (no quoted forms); domain labels 1..63 letters, digits and
+ * inner hyphens (IDNs must be given in punycode); no IP literals. */
 bool tm_email_valid(const char *s);
 
 /* ---- customers -------------------------------------------------------- */

@@ -1,1 +1,195 @@
-/* placeholder: being written */
+/*
+ * schema.c - the store's schema and its migrations.
+ *
+ * PRAGMA user_version is the schema version. migrations[i] takes a store
+ * from version i to i + 1 and runs in its own transaction together with the
+ * user_version bump, so a crash mid-migration leaves the store at a version
+ * it really is at. Steps are only ever appended; a released step is never
+ * edited (a store already past it would never see the change).
+ */
+#include "store_int.h"
+
+#include <stdio.h>
+
+/* PRAGMA application_id: "TLMS". Lets us tell our own store from another
+ * application's SQLite file before we touch it. */
+#define TM_APP_ID 0x544C4D53
+
+static const char *const migrations[] = {
+    /* 0 -> 1: op log, version vector, materialised records. */
+    "PRAGMA application_id = 1414286675;" /* TM_APP_ID in decimal */
+    "CREATE TABLE meta ("
+    "  key TEXT PRIMARY KEY,"
+    "  value BLOB NOT NULL"
+    ") WITHOUT ROWID;"
+    /* A rowid table: op bodies can be tens of KB, which WITHOUT ROWID
+     * handles badly; (origin, seq) is the real key. */
+    "CREATE TABLE ops ("
+    "  id INTEGER PRIMARY KEY,"
+    "  origin BLOB NOT NULL CHECK (length(origin) = 16),"
+    "  seq INTEGER NOT NULL CHECK (seq > 0),"
+    "  hlc INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  UNIQUE (origin, seq)"
+    ");"
+    "CREATE TABLE vv ("
+    "  origin BLOB PRIMARY KEY,"
+    "  seq INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    /* ins is this store's insertion order (the list cursor); it is an
+     * INTEGER PRIMARY KEY so that VACUUM cannot renumber it. */
+    "CREATE TABLE sales ("
+    "  ins INTEGER PRIMARY KEY,"
+    "  sale_id TEXT NOT NULL UNIQUE,"
+    "  till TEXT NOT NULL,"
+    "  receipt_no INTEGER NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  currency TEXT NOT NULL,"
+    "  total INTEGER NOT NULL,"
+    "  customer_id TEXT,"
+    "  customer_id_type INTEGER NOT NULL,"
+    "  customer_email TEXT NOT NULL,"
+    "  refund_of TEXT NOT NULL,"
+    "  op_origin BLOB NOT NULL,"
+    "  op_seq INTEGER NOT NULL,"
+    "  op_hlc INTEGER NOT NULL,"
+    "  acked INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX sales_till_receipt ON sales (till, receipt_no);"
+    "CREATE INDEX sales_customer ON sales (customer_id) WHERE customer_id IS NOT NULL;"
+    /* The forwarder asks for unacknowledged sales all the time; a partial
+     * index keeps that cheap however many acknowledged sales pile up. */
+    "CREATE INDEX sales_unacked ON sales (ins) WHERE acked = 0;"
+    "CREATE TABLE sale_lines ("
+    "  sale_ins INTEGER NOT NULL REFERENCES sales (ins),"
+    "  idx INTEGER NOT NULL,"
+    "  sku TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  qty INTEGER NOT NULL,"
+    "  unit_price INTEGER NOT NULL,"
+    "  discount INTEGER NOT NULL,"
+    "  tax_rate INTEGER NOT NULL,"
+    "  PRIMARY KEY (sale_ins, idx)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE sale_payments ("
+    "  sale_ins INTEGER NOT NULL REFERENCES sales (ins),"
+    "  idx INTEGER NOT NULL,"
+    "  method INTEGER NOT NULL,"
+    "  amount INTEGER NOT NULL,"
+    "  reference TEXT NOT NULL,"
+    "  PRIMARY KEY (sale_ins, idx)"
+    ") WITHOUT ROWID;"
+    /* id_type is itself a last-writer-wins register (type_hlc, type_node). */
+    "CREATE TABLE customers ("
+    "  id TEXT PRIMARY KEY,"
+    "  id_type INTEGER NOT NULL,"
+    "  type_hlc INTEGER NOT NULL,"
+    "  type_node BLOB NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE customer_fields ("
+    "  customer_id TEXT NOT NULL REFERENCES customers (id),"
+    "  field INTEGER NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  hlc INTEGER NOT NULL,"
+    "  node BLOB NOT NULL,"
+    "  PRIMARY KEY (customer_id, field)"
+    ") WITHOUT ROWID;"
+    /* Acks may arrive before the sale they name: kept by id, unjoined. */
+    "CREATE TABLE erp_acks ("
+    "  sale_id TEXT PRIMARY KEY"
+    ") WITHOUT ROWID;",
+};
+
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int tm_store__schema_latest(void)
+{
+    return N_MIGRATIONS;
+}
+
+/* One integer from a query such as "PRAGMA user_version". */
+static int s_query_int(tm_store_t *self, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(self->db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        src = sqlite3_step(st);
+        *out = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    }
+    int rc = tm_store__err(self, src);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Refuses files that are SQLite but not ours, and ours from the future. */
+static int s_check_identity(tm_store_t *self, int64_t version)
+{
+    int64_t app_id = 0, n_objects = 0;
+    int rc = s_query_int(self, "PRAGMA application_id", &app_id);
+    if (rc)
+        return rc;
+    if (app_id != 0 && app_id != TM_APP_ID) {
+        snprintf(self->errmsg, sizeof self->errmsg, "application_id %lld is not tillmesh's",
+                 (long long)app_id);
+        return TM_ECORRUPT;
+    }
+    if (version > N_MIGRATIONS) {
+        snprintf(self->errmsg, sizeof self->errmsg,
+                 "store schema version %lld is newer than this build's %d", (long long)version,
+                 N_MIGRATIONS);
+        return TM_EVERSION;
+    }
+    if (version == 0) {
+        /* A fresh file has no tables; one with tables but no version was
+         * made by something else, and migrating it would mangle it. */
+        rc = s_query_int(self, "SELECT count(*) FROM sqlite_master", &n_objects);
+        if (rc)
+            return rc;
+        if (n_objects != 0) {
+            snprintf(self->errmsg, sizeof self->errmsg,
+                     "file holds an SQLite database that is not a tillmesh store");
+            return TM_ECORRUPT;
+        }
+    }
+    return TM_OK;
+}
+
+static int s_exec(tm_store_t *self, const char *sql)
+{
+    return tm_store__err(self, sqlite3_exec(self->db, sql, NULL, NULL, NULL));
+}
+
+static int s_step(tm_store_t *self, int from)
+{
+    char bump[48];
+    /* PRAGMA takes no bound parameters; the number is ours, not data. */
+    snprintf(bump, sizeof bump, "PRAGMA user_version = %d", from + 1);
+    int rc = s_exec(self, "BEGIN IMMEDIATE");
+    if (rc)
+        return rc;
+    if ((rc = s_exec(self, migrations[from])) || (rc = s_exec(self, bump)) ||
+        (rc = s_exec(self, "COMMIT")))
+        goto fail;
+    return TM_OK;
+fail:
+    if (!sqlite3_get_autocommit(self->db))
+        (void)sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int tm_store__migrate(tm_store_t *self, int *version)
+{
+    int64_t v = 0;
+    int rc = s_query_int(self, "PRAGMA user_version", &v);
+    if (rc)
+        return rc;
+    if ((rc = s_check_identity(self, v)))
+        return rc;
+    for (int i = (int)v; i < N_MIGRATIONS; i++) {
+        if ((rc = s_step(self, i)))
+            return rc;
+    }
+    *version = N_MIGRATIONS;
+    return TM_OK;
+}

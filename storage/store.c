@@ -1,1 +1,760 @@
-/* placeholder: being written */
+/*
+ * store.c - opening the store, the op log, the version vector, reading ops
+ * back for peers, and the digest. Materialising records is materialise.c's.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Another process holding the write lock (e.g. the CLI) gets this long. */
+#define BUSY_TIMEOUT_MS 5000
+
+static const char *const store_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    /* ON CONFLICT names the key so that a CHECK failure is still an error
+     * (OR IGNORE would silently drop it). */
+    [ST_OP_INSERT] = "INSERT INTO ops (origin, seq, hlc, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)"
+                     " ON CONFLICT (origin, seq) DO NOTHING",
+    [ST_OP_EXISTS] = "SELECT 1 FROM ops WHERE origin = ?1 AND seq = ?2",
+    [ST_OP_MAX_SEQ] = "SELECT max(seq) FROM ops WHERE origin = ?1",
+    [ST_VV_GET] = "SELECT seq FROM vv WHERE origin = ?1",
+    [ST_VV_PUT] = "INSERT INTO vv (origin, seq) VALUES (?1, ?2)"
+                  " ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq",
+    [ST_VV_ALL] = "SELECT origin, seq FROM vv WHERE seq > 0 ORDER BY origin",
+    [ST_READ_RANGE] = "SELECT seq, hlc, kind, body FROM ops"
+                      " WHERE origin = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
+    [ST_DIGEST_ALL] = "SELECT origin, seq, hlc, kind, body FROM ops ORDER BY origin, seq",
+    [ST_MAX_HLC] = "SELECT max(hlc) FROM ops",
+};
+
+static sqlite3_stmt *s_stmt(tm_store_t *self, int id, int *rc)
+{
+    return tm_store__stmt(self, id, store_sql[id], rc);
+}
+
+/* ---- internal helpers shared with schema.c and materialise.c ---------- */
+
+int tm_store__err(tm_store_t *self, int src)
+{
+    if (src == SQLITE_OK || src == SQLITE_ROW || src == SQLITE_DONE)
+        return TM_OK;
+    snprintf(self->errmsg, sizeof self->errmsg, "%s (%s)",
+             self->db ? sqlite3_errmsg(self->db) : "no database", sqlite3_errstr(src));
+    switch (src & 0xff) {
+    case SQLITE_FULL: return TM_EFULL;
+    case SQLITE_NOMEM: return TM_ENOMEM;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return TM_ECORRUPT;
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH: return TM_EPERM;
+    case SQLITE_CANTOPEN:
+        return self->db && sqlite3_system_errno(self->db) == EACCES ? TM_EPERM : TM_EIO;
+    default: return TM_EIO;
+    }
+}
+
+sqlite3_stmt *tm_store__stmt(tm_store_t *self, int id, const char *sql, int *rc)
+{
+    if (!self->st[id]) {
+        /* PERSISTENT: these live as long as the connection. */
+        int src = sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                     &self->st[id], NULL);
+        if (src != SQLITE_OK) {
+            *rc = tm_store__err(self, src);
+            sqlite3_finalize(self->st[id]);
+            self->st[id] = NULL;
+            return NULL;
+        }
+    }
+    return self->st[id];
+}
+
+int tm_store__exec(tm_store_t *self, sqlite3_stmt *st)
+{
+    int src = sqlite3_step(st);
+    int rc = tm_store__err(self, src);
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int s_exec_id(tm_store_t *self, int id)
+{
+    int rc = TM_OK;
+    sqlite3_stmt *st = s_stmt(self, id, &rc);
+    return st ? tm_store__exec(self, st) : rc;
+}
+
+/* ---- transactions ----------------------------------------------------- */
+
+/* Every write starts here: whatever happens next, the cached digest and
+ * counts no longer describe the store. */
+static int s_begin(tm_store_t *self)
+{
+    self->digest_ok = false;
+    self->counts_ok = false;
+    return s_exec_id(self, ST_BEGIN);
+}
+
+/* SQLite rolls some errors (SQLITE_FULL among them) back by itself; only
+ * roll back what is still open, and always end with no transaction. */
+static void s_rollback(tm_store_t *self)
+{
+    if (!sqlite3_get_autocommit(self->db) && s_exec_id(self, ST_ROLLBACK) != TM_OK)
+        (void)sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- open and close --------------------------------------------------- */
+
+static int s_exec_sql(tm_store_t *self, const char *sql)
+{
+    return tm_store__err(self, sqlite3_exec(self->db, sql, NULL, NULL, NULL));
+}
+
+/* quick_check answers one row "ok", or rows describing the damage. */
+static int s_quick_check(tm_store_t *self)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(self->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+    int rc = tm_store__err(self, src);
+    if (rc)
+        goto cleanup;
+    src = sqlite3_step(st);
+    if ((rc = tm_store__err(self, src)))
+        goto cleanup;
+    const unsigned char *res = sqlite3_column_text(st, 0);
+    if (src != SQLITE_ROW || !res || strcmp((const char *)res, "ok") != 0) {
+        snprintf(self->errmsg, sizeof self->errmsg, "quick_check: %s",
+                 res ? (const char *)res : "no answer");
+        rc = TM_ECORRUPT;
+    }
+cleanup:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int s_pragmas(tm_store_t *self, const tm_store_opts_t *opts)
+{
+    int rc;
+    /* WAL + synchronous=FULL: a returned write has been fsync'd (P1). */
+    if ((rc = s_exec_sql(self, "PRAGMA journal_mode = WAL")) ||
+        (rc = s_exec_sql(self, "PRAGMA synchronous = FULL")) ||
+        (rc = s_exec_sql(self, "PRAGMA foreign_keys = ON")))
+        return rc;
+    if (opts && opts->max_pages) {
+        char sql[64];
+        /* PRAGMA takes no bound parameters; the number is configuration. */
+        snprintf(sql, sizeof sql, "PRAGMA max_page_count = %llu",
+                 (unsigned long long)opts->max_pages);
+        rc = s_exec_sql(self, sql);
+    }
+    return rc;
+}
+
+/* The node id is made once, on first open, and kept for life. */
+static int s_node_id(tm_store_t *self)
+{
+    static const uint8_t zero[TM_NODE_ID_LEN] = {0};
+    sqlite3_stmt *st = NULL;
+    int rc = tm_store__err(self, sqlite3_prepare_v2(self->db,
+                                                    "SELECT value FROM meta WHERE key = 'node_id'",
+                                                    -1, &st, NULL));
+    if (rc)
+        goto cleanup;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != TM_NODE_ID_LEN) {
+            snprintf(self->errmsg, sizeof self->errmsg, "node id has the wrong length");
+            rc = TM_ECORRUPT;
+            goto cleanup;
+        }
+        memcpy(self->node_id, sqlite3_column_blob(st, 0), TM_NODE_ID_LEN);
+        goto cleanup;
+    }
+    if ((rc = tm_store__err(self, src)))
+        goto cleanup;
+    sqlite3_finalize(st);
+    st = NULL;
+    do /* all zeroes is the one id ops may not carry */
+        tm_random(self->node_id, sizeof self->node_id);
+    while (memcmp(self->node_id, zero, sizeof zero) == 0);
+    rc = tm_store__err(self, sqlite3_prepare_v2(self->db,
+                                                "INSERT INTO meta (key, value) VALUES ('node_id', ?1)",
+                                                -1, &st, NULL));
+    if (rc)
+        goto cleanup;
+    sqlite3_bind_blob(st, 1, self->node_id, TM_NODE_ID_LEN, SQLITE_STATIC);
+    rc = tm_store__err(self, sqlite3_step(st));
+cleanup:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int tm_store_open(const char *path, const tm_store_opts_t *opts, tm_store_t **out)
+{
+    int rc = TM_ENOMEM;
+    *out = NULL;
+    if (sodium_init() < 0)
+        return TM_EIO;
+    tm_store_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return TM_ENOMEM;
+    int src = sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (!self->db)
+        goto fail;
+    if ((rc = tm_store__err(self, src)))
+        goto fail;
+    sqlite3_extended_result_codes(self->db, 1);
+    sqlite3_busy_timeout(self->db, BUSY_TIMEOUT_MS);
+    /* Check before anything writes: switching to WAL rewrites the header. */
+    if ((rc = s_quick_check(self)) || (rc = s_pragmas(self, opts)) ||
+        (rc = tm_store__migrate(self, &self->schema_version)) || (rc = s_node_id(self)))
+        goto fail;
+    *out = self;
+    return TM_OK;
+fail:
+    tm_store_destroy(&self);
+    return rc;
+}
+
+void tm_store_destroy(tm_store_t **self_p)
+{
+    tm_store_t *self = *self_p;
+    if (!self)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(self->st[i]);
+    sqlite3_close(self->db);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *tm_store_errmsg(const tm_store_t *self)
+{
+    return self->errmsg[0] ? self->errmsg : "no error";
+}
+
+void tm_store_node_id(const tm_store_t *self, uint8_t out[TM_NODE_ID_LEN])
+{
+    memcpy(out, self->node_id, TM_NODE_ID_LEN);
+}
+
+int tm_store_schema_version(const tm_store_t *self)
+{
+    return self->schema_version;
+}
+
+int tm_store_schema_latest(void)
+{
+    return tm_store__schema_latest();
+}
+
+/* ---- the op log ------------------------------------------------------- */
+
+static bool s_origin_ok(const uint8_t origin[TM_NODE_ID_LEN])
+{
+    for (size_t i = 0; i < TM_NODE_ID_LEN; i++)
+        if (origin[i])
+            return true;
+    return false;
+}
+
+/* Checks an op's header and decodes its body. SQLite integers are signed,
+ * so seq and hlc must fit in 63 bits (an HLC does until the year 4 million). */
+static int s_check_op(const tm_op_t *op, tm_store__rec_t *rec)
+{
+    if (!s_origin_ok(op->origin) || op->seq == 0 || op->seq > INT64_MAX || op->hlc > INT64_MAX ||
+        (op->body_len && !op->body))
+        return TM_EPROTO;
+    return tm_store__rec_decode(op->kind, op->body, op->body_len, rec);
+}
+
+/* Inserts an op; *fresh says whether it was new. */
+static int s_op_insert(tm_store_t *self, const tm_op_t *op, bool *fresh)
+{
+    int rc = TM_OK;
+    sqlite3_stmt *st = s_stmt(self, ST_OP_INSERT, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_blob(st, 1, op->origin, TM_NODE_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)op->seq);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)op->hlc);
+    sqlite3_bind_int64(st, 4, op->kind);
+    /* A NULL pointer would bind SQL NULL, not an empty body. */
+    if (op->body_len)
+        sqlite3_bind_blob64(st, 5, op->body, op->body_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_zeroblob(st, 5, 0);
+    rc = tm_store__exec(self, st);
+    *fresh = rc == TM_OK && sqlite3_changes(self->db) == 1;
+    return rc;
+}
+
+/* One int64 from a cached statement bound to (origin[, seq]); *found says
+ * whether a non-NULL value came back. */
+static int s_get_i64(tm_store_t *self, int id, const uint8_t origin[TM_NODE_ID_LEN], int64_t seq,
+                     int64_t *out, bool *found)
+{
+    int rc = TM_OK;
+    sqlite3_stmt *st = s_stmt(self, id, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_blob(st, 1, origin, TM_NODE_ID_LEN, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_count(st) >= 2)
+        sqlite3_bind_int64(st, 2, seq);
+    int src = sqlite3_step(st);
+    *found = src == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    *out = *found ? sqlite3_column_int64(st, 0) : 0;
+    rc = tm_store__err(self, src);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Raises origin's vector entry over every op now held without a gap,
+ * including ops that arrived early and waited for the gap to fill. */
+static int s_vv_advance(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN])
+{
+    int64_t cur = 0, one;
+    bool found;
+    int rc = s_get_i64(self, ST_VV_GET, origin, 0, &cur, &found);
+    int64_t start = cur;
+    while (rc == TM_OK) {
+        if ((rc = s_get_i64(self, ST_OP_EXISTS, origin, cur + 1, &one, &found)) || !found)
+            break;
+        cur++;
+    }
+    if (rc || cur == start)
+        return rc;
+    sqlite3_stmt *st = s_stmt(self, ST_VV_PUT, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_blob(st, 1, origin, TM_NODE_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, cur);
+    return tm_store__exec(self, st);
+}
+
+/* Inside a transaction: stores the ops not yet held, materialises them,
+ * then advances the vector of every origin that got something new. */
+static int s_write_ops(tm_store_t *self, const tm_op_t *ops, tm_store__rec_t *recs, size_t n,
+                       size_t *n_new)
+{
+    const uint8_t **origins = calloc(n, sizeof *origins);
+    size_t n_origins = 0;
+    int rc = TM_ENOMEM;
+    *n_new = 0;
+    if (!origins)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        bool fresh;
+        if ((rc = s_op_insert(self, &ops[i], &fresh)))
+            goto cleanup;
+        if (!fresh)
+            continue;
+        (*n_new)++;
+        if ((rc = tm_store__materialise(self, &ops[i], &recs[i])))
+            goto cleanup;
+        size_t j = 0;
+        while (j < n_origins && memcmp(origins[j], ops[i].origin, TM_NODE_ID_LEN) != 0)
+            j++;
+        if (j == n_origins)
+            origins[n_origins++] = ops[i].origin;
+    }
+    rc = TM_OK;
+    for (size_t j = 0; j < n_origins && rc == TM_OK; j++)
+        rc = s_vv_advance(self, origins[j]);
+cleanup:
+    free(origins);
+    return rc;
+}
+
+int tm_store_append_local(tm_store_t *self, uint32_t kind, uint64_t hlc, const uint8_t *body,
+                          size_t body_len, uint64_t *seq_out)
+{
+    /* The op struct is not const-correct; the body is only read. */
+    tm_op_t op = {.seq = 1, .hlc = hlc, .kind = kind,
+                  .body = (uint8_t *)(uintptr_t)body, .body_len = body_len};
+    tm_store__rec_t rec;
+    size_t n_new = 0;
+    int64_t max_seq = 0;
+    bool found;
+    memcpy(op.origin, self->node_id, TM_NODE_ID_LEN);
+    int rc = s_check_op(&op, &rec);
+    if (rc)
+        return rc;
+    if ((rc = s_begin(self)))
+        goto cleanup;
+    /* Next after the highest we hold, not after the vector: peers may have
+     * handed back ops of ours past a gap (a store restored from backup). */
+    if ((rc = s_get_i64(self, ST_OP_MAX_SEQ, self->node_id, 0, &max_seq, &found)))
+        goto cleanup;
+    op.seq = (uint64_t)max_seq + 1;
+    if ((rc = s_write_ops(self, &op, &rec, 1, &n_new)))
+        goto cleanup;
+    if (n_new != 1) {
+        rc = TM_EIO; /* cannot happen: seq was past the last one held */
+        goto cleanup;
+    }
+    rc = s_exec_id(self, ST_COMMIT);
+cleanup:
+    if (rc)
+        s_rollback(self);
+    else if (seq_out)
+        *seq_out = op.seq;
+    tm_store__rec_free(&rec);
+    return rc;
+}
+
+int tm_store_apply(tm_store_t *self, const tm_op_t *ops, size_t n, size_t *n_new)
+{
+    size_t fresh = 0;
+    int rc = TM_OK;
+    if (n_new)
+        *n_new = 0;
+    if (n == 0)
+        return TM_OK;
+    tm_store__rec_t *recs = calloc(n, sizeof *recs);
+    if (!recs)
+        return TM_ENOMEM;
+    /* Decode everything first: one bad op refuses the batch unwritten. */
+    for (size_t i = 0; i < n && rc == TM_OK; i++)
+        rc = s_check_op(&ops[i], &recs[i]);
+    if (rc)
+        goto cleanup;
+    if ((rc = s_begin(self)))
+        goto cleanup;
+    if ((rc = s_write_ops(self, ops, recs, n, &fresh)) || (rc = s_exec_id(self, ST_COMMIT)))
+        goto cleanup;
+    if (n_new)
+        *n_new = fresh;
+cleanup:
+    if (rc)
+        s_rollback(self);
+    for (size_t i = 0; i < n; i++)
+        tm_store__rec_free(&recs[i]);
+    free(recs);
+    return rc;
+}
+
+/* ---- version vectors -------------------------------------------------- */
+
+int tm_store_vv(tm_store_t *self, tm_vv_t *out)
+{
+    size_t cap = 0;
+    int rc = TM_OK, src;
+    out->e = NULL;
+    out->n = 0;
+    sqlite3_stmt *st = s_stmt(self, ST_VV_ALL, &rc);
+    if (!st)
+        return rc;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != TM_NODE_ID_LEN)
+            continue; /* the schema's CHECK on ops makes this impossible */
+        if (out->n == cap) {
+            cap = cap ? 2 * cap : 8;
+            tm_vv_entry_t *e = realloc(out->e, cap * sizeof *e);
+            if (!e) {
+                rc = TM_ENOMEM;
+                goto cleanup;
+            }
+            out->e = e;
+        }
+        memcpy(out->e[out->n].origin, sqlite3_column_blob(st, 0), TM_NODE_ID_LEN);
+        out->e[out->n++].seq = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    rc = tm_store__err(self, src);
+cleanup:
+    sqlite3_reset(st);
+    if (rc)
+        tm_vv_free(out);
+    return rc;
+}
+
+void tm_vv_free(tm_vv_t *vv)
+{
+    if (!vv)
+        return;
+    free(vv->e);
+    vv->e = NULL;
+    vv->n = 0;
+}
+
+/* Linear: a vector has one entry per till, and callers may build theirs in
+ * any order. */
+uint64_t tm_vv_get(const tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN])
+{
+    for (size_t i = 0; vv && i < vv->n; i++)
+        if (memcmp(vv->e[i].origin, origin, TM_NODE_ID_LEN) == 0)
+            return vv->e[i].seq;
+    return 0;
+}
+
+static int s_range_cmp(const void *a, const void *b)
+{
+    const tm_range_t *x = a, *y = b;
+    int c = memcmp(x->origin, y->origin, TM_NODE_ID_LEN);
+    if (c)
+        return c;
+    return x->from < y->from ? -1 : x->from > y->from;
+}
+
+int tm_vv_missing(const tm_vv_t *mine, const tm_vv_t *theirs, tm_range_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!theirs || theirs->n == 0)
+        return TM_OK;
+    tm_range_t *r = malloc(theirs->n * sizeof *r);
+    if (!r)
+        return TM_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < theirs->n; i++) {
+        uint64_t have = tm_vv_get(mine, theirs->e[i].origin);
+        if (theirs->e[i].seq <= have)
+            continue;
+        /* A vector naming an origin twice still yields one range for it. */
+        size_t j = 0;
+        while (j < k && memcmp(r[j].origin, theirs->e[i].origin, TM_NODE_ID_LEN) != 0)
+            j++;
+        if (j < k) {
+            if (r[j].to < theirs->e[i].seq)
+                r[j].to = theirs->e[i].seq;
+            continue;
+        }
+        memcpy(r[k].origin, theirs->e[i].origin, TM_NODE_ID_LEN);
+        r[k].from = have + 1;
+        r[k].to = theirs->e[i].seq;
+        k++;
+    }
+    if (k == 0) {
+        free(r);
+        return TM_OK;
+    }
+    qsort(r, k, sizeof *r, s_range_cmp);
+    *out = r;
+    *n = k;
+    return TM_OK;
+}
+
+/* ---- reading ops for peers -------------------------------------------- */
+
+void tm_store_ops_free(tm_op_t *ops, size_t n)
+{
+    for (size_t i = 0; ops && i < n; i++)
+        free(ops[i].body);
+    free(ops);
+}
+
+typedef struct {
+    tm_op_t *ops;
+    size_t n, cap;
+    size_t bytes;
+    size_t max_ops, max_bytes;
+} read_acc_t;
+
+/* Appends the current row of ST_READ_RANGE unless a bound says stop
+ * (*full). The first op is always taken, however big. */
+static int s_read_row(sqlite3_stmt *st, const uint8_t origin[TM_NODE_ID_LEN], read_acc_t *a,
+                      bool *full)
+{
+    size_t len = (size_t)sqlite3_column_bytes(st, 3);
+    if (a->n > 0 && a->max_bytes && a->bytes + len > a->max_bytes) {
+        *full = true;
+        return TM_OK;
+    }
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 64;
+        tm_op_t *o = realloc(a->ops, cap * sizeof *o);
+        if (!o)
+            return TM_ENOMEM;
+        a->ops = o;
+        a->cap = cap;
+    }
+    tm_op_t *op = &a->ops[a->n];
+    memset(op, 0, sizeof *op);
+    if (len && !(op->body = malloc(len)))
+        return TM_ENOMEM;
+    if (len)
+        memcpy(op->body, sqlite3_column_blob(st, 3), len);
+    memcpy(op->origin, origin, TM_NODE_ID_LEN);
+    op->seq = (uint64_t)sqlite3_column_int64(st, 0);
+    op->hlc = (uint64_t)sqlite3_column_int64(st, 1);
+    op->kind = (uint32_t)sqlite3_column_int64(st, 2);
+    op->body_len = len;
+    a->n++;
+    a->bytes += len;
+    *full = a->max_ops && a->n >= a->max_ops;
+    return TM_OK;
+}
+
+/* r->to has been capped at INT64_MAX. */
+static int s_read_range(tm_store_t *self, const tm_range_t *r, uint64_t from, read_acc_t *a,
+                        bool *full)
+{
+    int rc = TM_OK, src = SQLITE_DONE;
+    sqlite3_stmt *st = s_stmt(self, ST_READ_RANGE, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_blob(st, 1, r->origin, TM_NODE_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)from);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)r->to);
+    while (!*full && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((rc = s_read_row(st, r->origin, a, full)))
+            goto cleanup;
+    }
+    if (!*full)
+        rc = tm_store__err(self, src);
+cleanup:
+    sqlite3_reset(st);
+    return rc;
+}
+
+int tm_store_read_ops(tm_store_t *self, const tm_range_t *ranges, size_t n_ranges, size_t max_ops,
+                      size_t max_bytes, tm_op_t **ops, size_t *n)
+{
+    read_acc_t a = {.max_ops = max_ops, .max_bytes = max_bytes};
+    bool full = false;
+    int rc = TM_OK;
+    *ops = NULL;
+    *n = 0;
+    if (n_ranges == 0)
+        return TM_OK;
+    /* Ranges come from a peer: sort a copy so the answer is in (origin,
+     * seq) order, and never send an op twice for overlapping ranges. */
+    tm_range_t *r = malloc(n_ranges * sizeof *r);
+    if (!r)
+        return TM_ENOMEM;
+    memcpy(r, ranges, n_ranges * sizeof *r);
+    for (size_t i = 0; i < n_ranges; i++) /* no seq past this is ever stored */
+        if (r[i].to > INT64_MAX)
+            r[i].to = INT64_MAX;
+    qsort(r, n_ranges, sizeof *r, s_range_cmp);
+    uint64_t done = 0; /* highest seq already read from r[i - 1].origin */
+    for (size_t i = 0; i < n_ranges && !full && rc == TM_OK; i++) {
+        if (i == 0 || memcmp(r[i].origin, r[i - 1].origin, TM_NODE_ID_LEN) != 0)
+            done = 0;
+        uint64_t from = r[i].from > done ? r[i].from : done + 1;
+        if (from == 0)
+            from = 1;
+        if (from <= r[i].to)
+            rc = s_read_range(self, &r[i], from, &a, &full);
+        if (r[i].to > done)
+            done = r[i].to;
+    }
+    free(r);
+    if (rc) {
+        tm_store_ops_free(a.ops, a.n);
+        return rc;
+    }
+    *ops = a.ops;
+    *n = a.n;
+    return TM_OK;
+}
+
+/* ---- digest, counts --------------------------------------------------- */
+
+static void s_be(uint8_t *p, uint64_t v, int len)
+{
+    for (int i = len - 1; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+/* Hashes, per op in (origin, seq) order: origin (16 bytes), seq (8, big
+ * endian), hlc (8), kind (4), body length (8), body. Fixed-width fields
+ * make the encoding unambiguous, so equal digests mean equal op sets. */
+static int s_digest_compute(tm_store_t *self, uint8_t out[32])
+{
+    crypto_hash_sha256_state h;
+    int rc = TM_OK, src;
+    sqlite3_stmt *st = s_stmt(self, ST_DIGEST_ALL, &rc);
+    if (!st)
+        return rc;
+    crypto_hash_sha256_init(&h);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        uint8_t hdr[TM_NODE_ID_LEN + 8 + 8 + 4 + 8];
+        size_t len = (size_t)sqlite3_column_bytes(st, 4);
+        const void *origin = sqlite3_column_blob(st, 0);
+        if (!origin || sqlite3_column_bytes(st, 0) != TM_NODE_ID_LEN) {
+            src = SQLITE_CORRUPT;
+            break;
+        }
+        memcpy(hdr, origin, TM_NODE_ID_LEN);
+        s_be(hdr + 16, (uint64_t)sqlite3_column_int64(st, 1), 8);
+        s_be(hdr + 24, (uint64_t)sqlite3_column_int64(st, 2), 8);
+        s_be(hdr + 32, (uint64_t)sqlite3_column_int64(st, 3), 4);
+        s_be(hdr + 36, len, 8);
+        crypto_hash_sha256_update(&h, hdr, sizeof hdr);
+        if (len)
+            crypto_hash_sha256_update(&h, sqlite3_column_blob(st, 4), len);
+    }
+    rc = tm_store__err(self, src);
+    sqlite3_reset(st);
+    if (rc == TM_OK)
+        crypto_hash_sha256_final(&h, out);
+    return rc;
+}
+
+int tm_store_digest(tm_store_t *self, uint8_t out[32])
+{
+    if (!self->digest_ok) {
+        int rc = s_digest_compute(self, self->digest);
+        if (rc)
+            return rc;
+        self->digest_ok = true;
+    }
+    memcpy(out, self->digest, 32);
+    return TM_OK;
+}
+
+int tm_store_counts(tm_store_t *self, tm_store_counts_t *out)
+{
+    static const char sql[] = "SELECT (SELECT count(*) FROM ops),"
+                              " (SELECT count(*) FROM ops WHERE origin = ?1),"
+                              " (SELECT count(*) FROM sales),"
+                              " (SELECT count(*) FROM customers),"
+                              " (SELECT count(*) FROM sales WHERE acked = 1)";
+    sqlite3_stmt *st = NULL;
+    int rc = TM_OK;
+    if (self->counts_ok)
+        goto done;
+    /* Not cached: the answer is, until the next write. */
+    if ((rc = tm_store__err(self, sqlite3_prepare_v2(self->db, sql, -1, &st, NULL))))
+        goto cleanup;
+    sqlite3_bind_blob(st, 1, self->node_id, TM_NODE_ID_LEN, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? TM_EIO : tm_store__err(self, src);
+        goto cleanup;
+    }
+    self->counts.ops = (uint64_t)sqlite3_column_int64(st, 0);
+    self->counts.local_ops = (uint64_t)sqlite3_column_int64(st, 1);
+    self->counts.sales = (uint64_t)sqlite3_column_int64(st, 2);
+    self->counts.customers = (uint64_t)sqlite3_column_int64(st, 3);
+    self->counts.erp_acked = (uint64_t)sqlite3_column_int64(st, 4);
+    self->counts_ok = true;
+done:
+    *out = self->counts;
+cleanup:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int tm_store_max_hlc(tm_store_t *self, uint64_t *out)
+{
+    int rc = TM_OK;
+    *out = 0;
+    sqlite3_stmt *st = s_stmt(self, ST_MAX_HLC, &rc);
+    if (!st)
+        return rc;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+    rc = tm_store__err(self, src);
+    sqlite3_reset(st);
+    return rc;
+}

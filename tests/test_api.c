@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "tm_api.h"
@@ -332,15 +333,16 @@ static void expect_error(const resp_t *r, long status, const char *code)
 
 static char *sale_json(const char *sale_id, long receipt, long total)
 {
-    char *s = NULL;
-    cr_assert_geq(asprintf(&s,
-                           "{\"sale_id\":\"%s\",\"till\":\"till-1\",\"receipt_no\":%ld,"
-                           "\"created_at\":\"2026-11-23T12:00:00Z\",\"currency\":\"CLP\","
-                           "\"lines\":[{\"sku\":\"A1\",\"name\":\"Pan\",\"qty\":1000,"
-                           "\"unit_price\":%ld,\"discount\":0,\"tax_rate\":1900}],"
-                           "\"total\":%ld,\"payments\":[{\"method\":\"cash\",\"amount\":%ld}]}",
-                           sale_id, receipt, total, total, total),
-                  0);
+    char *s = malloc(1024);
+    cr_assert_not_null(s);
+    int n = snprintf(s, 1024,
+                     "{\"sale_id\":\"%s\",\"till\":\"till-1\",\"receipt_no\":%ld,"
+                     "\"created_at\":\"2026-11-23T12:00:00Z\",\"currency\":\"CLP\","
+                     "\"lines\":[{\"sku\":\"A1\",\"name\":\"Pan\",\"qty\":1000,"
+                     "\"unit_price\":%ld,\"discount\":0,\"tax_rate\":1900}],"
+                     "\"total\":%ld,\"payments\":[{\"method\":\"cash\",\"amount\":%ld}]}",
+                     sale_id, receipt, total, total, total);
+    cr_assert(n > 0 && n < 1024);
     return s;
 }
 
@@ -431,6 +433,34 @@ Test(api, post_sale_422_lists_fields)
     expect_error(&r, 422, "validation");
     resp_free(&r);
     free(body);
+}
+
+/* Error texts quote client keys cut to a fixed size, possibly inside a
+ * multi-byte character; the answer must still be a clean 422 in JSON. */
+Test(api, long_unicode_keys_still_422)
+{
+    char key[400] = "";
+    for (int i = 0; i < 100; i++)
+        strcat(key, "\xc3\xa9"); /* é */
+    char body[600];
+    snprintf(body, sizeof body, "{\"%s\":\"x\"}", key);
+    resp_t r = http("PUT", "/v1/customers/123456785", body);
+    expect_error(&r, 422, "validation");
+    cr_expect(strstr(r.body, "unknown") != NULL, "%s", r.body);
+    resp_free(&r);
+    r = http("POST", "/v1/sales", body);
+    expect_error(&r, 422, "validation");
+    resp_free(&r);
+
+    /* jansson quotes the bad token; cut short, it must not become a 500. */
+    snprintf(body, sizeof body, "{\"a\": x%s", key);
+    r = http("POST", "/v1/sales", body);
+    expect_error(&r, 400, "malformed_json");
+    resp_free(&r);
+    snprintf(body, sizeof body, "{\"a\": \"%s", key);
+    r = http("POST", "/v1/sales", body);
+    expect_error(&r, 400, "malformed_json");
+    resp_free(&r);
 }
 
 Test(api, post_sale_400_malformed_json_says_where)
@@ -601,8 +631,12 @@ Test(api, list_sales_pages_in_order)
 
 Test(api, list_sales_bad_parameters_400)
 {
-    const char *bad[] = {"/v1/sales?limit=abc", "/v1/sales?limit=0", "/v1/sales?limit=-1",
-                         "/v1/sales?since=-1", "/v1/sales?since=1x", "/v1/sales?since=",
+    const char *bad[] = {"/v1/sales?limit=abc",
+                         "/v1/sales?limit=0",
+                         "/v1/sales?limit=-1",
+                         "/v1/sales?since=-1",
+                         "/v1/sales?since=1x",
+                         "/v1/sales?since=",
                          "/v1/sales?since=99999999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         resp_t r = http("GET", bad[i], NULL);
@@ -656,12 +690,33 @@ Test(api, customer_dni_and_errors)
     r = http("GET", "/v1/customers/11111111-1", NULL);
     expect_error(&r, 404, "not_found");
     resp_free(&r);
-    /* Bad check digit. */
-    r = http("GET", "/v1/customers/12345678-9", NULL);
+    /* A mistyped check digit is told apart from a malformed id, alike on
+     * GET and PUT. */
+    const char *bad[][3] = {
+        {"GET", "/v1/customers/12345678-9", NULL},
+        {"PUT", "/v1/customers/12345678-9", "{\"name\":\"Ana\"}"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        r = http(bad[i][0], bad[i][1], bad[i][2]);
+        expect_error(&r, 422, "validation");
+        json_t *j = body_json(&r);
+        json_t *f0 = json_array_get(json_object_get(j, "fields"), 0);
+        cr_expect_str_eq(json_string_value(json_object_get(f0, "field")), "id", "%s", r.body);
+        cr_expect_str_eq(json_string_value(json_object_get(f0, "rule")), "check_digit", "%s",
+                         r.body);
+        json_decref(j);
+        resp_free(&r);
+    }
+    r = http("GET", "/v1/customers/12.34x", NULL);
     expect_error(&r, 422, "validation");
+    cr_expect(strstr(r.body, "\"format\"") != NULL, "%s", r.body);
     resp_free(&r);
-    r = http("PUT", "/v1/customers/12345678-9", "{\"name\":\"Ana\"}");
+    char path[400] = "/v1/customers/";
+    memset(path + strlen(path), '1', 300);
+    path[314] = '\0';
+    r = http("GET", path, NULL);
     expect_error(&r, 422, "validation");
+    cr_expect(strstr(r.body, "\"length\"") != NULL, "%s", r.body);
     resp_free(&r);
     r = http("GET", "/v1/customers/X12345?id_type=passport", NULL);
     expect_error(&r, 400, "bad_parameter");

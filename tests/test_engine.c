@@ -115,7 +115,7 @@ static void deliver(net_t *net)
         if (!moved)
             return;
     }
-    cr_fail("network never went quiet");
+    cr_assert_fail("network never went quiet");
 }
 
 /* Advances time by ms in heartbeat-sized steps, ticking and delivering. */

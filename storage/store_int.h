@@ -1,0 +1,112 @@
+/*
+ * store_int.h - what store.c, schema.c and materialise.c share. Not part of
+ * the public API: nothing outside storage/ includes it.
+ *
+ * Naming: tm_store__ (two underscores) marks functions internal to the
+ * module that have to be visible across its files.
+ */
+#ifndef TM_STORE_INT_H
+#define TM_STORE_INT_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+
+#include "tm_store.h"
+#include "tm_wire.h"
+
+/* Every cached prepared statement has a slot; each .c holds the SQL for its
+ * own slots and prepares them on first use (tm_store__stmt). */
+enum {
+    /* store.c */
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_OP_INSERT,
+    ST_OP_EXISTS,
+    ST_OP_MAX_SEQ,
+    ST_VV_GET,
+    ST_VV_PUT,
+    ST_VV_ALL,
+    ST_READ_RANGE,
+    ST_DIGEST_ALL,
+    ST_MAX_HLC,
+    /* materialise.c */
+    ST_SALE_FIND,
+    ST_SALE_INSERT,
+    ST_SALE_UPDATE,
+    ST_SALE_BY_ID,
+    ST_SALE_LIST,
+    ST_LINES_DELETE,
+    ST_LINE_INSERT,
+    ST_LINES_GET,
+    ST_PAYS_DELETE,
+    ST_PAY_INSERT,
+    ST_PAYS_GET,
+    ST_CUST_GET,
+    ST_CUST_PUT,
+    ST_CUST_FIELDS_GET,
+    ST_CUST_FIELD_PUT,
+    ST_ACK_INSERT,
+    ST_ACK_MARK_SALE,
+    ST_ACK_IS,
+    ST_UNACKED,
+    ST_MAX_RECEIPT,
+    ST_COUNT
+};
+
+struct tm_store {
+    sqlite3 *db;
+    uint8_t node_id[TM_NODE_ID_LEN];
+    int schema_version;
+    sqlite3_stmt *st[ST_COUNT];
+    /* The digest and the counts cost a scan of the whole store; they are
+     * kept until the next write, which clears these flags. */
+    bool digest_ok;
+    uint8_t digest[32];
+    bool counts_ok;
+    tm_store_counts_t counts;
+    char errmsg[256];
+};
+
+/* An op body, decoded once before the transaction starts so that a bad
+ * batch is refused before anything is written. */
+typedef struct {
+    uint32_t kind;
+    union {
+        tm_sale_t sale;
+        tm_customer_t cust;
+        tm_erp_ack_t ack;
+    } u;
+} tm_store__rec_t;
+
+/* ---- store.c ---------------------------------------------------------- */
+
+/* Maps an SQLite result code to a TM_E* code and remembers the message for
+ * tm_store_errmsg(). Returns TM_OK for SQLITE_OK/ROW/DONE. */
+int tm_store__err(tm_store_t *self, int sqlite_rc);
+/* The cached statement for slot id, prepared from sql on first use; NULL on
+ * failure (*rc then holds the TM_E* code). */
+sqlite3_stmt *tm_store__stmt(tm_store_t *self, int id, const char *sql, int *rc);
+/* Steps a statement that returns no row (or whose rows are not wanted),
+ * resets it and maps the result. */
+int tm_store__exec(tm_store_t *self, sqlite3_stmt *st);
+
+/* ---- schema.c --------------------------------------------------------- */
+
+/* Brings db to the latest schema, one transaction per step. TM_EVERSION
+ * when the store is newer than this build, TM_ECORRUPT when it is some
+ * other application's database. *version receives the version reached. */
+int tm_store__migrate(tm_store_t *self, int *version);
+int tm_store__schema_latest(void);
+
+/* ---- materialise.c ---------------------------------------------------- */
+
+/* Decodes and checks an op body of the given kind; TM_EPROTO if it is not
+ * a well-formed record of that kind. Release with tm_store__rec_free. */
+int tm_store__rec_decode(uint32_t kind, const uint8_t *body, size_t len, tm_store__rec_t *out);
+void tm_store__rec_free(tm_store__rec_t *rec);
+/* Applies one new op's record to the materialised tables; must be called
+ * inside the caller's write transaction. May modify rec (stamps). */
+int tm_store__materialise(tm_store_t *self, const tm_op_t *op, tm_store__rec_t *rec);
+
+#endif
