@@ -13,6 +13,7 @@
  * with what was last reported (s_reconcile), so the main thread gets UP only
  * when something changed and DOWN only when the last entry went.
  */
+#define _GNU_SOURCE /* pipe2: close-on-exec set atomically, before any fork */
 #include "tm_disc.h"
 
 #include <avahi-client/client.h>
@@ -22,6 +23,7 @@
 #include <avahi-common/error.h>
 #include <avahi-common/malloc.h>
 #include <avahi-common/thread-watch.h>
+#include <avahi-common/timeval.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -1,5 +1,6 @@
-/* api.c - the local HTTP/JSON API on libmicrohttpd (see tm_api.h, docs/api.md). */
-#include "tm_api.h"
+/* api.c - the local HTTP/JSON API on libmicrohttpd: the daemon, the life of
+ * a request, and the answers (routes and handlers are in api_routes.c). */
+#include "api_int.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -20,108 +21,12 @@
 /* Idle connections (a POS keeping a socket open, a stalled upload) are
  * closed after this long so that they cannot pin connection slots. */
 #define API_CONN_TIMEOUT_S 30
-/* Longest id taken from a path; real ids are far shorter (UUID: 36). */
-#define API_ID_MAX       128
-#define API_LIST_DEFAULT 100
-#define API_LIST_MAX     1000
 /* A chunked body that passes max_body is read and dropped so that the
  * client still gets its 413; one that goes on this many times longer is
  * cut off instead, so it cannot keep the connection forever. */
 #define API_DISCARD_FACTOR 4
 
-#define CT_JSON "application/json"
-#define CT_PROM "text/plain; version=0.0.4"
-
-struct tm_api {
-    struct MHD_Daemon *mhd;
-    tm_api_backend_t be;
-    const tm_log_t *log; /* owned by the caller; must outlive us */
-    size_t max_body;
-    uint16_t port;
-    int fd;
-};
-
-typedef enum { R_NONE, R_SALES, R_SALE, R_CUSTOMER, R_STATUS, R_METRICS } route_t;
-
-/* Per-request state, MHD's con_cls; freed in s_completed. */
-typedef struct {
-    route_t route;
-    char id[API_ID_MAX + 1]; /* path id, already percent-decoded by MHD */
-    bool id_too_long;
-    char method[12]; /* for the log line */
-    char path[96];   /* for the log line, unprintables replaced */
-    const char *err; /* error code word of the answer, for the log */
-    unsigned status;
-    struct timespec t0;
-    char *body;
-    size_t len, cap;
-    size_t discarded;
-    bool too_large;
-} req_t;
-
-typedef struct {
-    const char *allow; /* value of the Allow header on 405 */
-    route_t route;
-    bool get, post, put;
-} route_spec_t;
-
-static const route_spec_t route_specs[] = {
-    {"GET, HEAD, POST", R_SALES, true, true, false},   /* /v1/sales */
-    {"GET, HEAD", R_SALE, true, false, false},         /* /v1/sales/{id} */
-    {"GET, HEAD, PUT", R_CUSTOMER, true, false, true}, /* /v1/customers/{id} */
-    {"GET, HEAD", R_STATUS, true, false, false},       /* /v1/status */
-    {"GET, HEAD", R_METRICS, true, false, false},      /* /metrics */
-};
-
 /* ---- small helpers ---------------------------------------------------- */
-
-static const route_spec_t *s_spec(route_t r)
-{
-    for (size_t i = 0; i < sizeof route_specs / sizeof route_specs[0]; i++)
-        if (route_specs[i].route == r)
-            return &route_specs[i];
-    return NULL;
-}
-
-static const char *s_prefix(const char *s, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    return strncmp(s, prefix, n) == 0 ? s + n : NULL;
-}
-
-/* HEAD is a GET whose body MHD leaves out. */
-static bool s_is_get(const char *method)
-{
-    return strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-}
-
-/* Maps a (decoded) path to a route and copies its id, if any, into req. */
-static route_t s_route(const char *url, req_t *req)
-{
-    if (strcmp(url, "/v1/sales") == 0)
-        return R_SALES;
-    if (strcmp(url, "/v1/status") == 0)
-        return R_STATUS;
-    if (strcmp(url, "/metrics") == 0)
-        return R_METRICS;
-    route_t r;
-    const char *rest;
-    if ((rest = s_prefix(url, "/v1/sales/")) != NULL)
-        r = R_SALE;
-    else if ((rest = s_prefix(url, "/v1/customers/")) != NULL)
-        r = R_CUSTOMER;
-    else
-        return R_NONE;
-    /* An id never holds '/', so ".../x/y" (or a decoded %2F) is no route. */
-    if (rest[0] == '\0' || strchr(rest, '/') != NULL)
-        return R_NONE;
-    size_t n = strlen(rest);
-    if (n > API_ID_MAX)
-        req->id_too_long = true;
-    else
-        memcpy(req->id, rest, n + 1);
-    return r;
-}
 
 /* Copies untrusted text for a log line: bounded, control bytes and
  * non-ASCII replaced, so a request cannot forge or break log lines. */
@@ -130,13 +35,15 @@ static void s_log_copy(char *dst, size_t dstsz, const char *src)
     size_t i = 0;
     for (; src && src[i] && i + 1 < dstsz; i++) {
         unsigned char c = (unsigned char)src[i];
-        dst[i] = (c < 0x20 || c >= 0x7f) ? '?' : src[i];
+        if (c < 0x20 || c >= 0x7f)
+            dst[i] = '?';
+        else
+            dst[i] = src[i];
     }
     dst[i] = '\0';
 }
 
-/* Strict unsigned decimal: digits only, no sign, no spaces, no overflow. */
-static bool s_parse_u64(const char *s, uint64_t *out)
+bool tm_api__parse_u64(const char *s, uint64_t *out)
 {
     if (!s || !*s || strlen(s) > 20)
         return false;
@@ -158,8 +65,8 @@ static bool s_is_json_type(const char *v)
 {
     while (*v == ' ' || *v == '\t')
         v++;
-    size_t n = strlen(CT_JSON);
-    if (strncasecmp(v, CT_JSON, n) != 0)
+    size_t n = strlen(TM_API_CT_JSON);
+    if (strncasecmp(v, TM_API_CT_JSON, n) != 0)
         return false;
     char c = v[n];
     return c == '\0' || c == ';' || c == ' ' || c == '\t';
@@ -223,13 +130,8 @@ static double s_ms_since(const struct timespec *t0)
 
 /* ---- responses -------------------------------------------------------- */
 
-/*
- * Queues an answer. body is malloc'd text and ownership passes here; NULL
- * means building it ran out of memory, which becomes a 500. hname/hval add
- * one more header (Location, Allow) when not NULL.
- */
-static enum MHD_Result s_reply(struct MHD_Connection *conn, req_t *req, unsigned status,
-                               const char *ctype, char *body, const char *hname, const char *hval)
+enum MHD_Result tm_api__reply(struct MHD_Connection *conn, tm_api_req_t *req, unsigned status,
+                              const char *ctype, char *body, const char *hname, const char *hval)
 {
     struct MHD_Response *resp = NULL;
     if (body) {
@@ -243,7 +145,7 @@ static enum MHD_Result s_reply(struct MHD_Connection *conn, req_t *req, unsigned
         if (!resp)
             return MHD_NO; /* nothing left to answer with: drop the connection */
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        ctype = CT_JSON;
+        ctype = TM_API_CT_JSON;
         hname = NULL;
         req->err = "internal";
     }
@@ -259,14 +161,9 @@ static enum MHD_Result s_reply(struct MHD_Connection *conn, req_t *req, unsigned
     return ok;
 }
 
-/* {"error":code,"message":...}, with an optional extra header. */
-static enum MHD_Result s_error_hdr(struct MHD_Connection *conn, req_t *req, unsigned status,
-                                   const char *code, const char *hname, const char *hval,
-                                   const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-
-static enum MHD_Result s_error_hdr(struct MHD_Connection *conn, req_t *req, unsigned status,
-                                   const char *code, const char *hname, const char *hval,
-                                   const char *fmt, ...)
+enum MHD_Result tm_api__error_hdr(struct MHD_Connection *conn, tm_api_req_t *req, unsigned status,
+                                  const char *code, const char *hname, const char *hval,
+                                  const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -278,269 +175,7 @@ static enum MHD_Result s_error_hdr(struct MHD_Connection *conn, req_t *req, unsi
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     req->err = code;
-    return s_reply(conn, req, status, CT_JSON, body, hname, hval);
-}
-
-#define s_error(conn, req, status, code, ...)                                                      \
-    s_error_hdr((conn), (req), (status), (code), NULL, NULL, __VA_ARGS__)
-
-/* 422 with the field list. */
-static enum MHD_Result s_invalid(struct MHD_Connection *conn, req_t *req,
-                                 const tm_field_errors_t *errs)
-{
-    req->err = "validation";
-    return s_reply(conn, req, MHD_HTTP_UNPROCESSABLE_CONTENT, CT_JSON,
-                   tm_field_errors_to_json(errs), NULL, NULL);
-}
-
-/* 400 with jansson's "line L column C: ..." from the record decoder. */
-static enum MHD_Result s_malformed(struct MHD_Connection *conn, req_t *req,
-                                   const tm_field_errors_t *errs)
-{
-    return s_error(conn, req, MHD_HTTP_BAD_REQUEST, "malformed_json", "malformed JSON: %s",
-                   errs->n > 0 ? errs->e[0].message : tm_strerror(TM_EJSON));
-}
-
-/* The answer for a backend error that is not specific to one route. */
-static enum MHD_Result s_backend_error(tm_api_t *self, struct MHD_Connection *conn, req_t *req,
-                                       int rc)
-{
-    if (rc == TM_EFULL)
-        return s_error(conn, req, MHD_HTTP_INSUFFICIENT_STORAGE, "disk_full",
-                       "the till's disk is full: nothing was written");
-    tm_log_warn(self->log, "api: %s %s: %s", req->method, req->path, tm_strerror(rc));
-    return s_error(conn, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "internal error: %s",
-                   tm_strerror(rc));
-}
-
-/* ---- handlers --------------------------------------------------------- */
-
-static enum MHD_Result s_reply_sale(struct MHD_Connection *conn, req_t *req, unsigned status,
-                                    const tm_sale_t *sale)
-{
-    char location[sizeof "/v1/sales/" + TM_UUID_LEN];
-    snprintf(location, sizeof location, "/v1/sales/%s", sale->sale_id);
-    return s_reply(conn, req, status, CT_JSON, tm_sale_to_json(sale),
-                   status == MHD_HTTP_CREATED ? MHD_HTTP_HEADER_LOCATION : NULL, location);
-}
-
-static enum MHD_Result s_post_sale(tm_api_t *self, struct MHD_Connection *conn, req_t *req)
-{
-    tm_sale_t sale;
-    tm_field_errors_t errs;
-    tm_field_errors_init(&errs);
-    memset(&sale, 0, sizeof sale);
-    int rc = tm_sale_from_json(req->body ? req->body : "", req->len, &sale, &errs);
-    if (rc == TM_EJSON)
-        return s_malformed(conn, req, &errs);
-    if (rc == TM_EVALIDATE)
-        return s_invalid(conn, req, &errs);
-    if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
-
-    enum MHD_Result ret;
-    rc = self->be.post_sale(self->be.ctx, &sale, &errs);
-    switch (rc) {
-    case TM_OK: ret = s_reply_sale(conn, req, MHD_HTTP_CREATED, &sale); break;
-    /* A POS retrying after a lost answer gets the same sale back. */
-    case TM_EEXIST: ret = s_reply_sale(conn, req, MHD_HTTP_OK, &sale); break;
-    case TM_EVALIDATE: ret = s_invalid(conn, req, &errs); break;
-    case TM_ECONFLICT:
-        ret = s_error(conn, req, MHD_HTTP_CONFLICT, "conflict",
-                      "a different sale with sale_id %s is already stored", sale.sale_id);
-        break;
-    default: ret = s_backend_error(self, conn, req, rc); break;
-    }
-    tm_sale_free(&sale);
-    return ret;
-}
-
-static enum MHD_Result s_get_sale(tm_api_t *self, struct MHD_Connection *conn, req_t *req)
-{
-    /* Anything that is not a UUID cannot name a sale. */
-    if (req->id_too_long || !tm_uuid_valid(req->id))
-        return s_error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such sale");
-    tm_sale_t sale;
-    memset(&sale, 0, sizeof sale);
-    int rc = tm_store_get_sale(self->be.store, req->id, &sale);
-    if (rc == TM_ENOTFOUND)
-        return s_error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no sale %s", req->id);
-    if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
-    enum MHD_Result ret = s_reply_sale(conn, req, MHD_HTTP_OK, &sale);
-    tm_sale_free(&sale);
-    return ret;
-}
-
-/* Reads ?since= and ?limit=; false after queuing a 400. */
-static bool s_list_params(struct MHD_Connection *conn, req_t *req, uint64_t *since, size_t *limit,
-                          enum MHD_Result *ret)
-{
-    const char *s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
-    const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
-    uint64_t v = 0;
-    *since = 0;
-    *limit = API_LIST_DEFAULT;
-    if (s && !s_parse_u64(s, since)) {
-        *ret = s_error(conn, req, MHD_HTTP_BAD_REQUEST, "bad_parameter",
-                       "since must be a cursor: an unsigned integer from \"next\"");
-        return false;
-    }
-    if (l && (!s_parse_u64(l, &v) || v == 0)) {
-        *ret = s_error(conn, req, MHD_HTTP_BAD_REQUEST, "bad_parameter",
-                       "limit must be an integer from 1 to %d", API_LIST_MAX);
-        return false;
-    }
-    if (l)
-        *limit = v > API_LIST_MAX ? API_LIST_MAX : (size_t)v;
-    return true;
-}
-
-/* {"sales":[...],"next":cursor}; NULL on out of memory. Each sale is
- * re-parsed so that the whole document is built by jansson. */
-static char *s_list_json(const tm_sale_t *sales, size_t n, uint64_t next)
-{
-    char *out = NULL;
-    json_t *root = json_object();
-    json_t *arr = json_array();
-    if (!root || !arr)
-        goto done;
-    for (size_t i = 0; i < n; i++) {
-        char *text = tm_sale_to_json(&sales[i]);
-        json_t *one = text ? json_loads(text, 0, NULL) : NULL;
-        free(text);
-        if (!one || json_array_append_new(arr, one) != 0)
-            goto done;
-    }
-    if (json_object_set(root, "sales", arr) != 0 ||
-        json_object_set_new(root, "next",
-                            json_integer(next > INT64_MAX ? INT64_MAX : (json_int_t)next)) != 0)
-        goto done;
-    out = json_dumps(root, JSON_COMPACT);
-done:
-    json_decref(arr);
-    json_decref(root);
-    return out;
-}
-
-static enum MHD_Result s_list_sales(tm_api_t *self, struct MHD_Connection *conn, req_t *req)
-{
-    uint64_t since, next = 0;
-    size_t limit, n = 0;
-    enum MHD_Result ret = MHD_NO;
-    if (!s_list_params(conn, req, &since, &limit, &ret))
-        return ret;
-    tm_sale_t *sales = NULL;
-    int rc = tm_store_list_sales(self->be.store, since, limit, &sales, &n, &next);
-    if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
-    char *body = s_list_json(sales, n, next);
-    for (size_t i = 0; i < n; i++)
-        tm_sale_free(&sales[i]);
-    free(sales);
-    return s_reply(conn, req, MHD_HTTP_OK, CT_JSON, body, NULL, NULL);
-}
-
-/*
- * 422 naming a path id that cannot be normalised. The errors come
- * from the patch decoder (with a patch that changes nothing) so that GET and
- * PUT tell a mistyped check digit from a malformed id in the same words.
- */
-static enum MHD_Result s_bad_customer_id(struct MHD_Connection *conn, req_t *req, tm_id_type_t type)
-{
-    tm_field_errors_t errs;
-    tm_field_errors_init(&errs);
-    if (req->id_too_long) {
-        /* Not even copied: the decoder would say the same of a shorter one. */
-        tm_field_errors_add(&errs, "id", "length", "id is longer than %d bytes",
-                            TM_CUST_ID_MAX - 1);
-        return s_invalid(conn, req, &errs);
-    }
-    json_t *probe = json_pack("{s:s, s:s}", "id_type", tm_id_type_name(type), "name", "");
-    char *text = probe ? json_dumps(probe, JSON_COMPACT) : NULL;
-    json_decref(probe);
-    tm_customer_t scratch;
-    if (!text ||
-        tm_customer_patch_from_json(req->id, text, strlen(text), &scratch, &errs) == TM_OK ||
-        errs.n == 0) {
-        tm_field_errors_init(&errs);
-        tm_field_errors_add(&errs, "id", "format", "not a valid %s", tm_id_type_name(type));
-    }
-    free(text);
-    return s_invalid(conn, req, &errs);
-}
-
-static enum MHD_Result s_put_customer(tm_api_t *self, struct MHD_Connection *conn, req_t *req)
-{
-    tm_customer_t patch, merged;
-    tm_field_errors_t errs;
-    tm_field_errors_init(&errs);
-    memset(&patch, 0, sizeof patch);
-    memset(&merged, 0, sizeof merged);
-    if (req->id_too_long)
-        return s_bad_customer_id(conn, req, TM_IDTYPE_RUT);
-    int rc =
-        tm_customer_patch_from_json(req->id, req->body ? req->body : "", req->len, &patch, &errs);
-    if (rc == TM_EJSON)
-        return s_malformed(conn, req, &errs);
-    if (rc == TM_EVALIDATE)
-        return s_invalid(conn, req, &errs);
-    if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
-    rc = self->be.put_customer(self->be.ctx, &patch, &merged, &errs);
-    if (rc == TM_EVALIDATE)
-        return s_invalid(conn, req, &errs);
-    if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
-    return s_reply(conn, req, MHD_HTTP_OK, CT_JSON, tm_customer_to_json(&merged), NULL, NULL);
-}
-
-static enum MHD_Result s_get_customer(tm_api_t *self, struct MHD_Connection *conn, req_t *req)
-{
-    tm_id_type_t type = TM_IDTYPE_RUT;
-    const char *t = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "id_type");
-    if (t && tm_id_type_parse(t, &type) != TM_OK)
-        return s_error(conn, req, MHD_HTTP_BAD_REQUEST, "bad_parameter",
-                       "id_type must be \"rut\" or \"dni\"");
-    char id[TM_CUST_ID_MAX];
-    if (req->id_too_long || tm_customer_id_normalise(req->id, type, id, sizeof id) != TM_OK)
-        return s_bad_customer_id(conn, req, type);
-    tm_customer_t c;
-    memset(&c, 0, sizeof c);
-    int rc = tm_store_get_customer(self->be.store, id, &c);
-    if (rc == TM_ENOTFOUND)
-        return s_error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no customer %s", id);
-    if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
-    return s_reply(conn, req, MHD_HTTP_OK, CT_JSON, tm_customer_to_json(&c), NULL, NULL);
-}
-
-static enum MHD_Result s_get_text(tm_api_t *self, struct MHD_Connection *conn, req_t *req,
-                                  char *(*fn)(void *ctx), const char *ctype)
-{
-    char *body = fn(self->be.ctx);
-    if (!body)
-        return s_backend_error(self, conn, req, TM_ENOMEM);
-    return s_reply(conn, req, MHD_HTTP_OK, ctype, body, NULL, NULL);
-}
-
-/* Runs the route once the whole request is in. */
-static enum MHD_Result s_dispatch(tm_api_t *self, struct MHD_Connection *conn, req_t *req,
-                                  const char *method)
-{
-    if (req->too_large)
-        return s_error(conn, req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
-                       "request body is larger than %zu bytes", self->max_body);
-    bool get = s_is_get(method);
-    switch (req->route) {
-    case R_SALES: return get ? s_list_sales(self, conn, req) : s_post_sale(self, conn, req);
-    case R_SALE: return s_get_sale(self, conn, req);
-    case R_CUSTOMER: return get ? s_get_customer(self, conn, req) : s_put_customer(self, conn, req);
-    case R_STATUS: return s_get_text(self, conn, req, self->be.status_json, CT_JSON);
-    case R_METRICS: return s_get_text(self, conn, req, self->be.metrics_text, CT_PROM);
-    case R_NONE: break;
-    }
-    return s_error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such route");
+    return tm_api__reply(conn, req, status, TM_API_CT_JSON, body, hname, hval);
 }
 
 /* ---- request lifecycle ------------------------------------------------ */
@@ -553,47 +188,45 @@ static enum MHD_Result s_dispatch(tm_api_t *self, struct MHD_Connection *conn, r
  * error; everything else is answered in the last call, once the request is
  * complete, so that the connection stays open for the next request.
  */
-static enum MHD_Result s_begin(tm_api_t *self, struct MHD_Connection *conn, req_t *req,
+static enum MHD_Result s_begin(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req,
                                const char *url, const char *method)
 {
-    req->route = s_route(url, req);
-    const route_spec_t *spec = s_spec(req->route);
-    if (!spec)
-        return s_error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such route");
-    bool get = s_is_get(method);
-    bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-    bool put = strcmp(method, MHD_HTTP_METHOD_PUT) == 0;
-    if (!((get && spec->get) || (post && spec->post) || (put && spec->put)))
-        return s_error_hdr(conn, req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                           MHD_HTTP_HEADER_ALLOW, spec->allow, "%s is not allowed here; use %s",
-                           req->method, spec->allow);
-    if (get)
+    req->route = tm_api__route(url, req);
+    if (req->route == R_NONE)
+        return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such route");
+    const char *allow = tm_api__allow(req->route, method);
+    if (allow)
+        return tm_api__error_hdr(conn, req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                                 MHD_HTTP_HEADER_ALLOW, allow, "%s is not allowed here; use %s",
+                                 req->method, allow);
+    if (tm_api__is_get(method))
         return MHD_YES;
 
     const char *ct =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (ct && !s_is_json_type(ct))
-        return s_error(conn, req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                       "the body must be application/json");
+        return tm_api__error(conn, req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                             "the body must be application/json");
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t declared = 0;
-    if (cl && s_parse_u64(cl, &declared)) {
+    if (cl && tm_api__parse_u64(cl, &declared)) {
         if (declared > self->max_body) {
             req->too_large = true;
-            return s_dispatch(self, conn, req, method);
+            return tm_api__dispatch(self, conn, req, method);
         }
         /* Known length: one allocation of exactly that size. */
         req->body = malloc((size_t)declared + 1);
         if (!req->body)
-            return s_backend_error(self, conn, req, TM_ENOMEM);
+            return tm_api__error(conn, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                                 "out of memory");
         req->cap = (size_t)declared + 1;
     }
     return MHD_YES;
 }
 
 /* Adds a piece of body; false means "close the connection". */
-static bool s_body_add(tm_api_t *self, req_t *req, const char *data, size_t n)
+static bool s_body_add(tm_api_t *self, tm_api_req_t *req, const char *data, size_t n)
 {
     if (req->too_large || n > self->max_body - req->len) {
         req->too_large = true;
@@ -631,7 +264,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
                                 size_t *upload_data_size, void **con_cls)
 {
     tm_api_t *self = cls;
-    req_t *req = *con_cls;
+    tm_api_req_t *req = *con_cls;
     (void)version;
     if (!req) {
         req = calloc(1, sizeof *req);
@@ -648,7 +281,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         *upload_data_size = 0;
         return ok ? MHD_YES : MHD_NO;
     }
-    return s_dispatch(self, conn, req, method);
+    return tm_api__dispatch(self, conn, req, method);
 }
 
 static const char *s_toe_name(enum MHD_RequestTerminationCode toe)
@@ -668,7 +301,7 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                         enum MHD_RequestTerminationCode toe)
 {
     tm_api_t *self = cls;
-    req_t *req = *con_cls;
+    tm_api_req_t *req = *con_cls;
     (void)conn;
     if (!req)
         return;

@@ -9,7 +9,8 @@
 
 typedef struct {
     tm_peer_info_t info;
-    tm_vv_t vv; /* the peer's vector as last heard */
+    tm_vv_t vv;            /* the peer's vector as last heard */
+    uint64_t drift_logged; /* wall ms of the last clock-drift log line */
 } peer_t;
 
 struct tm_engine {
@@ -536,6 +537,13 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
         const Tillmesh__Op *o = b->ops[i];
         if (tm_hlc_recv(&trial, o->hlc, wall_ms) == TM_EDRIFT) {
             e->stats.drift_refusals++;
+            /* Loud, but once a minute: the peer re-offers the batch on
+             * every pull until its clock is fixed. */
+            if (p->drift_logged && wall_ms - p->drift_logged < 60000) {
+                rc = TM_EDRIFT;
+                goto cleanup;
+            }
+            p->drift_logged = wall_ms;
             tm_log_error(e->log,
                          "peer %s sent an op stamped %llu s ahead of our clock (bound %llu s): "
                          "batch refused; check that till's clock",

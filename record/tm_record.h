@@ -46,7 +46,9 @@
 #define TM_CUST_ID_MAX 40       /* normalised customer id */
 #define TM_EMAIL_MAX 255
 #define TM_FIELD_VALUE_MAX 256  /* customer field value */
-/* |amount| and |qty| bound: keeps qty * unit_price inside int64. */
+/* Bounds on amounts and quantities. tm_sale_line_amount splits qty into
+ * whole units and thousandths, so qty * unit_price never overflows within
+ * them. */
 #define TM_MONEY_MAX 1000000000000LL /* 10^12 minor units */
 #define TM_QTY_MAX 1000000000LL      /* 10^6 units, in thousandths */
 
