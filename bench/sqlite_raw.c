@@ -20,7 +20,8 @@ static double now_s(void)
 
 #define CHECK(x)                                                                      \
     do {                                                                              \
-        if ((x) != SQLITE_OK && (x) != SQLITE_DONE) {                                 \
+        int rc_ = (x);                                                                \
+        if (rc_ != SQLITE_OK && rc_ != SQLITE_DONE) {                                 \
             fprintf(stderr, "sqlite_raw: %s: %s\n", #x, sqlite3_errmsg(db));          \
             return 1;                                                                 \
         }                                                                             \

@@ -29,6 +29,9 @@ struct tm_engine {
     bool pull_busy;
     size_t pull_peer;
     uint64_t pull_deadline;
+    /* A pull answer received but not yet applied (see prefetch_pull). */
+    Tillmesh__Envelope *pending;
+    size_t pending_idx;
     tm_engine_stats_t stats;
 };
 
@@ -136,6 +139,7 @@ void tm_engine_destroy(tm_engine_t **self_p)
         return;
     for (size_t i = 0; i < e->n_peers; i++)
         tm_vv_free(&e->peers[i].vv);
+    tm_wire_envelope_free(e->pending);
     free(e->peers);
     tm_vv_free(&e->vv);
     free(e);
@@ -365,8 +369,10 @@ cleanup:
     return rc;
 }
 
-/* Asks p for what its vector shows we lack, unless a pull is in flight. */
-static int maybe_pull(tm_engine_t *e, size_t idx, uint64_t now_ms, tm_outbox_t *out)
+/* Asks p for what its vector shows `mine` lacks, unless a pull is in
+ * flight. */
+static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t now_ms,
+                     tm_outbox_t *out)
 {
     peer_t *p = &e->peers[idx];
     tm_range_t *ranges = NULL;
@@ -375,7 +381,7 @@ static int maybe_pull(tm_engine_t *e, size_t idx, uint64_t now_ms, tm_outbox_t *
 
     if (e->pull_busy || p->info.state != TM_PEER_ALIVE)
         return TM_OK;
-    if ((rc = tm_vv_missing(&e->vv, &p->vv, &ranges, &n)) || n == 0)
+    if ((rc = tm_vv_missing(mine, &p->vv, &ranges, &n)) || n == 0)
         return rc;
 
     Tillmesh__Envelope env;
@@ -412,6 +418,37 @@ cleanup:
     free(rs);
     free(rp);
     free(ranges);
+    return rc;
+}
+
+static int maybe_pull(tm_engine_t *e, size_t idx, uint64_t now_ms, tm_outbox_t *out)
+{
+    return pull_from(e, idx, &e->vv, now_ms, out);
+}
+
+static void vv_raise(tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN], uint64_t seq);
+
+/*
+ * Catch-up pipelining: on a pull answer, ask for the next batch *before*
+ * applying this one, as if it were applied already (a pull answer holds,
+ * per origin, a dense run from the seq we asked for), and keep the answer
+ * pending until the next tick. The shell sends the request in between, so
+ * the peer reads the next batch while we write this one. If the guess was
+ * wrong (the apply failed), the next answer overlaps what we hold, which is
+ * harmless.
+ */
+static int prefetch_pull(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b,
+                         uint64_t now_ms, tm_outbox_t *out)
+{
+    tm_vv_t guess = {calloc(e->vv.n + 1, sizeof(tm_vv_entry_t)), e->vv.n};
+    if (!guess.e)
+        return TM_ENOMEM;
+    if (e->vv.n)
+        memcpy(guess.e, e->vv.e, e->vv.n * sizeof(tm_vv_entry_t));
+    for (size_t i = 0; i < b->n_ops; i++)
+        vv_raise(&guess, b->ops[i]->origin.data, b->ops[i]->seq);
+    int rc = pull_from(e, idx, &guess, now_ms, out);
+    tm_vv_free(&guess);
     return rc;
 }
 
@@ -605,6 +642,20 @@ static int note_sender(tm_engine_t *e, peer_t *p, const Tillmesh__Envelope *env,
     return TM_OK;
 }
 
+static int run_pending(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_t *out)
+{
+    if (!e->pending)
+        return TM_OK;
+    Tillmesh__Envelope *env = e->pending;
+    size_t idx = e->pending_idx;
+    e->pending = NULL;
+    int rc = apply_ops(e, idx, env->ops, wall_ms);
+    if (rc == TM_OK)
+        rc = maybe_pull(e, idx, now_ms, out);
+    tm_wire_envelope_free(env);
+    return rc;
+}
+
 int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, size_t len,
                        uint64_t now_ms, uint64_t wall_ms, tm_outbox_t *out)
 {
@@ -617,6 +668,8 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
         idx = e->n_peers - 1;
         tm_log_info(e->log, "peer %s: learned (it connected to us)", peer);
     }
+    (void)run_pending(e, now_ms, wall_ms, out); /* keep the order of arrival */
+    p = &e->peers[idx];
     e->stats.frames_in++;
     p->info.frames_in++;
     int rc = tm_wire_envelope_decode(frame, len, &env);
@@ -643,9 +696,16 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
         break;
     }
     case TILLMESH__ENVELOPE__MSG_OPS:
-        rc = apply_ops(e, idx, env->ops, wall_ms);
-        if (env->ops->is_reply && e->pull_busy && e->pull_peer == idx)
+        if (env->ops->is_reply && e->pull_busy && e->pull_peer == idx) {
             e->pull_busy = false;
+            if (env->ops->n_ops && prefetch_pull(e, idx, env->ops, now_ms, out) == TM_OK &&
+                e->pull_busy) {
+                e->pending = env; /* applied by the next tm_engine_tick */
+                e->pending_idx = idx;
+                return TM_OK;
+            }
+        }
+        rc = apply_ops(e, idx, env->ops, wall_ms);
         if (rc == TM_OK)
             rc = maybe_pull(e, idx, now_ms, out);
         break;
@@ -697,7 +757,7 @@ int tm_engine_local_op(tm_engine_t *e, uint32_t kind, uint64_t hlc, const uint8_
 
 int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_t *out)
 {
-    (void)wall_ms;
+    (void)run_pending(e, now_ms, wall_ms, out);
     for (size_t i = 0; i < e->n_peers; i++) {
         peer_t *p = &e->peers[i];
         if (p->info.state == TM_PEER_ALIVE &&
@@ -719,6 +779,8 @@ int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_
 
 uint64_t tm_engine_next_deadline(const tm_engine_t *e)
 {
+    if (e->pending)
+        return 0; /* work to do now */
     uint64_t d = e->next_heartbeat;
     if (e->pull_busy && e->pull_deadline < d)
         d = e->pull_deadline;

@@ -205,12 +205,13 @@ static int s_sale_find(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s, 
                        bool *take)
 {
     int rc = TM_OK;
+    *ins = 0;
+    *take = false;
     sqlite3_stmt *st = s_stmt(self, ST_SALE_FIND, &rc);
     if (!st)
         return rc;
     s_bind_text(st, 1, s->sale_id);
     int src = sqlite3_step(st);
-    *ins = 0;
     *take = src == SQLITE_DONE;
     if (src == SQLITE_ROW) {
         const void *origin = sqlite3_column_blob(st, 2);

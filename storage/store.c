@@ -279,6 +279,7 @@ static int s_check_op(const tm_op_t *op, tm_store__rec_t *rec)
 static int s_op_insert(tm_store_t *self, const tm_op_t *op, bool *fresh)
 {
     int rc = TM_OK;
+    *fresh = false;
     sqlite3_stmt *st = s_stmt(self, ST_OP_INSERT, &rc);
     if (!st)
         return rc;
@@ -296,12 +297,15 @@ static int s_op_insert(tm_store_t *self, const tm_op_t *op, bool *fresh)
     return rc;
 }
 
-/* One int64 from a cached statement bound to (origin[, seq]); *found says
- * whether a non-NULL value came back. */
+/* One int64 from a cached statement bound to origin and, for statements
+ * with a second parameter, seq; *found says whether a non-NULL value came
+ * back. */
 static int s_get_i64(tm_store_t *self, int id, const uint8_t origin[TM_NODE_ID_LEN], int64_t seq,
                      int64_t *out, bool *found)
 {
     int rc = TM_OK;
+    *out = 0;
+    *found = false;
     sqlite3_stmt *st = s_stmt(self, id, &rc);
     if (!st)
         return rc;

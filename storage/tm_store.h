@@ -11,7 +11,8 @@
  * arrive out of order; the version vector records, per origin, the highest
  * seq up to which the log has no gap. Applying an op that is already held is
  * a no-op, and materialisation is a CRDT (sales: grow-only set keyed by
- * sale_id; customers: last-writer-wins register per field; ERP acks:
+ * sale_id, where of two ops naming one sale_id the one with the smaller
+ * (hlc, origin, seq) is kept; customers: last-writer-wins register per field; ERP acks:
  * grow-only set), so any order of any ops with any duplicates gives the same
  * state and the same digest.
  *
@@ -112,8 +113,9 @@ int tm_vv_missing(const tm_vv_t *mine, const tm_vv_t *theirs, tm_range_t **out, 
 
 /*
  * Reads held ops in the given ranges, in (origin, seq) order, stopping after
- * max_ops ops or once max_bytes of bodies have been read (at least one op is
- * returned if any is held). Free with tm_store_ops_free().
+ * max_ops ops or before the bodies would exceed max_bytes (at least one op is
+ * returned if any is held; 0 means no bound). Ranges may come in any order
+ * and overlap; no op is returned twice. Free with tm_store_ops_free().
  */
 int tm_store_read_ops(tm_store_t *self, const tm_range_t *ranges, size_t n_ranges, size_t max_ops,
                       size_t max_bytes, tm_op_t **ops, size_t *n);

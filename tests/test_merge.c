@@ -24,7 +24,7 @@
 
 #define N_ORIGINS 4
 #define PER_ORIGIN 50
-#define N_OPS (N_ORIGINS * PER_ORIGIN)
+#define N_OPS ((size_t)N_ORIGINS * PER_ORIGIN)
 #define N_CUST 5
 #define N_PARTS 4              /* Criterion tests the iterations are split over */
 #define DEFAULT_ITERS 1000     /* in total, over all parts */

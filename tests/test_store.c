@@ -214,7 +214,7 @@ Test(store, truncated_store_is_corrupt)
         append_sale(st, i, (uint64_t)i);
     tm_store_destroy(&st);
     off_t size = file_size(path);
-    cr_assert_gt(size, 16 * 4096);
+    cr_assert_gt(size, (off_t)16 * 4096);
     cr_assert_eq(truncate(path, size / 2), 0);
     int rc = tm_store_open(path, NULL, &st);
     cr_assert_eq(rc, TM_ECORRUPT, "got %s", tm_errname(rc));

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""bench.py - mesh benchmarks, each figure beside its physical limit measured
+in the same run. Run through bench/run.sh (which builds a release build).
+
+  propagation  p50/p99 from POST on A until GET on B and C answers 200,
+               over N sales, beside the raw CurveZMQ round trip
+  catch-up     ops/s for a till that missed M ops, beside the raw SQLite
+               insert rate of the same rows into the same schema
+  memory       RSS of an idle till, and peak RSS during that catch-up
+
+Writes a markdown table to bench/results/mesh.md (quoted in the README).
+"""
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+import tmharness  # noqa: E402
+from tmharness import StoreLab, wait_until, make_sale  # noqa: E402
+
+BIN = os.environ["TM_BIN_DIR"]
+N_PROP = int(os.environ.get("BENCH_SALES", "1000"))
+N_CATCH = int(os.environ.get("BENCH_CATCHUP_OPS", "100000"))
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p / 100))]
+
+
+def rss_kb(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Conn:
+    """A keep-alive HTTP connection, so polling measures the mesh, not TCP setup."""
+
+    def __init__(self, port):
+        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def req(self, method, path, body=None):
+        data = json.dumps(body) if body is not None else None
+        hdr = {"Content-Type": "application/json"} if data else {}
+        self.c.request(method, path, body=data, headers=hdr)
+        r = self.c.getresponse()
+        payload = r.read()
+        return r.status, payload
+
+
+def propagation(results):
+    lab = StoreLab(["a", "b", "c"], heartbeat_ms=500, log_level="warn")
+    ok = False
+    try:
+        lab.full_mesh()
+        lab.start_all()
+        wait_until(lambda: all(p["state"] == "alive" for p in lab["a"].status()["peers"]), 20,
+                   "peers alive")
+        ca, cb, cc = Conn(lab["a"].api_port), Conn(lab["b"].api_port), Conn(lab["c"].api_port)
+        lat = []
+        for i in range(N_PROP):
+            s = make_sale()
+            t0 = time.perf_counter()
+            st, _ = ca.req("POST", "/v1/sales", s)
+            assert st == 201, st
+            t_ack = time.perf_counter()
+            pending = {"b": cb, "c": cc}
+            done = {}
+            while pending:
+                for n, c in list(pending.items()):
+                    if c.req("GET", f"/v1/sales/{s['sale_id']}")[0] == 200:
+                        done[n] = time.perf_counter() - t0
+                        del pending[n]
+            lat.append((max(done.values()), t_ack - t0))
+        results["prop_p50_ms"] = pct([x[0] for x in lat], 50) * 1000
+        results["prop_p99_ms"] = pct([x[0] for x in lat], 99) * 1000
+        results["ack_p50_ms"] = pct([x[1] for x in lat], 50) * 1000
+        results["ack_p99_ms"] = pct([x[1] for x in lat], 99) * 1000
+        results["idle_rss_kb"] = rss_kb(lab["c"].proc.pid)
+        ok = True
+    finally:
+        lab.cleanup(ok)
+
+
+def catchup(results, tmp):
+    lab = StoreLab(["a", "c"], heartbeat_ms=500, log_level="warn")
+    ok = False
+    try:
+        lab.connect("c", "a")
+        a, c = lab["a"], lab["c"]
+        # A's store is filled offline through tm_store_apply (the catch-up
+        # path), which is much faster than N POSTs with an fsync each.
+        os.makedirs(os.path.join(a.dir, "data"), mode=0o700)
+        out = subprocess.run([os.path.join(BIN, "tm_fill"), os.path.join(a.dir, "data", "tillmesh.db"),
+                              str(N_CATCH)], check=True, capture_output=True, text=True).stdout
+        results["fill_ops_per_s"] = float(out.split()[1])
+        a.start()
+        idle = None
+        c.start()
+        peak = 0
+        t0 = time.perf_counter()
+        samples = []
+
+        cm = Conn(c.api_port)
+
+        def held():
+            nonlocal peak
+            peak = max(peak, rss_kb(c.proc.pid))
+            # /metrics, not /v1/status: status computes the digest, and the
+            # probe must not load the till it measures.
+            text = cm.req("GET", "/metrics")[1].decode()
+            n = int(next(l.split()[1] for l in text.splitlines() if l.startswith("tillmesh_ops ")))
+            samples.append((time.perf_counter() - t0, n, rss_kb(c.proc.pid)))
+            return n >= N_CATCH
+
+        wait_until(held, 600, f"c to catch up {N_CATCH} ops", interval=0.2)
+        dt = time.perf_counter() - t0
+        results["catchup_ops_per_s"] = N_CATCH / dt
+        results["catchup_peak_rss_kb"] = rss_kb(c.proc.pid, "VmHWM")
+        mid = [s[2] for s in samples if N_CATCH * 0.2 <= s[1] <= N_CATCH * 0.8]
+        results["catchup_rss_mid_min_kb"] = min(mid) if mid else 0
+        results["catchup_rss_mid_max_kb"] = max(mid) if mid else 0
+        wait_until(lab.converged, 60, "equal digests")
+        ok = True
+    finally:
+        lab.cleanup(ok)
+
+
+def main():
+    results = {}
+    tmp = tempfile.mkdtemp(prefix="tm-bench-")
+    out = subprocess.run([os.path.join(BIN, "zmq_rtt"), "2000"], check=True, capture_output=True,
+                         text=True).stdout
+    kv = dict(x.split("=") for x in out.split()[1:])
+    results["zmq_rtt_p50_ms"] = float(kv["p50"]) / 1000
+    results["zmq_rtt_p99_ms"] = float(kv["p99"]) / 1000
+    out = subprocess.run([os.path.join(BIN, "sqlite_raw"), os.path.join(tmp, "raw.db"), str(N_CATCH)],
+                         check=True, capture_output=True, text=True).stdout
+    results["sqlite_raw_rows_per_s"] = float(out.split()[1])
+    propagation(results)
+    catchup(results, tmp)
+    subprocess.run(["rm", "-rf", tmp])
+    r = results
+    cpu = subprocess.run("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2", shell=True,
+                         capture_output=True, text=True).stdout.strip()
+    table = f"""| figure | tillmesh | limit measured in the same run | target |
+|---|---|---|---|
+| propagation POST on A → readable on B and C, p50 / p99 ({N_PROP} sales) | {r['prop_p50_ms']:.2f} / {r['prop_p99_ms']:.2f} ms | raw CurveZMQ round trip p50 / p99: {r['zmq_rtt_p50_ms']:.3f} / {r['zmq_rtt_p99_ms']:.3f} ms | p99 < 20 ms |
+| local durable ack (POST → 201, fsync), p50 / p99 | {r['ack_p50_ms']:.2f} / {r['ack_p99_ms']:.2f} ms | (included in the line above) | |
+| catch-up of {N_CATCH} missed ops, end to end over the mesh | {r['catchup_ops_per_s']:.0f} ops/s | raw SQLite insert of the same rows: {r['sqlite_raw_rows_per_s']:.0f} rows/s ({100 * r['catchup_ops_per_s'] / r['sqlite_raw_rows_per_s']:.0f} %) | ≥ 50 % of raw |
+| tm_store_apply alone (no network), same ops | {r['fill_ops_per_s']:.0f} ops/s | (same raw figure) | |
+| RSS of an idle till | {r['idle_rss_kb'] / 1024:.1f} MB | | < 16 MB |
+| RSS during catch-up (20–80 % done: min–max), peak | {r['catchup_rss_mid_min_kb'] / 1024:.1f}–{r['catchup_rss_mid_max_kb'] / 1024:.1f} MB, peak {r['catchup_peak_rss_kb'] / 1024:.1f} MB | | flat |
+
+Machine: {os.cpu_count()} cores, {cpu}; release build (-O2), loopback; {time.strftime('%Y-%m-%d')}.
+"""
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "mesh.md"), "w") as f:
+        f.write(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
