@@ -212,9 +212,11 @@ int tm_store_open(const char *path, const tm_store_opts_t *opts, tm_store_t **ou
         goto fail;
     sqlite3_extended_result_codes(self->db, 1);
     sqlite3_busy_timeout(self->db, BUSY_TIMEOUT_MS);
-    /* Check before anything writes: switching to WAL rewrites the header. */
-    if ((rc = s_quick_check(self)) || (rc = s_pragmas(self, opts)) ||
-        (rc = tm_store__migrate(self, &self->schema_version)) || (rc = s_node_id(self)))
+    /* Check, and refuse files that are not ours, before anything writes
+     * (switching to WAL rewrites the header). Migrations then run with the
+     * default rollback journal, which is as durable. */
+    if ((rc = s_quick_check(self)) || (rc = tm_store__migrate(self, &self->schema_version)) ||
+        (rc = s_pragmas(self, opts)) || (rc = s_node_id(self)))
         goto fail;
     *out = self;
     return TM_OK;

@@ -168,6 +168,16 @@ Test(store, migrate_from_empty_and_reopen)
     cr_assert_eq(c.local_ops, 1);
     cr_assert_eq(c.sales, 1);
     tm_store_destroy(&st);
+
+    /* WAL is a property of the file: check it stuck. */
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(q, 0), "wal");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
 }
 
 Test(store, newer_schema_is_refused)

@@ -1,0 +1,55 @@
+/* elect.c - forwarder election (see tm_elect.h). */
+#include "tm_elect.h"
+
+#include <string.h>
+
+/* >0 when a is a better forwarder than b. */
+static int better(const tm_elect_node_t *a, const tm_elect_node_t *b, bool use_complete)
+{
+    if (a->priority != b->priority)
+        return a->priority > b->priority ? 1 : -1;
+    if (use_complete && a->complete != b->complete)
+        return a->complete ? 1 : -1;
+    return memcmp(a->node_id, b->node_id, TM_NODE_ID_LEN);
+}
+
+static const tm_elect_node_t *best(const tm_elect_node_t *nodes, size_t n, bool claimants)
+{
+    const tm_elect_node_t *b = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const tm_elect_node_t *c = &nodes[i];
+        if (!c->alive || !c->uplink_up || (claimants && !c->claims))
+            continue;
+        if (!b || better(c, b, !claimants) > 0)
+            b = c;
+    }
+    return b;
+}
+
+void tm_elect(const tm_elect_node_t *nodes, size_t n, const tm_elect_result_t *prev,
+              tm_elect_result_t *out)
+{
+    uint64_t max_epoch = prev->epoch;
+    for (size_t i = 0; i < n; i++)
+        if (nodes[i].epoch > max_epoch)
+            max_epoch = nodes[i].epoch;
+    memset(out, 0, sizeof *out);
+    out->epoch = max_epoch;
+    const tm_elect_node_t *w = best(nodes, n, true);
+    if (w && w->epoch) {
+        out->have = true;
+        memcpy(out->node_id, w->node_id, TM_NODE_ID_LEN);
+        out->epoch = w->epoch;
+        return;
+    }
+    if (!(w = best(nodes, n, false)))
+        return; /* nobody can reach the ERP */
+    out->have = true;
+    memcpy(out->node_id, w->node_id, TM_NODE_ID_LEN);
+    /* The same forwarder keeps its epoch (its claim may not have reached
+     * us yet); a new one gets the next. */
+    if (prev->have && memcmp(prev->node_id, w->node_id, TM_NODE_ID_LEN) == 0)
+        out->epoch = prev->epoch;
+    else
+        out->epoch = max_epoch + 1;
+}

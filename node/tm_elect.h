@@ -1,0 +1,59 @@
+/*
+ * tm_elect.h - who forwards to the ERP: a pure function of what this till
+ * has heard, so that every till computes the same answer from the same
+ * heartbeats.
+ *
+ * Candidates are the live tills whose uplink is up. Then:
+ *  1. if some candidates claim to be the forwarder (they advertise it in
+ *     their heartbeats), the best claimant by (priority, node id) wins: the
+ *     current forwarder keeps the role while it stays healthy (sticky, no
+ *     flapping, even when a better till appears), and after a partition
+ *     heals, one of the two forwarders steps down;
+ *  2. otherwise the best candidate by (priority, complete, node id) wins;
+ *     that till sees itself chosen and starts to claim.
+ * Every input is what the tills advertise about themselves (`complete`: the
+ * till's own view that it lacks no op its peers hold), so tills that heard
+ * the same heartbeats agree; a disagreement lasts at most until the next
+ * heartbeats, and claims settle it. Claimants are compared without
+ * `complete`, which changes with every sale in flight, so that they never
+ * disagree about which one steps down.
+ * A till whose own uplink fails is no longer a candidate and so stops
+ * forwarding at once. Hysteresis against a flapping uplink lives in the
+ * probe (rise/fall counts), before this.
+ *
+ * Each new forwarder gets an epoch one above every epoch seen; a claimant
+ * keeps the epoch it advertises. The epoch goes with every ERP batch and is
+ * shown in status. Two forwarders for a moment (a partition) are safe: the
+ * ERP deduplicates by sale_id and idempotency key (promise P3).
+ */
+#ifndef TM_ELECT_H
+#define TM_ELECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tm_common.h"
+
+typedef struct {
+    uint8_t node_id[TM_NODE_ID_LEN];
+    bool alive;      /* heard within the peer timeout (ourselves: always) */
+    bool uplink_up;  /* after the probe's rise/fall hysteresis */
+    uint32_t priority;
+    bool complete;   /* lacks no op we know of */
+    bool claims;     /* advertises itself as the forwarder */
+    uint64_t epoch;  /* the forwarder epoch it advertises (0: none) */
+} tm_elect_node_t;
+
+typedef struct {
+    bool have;
+    uint8_t node_id[TM_NODE_ID_LEN];
+    uint64_t epoch;
+} tm_elect_result_t;
+
+/* Computes the forwarder from nodes[0..n) (ourselves included) and the
+ * previous result (zeroed at start). */
+void tm_elect(const tm_elect_node_t *nodes, size_t n, const tm_elect_result_t *prev,
+              tm_elect_result_t *out);
+
+#endif
