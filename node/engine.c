@@ -348,7 +348,9 @@ static int send_heartbeats(tm_engine_t *e, tm_outbox_t *out)
     hello.info = hb.info = &ni;
     for (size_t i = 0; i < e->n_peers; i++) {
         peer_t *p = &e->peers[i];
-        if (p->info.state == TM_PEER_FOREIGN || p->info.state == TM_PEER_UNTRUSTED)
+        /* Foreign peers still hear who we are, so that each side can tell
+         * the other is of another store; they get no ops and no answers. */
+        if (p->info.state == TM_PEER_UNTRUSTED)
             continue;
         env_init(e, &env);
         /* Until we have heard from a peer we introduce ourselves. */

@@ -99,6 +99,19 @@ static const char *const migrations[] = {
     "CREATE TABLE erp_acks ("
     "  sale_id TEXT PRIMARY KEY"
     ") WITHOUT ROWID;",
+
+    /* 1 -> 2: ERP forwarding. Parked sales are this till's own note (the
+     * ERP refused them): not replicated, a successor finds out for itself.
+     * The forwarder takes unacknowledged sales in (hlc, origin, seq) order,
+     * the same on every till, so that a successor re-forms the batch its
+     * predecessor sent and re-sends it with the same idempotency key. */
+    "CREATE TABLE parked ("
+    "  sale_id TEXT PRIMARY KEY,"
+    "  status INTEGER NOT NULL,"
+    "  message TEXT NOT NULL,"
+    "  parked_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX sales_unacked_order ON sales (op_hlc, op_origin, op_seq) WHERE acked = 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -29,7 +29,6 @@ static const char *const store_sql[ST_COUNT] = {
     [ST_VV_ALL] = "SELECT origin, seq FROM vv WHERE seq > 0 ORDER BY origin",
     [ST_READ_RANGE] = "SELECT seq, hlc, kind, body FROM ops"
                       " WHERE origin = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
-    [ST_DIGEST_ALL] = "SELECT origin, seq, hlc, kind, body FROM ops ORDER BY origin, seq",
     [ST_MAX_HLC] = "SELECT max(hlc) FROM ops",
 };
 
@@ -97,7 +96,6 @@ static int s_exec_id(tm_store_t *self, int id)
  * counts no longer describe the store. */
 static int s_begin(tm_store_t *self)
 {
-    self->digest_ok = false;
     self->counts_ok = false;
     return s_exec_id(self, ST_BEGIN);
 }
@@ -216,7 +214,8 @@ int tm_store_open(const char *path, const tm_store_opts_t *opts, tm_store_t **ou
      * (switching to WAL rewrites the header). Migrations then run with the
      * default rollback journal, which is as durable. */
     if ((rc = s_quick_check(self)) || (rc = tm_store__migrate(self, &self->schema_version)) ||
-        (rc = s_pragmas(self, opts)) || (rc = s_node_id(self)))
+        (rc = s_pragmas(self, opts)) || (rc = s_node_id(self)) ||
+        (rc = tm_store__digest_load(self)))
         goto fail;
     *out = self;
     return TM_OK;
@@ -348,7 +347,7 @@ static int s_vv_advance(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN])
 /* Inside a transaction: stores the ops not yet held, materialises them,
  * then advances the vector of every origin that got something new. */
 static int s_write_ops(tm_store_t *self, const tm_op_t *ops, tm_store__rec_t *recs, size_t n,
-                       size_t *n_new)
+                       size_t *n_new, uint8_t acc[32])
 {
     const uint8_t **origins = calloc(n, sizeof *origins);
     size_t n_origins = 0;
@@ -363,6 +362,7 @@ static int s_write_ops(tm_store_t *self, const tm_op_t *ops, tm_store__rec_t *re
         if (!fresh)
             continue;
         (*n_new)++;
+        tm_store__digest_add(acc, &ops[i]);
         if ((rc = tm_store__materialise(self, &ops[i], &recs[i])))
             goto cleanup;
         size_t j = 0;
@@ -371,7 +371,7 @@ static int s_write_ops(tm_store_t *self, const tm_op_t *ops, tm_store__rec_t *re
         if (j == n_origins)
             origins[n_origins++] = ops[i].origin;
     }
-    rc = TM_OK;
+    rc = *n_new ? tm_store__digest_save(self, acc) : TM_OK;
     for (size_t j = 0; j < n_origins && rc == TM_OK; j++)
         rc = s_vv_advance(self, origins[j]);
 cleanup:
@@ -386,6 +386,7 @@ int tm_store_append_local(tm_store_t *self, uint32_t kind, uint64_t hlc, const u
     tm_op_t op = {.seq = 1, .hlc = hlc, .kind = kind,
                   .body = (uint8_t *)(uintptr_t)body, .body_len = body_len};
     tm_store__rec_t rec;
+    uint8_t acc[32];
     size_t n_new = 0;
     int64_t max_seq = 0;
     bool found;
@@ -400,13 +401,15 @@ int tm_store_append_local(tm_store_t *self, uint32_t kind, uint64_t hlc, const u
     if ((rc = s_get_i64(self, ST_OP_MAX_SEQ, self->node_id, 0, &max_seq, &found)))
         goto cleanup;
     op.seq = (uint64_t)max_seq + 1;
-    if ((rc = s_write_ops(self, &op, &rec, 1, &n_new)))
+    memcpy(acc, self->acc, sizeof acc);
+    if ((rc = s_write_ops(self, &op, &rec, 1, &n_new, acc)))
         goto cleanup;
     if (n_new != 1) {
         rc = TM_EIO; /* cannot happen: seq was past the last one held */
         goto cleanup;
     }
-    rc = s_exec_id(self, ST_COMMIT);
+    if ((rc = s_exec_id(self, ST_COMMIT)) == TM_OK)
+        memcpy(self->acc, acc, sizeof acc); /* only what was committed */
 cleanup:
     if (rc)
         s_rollback(self);
@@ -419,6 +422,7 @@ cleanup:
 int tm_store_apply(tm_store_t *self, const tm_op_t *ops, size_t n, size_t *n_new)
 {
     size_t fresh = 0;
+    uint8_t acc[32];
     int rc = TM_OK;
     if (n_new)
         *n_new = 0;
@@ -434,8 +438,10 @@ int tm_store_apply(tm_store_t *self, const tm_op_t *ops, size_t n, size_t *n_new
         goto cleanup;
     if ((rc = s_begin(self)))
         goto cleanup;
-    if ((rc = s_write_ops(self, ops, recs, n, &fresh)) || (rc = s_exec_id(self, ST_COMMIT)))
+    memcpy(acc, self->acc, sizeof acc);
+    if ((rc = s_write_ops(self, ops, recs, n, &fresh, acc)) || (rc = s_exec_id(self, ST_COMMIT)))
         goto cleanup;
+    memcpy(self->acc, acc, sizeof acc); /* only what was committed */
     if (n_new)
         *n_new = fresh;
 cleanup:
@@ -663,59 +669,6 @@ int tm_store_read_ops(tm_store_t *self, const tm_range_t *ranges, size_t n_range
 }
 
 /* ---- digest, counts --------------------------------------------------- */
-
-static void s_be(uint8_t *p, uint64_t v, int len)
-{
-    for (int i = len - 1; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-/* Hashes, per op in (origin, seq) order: origin (16 bytes), seq (8, big
- * endian), hlc (8), kind (4), body length (8), body. Fixed-width fields
- * make the encoding unambiguous, so equal digests mean equal op sets. */
-static int s_digest_compute(tm_store_t *self, uint8_t out[32])
-{
-    crypto_hash_sha256_state h;
-    int rc = TM_OK, src;
-    sqlite3_stmt *st = s_stmt(self, ST_DIGEST_ALL, &rc);
-    if (!st)
-        return rc;
-    crypto_hash_sha256_init(&h);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        uint8_t hdr[TM_NODE_ID_LEN + 8 + 8 + 4 + 8];
-        size_t len = (size_t)sqlite3_column_bytes(st, 4);
-        const void *origin = sqlite3_column_blob(st, 0);
-        if (!origin || sqlite3_column_bytes(st, 0) != TM_NODE_ID_LEN) {
-            src = SQLITE_CORRUPT;
-            break;
-        }
-        memcpy(hdr, origin, TM_NODE_ID_LEN);
-        s_be(hdr + 16, (uint64_t)sqlite3_column_int64(st, 1), 8);
-        s_be(hdr + 24, (uint64_t)sqlite3_column_int64(st, 2), 8);
-        s_be(hdr + 32, (uint64_t)sqlite3_column_int64(st, 3), 4);
-        s_be(hdr + 36, len, 8);
-        crypto_hash_sha256_update(&h, hdr, sizeof hdr);
-        if (len)
-            crypto_hash_sha256_update(&h, sqlite3_column_blob(st, 4), len);
-    }
-    rc = tm_store__err(self, src);
-    sqlite3_reset(st);
-    if (rc == TM_OK)
-        crypto_hash_sha256_final(&h, out);
-    return rc;
-}
-
-int tm_store_digest(tm_store_t *self, uint8_t out[32])
-{
-    if (!self->digest_ok) {
-        int rc = s_digest_compute(self, self->digest);
-        if (rc)
-            return rc;
-        self->digest_ok = true;
-    }
-    memcpy(out, self->digest, 32);
-    return TM_OK;
-}
 
 int tm_store_counts(tm_store_t *self, tm_store_counts_t *out)
 {

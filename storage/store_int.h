@@ -28,7 +28,6 @@ enum {
     ST_VV_PUT,
     ST_VV_ALL,
     ST_READ_RANGE,
-    ST_DIGEST_ALL,
     ST_MAX_HLC,
     /* materialise.c */
     ST_SALE_FIND,
@@ -59,10 +58,10 @@ struct tm_store {
     uint8_t node_id[TM_NODE_ID_LEN];
     int schema_version;
     sqlite3_stmt *st[ST_COUNT];
-    /* The digest and the counts cost a scan of the whole store; they are
-     * kept until the next write, which clears these flags. */
-    bool digest_ok;
-    uint8_t digest[32];
+    /* The digest accumulator (digest.c), as committed. */
+    uint8_t acc[32];
+    /* The counts cost a scan of the whole store; they are kept until the
+     * next write, which clears this flag. */
     bool counts_ok;
     tm_store_counts_t counts;
     char errmsg[256];
@@ -90,6 +89,15 @@ sqlite3_stmt *tm_store__stmt(tm_store_t *self, int id, const char *sql, int *rc)
 /* Steps a statement that returns no row (or whose rows are not wanted),
  * resets it and maps the result. */
 int tm_store__exec(tm_store_t *self, sqlite3_stmt *st);
+
+/* ---- digest.c --------------------------------------------------------- */
+
+/* Adds one op to an accumulator. */
+void tm_store__digest_add(uint8_t acc[32], const tm_op_t *op);
+/* Writes an accumulator to the meta table (inside the caller's transaction). */
+int tm_store__digest_save(tm_store_t *self, const uint8_t acc[32]);
+/* Loads self->acc at open, rebuilding it once from the op log if absent. */
+int tm_store__digest_load(tm_store_t *self);
 
 /* ---- schema.c --------------------------------------------------------- */
 

@@ -160,7 +160,36 @@ int tm_store_max_receipt(tm_store_t *self, const char *till, uint64_t *out);
 /* 1 if the ERP has acknowledged sale_id, 0 if not, <0 on error. */
 int tm_store_is_acked(tm_store_t *self, const char *sale_id);
 
-/* Up to max ids of sales not yet acknowledged by the ERP, oldest first. */
+/* Up to max ids of sales not yet acknowledged by the ERP and not parked,
+ * oldest first by (hlc, origin, seq): the same order on every till, so a
+ * new forwarder re-forms the batch its predecessor sent. */
 int tm_store_unacked_sales(tm_store_t *self, size_t max, char (**ids)[TM_UUID_LEN], size_t *n);
+
+/* ---- ERP forwarding: parked sales and backlog ------------------------- */
+
+/* A sale the ERP refused (4xx): kept aside, shown in status, retried only
+ * when an operator says so. Parking is this till's own note and is not
+ * replicated. */
+typedef struct {
+    char sale_id[TM_UUID_LEN];
+    int status;          /* the ERP's HTTP status */
+    char message[160];   /* the ERP's reason */
+    uint64_t parked_at;  /* wall ms */
+} tm_parked_t;
+
+int tm_store_park(tm_store_t *self, const char *sale_id, int status, const char *message,
+                  uint64_t wall_ms);
+/* TM_ENOTFOUND if the sale was not parked. */
+int tm_store_unpark(tm_store_t *self, const char *sale_id);
+/* Up to max parked sales, oldest first; *out malloc'd (NULL if none). */
+int tm_store_parked(tm_store_t *self, size_t max, tm_parked_t **out, size_t *n);
+
+typedef struct {
+    uint64_t unsent;      /* sales neither acknowledged nor parked */
+    uint64_t oldest_hlc;  /* HLC of the oldest unsent sale (0 if none) */
+    uint64_t parked;
+} tm_backlog_t;
+
+int tm_store_backlog(tm_store_t *self, tm_backlog_t *out);
 
 #endif

@@ -1,0 +1,111 @@
+/* erp.c - parked sales and the ERP backlog (see tm_store.h). Writes here
+ * touch only the local `parked` table: no op, nothing replicated. */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int s_prepare(tm_store_t *self, const char *sql, sqlite3_stmt **st)
+{
+    return tm_store__err(self, sqlite3_prepare_v2(self->db, sql, -1, st, NULL));
+}
+
+int tm_store_park(tm_store_t *self, const char *sale_id, int status, const char *message,
+                  uint64_t wall_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = s_prepare(self,
+                       "INSERT OR REPLACE INTO parked(sale_id, status, message, parked_at)"
+                       " VALUES(?1, ?2, ?3, ?4)",
+                       &st);
+    if (rc == TM_OK) {
+        sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, status);
+        sqlite3_bind_text(st, 3, message ? message : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)wall_ms);
+        rc = tm_store__exec(self, st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int tm_store_unpark(tm_store_t *self, const char *sale_id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = s_prepare(self, "DELETE FROM parked WHERE sale_id = ?1", &st);
+    if (rc == TM_OK) {
+        sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
+        rc = tm_store__exec(self, st);
+        if (rc == TM_OK && sqlite3_changes(self->db) == 0)
+            rc = TM_ENOTFOUND;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int tm_store_parked(tm_store_t *self, size_t max, tm_parked_t **out, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    tm_parked_t *v = NULL;
+    size_t k = 0;
+    int src;
+    *out = NULL;
+    *n = 0;
+    int rc = s_prepare(self,
+                       "SELECT sale_id, status, message, parked_at FROM parked"
+                       " ORDER BY parked_at, sale_id LIMIT ?1",
+                       &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(max > INT64_MAX ? INT64_MAX : max));
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        tm_parked_t *nv = realloc(v, (k + 1) * sizeof *nv);
+        if (!nv) {
+            rc = TM_ENOMEM;
+            goto cleanup;
+        }
+        v = nv;
+        const unsigned char *id = sqlite3_column_text(st, 0);
+        const unsigned char *msg = sqlite3_column_text(st, 2);
+        tm_strlcpy(v[k].sale_id, id ? (const char *)id : "", sizeof v[k].sale_id);
+        v[k].status = sqlite3_column_int(st, 1);
+        tm_strlcpy(v[k].message, msg ? (const char *)msg : "", sizeof v[k].message);
+        v[k].parked_at = (uint64_t)sqlite3_column_int64(st, 3);
+        k++;
+    }
+    rc = tm_store__err(self, src);
+cleanup:
+    sqlite3_finalize(st);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *n = k;
+    return TM_OK;
+}
+
+int tm_store_backlog(tm_store_t *self, tm_backlog_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    memset(out, 0, sizeof *out);
+    int rc = s_prepare(self,
+                       "SELECT (SELECT count(*) FROM sales WHERE acked = 0"
+                       "         AND sale_id NOT IN (SELECT sale_id FROM parked)),"
+                       " (SELECT min(op_hlc) FROM sales WHERE acked = 0"
+                       "         AND sale_id NOT IN (SELECT sale_id FROM parked)),"
+                       " (SELECT count(*) FROM parked p JOIN sales s USING (sale_id)"
+                       "         WHERE s.acked = 0)",
+                       &st);
+    if (rc)
+        return rc;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        out->unsent = (uint64_t)sqlite3_column_int64(st, 0);
+        out->oldest_hlc = (uint64_t)sqlite3_column_int64(st, 1);
+        out->parked = (uint64_t)sqlite3_column_int64(st, 2);
+    }
+    rc = tm_store__err(self, src);
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -1,0 +1,143 @@
+/* test_store_erp.c - parked sales, backlog, forwarding order, and the
+ * incremental digest surviving reopen and rebuild. */
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tm_store.h"
+#include "tm_wire.h"
+
+static char dir[64], path[128];
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/tm-store-erp-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/s.db", dir);
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(store_erp, .init = setup, .fini = teardown);
+
+/* Applies a sale op from `origin` with the given seq and hlc; returns its id. */
+static void put_sale(tm_store_t *st, uint8_t origin, uint64_t seq, uint64_t hlc, char id[TM_UUID_LEN])
+{
+    tm_sale_line_t line = {.sku = "1", .name = "x", .qty = 1000, .unit_price = 100};
+    tm_payment_t pay = {.method = TM_PAY_CASH, .amount = 100};
+    tm_sale_t s = {.till = "t", .receipt_no = seq, .created_at = "2026-01-01T00:00:00Z",
+                   .currency = "CLP", .lines = &line, .n_lines = 1, .total = 100,
+                   .payments = &pay, .n_payments = 1};
+    tm_uuid_new(s.sale_id);
+    strcpy(id, s.sale_id);
+    tm_op_t op = {.seq = seq, .hlc = hlc, .kind = TM_OP_SALE};
+    memset(op.origin, origin, TM_NODE_ID_LEN);
+    cr_assert_eq(tm_wire_sale_encode(&s, &op.body, &op.body_len), TM_OK);
+    cr_assert_eq(tm_store_apply(st, &op, 1, NULL), TM_OK);
+    free(op.body);
+}
+
+Test(store_erp, unacked_sales_come_in_hlc_order_whatever_the_arrival_order)
+{
+    tm_store_t *st;
+    char a[TM_UUID_LEN], b[TM_UUID_LEN], c[TM_UUID_LEN];
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    put_sale(st, 0x22, 1, 300, c); /* arrives first, newest */
+    put_sale(st, 0x11, 1, 100, a);
+    put_sale(st, 0x33, 1, 200, b);
+    char(*ids)[TM_UUID_LEN];
+    size_t n;
+    cr_assert_eq(tm_store_unacked_sales(st, 10, &ids, &n), TM_OK);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(ids[0], a);
+    cr_assert_str_eq(ids[1], b);
+    cr_assert_str_eq(ids[2], c);
+    free(ids);
+    tm_store_destroy(&st);
+}
+
+Test(store_erp, parked_sales_leave_the_queue_and_come_back_when_unparked)
+{
+    tm_store_t *st;
+    char a[TM_UUID_LEN], b[TM_UUID_LEN];
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    put_sale(st, 0x11, 1, 100, a);
+    put_sale(st, 0x11, 2, 200, b);
+    cr_assert_eq(tm_store_park(st, a, 422, "bad tax code", 1234), TM_OK);
+    tm_backlog_t bl;
+    cr_assert_eq(tm_store_backlog(st, &bl), TM_OK);
+    cr_assert_eq(bl.unsent, 1);
+    cr_assert_eq(bl.parked, 1);
+    cr_assert_eq(bl.oldest_hlc, 200);
+    char(*ids)[TM_UUID_LEN];
+    size_t n;
+    cr_assert_eq(tm_store_unacked_sales(st, 10, &ids, &n), TM_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(ids[0], b);
+    free(ids);
+    tm_parked_t *p;
+    cr_assert_eq(tm_store_parked(st, 10, &p, &n), TM_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(p[0].sale_id, a);
+    cr_assert_eq(p[0].status, 422);
+    cr_assert_str_eq(p[0].message, "bad tax code");
+    free(p);
+    cr_assert_eq(tm_store_unpark(st, a), TM_OK);
+    cr_assert_eq(tm_store_unpark(st, a), TM_ENOTFOUND);
+    cr_assert_eq(tm_store_backlog(st, &bl), TM_OK);
+    cr_assert_eq(bl.unsent, 2);
+    cr_assert_eq(bl.parked, 0);
+    tm_store_destroy(&st);
+}
+
+Test(store_erp, digest_survives_reopen_and_an_accumulator_rebuild)
+{
+    tm_store_t *st;
+    char id[TM_UUID_LEN];
+    uint8_t d1[32], d2[32], d3[32], empty[32];
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    cr_assert_eq(tm_store_digest(st, empty), TM_OK);
+    for (uint64_t i = 1; i <= 20; i++)
+        put_sale(st, 0x44, i, 1000 + i, id);
+    cr_assert_eq(tm_store_digest(st, d1), TM_OK);
+    cr_assert(memcmp(d1, empty, 32) != 0);
+    tm_store_destroy(&st);
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    cr_assert_eq(tm_store_digest(st, d2), TM_OK);
+    cr_assert_arr_eq(d1, d2, 32, "digest changed across reopen");
+    tm_store_destroy(&st);
+    /* Lose the accumulator: the store rebuilds it from the log. */
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "DELETE FROM meta WHERE key = 'digest_acc'", 0, 0, 0), SQLITE_OK);
+    sqlite3_close(db);
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    cr_assert_eq(tm_store_digest(st, d3), TM_OK);
+    cr_assert_arr_eq(d1, d3, 32, "rebuilt digest differs");
+    tm_store_destroy(&st);
+}
+
+Test(store_erp, a_refused_batch_leaves_the_digest_alone)
+{
+    tm_store_t *st;
+    char id[TM_UUID_LEN];
+    uint8_t before[32], after[32];
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    put_sale(st, 0x55, 1, 10, id);
+    cr_assert_eq(tm_store_digest(st, before), TM_OK);
+    uint8_t junk[] = {0xff, 0xff, 0xff};
+    tm_op_t op = {.seq = 2, .hlc = 11, .kind = TM_OP_SALE, .body = junk, .body_len = 3};
+    memset(op.origin, 0x55, TM_NODE_ID_LEN);
+    cr_assert_eq(tm_store_apply(st, &op, 1, NULL), TM_EPROTO);
+    cr_assert_eq(tm_store_digest(st, after), TM_OK);
+    cr_assert_arr_eq(before, after, 32);
+    tm_store_destroy(&st);
+}
