@@ -8,13 +8,14 @@
  *
  * Peers: a peer may show up as several browse entries (one per interface and
  * protocol). Each entry gets its own long-lived resolver, which reports again
- * whenever the peer's SRV/TXT/address change. After every change the
- * instance's wanted state is recomputed from all its entries and compared
- * with what was last reported (s_reconcile), so the main thread gets UP only
- * when something changed and DOWN only when the last entry went.
+ * whenever the peer's SRV/TXT/address change. Changes are gathered for
+ * SETTLE_MS, then the instance's wanted state is recomputed from all its
+ * entries and compared with what was last reported (s_reconcile), so the main
+ * thread gets UP only when something changed, and DOWN when the last entry
+ * went or no entry resolves any more (records expired: a pulled cable).
  */
 #define _GNU_SOURCE /* pipe2: close-on-exec set atomically, before any fork */
-#include "tm_disc.h"
+#include "disc_int.h"
 
 #include <avahi-client/client.h>
 #include <avahi-client/lookup.h>
@@ -37,6 +38,15 @@
 #define SERVICE_TYPE "_tillmesh._tcp"
 /* After a reconnect, instances not seen again within this time are gone. */
 #define SWEEP_MS 5000
+/* Changes to one peer are gathered this long before being reported: its
+ * IPv6 and IPv4 entries resolve a few ms apart, and reporting the first alone
+ * would hand the main loop a link-local endpoint it replaces at once. */
+#define SETTLE_MS 250
+/* A peer whose records expired (its cable was pulled: mDNS has no goodbye
+ * then) keeps its browse entry, since the PTR record lives 75 minutes, but
+ * its resolver fails after the SRV's 120 s. Resolve such entries again this
+ * often, so the peer comes back soon after it is plugged in again. */
+#define RERESOLVE_MS 10000
 /* Retry delay when the client could not even be created (no system bus). */
 #define RETRY_MS 3000
 /* Events queued while the main thread does not drain the pipe. A store has a
@@ -44,36 +54,6 @@
 #define BACKLOG_MAX 4096
 
 _Static_assert(sizeof(tm_disc_event_t) < PIPE_BUF, "event writes must be atomic");
-
-typedef struct {
-    char name[64], store[64], node[33], key[TM_DISC_FP_HEX];
-    uint32_t pmin, pmax;
-} txt_t;
-
-typedef struct entry {
-    struct entry *next;
-    AvahiIfIndex ifindex;
-    AvahiProtocol proto;
-    char domain[256];
-    AvahiServiceResolver *res;
-    int resolved, txt_ok;
-    unsigned seq; /* when resolved last, to pick the freshest TXT */
-    int family;   /* AVAHI_PROTO_INET or _INET6 of addr */
-    int linklocal;
-    char addr[64]; /* printable, with %ifname for IPv6 link-local */
-    uint16_t port;
-    txt_t txt;
-} entry_t;
-
-typedef struct inst {
-    struct inst *next;
-    char name[64];
-    entry_t *entries;
-    int up;        /* an UP was reported and no DOWN since */
-    int stale;     /* survived a reconnect; re-report UP when seen again */
-    int warned;    /* bad TXT already logged */
-    tm_disc_event_t last;
-} inst_t;
 
 typedef struct pending {
     struct pending *next;
@@ -95,7 +75,7 @@ struct tm_disc {
     AvahiServiceBrowser *browser;
     char *svc_name;    /* current instance name, may be an alternative */
     int avail;         /* -1 never known, 0 unreachable, 1 reachable */
-    AvahiTimeout *retry, *sweep;
+    AvahiTimeout *retry, *sweep, *settle, *reresolve;
     AvahiWatch *wwatch;
     pending_t *q_head, *q_tail;
     size_t q_len;
@@ -104,6 +84,8 @@ struct tm_disc {
 };
 
 static void s_client_cb(AvahiClient *c, AvahiClientState state, void *ud);
+static void s_arm_reresolve(tm_disc_t *self);
+static void s_resolve_entry(tm_disc_t *self, AvahiClient *c, inst_t *inst, entry_t *e);
 
 /* ---- events to the main thread ------------------------------------------- */
 
@@ -167,195 +149,7 @@ static void s_emit(tm_disc_t *self, const tm_disc_event_t *ev)
     s_update_wwatch(self);
 }
 
-/* ---- TXT parsing ---------------------------------------------------------- */
-
-static int s_is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-            return 0;
-    }
-    return 1;
-}
-
-static void s_lower(char *s)
-{
-    for (; *s; s++)
-        if (*s >= 'A' && *s <= 'F')
-            *s = (char)(*s - 'A' + 'a');
-}
-
-static int s_parse_proto(const char *v, uint32_t *lo, uint32_t *hi)
-{
-    char *end;
-    errno = 0;
-    unsigned long a = strtoul(v, &end, 10);
-    if (end == v || *end != '-' || errno)
-        return -1;
-    const char *v2 = end + 1;
-    unsigned long b = strtoul(v2, &end, 10);
-    if (end == v2 || *end || errno || a > b || b > UINT32_MAX)
-        return -1;
-    *lo = (uint32_t)a;
-    *hi = (uint32_t)b;
-    return 0;
-}
-
-/* Copies value v (length n) into dst if it fits and is not empty. */
-static int s_take(char *dst, size_t dstsz, const char *v, size_t n)
-{
-    if (n == 0 || n >= dstsz || memchr(v, '\0', n))
-        return -1;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-    return 0;
-}
-
-/* 0 and *t filled when every required key is present and well formed;
- * otherwise -1 and *why names the first problem (for the debug log). */
-static int s_parse_txt(AvahiStringList *l, txt_t *t, const char **why)
-{
-    unsigned have = 0;
-    memset(t, 0, sizeof *t);
-    *why = NULL;
-    for (; l; l = avahi_string_list_get_next(l)) {
-        const char *s = (const char *)avahi_string_list_get_text(l);
-        size_t len = avahi_string_list_get_size(l);
-        const char *eq = memchr(s, '=', len);
-        if (!eq)
-            continue;
-        size_t kl = (size_t)(eq - s), vl = len - kl - 1;
-        const char *v = eq + 1;
-        char pv[32];
-        if (kl == 5 && !memcmp(s, "store", 5)) {
-            if (s_take(t->store, sizeof t->store, v, vl) < 0)
-                *why = "bad store=";
-            have |= 1;
-        } else if (kl == 4 && !memcmp(s, "node", 4)) {
-            if (vl != 32 || !s_is_hex(v, vl) || s_take(t->node, sizeof t->node, v, vl) < 0)
-                *why = "node= is not 32 hex digits";
-            have |= 2;
-        } else if (kl == 4 && !memcmp(s, "name", 4)) {
-            if (s_take(t->name, sizeof t->name, v, vl) < 0)
-                *why = "bad name=";
-            have |= 4;
-        } else if (kl == 5 && !memcmp(s, "proto", 5)) {
-            if (s_take(pv, sizeof pv, v, vl) < 0 || s_parse_proto(pv, &t->pmin, &t->pmax) < 0)
-                *why = "proto= is not MIN-MAX";
-            have |= 8;
-        } else if (kl == 3 && !memcmp(s, "key", 3)) {
-            if (vl != TM_DISC_FP_HEX - 1 || !s_is_hex(v, vl) ||
-                s_take(t->key, sizeof t->key, v, vl) < 0)
-                *why = "key= is not a 16-hex-digit fingerprint";
-            have |= 16;
-        }
-    }
-    if (!*why && have != 31)
-        *why = "missing one of store=, node=, name=, proto=, key=";
-    s_lower(t->node);
-    s_lower(t->key);
-    return *why ? -1 : 0;
-}
-
-/* ---- instances and their aggregate state --------------------------------- */
-
-static inst_t *s_inst_find(tm_disc_t *self, const char *name, int create)
-{
-    for (inst_t *i = self->insts; i; i = i->next)
-        if (!strcmp(i->name, name))
-            return i;
-    if (!create)
-        return NULL;
-    inst_t *i = calloc(1, sizeof *i);
-    if (!i)
-        return NULL;
-    tm_strlcpy(i->name, name, sizeof i->name);
-    i->next = self->insts;
-    self->insts = i;
-    return i;
-}
-
-static void s_inst_free_if_unused(tm_disc_t *self, inst_t *inst)
-{
-    if (inst->entries || inst->up)
-        return;
-    for (inst_t **pp = &self->insts; *pp; pp = &(*pp)->next) {
-        if (*pp == inst) {
-            *pp = inst->next;
-            free(inst);
-            return;
-        }
-    }
-}
-
-static entry_t *s_entry_find(inst_t *inst, AvahiIfIndex ifi, AvahiProtocol proto,
-                             const char *domain, entry_t ***link)
-{
-    for (entry_t **pp = &inst->entries; *pp; pp = &(*pp)->next) {
-        entry_t *e = *pp;
-        if (e->ifindex == ifi && e->proto == proto && !strcmp(e->domain, domain)) {
-            if (link)
-                *link = pp;
-            return e;
-        }
-    }
-    return NULL;
-}
-
-/* IPv4 first, then routable IPv6, then link-local IPv6 (needs a scope). */
-static int s_rank(const entry_t *e)
-{
-    return e->family == AVAHI_PROTO_INET ? 0 : e->linklocal ? 2 : 1;
-}
-
-static void s_append_addr(char *buf, size_t sz, const char *a)
-{
-    size_t used = strlen(buf), al = strlen(a);
-    /* Skip duplicates: one address can arrive on several entries. */
-    for (const char *p = buf; (p = strstr(p, a)) != NULL; p += al)
-        if ((p == buf || p[-1] == ',') && (p[al] == ',' || p[al] == '\0'))
-            return;
-    if (used + al + 2 > sz)
-        return; /* the list is informational; the endpoint is what matters */
-    if (used)
-        buf[used++] = ',';
-    memcpy(buf + used, a, al + 1);
-}
-
-/* 1 and *ev filled when the instance should be reported UP. */
-static int s_wanted(const tm_disc_t *self, const inst_t *inst, tm_disc_event_t *ev)
-{
-    const entry_t *txt = NULL, *best = NULL;
-    for (const entry_t *e = inst->entries; e; e = e->next) {
-        if (!e->resolved || !e->txt_ok)
-            continue;
-        if (!txt || e->seq > txt->seq)
-            txt = e;
-        if (!best || s_rank(e) < s_rank(best))
-            best = e;
-    }
-    if (!txt || !strcmp(txt->txt.node, self->node))
-        return 0;
-    memset(ev, 0, sizeof *ev);
-    ev->kind = TM_DISC_UP;
-    tm_strlcpy(ev->instance, inst->name, sizeof ev->instance);
-    tm_strlcpy(ev->name, txt->txt.name, sizeof ev->name);
-    tm_strlcpy(ev->store_id, txt->txt.store, sizeof ev->store_id);
-    tm_strlcpy(ev->node_id, txt->txt.node, sizeof ev->node_id);
-    tm_strlcpy(ev->key_fp, txt->txt.key, sizeof ev->key_fp);
-    ev->proto_min = txt->txt.pmin;
-    ev->proto_max = txt->txt.pmax;
-    if (best->family == AVAHI_PROTO_INET)
-        snprintf(ev->endpoint, sizeof ev->endpoint, "tcp://%s:%u", best->addr, best->port);
-    else
-        snprintf(ev->endpoint, sizeof ev->endpoint, "tcp://[%s]:%u", best->addr, best->port);
-    for (int rank = 0; rank < 3; rank++)
-        for (const entry_t *e = inst->entries; e; e = e->next)
-            if (e->resolved && e->txt_ok && s_rank(e) == rank)
-                s_append_addr(ev->addresses, sizeof ev->addresses, e->addr);
-    return 1;
-}
+/* ---- reporting ------------------------------------------------------------ */
 
 static void s_emit_down(tm_disc_t *self, inst_t *inst)
 {
@@ -371,7 +165,7 @@ static void s_emit_down(tm_disc_t *self, inst_t *inst)
 static void s_reconcile(tm_disc_t *self, inst_t *inst)
 {
     tm_disc_event_t want;
-    if (!s_wanted(self, inst, &want)) {
+    if (!tm_disc__wanted(self->node, inst, &want)) {
         if (inst->up)
             s_emit_down(self, inst);
         return;
@@ -384,9 +178,39 @@ static void s_reconcile(tm_disc_t *self, inst_t *inst)
     s_emit(self, &want);
     tm_log_info(&self->log, "mDNS: peer %s store=%s at %s", inst->name, want.store_id,
                 want.endpoint);
-    inst->last = want;
+    /* memcpy, not assignment: padding must match too for the memcmp above
+     * (tm_disc__wanted zeroes the whole struct first). */
+    memcpy(&inst->last, &want, sizeof want);
     inst->up = 1;
     inst->stale = 0;
+}
+
+/* Reconciles inst at the end of the settle window (which starts at the first
+ * change, so a flapping peer cannot postpone reporting forever). */
+static void s_touch(tm_disc_t *self, inst_t *inst)
+{
+    struct timeval tv;
+    int armed = 0;
+    for (inst_t *i = self->insts; i; i = i->next)
+        armed |= i->dirty;
+    inst->dirty = 1;
+    if (!armed)
+        self->api->timeout_update(self->settle, avahi_elapse_time(&tv, SETTLE_MS, 0));
+}
+
+static void s_settle_cb(AvahiTimeout *t, void *ud)
+{
+    tm_disc_t *self = ud;
+    self->api->timeout_update(t, NULL);
+    inst_t *next;
+    for (inst_t *i = self->insts; i; i = next) {
+        next = i->next;
+        if (!i->dirty)
+            continue;
+        i->dirty = 0;
+        s_reconcile(self, i);
+        tm_disc__inst_free_if_unused(&self->insts, i);
+    }
 }
 
 /* ---- resolve and browse --------------------------------------------------- */
@@ -412,39 +236,88 @@ static void s_resolve_cb(AvahiServiceResolver *r, AvahiIfIndex ifi, AvahiProtoco
 {
     (void)type, (void)host, (void)flags;
     tm_disc_t *self = ud;
-    inst_t *inst = s_inst_find(self, name, 0);
-    entry_t *e = inst ? s_entry_find(inst, ifi, proto, domain, NULL) : NULL;
+    inst_t *inst = tm_disc__inst_find(&self->insts, name, 0);
+    entry_t *e = inst ? tm_disc__entry_find(inst, ifi, proto, domain, NULL) : NULL;
     if (!e || e->res != r)
         return; /* a late report for an entry already removed */
     if (event == AVAHI_RESOLVER_FAILURE) {
         tm_log_debug(&self->log, "mDNS: cannot resolve %s: %s", name,
                      avahi_strerror(avahi_client_errno(avahi_service_resolver_get_client(r))));
-        /* The resolver is finished; a new browse entry will start another. */
+        /* The resolver is finished; s_reresolve_cb starts another. */
         avahi_service_resolver_free(r);
         e->res = NULL;
         e->resolved = 0;
-        s_reconcile(self, inst);
+        s_touch(self, inst);
+        s_arm_reresolve(self);
         return;
     }
     const char *why;
+    txt_t t;
+    int ok = tm_disc__parse_txt(txt, &t, &why) == 0;
+    if (e->resolved && e->txt_ok && ok && strcmp(t.node, e->txt.node)) {
+        /* Another till took over this instance name (name collision, where
+         * Avahi may rename the till that had it first). A kept-open resolver
+         * then reports the new TXT with the old till's host and address
+         * (seen in the lab, for good); a fresh one reads the cache anew. */
+        tm_log_debug(&self->log, "mDNS: %s changed hands; resolving it again", name);
+        AvahiClient *c = avahi_service_resolver_get_client(r);
+        avahi_service_resolver_free(r);
+        e->resolved = 0;
+        s_resolve_entry(self, c, inst, e);
+        s_touch(self, inst);
+        return;
+    }
     e->resolved = 1;
     e->seq = ++self->seq;
     e->port = port;
     s_fill_addr(e, ifi, a);
-    e->txt_ok = s_parse_txt(txt, &e->txt, &why) == 0;
+    e->txt = t;
+    e->txt_ok = ok;
     if (!e->txt_ok && !inst->warned) {
         inst->warned = 1;
         tm_log_debug(&self->log, "mDNS: ignoring %s at %s: %s", name, e->addr, why);
     }
-    s_reconcile(self, inst);
+    s_touch(self, inst);
+}
+
+static void s_arm_reresolve(tm_disc_t *self)
+{
+    struct timeval tv;
+    self->api->timeout_update(self->reresolve, avahi_elapse_time(&tv, RERESOLVE_MS, 0));
+}
+
+/* Starts the resolver of e. It asks for the address family the entry was
+ * seen on, so a peer seen on IPv4 and IPv6 yields both addresses, and it is
+ * kept open: it reports every change. */
+static void s_resolve_entry(tm_disc_t *self, AvahiClient *c, inst_t *inst, entry_t *e)
+{
+    e->res = avahi_service_resolver_new(c, e->ifindex, e->proto, inst->name, SERVICE_TYPE,
+                                        e->domain, e->proto, 0, s_resolve_cb, self);
+    if (!e->res) {
+        tm_log_warn(&self->log, "mDNS: cannot resolve %s: %s", inst->name,
+                    avahi_strerror(avahi_client_errno(c)));
+        s_arm_reresolve(self);
+    }
+}
+
+static void s_reresolve_cb(AvahiTimeout *t, void *ud)
+{
+    tm_disc_t *self = ud;
+    self->api->timeout_update(t, NULL);
+    if (!self->client || avahi_client_get_state(self->client) != AVAHI_CLIENT_S_RUNNING)
+        return; /* a reconnect starts everything afresh */
+    for (inst_t *i = self->insts; i; i = i->next)
+        for (entry_t *e = i->entries; e; e = e->next)
+            if (!e->res)
+                s_resolve_entry(self, self->client, i, e);
 }
 
 static void s_browse_new(tm_disc_t *self, AvahiServiceBrowser *b, AvahiIfIndex ifi,
                          AvahiProtocol proto, const char *name, const char *type,
                          const char *domain)
 {
-    inst_t *inst = s_inst_find(self, name, 1);
-    if (!inst || s_entry_find(inst, ifi, proto, domain, NULL))
+    inst_t *inst = tm_disc__inst_find(&self->insts, name, 1);
+    if (!inst || tm_disc__entry_find(inst, ifi, proto, domain, NULL))
         goto fail;
     entry_t *e = calloc(1, sizeof *e);
     if (!e)
@@ -454,33 +327,27 @@ static void s_browse_new(tm_disc_t *self, AvahiServiceBrowser *b, AvahiIfIndex i
     tm_strlcpy(e->domain, domain, sizeof e->domain);
     e->next = inst->entries;
     inst->entries = e;
-    /* Ask for the address family the entry was seen on, so one peer seen on
-     * IPv4 and IPv6 yields both addresses. Kept open: it reports changes. */
-    e->res = avahi_service_resolver_new(avahi_service_browser_get_client(b), ifi, proto, name,
-                                        type, domain, proto, 0, s_resolve_cb, self);
-    if (!e->res)
-        tm_log_warn(&self->log, "mDNS: cannot resolve %s: %s", name,
-                    avahi_strerror(avahi_client_errno(avahi_service_browser_get_client(b))));
+    (void)type; /* always ours */
+    s_resolve_entry(self, avahi_service_browser_get_client(b), inst, e);
     return;
 fail:
     if (inst)
-        s_inst_free_if_unused(self, inst);
+        tm_disc__inst_free_if_unused(&self->insts, inst);
 }
 
 static void s_browse_remove(tm_disc_t *self, AvahiIfIndex ifi, AvahiProtocol proto,
                             const char *name, const char *domain)
 {
     entry_t **link = NULL;
-    inst_t *inst = s_inst_find(self, name, 0);
-    entry_t *e = inst ? s_entry_find(inst, ifi, proto, domain, &link) : NULL;
+    inst_t *inst = tm_disc__inst_find(&self->insts, name, 0);
+    entry_t *e = inst ? tm_disc__entry_find(inst, ifi, proto, domain, &link) : NULL;
     if (!e)
         return;
     *link = e->next;
     if (e->res)
         avahi_service_resolver_free(e->res);
     free(e);
-    s_reconcile(self, inst);
-    s_inst_free_if_unused(self, inst);
+    s_touch(self, inst);
 }
 
 static void s_browse_cb(AvahiServiceBrowser *b, AvahiIfIndex ifi, AvahiProtocol proto,
@@ -520,7 +387,7 @@ static void s_sweep_cb(AvahiTimeout *t, void *ud)
         i->stale = 0;
         if (i->up)
             s_emit_down(self, i);
-        s_inst_free_if_unused(self, i);
+        tm_disc__inst_free_if_unused(&self->insts, i);
     }
 }
 
@@ -623,6 +490,7 @@ static void s_forget_objects(tm_disc_t *self)
             free(e);
         }
         i->stale = 1;
+        i->dirty = 0; /* nothing to reconcile until the new client reports */
     }
 }
 
@@ -718,9 +586,9 @@ static int s_cfg_check(const tm_disc_cfg_t *cfg)
     if (!*cfg->name || strlen(cfg->name) >= 64 || !*cfg->store_id ||
         strlen(cfg->store_id) >= 64)
         return TM_EINVAL;
-    if (strlen(cfg->node_id_hex) != 32 || !s_is_hex(cfg->node_id_hex, 32))
+    if (strlen(cfg->node_id_hex) != 32 || !tm_disc__is_hex(cfg->node_id_hex, 32))
         return TM_EINVAL;
-    if (strlen(cfg->key_fp) != TM_DISC_FP_HEX - 1 || !s_is_hex(cfg->key_fp, TM_DISC_FP_HEX - 1))
+    if (strlen(cfg->key_fp) != TM_DISC_FP_HEX - 1 || !tm_disc__is_hex(cfg->key_fp, TM_DISC_FP_HEX - 1))
         return TM_EINVAL;
     if (cfg->port == 0 || cfg->proto_min > cfg->proto_max)
         return TM_EINVAL;
@@ -733,8 +601,8 @@ static void s_copy_cfg(tm_disc_t *self, const tm_disc_cfg_t *cfg)
     tm_strlcpy(self->store, cfg->store_id, sizeof self->store);
     tm_strlcpy(self->node, cfg->node_id_hex, sizeof self->node);
     tm_strlcpy(self->key, cfg->key_fp, sizeof self->key);
-    s_lower(self->node);
-    s_lower(self->key);
+    tm_disc__lower(self->node);
+    tm_disc__lower(self->key);
     self->port = cfg->port;
     self->pmin = cfg->proto_min;
     self->pmax = cfg->proto_max;
@@ -770,8 +638,10 @@ int tm_disc_new(const tm_disc_cfg_t *cfg, const tm_log_t *log, tm_disc_t **out)
     self->api = avahi_threaded_poll_get(self->tp);
     self->retry = self->api->timeout_new(self->api, NULL, s_retry_cb, self);
     self->sweep = self->api->timeout_new(self->api, NULL, s_sweep_cb, self);
+    self->settle = self->api->timeout_new(self->api, NULL, s_settle_cb, self);
+    self->reresolve = self->api->timeout_new(self->api, NULL, s_reresolve_cb, self);
     self->wwatch = self->api->watch_new(self->api, self->wfd, 0, s_wwatch_cb, self);
-    if (!self->retry || !self->sweep || !self->wwatch)
+    if (!self->retry || !self->sweep || !self->settle || !self->reresolve || !self->wwatch)
         goto fail;
     /* The thread is not running yet, so no lock is needed here. */
     s_client_start(self);
@@ -801,6 +671,10 @@ void tm_disc_destroy(tm_disc_t **self_p)
             self->api->timeout_free(self->retry);
         if (self->sweep)
             self->api->timeout_free(self->sweep);
+        if (self->settle)
+            self->api->timeout_free(self->settle);
+        if (self->reresolve)
+            self->api->timeout_free(self->reresolve);
         if (self->wwatch)
             self->api->watch_free(self->wwatch);
         avahi_threaded_poll_free(self->tp);

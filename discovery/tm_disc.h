@@ -32,6 +32,11 @@
 
 #define TM_DISC_FP_HEX 17 /* 16 hex digits and a NUL */
 
+/* Events are per service instance: UP when an instance appears and again
+ * whenever its TXT or addresses change, DOWN when its last record goes. Key
+ * peers by `instance`: a till renamed after a name collision is UP under its
+ * new instance before DOWN arrives for the old one, and an instance taken
+ * over by another node gives DOWN (old node_id) then UP (new node_id). */
 typedef enum { TM_DISC_UP = 1, TM_DISC_DOWN = 2 } tm_disc_kind_t;
 
 typedef struct {

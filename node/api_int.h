@@ -28,7 +28,16 @@ struct tm_api {
     int fd;
 };
 
-typedef enum { R_NONE, R_SALES, R_SALE, R_CUSTOMER, R_STATUS, R_METRICS } tm_api_route_t;
+typedef enum {
+    R_NONE,
+    R_SALES,
+    R_SALE,
+    R_CUSTOMER,
+    R_STATUS,
+    R_METRICS,
+    R_PARKED,
+    R_RETRY
+} tm_api_route_t;
 
 /* Per-request state, MHD's con_cls; made on the first call for a request,
  * freed when MHD reports it completed. */

@@ -22,6 +22,8 @@ static const route_spec_t route_specs[] = {
     {"GET, HEAD, PUT", R_CUSTOMER, true, false, true}, /* /v1/customers/{id} */
     {"GET, HEAD", R_STATUS, true, false, false},       /* /v1/status */
     {"GET, HEAD", R_METRICS, true, false, false},      /* /metrics */
+    {"GET, HEAD", R_PARKED, true, false, false},       /* /v1/erp/parked */
+    {"POST", R_RETRY, false, true, false},             /* /v1/erp/parked/{id}/retry */
 };
 
 /* ---- routing ---------------------------------------------------------- */
@@ -53,9 +55,19 @@ tm_api_route_t tm_api__route(const char *url, tm_api_req_t *req)
         return R_STATUS;
     if (strcmp(url, "/metrics") == 0)
         return R_METRICS;
+    if (strcmp(url, "/v1/erp/parked") == 0)
+        return R_PARKED;
     tm_api_route_t r;
     const char *rest;
-    if ((rest = s_prefix(url, "/v1/sales/")) != NULL)
+    char idbuf[TM_API_ID_MAX + 16];
+    size_t rl;
+    if ((rest = s_prefix(url, "/v1/erp/parked/")) != NULL && (rl = strlen(rest)) > 6 &&
+        rl < sizeof idbuf && strcmp(rest + rl - 6, "/retry") == 0) {
+        memcpy(idbuf, rest, rl - 6);
+        idbuf[rl - 6] = '\0';
+        rest = idbuf;
+        r = R_RETRY;
+    } else if ((rest = s_prefix(url, "/v1/sales/")) != NULL)
         r = R_SALE;
     else if ((rest = s_prefix(url, "/v1/customers/")) != NULL)
         r = R_CUSTOMER;
@@ -332,6 +344,22 @@ static enum MHD_Result s_get_text(tm_api_t *self, struct MHD_Connection *conn, t
     return tm_api__reply(conn, req, MHD_HTTP_OK, ctype, body, NULL, NULL);
 }
 
+static enum MHD_Result s_erp_retry(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req)
+{
+    if (!self->be.erp_retry)
+        return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such route");
+    int rc = self->be.erp_retry(self->be.ctx, req->id);
+    if (rc == TM_ENOTFOUND)
+        return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found",
+                             "sale %.40s is not parked on this till", req->id);
+    if (rc != TM_OK)
+        return s_backend_error(self, conn, req, rc);
+    json_t *o = json_pack("{s:s, s:s}", "sale_id", req->id, "state", "queued");
+    char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return tm_api__reply(conn, req, MHD_HTTP_OK, TM_API_CT_JSON, body, NULL, NULL);
+}
+
 enum MHD_Result tm_api__dispatch(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req,
                                  const char *method)
 {
@@ -345,6 +373,11 @@ enum MHD_Result tm_api__dispatch(tm_api_t *self, struct MHD_Connection *conn, tm
     case R_CUSTOMER: return get ? s_get_customer(self, conn, req) : s_put_customer(self, conn, req);
     case R_STATUS: return s_get_text(self, conn, req, self->be.status_json, TM_API_CT_JSON);
     case R_METRICS: return s_get_text(self, conn, req, self->be.metrics_text, TM_API_CT_PROM);
+    case R_PARKED:
+        if (!self->be.parked_json)
+            break;
+        return s_get_text(self, conn, req, self->be.parked_json, TM_API_CT_JSON);
+    case R_RETRY: return s_erp_retry(self, conn, req);
     case R_NONE: break;
     }
     return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such route");

@@ -184,24 +184,96 @@ static json_t *status_peers(tm_daemon_t *d)
     return arr;
 }
 
+static json_t *wall_or_null(uint64_t wall_ms)
+{
+    char buf[40];
+    if (!wall_ms)
+        return json_null();
+    time_t secs = (time_t)(wall_ms / 1000);
+    struct tm tmv;
+    gmtime_r(&secs, &tmv);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    return json_string(buf);
+}
+
+static json_t *status_uplink(tm_daemon_t *d)
+{
+    uint64_t since = 0;
+    tm_uplink_t u = d->erp ? tm_erp_uplink(d->erp, &since) : TM_UPLINK_UNKNOWN;
+    return json_pack("{s:s, s:o, s:b}", "state", tm_uplink_name(u), "since",
+                     wall_or_null(since), "configured", d->erp != NULL);
+}
+
+static json_t *status_forwarder(tm_daemon_t *d)
+{
+    tm_forwarder_t f;
+    tm_engine_forwarder(d->engine, &f);
+    return json_pack("{s:o, s:o, s:I, s:b}", "node_id",
+                     hex_or_null(f.node_id, TM_NODE_ID_LEN, f.have), "name",
+                     f.have && f.name[0] ? json_string(f.name) : json_null(), "epoch",
+                     (json_int_t)f.epoch, "is_self", f.is_self);
+}
+
+static json_t *status_erp(tm_daemon_t *d)
+{
+    tm_backlog_t bl = {0};
+    tm_fwd_stats_t fs = {0};
+    (void)tm_store_backlog(d->store, &bl);
+    if (d->fwd)
+        tm_fwd_stats(d->fwd, &fs);
+    json_t *age = json_null();
+    uint64_t wall = tm_daemon_wall_ms();
+    if (bl.unsent && bl.oldest_hlc)
+        age = json_integer(
+            (json_int_t)(wall > (bl.oldest_hlc >> 16) ? (wall - (bl.oldest_hlc >> 16)) / 1000 : 0));
+    return json_pack("{s:I, s:o, s:o, s:I, s:b, s:I, s:s, s:I, s:I}", "backlog",
+                     (json_int_t)bl.unsent, "oldest_unsent_age_s", age, "last_forward_at",
+                     wall_or_null(fs.last_forward_wall_ms), "parked", (json_int_t)bl.parked,
+                     "in_flight", fs.in_flight, "failures", (json_int_t)fs.failures,
+                     "last_error", fs.last_error, "sales_acked_here",
+                     (json_int_t)fs.sales_acked, "batches_ok", (json_int_t)fs.batches_ok);
+}
+
 static char *status_json(void *ctx)
 {
     tm_daemon_t *d = ctx;
-    tm_store_counts_t c = {0};
-    (void)tm_store_counts(d->store, &c);
-    /* Uplink and forwarder are filled in by the uplink feature; until
-     * then status says plainly that nothing is known. */
-    json_t *root = json_pack(
-        "{s:i, s:o, s:o, s:o, s:{s:s, s:n}, s:{s:n, s:n, s:i}, s:{s:I, s:n, s:n, s:i}}",
-        "api_version", 1, "node", status_node(d), "state", status_state(d), "peers",
-        status_peers(d), "uplink", "state", "unknown", "since", "forwarder", "node_id", "name",
-        "epoch", 0, "erp", "backlog", (json_int_t)(c.sales - c.erp_acked), "oldest_unsent_age_s",
-        "last_forward_at", "parked", 0);
+    json_t *root = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node",
+                             status_node(d), "state", status_state(d), "peers", status_peers(d),
+                             "uplink", status_uplink(d), "forwarder", status_forwarder(d), "erp",
+                             status_erp(d));
     if (!root)
         return NULL;
     char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);
     return s;
+}
+
+static char *parked_json(void *ctx)
+{
+    tm_daemon_t *d = ctx;
+    tm_parked_t *p = NULL;
+    size_t n = 0;
+    json_t *arr = json_array();
+    if (tm_store_parked(d->store, 1000, &p, &n) == TM_OK) {
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, json_pack("{s:s, s:i, s:s, s:o}", "sale_id", p[i].sale_id,
+                                                 "status", p[i].status, "message", p[i].message,
+                                                 "parked_at", wall_or_null(p[i].parked_at)));
+        free(p);
+    }
+    json_t *root = json_pack("{s:o}", "parked", arr);
+    char *s = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+    return s;
+}
+
+static int erp_retry(void *ctx, const char *sale_id)
+{
+    tm_daemon_t *d = ctx;
+    int rc = tm_store_unpark(d->store, sale_id);
+    if (rc == TM_OK)
+        tm_log_info(d->log, "sale %s unparked by an operator: it will be sent again", sale_id);
+    return rc;
 }
 
 /* ---- metrics ---------------------------------------------------------- */
@@ -234,7 +306,24 @@ static char *metrics_text(void *ctx)
     GAUGE("local_ops", "Ops made at this till.", c.local_ops);
     GAUGE("sales", "Sales held.", c.sales);
     GAUGE("customers", "Customers held.", c.customers);
-    GAUGE("erp_backlog", "Sales not yet acknowledged by the ERP.", c.sales - c.erp_acked);
+    tm_backlog_t bl = {0};
+    tm_fwd_stats_t fs = {0};
+    tm_forwarder_t fw;
+    uint64_t since = 0;
+    (void)tm_store_backlog(d->store, &bl);
+    if (d->fwd)
+        tm_fwd_stats(d->fwd, &fs);
+    tm_engine_forwarder(d->engine, &fw);
+    tm_uplink_t up = d->erp ? tm_erp_uplink(d->erp, &since) : TM_UPLINK_UNKNOWN;
+    GAUGE("erp_backlog", "Sales neither acknowledged by the ERP nor parked.", bl.unsent);
+    GAUGE("erp_parked", "Sales the ERP refused, parked here.", bl.parked);
+    GAUGE("uplink_up", "1 when this till's ERP health probe passes.", up == TM_UPLINK_UP);
+    GAUGE("forwarder_is_self", "1 when this till forwards to the ERP.", fw.is_self);
+    GAUGE("forwarder_epoch", "Epoch of the current forwarder.", fw.epoch);
+    COUNTER("erp_batches_ok_total", "ERP batches answered 200.", fs.batches_ok);
+    COUNTER("erp_batches_failed_total", "ERP batches that failed and were retried.",
+            fs.batches_failed);
+    COUNTER("erp_sales_acked_total", "Sales acknowledged through this till.", fs.sales_acked);
     GAUGE("peers", "Peers known.", npeers);
     GAUGE("peers_alive", "Peers heard from within the timeout.", alive);
     GAUGE("uptime_seconds", "Seconds since start.", (tm_daemon_mono_ms() - d->started_ms) / 1000);
@@ -261,4 +350,6 @@ void tm_daemon_backend(tm_daemon_t *d, tm_api_backend_t *be)
     be->put_customer = put_customer;
     be->status_json = status_json;
     be->metrics_text = metrics_text;
+    be->parked_json = parked_json;
+    be->erp_retry = erp_retry;
 }

@@ -120,6 +120,41 @@ static int mesh_key(parse_t *p, int line, const char *k, const char *v)
 
 /* Debian's libinih is built without INI_HANDLER_LINENO, so messages name
  * the section and key instead of a line number. */
+static int erp_key(parse_t *p, int line, const char *k, const char *v)
+{
+    tm_config_t *c = p->cfg;
+    if (!strcmp(k, "url"))
+        return set_str(p, line, c->erp_url, sizeof c->erp_url, k, v);
+    if (!strcmp(k, "token_file"))
+        return set_path(p, line, c->erp_token_file, k, v);
+    if (!strcmp(k, "probe_interval_ms"))
+        return set_u32(p, line, &c->erp_probe_interval_ms, k, v, 20, 600000);
+    if (!strcmp(k, "probe_timeout_ms"))
+        return set_u32(p, line, &c->erp_probe_timeout_ms, k, v, 20, 600000);
+    if (!strcmp(k, "rise"))
+        return set_u32(p, line, &c->erp_rise, k, v, 1, 100);
+    if (!strcmp(k, "fall"))
+        return set_u32(p, line, &c->erp_fall, k, v, 1, 100);
+    if (!strcmp(k, "request_timeout_ms"))
+        return set_u32(p, line, &c->erp_request_timeout_ms, k, v, 100, 600000);
+    if (!strcmp(k, "batch_max"))
+        return set_u32(p, line, &c->erp_batch_max, k, v, 1, 10000);
+    if (!strcmp(k, "backoff_min_ms"))
+        return set_u32(p, line, &c->erp_backoff_min_ms, k, v, 10, 3600000);
+    if (!strcmp(k, "backoff_max_ms"))
+        return set_u32(p, line, &c->erp_backoff_max_ms, k, v, 10, 3600000);
+    if (!strcmp(k, "tls_verify")) {
+        if (!strcmp(v, "yes") || !strcmp(v, "true"))
+            c->erp_tls_verify = 1;
+        else if (!strcmp(v, "no") || !strcmp(v, "false"))
+            c->erp_tls_verify = 0;
+        else
+            bad(p, line, "tls_verify must be yes or no, not \"%s\"", v);
+        return 1;
+    }
+    return 0;
+}
+
 static int on_entry(void *user, const char *section, const char *key, const char *value)
 {
     const int line = 0;
@@ -130,6 +165,8 @@ static int on_entry(void *user, const char *section, const char *key, const char
         known = node_key(p, line, key, value);
     } else if (!strcmp(section, "mesh")) {
         known = mesh_key(p, line, key, value);
+    } else if (!strcmp(section, "erp")) {
+        known = erp_key(p, line, key, value);
     } else if (!strcmp(section, "peers")) {
         known = 1;
         if (c->n_peers == TM_CFG_MAX_PEERS)
@@ -198,6 +235,8 @@ static void validate(parse_t *p)
     if (!c->secret_key[0] || !c->public_key[0] || !c->trusted_keys[0])
         bad(p, 0, "[mesh] secret_key, public_key and trusted_keys are required "
                   "(make keys with: tillmesh keygen)");
+    if (c->erp_url[0] && strncmp(c->erp_url, "http://", 7) && strncmp(c->erp_url, "https://", 8))
+        bad(p, 0, "[erp] url must start with http:// or https://, not \"%s\"", c->erp_url);
     for (int i = 0; i < c->n_peers; i++)
         if (strncmp(c->peers[i].endpoint, "tcp://", 6) != 0)
             bad(p, 0, "[peers] %s: endpoint must be tcp://HOST:PORT", c->peers[i].name);
@@ -208,6 +247,7 @@ int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out)
     memset(out, 0, sizeof *out);
     out->log_level = TM_LOG_INFO;
     out->priority = 100;
+    out->erp_tls_verify = 1;
     tm_strlcpy(out->api_listen, "127.0.0.1:7780", sizeof out->api_listen);
     tm_strlcpy(out->listen, "tcp://0.0.0.0:7700", sizeof out->listen);
     parse_t p = {.cfg = out, .log = log, .path = path};

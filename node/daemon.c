@@ -89,6 +89,36 @@ static int start_engine(tm_daemon_t *d)
     return rc;
 }
 
+static int start_erp(tm_daemon_t *d)
+{
+    const tm_config_t *c = &d->cfg;
+    if (!c->erp_url[0]) {
+        tm_log_info(d->log, "no [erp] url: this till will not forward to the ERP");
+        return TM_OK;
+    }
+    tm_erp_cfg_t ec = {
+        .url = c->erp_url,
+        .token_file = c->erp_token_file,
+        .probe_interval_ms = c->erp_probe_interval_ms,
+        .probe_timeout_ms = c->erp_probe_timeout_ms,
+        .rise = c->erp_rise,
+        .fall = c->erp_fall,
+        .request_timeout_ms = c->erp_request_timeout_ms,
+        .tls_verify = c->erp_tls_verify != 0,
+    };
+    int rc = tm_erp_new(&ec, d->log, &d->erp);
+    if (rc) {
+        tm_log_error(d->log, "ERP client: %s", tm_strerror(rc));
+        return rc;
+    }
+    tm_fwd_cfg_t fc = {.batch_max = c->erp_batch_max, .backoff_min_ms = c->erp_backoff_min_ms,
+                       .backoff_max_ms = c->erp_backoff_max_ms, .till = c->name};
+    rc = tm_fwd_new(&fc, d->store, d->engine, d->erp, &d->outbox, d->log, &d->fwd);
+    if (rc == TM_OK)
+        tm_log_info(d->log, "ERP at %s (priority %u)", c->erp_url, c->priority);
+    return rc;
+}
+
 static int start_api(tm_daemon_t *d)
 {
     char host[64];
@@ -125,7 +155,7 @@ int tm_daemon_new(const tm_config_t *cfg, const char *config_path, tm_log_t *log
     };
     int rc;
     if ((rc = open_store(d)) || (rc = tm_mesh_new(&mc, log, &d->mesh)) ||
-        (rc = start_engine(d)) || (rc = start_api(d)))
+        (rc = start_engine(d)) || (rc = start_erp(d)) || (rc = start_api(d)))
         goto fail;
     tm_log_info(log, "tillmeshd %s: till %s of store %s is up", VERSION_STR, cfg->name,
                 cfg->store_id);
@@ -142,6 +172,8 @@ void tm_daemon_destroy(tm_daemon_t **self_p)
     if (!d)
         return;
     tm_api_destroy(&d->api);
+    tm_fwd_destroy(&d->fwd);
+    tm_erp_destroy(&d->erp);
     tm_engine_destroy(&d->engine);
     tm_mesh_destroy(&d->mesh);
     tm_store_destroy(&d->store);
@@ -180,12 +212,31 @@ static long poll_timeout(tm_daemon_t *d)
     int64_t at = tm_api_timeout_ms(d->api);
     if (at >= 0 && at < t)
         t = (long)at;
+    if (d->erp) {
+        long et = tm_erp_timeout_ms(d->erp, now), ft = tm_fwd_timeout_ms(d->fwd, now);
+        if (et >= 0 && et < t)
+            t = et;
+        if (ft >= 0 && ft < t)
+            t = ft;
+    }
     return t > 1000 ? 1000 : t;
+}
+
+/* Probe and POST progress, the uplink verdict into the election, and the
+ * next batch if we are the forwarder. */
+static void run_erp(tm_daemon_t *d, uint64_t now)
+{
+    uint64_t wall = tm_daemon_wall_ms(), since;
+    tm_erp_run(d->erp, now, wall);
+    tm_uplink_t u = tm_erp_uplink(d->erp, &since);
+    tm_engine_set_uplink(d->engine, u, since, now);
+    tm_fwd_step(d->fwd, now, wall);
+    tm_daemon_flush(d);
 }
 
 int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload_p)
 {
-    zmq_pollitem_t items[4];
+    zmq_pollitem_t items[64];
     tm_daemon_flush(d); /* connects to static peers */
     while (!*stop) {
         if (*reload_p) {
@@ -194,6 +245,8 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
         }
         size_t n = tm_mesh_pollitems(d->mesh, items, 3);
         items[n++] = (zmq_pollitem_t){.socket = NULL, .fd = tm_api_fd(d->api), .events = ZMQ_POLLIN};
+        if (d->erp)
+            n += tm_erp_pollitems(d->erp, items + n, 64 - n);
         if (zmq_poll(items, (int)n, poll_timeout(d)) < 0 && zmq_errno() != EINTR) {
             tm_log_error(d->log, "zmq_poll: %s", zmq_strerror(zmq_errno()));
             return TM_EIO;
@@ -203,6 +256,8 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
         tm_api_run(d->api);
         tm_daemon_flush(d);
         uint64_t now = tm_daemon_mono_ms();
+        if (d->erp)
+            run_erp(d, now);
         if (now >= tm_engine_next_deadline(d->engine)) {
             (void)tm_engine_tick(d->engine, now, tm_daemon_wall_ms(), &d->outbox);
             tm_daemon_flush(d);

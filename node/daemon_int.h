@@ -6,6 +6,8 @@
 #include "tm_api.h"
 #include "tm_daemon.h"
 #include "tm_engine.h"
+#include "tm_erp.h"
+#include "tm_fwd.h"
 #include "tm_mesh.h"
 #include "tm_store.h"
 
@@ -17,6 +19,8 @@ struct tm_daemon {
     tm_engine_t *engine;
     tm_mesh_t *mesh;
     tm_api_t *api;
+    tm_erp_t *erp; /* NULL when no [erp] url is configured */
+    tm_fwd_t *fwd;
     tm_outbox_t outbox;
     uint64_t started_ms; /* monotonic */
     char advertise[128];

@@ -4,36 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tm_hlc.h"
-#include "tm_wire.h"
-
-typedef struct {
-    tm_peer_info_t info;
-    tm_vv_t vv;            /* the peer's vector as last heard */
-    uint64_t drift_logged; /* wall ms of the last clock-drift log line */
-} peer_t;
-
-struct tm_engine {
-    tm_engine_cfg_t cfg;
-    char name[TM_PEER_NAME_MAX];
-    char store_id[TM_STORE_ID_MAX];
-    char endpoint[TM_ENDPOINT_MAX];
-    const tm_log_t *log;
-    tm_store_t *store;
-    uint8_t node_id[TM_NODE_ID_LEN];
-    tm_hlc_t hlc;
-    tm_vv_t vv; /* ours, refreshed after every write */
-    peer_t *peers;
-    size_t n_peers, cap_peers;
-    uint64_t next_heartbeat;
-    bool pull_busy;
-    size_t pull_peer;
-    uint64_t pull_deadline;
-    /* A pull answer received but not yet applied (see prefetch_pull). */
-    Tillmesh__Envelope *pending;
-    size_t pending_idx;
-    tm_engine_stats_t stats;
-};
+#include "engine_int.h"
 
 static const char *const state_names[] = {"connecting", "alive", "down", "foreign", "untrusted"};
 static const char *const source_names[] = {"static", "mdns", "learned"};
@@ -221,7 +192,7 @@ size_t tm_engine_peer_count(const tm_engine_t *e)
     return e->n_peers;
 }
 
-static uint64_t sum_ahead(const tm_vv_t *a, const tm_vv_t *b)
+uint64_t tm_engine__sum_ahead(const tm_vv_t *a, const tm_vv_t *b)
 {
     /* Ops that vector a covers and vector b does not. */
     uint64_t n = 0;
@@ -239,8 +210,8 @@ int tm_engine_peer_info(const tm_engine_t *e, size_t i, tm_peer_info_t *info)
         return TM_EINVAL;
     *info = e->peers[i].info;
     if (info->heard) {
-        info->they_lack = sum_ahead(&e->vv, &e->peers[i].vv);
-        info->we_lack = sum_ahead(&e->peers[i].vv, &e->vv);
+        info->they_lack = tm_engine__sum_ahead(&e->vv, &e->peers[i].vv);
+        info->we_lack = tm_engine__sum_ahead(&e->peers[i].vv, &e->vv);
     }
     return TM_OK;
 }
@@ -327,6 +298,18 @@ static int fill_info(tm_engine_t *e, Tillmesh__NodeInfo *ni, Tillmesh__VersionEn
     ni->has_op_count = 1;
     ni->op_count = counts.ops;
     ni->mesh_endpoint = e->endpoint[0] ? e->endpoint : NULL;
+    ni->has_uplink = 1;
+    ni->uplink = (Tillmesh__UplinkState)e->uplink;
+    ni->has_uplink_since_ms = 1;
+    ni->uplink_since_ms = e->uplink_since;
+    ni->has_complete = 1;
+    ni->complete = tm_engine__self_complete(e);
+    if (e->elect.have) {
+        ni->has_forwarder = ni->has_forwarder_epoch = 1;
+        ni->forwarder.data = e->elect.node_id;
+        ni->forwarder.len = TM_NODE_ID_LEN;
+        ni->forwarder_epoch = e->elect.epoch;
+    }
     return TM_OK;
 }
 
@@ -548,6 +531,13 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
     }
     tm_vv_free(&p->vv);
     p->vv = vv;
+    p->info.uplink_up = ni->has_uplink && ni->uplink == TILLMESH__UPLINK_STATE__UPLINK_UP;
+    p->info.uplink_since_ms = ni->uplink_since_ms;
+    p->info.priority = ni->priority;
+    p->info.complete = ni->has_complete ? ni->complete : true;
+    p->info.claims = ni->has_forwarder &&
+                     memcmp(ni->forwarder.data, ni->node_id.data, TM_NODE_ID_LEN) == 0;
+    p->info.epoch = p->info.claims ? ni->forwarder_epoch : 0;
     if (ni->has_digest) {
         memcpy(p->info.digest, ni->digest.data, 32);
         p->info.have_digest = true;
@@ -695,6 +685,7 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
                                            : env->heartbeat->info;
         if ((rc = on_info(e, idx, ni, out)) == TM_OK)
             rc = maybe_pull(e, idx, now_ms, out);
+        tm_engine__elect(e, now_ms);
         break;
     }
     case TILLMESH__ENVELOPE__MSG_OPS:
@@ -772,6 +763,7 @@ int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_
                     e->peers[e->pull_peer].info.name, e->cfg.pull_timeout_ms);
         e->pull_busy = false;
     }
+    tm_engine__elect(e, now_ms);
     if (now_ms >= e->next_heartbeat) {
         e->next_heartbeat = now_ms + e->cfg.heartbeat_ms;
         return send_heartbeats(e, out);

@@ -14,6 +14,8 @@
  *   GET  /v1/customers/{id}      200 / 404
  *   GET  /v1/status              200 status JSON (schema in docs/api.md)
  *   GET  /metrics                Prometheus text format
+ *   GET  /v1/erp/parked          sales the ERP refused, parked on this till
+ *   POST /v1/erp/parked/{id}/retry  unpark: the forwarder sends it again
  *
  * Threading: the daemon runs MHD without threads of its own. The main loop
  * polls tm_api_fd() together with the ZeroMQ sockets and calls tm_api_run()
@@ -53,6 +55,10 @@ typedef struct {
     /* malloc'd JSON / Prometheus text; NULL on out of memory. */
     char *(*status_json)(void *ctx);
     char *(*metrics_text)(void *ctx);
+    /* {"parked":[{"sale_id","status","message","parked_at"}...]} */
+    char *(*parked_json)(void *ctx);
+    /* TM_OK, or TM_ENOTFOUND if the sale is not parked here. */
+    int (*erp_retry)(void *ctx, const char *sale_id);
 } tm_api_backend_t;
 
 #define TM_API_MAX_BODY_DEFAULT (1024 * 1024)

@@ -39,6 +39,12 @@ typedef struct {
     uint32_t peer_timeout_ms;
     uint32_t batch_max_ops;
     uint32_t max_clock_drift_s;
+    /* [erp] (no url: this till never forwards; its uplink stays unknown) */
+    char erp_url[256];
+    char erp_token_file[TM_CFG_STR];
+    uint32_t erp_probe_interval_ms, erp_probe_timeout_ms, erp_rise, erp_fall;
+    uint32_t erp_request_timeout_ms, erp_batch_max, erp_backoff_min_ms, erp_backoff_max_ms;
+    int erp_tls_verify;
     /* [peers] NAME = ENDPOINT */
     tm_cfg_peer_t peers[TM_CFG_MAX_PEERS];
     int n_peers;

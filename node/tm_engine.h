@@ -106,6 +106,13 @@ typedef struct {
     uint64_t they_lack;    /* ops we hold that the peer's vector lacks */
     uint64_t we_lack;      /* ops the peer's vector has that we lack */
     uint64_t frames_in, frames_bad, ops_in;
+    /* What it advertises for the forwarder election. */
+    bool uplink_up;
+    uint64_t uplink_since_ms; /* wall */
+    uint32_t priority;
+    bool complete;
+    bool claims;              /* it says it is the forwarder */
+    uint64_t epoch;
 } tm_peer_info_t;
 
 int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t *log,
@@ -136,6 +143,28 @@ uint64_t tm_engine_hlc_now(tm_engine_t *self, uint64_t wall_ms);
  * and queues nothing on failure. */
 int tm_engine_local_op(tm_engine_t *self, uint32_t kind, uint64_t hlc, const uint8_t *body,
                        size_t len, uint64_t now_ms, tm_outbox_t *out);
+
+/* ---- uplink and forwarder election (tm_elect.h) -------------------- */
+
+typedef enum { TM_UPLINK_UNKNOWN = 0, TM_UPLINK_UP = 1, TM_UPLINK_DOWN = 2 } tm_uplink_t;
+
+const char *tm_uplink_name(tm_uplink_t u);
+
+/* Our own uplink, as the probe sees it after hysteresis. A change is
+ * advertised at once (an immediate heartbeat) and re-runs the election. */
+void tm_engine_set_uplink(tm_engine_t *self, tm_uplink_t state, uint64_t since_wall_ms,
+                          uint64_t now_ms);
+
+typedef struct {
+    bool have;                       /* false: nobody can reach the ERP */
+    uint8_t node_id[TM_NODE_ID_LEN];
+    char name[TM_PEER_NAME_MAX];     /* "" if unknown */
+    uint64_t epoch;
+    bool is_self;                    /* we forward */
+} tm_forwarder_t;
+
+/* The current election result. */
+void tm_engine_forwarder(const tm_engine_t *self, tm_forwarder_t *out);
 
 size_t tm_engine_peer_count(const tm_engine_t *self);
 /* Fills *info for peer i (0 <= i < count); TM_EINVAL out of range. */

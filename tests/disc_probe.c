@@ -7,6 +7,7 @@
  * Output (stdout, flushed per line):
  *   UP instance=... name=... store=... node=... key=... proto=A-B endpoint=... addrs=...
  *   DOWN instance=... name=... node=...
+ *   AVAHI connected=0|1        (tm_disc_connected changed; first value too)
  * Log lines (including the avahi-daemon availability lines) go to stderr.
  * Runs until SIGTERM/SIGINT or --seconds elapse.
  */
@@ -110,7 +111,13 @@ int main(int argc, char **argv)
         return 1;
     }
     double end = secs > 0 ? now_s() + secs : 0;
+    int connected = -1;
     while (!g_stop && (!end || now_s() < end)) {
+        if (tm_disc_connected(disc) != connected) {
+            connected = tm_disc_connected(disc);
+            printf("AVAHI connected=%d\n", connected);
+            fflush(stdout);
+        }
         struct pollfd p = {.fd = tm_disc_fd(disc), .events = POLLIN};
         if (poll(&p, 1, 200) < 0 && errno != EINTR)
             break;

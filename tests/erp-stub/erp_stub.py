@@ -61,8 +61,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
                                          -- fail500|down|stall (+ ':dropped' when the answer was dropped)
     booked_before INTEGER NOT NULL,      -- the sale was already booked when this attempt arrived
     mismatch      INTEGER NOT NULL DEFAULT 0,  -- duplicate whose content differs from the booking
-    node          TEXT,                  -- X-Tillmesh-Node header, if sent
-    epoch         TEXT                   -- X-Tillmesh-Epoch header, if sent
+    till          TEXT,                  -- X-Tillmesh-Till header (the forwarding till), if sent
+    epoch         TEXT                   -- X-Tillmesh-Epoch header (forwarder epoch), if sent
 );
 CREATE INDEX IF NOT EXISTS deliveries_sale ON deliveries(sale_id);
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -172,10 +172,10 @@ class Store:
         """One deliveries row per sale in `rows` (list of (sale_id_or_None, sale))."""
         for sid, _ in rows:
             booked = sid is not None and self.is_booked(sid) is not None
-            self.db.execute("INSERT INTO deliveries (sale_id, key, at, outcome, booked_before, node, epoch)"
+            self.db.execute("INSERT INTO deliveries (sale_id, key, at, outcome, booked_before, till, epoch)"
                             " VALUES (?,?,?,?,?,?,?)",
                             (sid if sid is not None else "", key, now, outcome, int(booked),
-                             meta.get("node"), meta.get("epoch")))
+                             meta.get("till"), meta.get("epoch")))
 
     def stats(self, detail, mode):
         with self.lock:
@@ -195,18 +195,21 @@ class Store:
             }
             if detail:
                 by = {}
-                for sid, key, outcome, before in self.db.execute(
-                        "SELECT sale_id, key, outcome, booked_before FROM deliveries ORDER BY id"):
-                    e = by.setdefault(sid, {"deliveries": 0, "redeliveries": 0, "keys": [],
-                                            "outcomes": [], "booked": False, "first_key": None})
+                def entry(sid):
+                    return by.setdefault(sid, {"deliveries": 0, "redeliveries": 0, "keys": [],
+                                               "outcomes": [], "booked": False, "first_key": None,
+                                               "tills": [], "epochs": []})
+                for sid, key, outcome, before, till, epoch in self.db.execute(
+                        "SELECT sale_id, key, outcome, booked_before, till, epoch FROM deliveries ORDER BY id"):
+                    e = entry(sid)
                     e["deliveries"] += 1
                     e["redeliveries"] += before
                     e["outcomes"].append(outcome)
-                    if key not in e["keys"]:
-                        e["keys"].append(key)
+                    for lst, v in ((e["keys"], key), (e["tills"], till), (e["epochs"], epoch)):
+                        if v is not None and v not in lst:
+                            lst.append(v)
                 for sid, first_key in self.db.execute("SELECT sale_id, first_key FROM bookings"):
-                    e = by.setdefault(sid, {"deliveries": 0, "redeliveries": 0, "keys": [],
-                                            "outcomes": [], "booked": False, "first_key": None})
+                    e = entry(sid)
                     e["booked"], e["first_key"] = True, first_key
                 out["by_sale"] = by
                 out["by_customer"] = {
@@ -227,6 +230,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_request_line(self, status, key=None, n=None, note=None):
         parts = [time.strftime("%H:%M:%S"), self.command or "-", self.path or "-", str(status)]
+        if key is None and getattr(self, "headers", None) is not None:
+            key = (self.headers.get("Idempotency-Key") or "")[:MAX_KEY] or None
         parts.append(f"key={key}" if key else "key=-")
         parts.append(f"n={n}" if n is not None else "n=-")
         if note:
@@ -412,7 +417,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_sales(self, _):
         key = self.headers.get("Idempotency-Key")
-        meta = {"node": self.headers.get("X-Tillmesh-Node"), "epoch": self.headers.get("X-Tillmesh-Epoch")}
+        meta = {"till": self.headers.get("X-Tillmesh-Till") or self.headers.get("X-Tillmesh-Node"),
+                "epoch": self.headers.get("X-Tillmesh-Epoch")}
         if key is None or not KEY_RE.match(key):
             self.read_body_quietly()
             self.error(400, "bad_idempotency_key",
@@ -525,9 +531,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 accepted.append(sent_id)
             seen.add(sid)
             st.db.execute("INSERT INTO deliveries (sale_id, key, at, outcome, booked_before, mismatch,"
-                          " node, epoch) VALUES (?,?,?,?,?,?,?,?)",
+                          " till, epoch) VALUES (?,?,?,?,?,?,?,?)",
                           (sid, key, now, outcome + suffix, int(booked is not None), mismatch,
-                           meta.get("node"), meta.get("epoch")))
+                           meta.get("till"), meta.get("epoch")))
         return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
 
     def read_body_quietly(self):
@@ -775,8 +781,8 @@ class ErpStub:
         finally:
             conn.close()
 
-    def post_sales(self, sales, key, token=None, **kw):
-        h = {"Idempotency-Key": key}
+    def post_sales(self, sales, key, token=None, headers=None, **kw):
+        h = dict(headers or {}, **{"Idempotency-Key": key})
         tok = token if token is not None else self.token
         if tok:
             h["Authorization"] = f"Bearer {tok}"

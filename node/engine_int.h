@@ -1,0 +1,51 @@
+/* engine_int.h - the engine's state, shared by engine.c (replication) and
+ * engine_elect.c (uplink and forwarder election). Not a public header. */
+#ifndef TM_ENGINE_INT_H
+#define TM_ENGINE_INT_H
+
+#include "tm_elect.h"
+#include "tm_engine.h"
+#include "tm_hlc.h"
+#include "tm_wire.h"
+
+typedef struct {
+    tm_peer_info_t info;
+    tm_vv_t vv;            /* the peer's vector as last heard */
+    uint64_t drift_logged; /* wall ms of the last clock-drift log line */
+} peer_t;
+
+struct tm_engine {
+    tm_engine_cfg_t cfg;
+    char name[TM_PEER_NAME_MAX];
+    char store_id[TM_STORE_ID_MAX];
+    char endpoint[TM_ENDPOINT_MAX];
+    const tm_log_t *log;
+    tm_store_t *store;
+    uint8_t node_id[TM_NODE_ID_LEN];
+    tm_hlc_t hlc;
+    tm_vv_t vv; /* ours, refreshed after every write */
+    peer_t *peers;
+    size_t n_peers, cap_peers;
+    uint64_t next_heartbeat;
+    bool pull_busy;
+    size_t pull_peer;
+    uint64_t pull_deadline;
+    /* Uplink and election. */
+    tm_uplink_t uplink;
+    uint64_t uplink_since;
+    tm_elect_result_t elect;
+    /* A pull answer received but not yet applied (see prefetch_pull). */
+    Tillmesh__Envelope *pending;
+    size_t pending_idx;
+    tm_engine_stats_t stats;
+};
+
+/* Ops that vector a covers and vector b does not. */
+uint64_t tm_engine__sum_ahead(const tm_vv_t *a, const tm_vv_t *b);
+/* Our own view that we lack no op a live peer advertises. */
+bool tm_engine__self_complete(const tm_engine_t *e);
+/* Re-runs the election; logs a change and, if the result changed, makes
+ * the next heartbeat go out now. */
+void tm_engine__elect(tm_engine_t *e, uint64_t now_ms);
+
+#endif

@@ -1,0 +1,341 @@
+/* erp.c - uplink probe and ERP POSTs over libcurl multi (see tm_erp.h). */
+#include "tm_erp.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/stat.h>
+
+#define MAX_RESPONSE (4 * 1024 * 1024)
+
+typedef struct {
+    CURL *easy;
+    struct curl_slist *headers;
+    char *buf;     /* response body */
+    size_t len;
+    bool overflow;
+    char errbuf[CURL_ERROR_SIZE];
+} req_t;
+
+struct tm_erp {
+    const tm_log_t *log;
+    tm_erp_cfg_t cfg;
+    char url[512];
+    char token[512];
+    CURLM *multi;
+    req_t probe, post;
+    bool probe_busy, post_busy;
+    uint64_t next_probe; /* monotonic ms */
+    uint32_t ok_run, fail_run;
+    tm_uplink_t uplink;
+    uint64_t uplink_since;
+    tm_erp_done_fn done;
+    void *done_ctx;
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *userp)
+{
+    req_t *r = userp;
+    size_t add = size * n;
+    if (r->overflow || r->len + add > MAX_RESPONSE) {
+        r->overflow = true;
+        return 0; /* makes curl fail the transfer: an answer this big is not ours */
+    }
+    char *b = realloc(r->buf, r->len + add + 1);
+    if (!b)
+        return 0;
+    memcpy(b + r->len, data, add);
+    r->buf = b;
+    r->len += add;
+    b[r->len] = '\0';
+    return add;
+}
+
+static void req_reset(req_t *r)
+{
+    free(r->buf);
+    r->buf = NULL;
+    r->len = 0;
+    r->overflow = false;
+    r->errbuf[0] = '\0';
+    curl_slist_free_all(r->headers);
+    r->headers = NULL;
+}
+
+static int read_token(tm_erp_t *e, const char *path)
+{
+    struct stat st;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        tm_log_error(e->log, "ERP token file %s: %s", path, strerror(errno));
+        return TM_ECONFIG;
+    }
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+        fclose(f);
+        tm_log_error(e->log, "ERP token file %s is readable by group or others: chmod 600 it",
+                     path);
+        return TM_EPERM;
+    }
+    if (!fgets(e->token, sizeof e->token, f))
+        e->token[0] = '\0';
+    fclose(f);
+    e->token[strcspn(e->token, "\r\n")] = '\0';
+    return e->token[0] ? TM_OK : TM_ECONFIG;
+}
+
+static int req_setup(tm_erp_t *e, req_t *r, const char *path, long timeout_ms)
+{
+    char url[600];
+    req_reset(r);
+    snprintf(url, sizeof url, "%s%s", e->url, path);
+    curl_easy_reset(r->easy);
+    curl_easy_setopt(r->easy, CURLOPT_URL, url);
+    curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 2000 ? timeout_ms : 2000L);
+    curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, e->cfg.tls_verify ? 1L : 0L);
+    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, e->cfg.tls_verify ? 2L : 0L);
+    curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "tillmeshd/0.1.0");
+    curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+    if (e->token[0]) {
+        char h[600];
+        snprintf(h, sizeof h, "Authorization: Bearer %s", e->token);
+        r->headers = curl_slist_append(r->headers, h);
+    }
+    return TM_OK;
+}
+
+int tm_erp_new(const tm_erp_cfg_t *cfg, const tm_log_t *log, tm_erp_t **out)
+{
+    *out = NULL;
+    if (!cfg->url || (strncmp(cfg->url, "http://", 7) && strncmp(cfg->url, "https://", 8)) ||
+        strlen(cfg->url) >= 512)
+        return TM_ECONFIG;
+    tm_erp_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return TM_ENOMEM;
+    e->log = log;
+    e->cfg = *cfg;
+    tm_strlcpy(e->url, cfg->url, sizeof e->url);
+    size_t ul = strlen(e->url);
+    if (ul && e->url[ul - 1] == '/')
+        e->url[ul - 1] = '\0';
+    e->cfg.url = e->url;
+    if (!e->cfg.probe_interval_ms)
+        e->cfg.probe_interval_ms = 250;
+    if (!e->cfg.probe_timeout_ms)
+        e->cfg.probe_timeout_ms = 1000;
+    if (!e->cfg.rise)
+        e->cfg.rise = 2;
+    if (!e->cfg.fall)
+        e->cfg.fall = 2;
+    if (!e->cfg.request_timeout_ms)
+        e->cfg.request_timeout_ms = 10000;
+    int rc = TM_OK;
+    if (cfg->token_file && cfg->token_file[0] && (rc = read_token(e, cfg->token_file)))
+        goto fail;
+    rc = TM_ENOMEM;
+    if (!(e->multi = curl_multi_init()) || !(e->probe.easy = curl_easy_init()) ||
+        !(e->post.easy = curl_easy_init()))
+        goto fail;
+    e->cfg.token_file = NULL;
+    *out = e;
+    return TM_OK;
+fail:
+    tm_erp_destroy(&e);
+    return rc;
+}
+
+void tm_erp_destroy(tm_erp_t **self_p)
+{
+    tm_erp_t *e = *self_p;
+    if (!e)
+        return;
+    req_t *rs[2] = {&e->probe, &e->post};
+    for (int i = 0; i < 2; i++) {
+        if (rs[i]->easy) {
+            if (e->multi)
+                curl_multi_remove_handle(e->multi, rs[i]->easy);
+            curl_easy_cleanup(rs[i]->easy);
+        }
+        req_reset(rs[i]);
+    }
+    if (e->multi)
+        curl_multi_cleanup(e->multi);
+    memset(e->token, 0, sizeof e->token);
+    free(e);
+    *self_p = NULL;
+}
+
+/* ---- polling ---------------------------------------------------------- */
+
+size_t tm_erp_pollitems(tm_erp_t *e, zmq_pollitem_t *items, size_t max)
+{
+    fd_set r, w, x;
+    int maxfd = -1;
+    size_t n = 0;
+    FD_ZERO(&r);
+    FD_ZERO(&w);
+    FD_ZERO(&x);
+    if (curl_multi_fdset(e->multi, &r, &w, &x, &maxfd) != CURLM_OK)
+        return 0;
+    for (int fd = 0; fd <= maxfd && n < max; fd++) {
+        short ev = (short)((FD_ISSET(fd, &r) ? ZMQ_POLLIN : 0) |
+                           (FD_ISSET(fd, &w) ? ZMQ_POLLOUT : 0) |
+                           (FD_ISSET(fd, &x) ? ZMQ_POLLERR : 0));
+        if (ev)
+            items[n++] = (zmq_pollitem_t){.socket = NULL, .fd = fd, .events = ev};
+    }
+    return n;
+}
+
+long tm_erp_timeout_ms(tm_erp_t *e, uint64_t now_ms)
+{
+    long t = -1;
+    curl_multi_timeout(e->multi, &t);
+    if (!e->probe_busy) {
+        long p = e->next_probe > now_ms ? (long)(e->next_probe - now_ms) : 0;
+        if (t < 0 || p < t)
+            t = p;
+    }
+    return t;
+}
+
+tm_uplink_t tm_erp_uplink(const tm_erp_t *e, uint64_t *since_wall_ms)
+{
+    if (since_wall_ms)
+        *since_wall_ms = e->uplink_since;
+    return e->uplink;
+}
+
+void tm_erp_probe_now(tm_erp_t *e)
+{
+    e->next_probe = 0;
+}
+
+bool tm_erp_busy(const tm_erp_t *e)
+{
+    return e->post_busy;
+}
+
+/* ---- the probe -------------------------------------------------------- */
+
+static void probe_start(tm_erp_t *e)
+{
+    req_setup(e, &e->probe, "/health", (long)e->cfg.probe_timeout_ms);
+    curl_easy_setopt(e->probe.easy, CURLOPT_HTTPHEADER, e->probe.headers);
+    /* A fresh connection each time: a probe must notice a pulled cable, not
+     * ride on a pooled connection that has not yet noticed. */
+    curl_easy_setopt(e->probe.easy, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e->probe.easy, CURLOPT_FORBID_REUSE, 1L);
+    if (curl_multi_add_handle(e->multi, e->probe.easy) == CURLM_OK)
+        e->probe_busy = true;
+}
+
+static void set_uplink(tm_erp_t *e, tm_uplink_t u, uint64_t wall_ms, const char *why)
+{
+    if (u == e->uplink)
+        return;
+    if (u == TM_UPLINK_DOWN)
+        tm_log_warn(e->log, "ERP %s unreachable: %s", e->url, why);
+    else
+        tm_log_info(e->log, "ERP %s reachable", e->url);
+    e->uplink = u;
+    e->uplink_since = wall_ms;
+}
+
+static void probe_done(tm_erp_t *e, CURLcode cc, uint64_t now_ms, uint64_t wall_ms)
+{
+    long status = 0;
+    char why[CURL_ERROR_SIZE + 32];
+    curl_easy_getinfo(e->probe.easy, CURLINFO_RESPONSE_CODE, &status);
+    bool ok = cc == CURLE_OK && status == 200;
+    if (ok) {
+        e->fail_run = 0;
+        if (++e->ok_run >= e->cfg.rise)
+            set_uplink(e, TM_UPLINK_UP, wall_ms, "");
+    } else {
+        e->ok_run = 0;
+        if (cc != CURLE_OK)
+            snprintf(why, sizeof why, "%s", e->probe.errbuf[0] ? e->probe.errbuf
+                                                                : curl_easy_strerror(cc));
+        else
+            snprintf(why, sizeof why, "health check answered %ld", status);
+        if (++e->fail_run >= e->cfg.fall)
+            set_uplink(e, TM_UPLINK_DOWN, wall_ms, why);
+    }
+    e->probe_busy = false;
+    e->next_probe = now_ms + e->cfg.probe_interval_ms;
+}
+
+/* ---- POST /sales ------------------------------------------------------ */
+
+int tm_erp_post_sales(tm_erp_t *e, const char *body, size_t len, const char *key,
+                      uint64_t epoch, const char *till, tm_erp_done_fn done, void *ctx)
+{
+    char h[256];
+    if (e->post_busy)
+        return TM_ESTATE;
+    req_setup(e, &e->post, "/sales", (long)e->cfg.request_timeout_ms);
+    e->post.headers = curl_slist_append(e->post.headers, "Content-Type: application/json");
+    e->post.headers = curl_slist_append(e->post.headers, "Expect:");
+    snprintf(h, sizeof h, "Idempotency-Key: %s", key);
+    e->post.headers = curl_slist_append(e->post.headers, h);
+    snprintf(h, sizeof h, "X-Tillmesh-Epoch: %llu", (unsigned long long)epoch);
+    e->post.headers = curl_slist_append(e->post.headers, h);
+    snprintf(h, sizeof h, "X-Tillmesh-Till: %s", till);
+    e->post.headers = curl_slist_append(e->post.headers, h);
+    curl_easy_setopt(e->post.easy, CURLOPT_HTTPHEADER, e->post.headers);
+    curl_easy_setopt(e->post.easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(e->post.easy, CURLOPT_COPYPOSTFIELDS, body);
+    if (curl_multi_add_handle(e->multi, e->post.easy) != CURLM_OK)
+        return TM_EIO;
+    e->post_busy = true;
+    e->done = done;
+    e->done_ctx = ctx;
+    return TM_OK;
+}
+
+static void post_done(tm_erp_t *e, CURLcode cc)
+{
+    tm_erp_result_t r = {0};
+    double secs = 0;
+    curl_easy_getinfo(e->post.easy, CURLINFO_TOTAL_TIME, &secs);
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(e->post.easy, CURLINFO_RESPONSE_CODE, &r.status);
+    else
+        r.error = e->post.errbuf[0] ? e->post.errbuf : curl_easy_strerror(cc);
+    r.body = e->post.buf ? e->post.buf : "";
+    r.body_len = e->post.len;
+    r.seconds = secs;
+    e->post_busy = false;
+    if (e->done)
+        e->done(e->done_ctx, &r);
+}
+
+void tm_erp_run(tm_erp_t *e, uint64_t now_ms, uint64_t wall_ms)
+{
+    int running, left;
+    if (!e->probe_busy && now_ms >= e->next_probe)
+        probe_start(e);
+    curl_multi_perform(e->multi, &running);
+    CURLMsg *m;
+    while ((m = curl_multi_info_read(e->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = m->easy_handle;
+        CURLcode cc = m->data.result;
+        curl_multi_remove_handle(e->multi, easy);
+        if (easy == e->probe.easy)
+            probe_done(e, cc, now_ms, wall_ms);
+        else if (easy == e->post.easy)
+            post_done(e, cc);
+    }
+}

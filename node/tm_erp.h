@@ -1,0 +1,72 @@
+/*
+ * tm_erp.h - the HTTP client side of the ERP contract (docs/erp.md), on the
+ * libcurl multi interface so that it never blocks the main loop.
+ *
+ * Two jobs, each with at most one request in flight:
+ *  - the uplink probe: GET {url}/health every probe interval; `rise`
+ *    consecutive successes make the uplink UP, `fall` consecutive failures
+ *    make it DOWN (hysteresis: one lost probe does not move the forwarder);
+ *  - one POST {url}/sales at a time for the forwarder (tm_erp_post_sales).
+ *
+ * The main loop adds tm_erp_pollitems() to its zmq_poll, bounds its timeout
+ * by tm_erp_timeout_ms(), and calls tm_erp_run() every iteration; finished
+ * POSTs are handed to the callback from inside tm_erp_run().
+ *
+ * TLS certificates are verified unless tls_verify is off (tests only). The
+ * bearer token is read from a file that must not be group- or
+ * world-readable.
+ */
+#ifndef TM_ERP_H
+#define TM_ERP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "tm_common.h"
+#include "tm_engine.h"
+
+typedef struct tm_erp tm_erp_t;
+
+typedef struct {
+    const char *url;            /* base URL, e.g. https://erp.example.com/tillmesh */
+    const char *token_file;     /* NULL or "": no Authorization header */
+    uint32_t probe_interval_ms; /* default 250 */
+    uint32_t probe_timeout_ms;  /* default 1000 */
+    uint32_t rise, fall;        /* default 2 and 2 */
+    uint32_t request_timeout_ms;/* POST timeout, default 10000 */
+    bool tls_verify;
+} tm_erp_cfg_t;
+
+typedef struct {
+    long status;        /* HTTP status; 0 when no answer (transport error) */
+    const char *error;  /* curl's message when status == 0 */
+    const char *body;   /* response body, NUL-terminated ("" if none) */
+    size_t body_len;
+    double seconds;     /* request duration */
+} tm_erp_result_t;
+
+typedef void (*tm_erp_done_fn)(void *ctx, const tm_erp_result_t *r);
+
+/* TM_ECONFIG for a bad URL, TM_EPERM for a token file readable by others. */
+int tm_erp_new(const tm_erp_cfg_t *cfg, const tm_log_t *log, tm_erp_t **out);
+void tm_erp_destroy(tm_erp_t **self_p);
+
+size_t tm_erp_pollitems(tm_erp_t *self, zmq_pollitem_t *items, size_t max);
+/* Milliseconds until tm_erp_run is due (probe schedule, curl timers). */
+long tm_erp_timeout_ms(tm_erp_t *self, uint64_t now_ms);
+void tm_erp_run(tm_erp_t *self, uint64_t now_ms, uint64_t wall_ms);
+
+/* The probe's verdict after hysteresis, and since when (wall ms). */
+tm_uplink_t tm_erp_uplink(const tm_erp_t *self, uint64_t *since_wall_ms);
+/* Asks for a probe at the next tm_erp_run (e.g. after a failed POST). */
+void tm_erp_probe_now(tm_erp_t *self);
+
+bool tm_erp_busy(const tm_erp_t *self);
+/* Starts POST {url}/sales with the given body and idempotency key; done is
+ * called once with the outcome. TM_ESTATE if a POST is in flight. */
+int tm_erp_post_sales(tm_erp_t *self, const char *body, size_t len, const char *key,
+                      uint64_t epoch, const char *till, tm_erp_done_fn done, void *ctx);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * tm_fwd.h - the forwarder: while the election names this till, send every
+ * unacknowledged sale to the ERP, in batches, and record what the ERP
+ * accepted as ERP_ACK ops that replicate to every till (so a successor
+ * continues where we stopped).
+ *
+ * Exactly once (promise P3): batches are formed from unacknowledged sales in
+ * (hlc, origin, seq) order - the same on every till - and carry an
+ * idempotency key derived from the batch's sale ids. If we die after the ERP
+ * booked a batch but before our ERP_ACK op reached the others, the successor
+ * re-forms the same batch with the same key and the ERP answers with a
+ * replay; a sale the ERP already booked comes back as a duplicate. Either
+ * way it is acknowledged, and booked once.
+ *
+ * Failures: 5xx, 408, 429, 401/403/404 (configuration or ERP trouble, not
+ * the sale's fault) and transport errors back off exponentially (capped,
+ * with jitter) and retry the same batch. A 4xx for a whole batch re-sends
+ * its sales one by one to find the culprit; a sale refused on its own (or
+ * listed in the answer's "rejected") is parked: shown in status, retried
+ * only on `tillmesh erp retry`.
+ */
+#ifndef TM_FWD_H
+#define TM_FWD_H
+
+#include <stdint.h>
+
+#include "tm_engine.h"
+#include "tm_erp.h"
+#include "tm_store.h"
+
+typedef struct tm_fwd tm_fwd_t;
+
+typedef struct {
+    uint32_t batch_max;      /* sales per POST, default 500 */
+    uint32_t backoff_min_ms; /* default 200 */
+    uint32_t backoff_max_ms; /* default 30000 */
+    const char *till;        /* our name, sent as X-Tillmesh-Till */
+} tm_fwd_cfg_t;
+
+typedef struct {
+    uint64_t batches_ok, batches_failed, sales_acked, sales_parked;
+    uint64_t last_forward_wall_ms; /* 0: never */
+    uint64_t backoff_until_ms;     /* monotonic; 0: not backing off */
+    uint32_t failures;             /* consecutive */
+    char last_error[160];
+    bool in_flight;
+} tm_fwd_stats_t;
+
+int tm_fwd_new(const tm_fwd_cfg_t *cfg, tm_store_t *store, tm_engine_t *engine, tm_erp_t *erp,
+               tm_outbox_t *outbox, const tm_log_t *log, tm_fwd_t **out);
+void tm_fwd_destroy(tm_fwd_t **self_p);
+
+/* Starts a batch if we are the forwarder, the uplink is up, nothing is in
+ * flight and no backoff is running. Call every loop iteration. */
+void tm_fwd_step(tm_fwd_t *self, uint64_t now_ms, uint64_t wall_ms);
+/* Milliseconds until tm_fwd_step has something to do (-1: only on input). */
+long tm_fwd_timeout_ms(const tm_fwd_t *self, uint64_t now_ms);
+
+void tm_fwd_stats(const tm_fwd_t *self, tm_fwd_stats_t *out);
+
+#endif
