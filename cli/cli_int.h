@@ -46,6 +46,8 @@ int tm_cli_render_status(const char *json, size_t len, char **out);
 int tm_cli_render_peers(const char *json, size_t len, char **out);
 /* A table of the GET /v1/sales body ({"sales":[...],"next":cursor}). */
 int tm_cli_render_sales(const char *json, size_t len, char **out);
+/* {"parked":[...]} from GET /v1/erp/parked as a table. */
+int tm_cli_render_parked(const char *json, size_t len, char **out);
 
 /*
  * The lines to print on stderr for an HTTP error answer: first

@@ -29,6 +29,7 @@ static const char HELP_TOOL[] =
     "    watch       redraw the status every few seconds until Ctrl-C\n"
     "    sale        add, get or list sales (sale add|get|list)\n"
     "    customer    create, update or show a customer (customer put|get)\n"
+    "    erp         sales the ERP refused (erp parked|retry)\n"
     "    keygen      make a CurveZMQ keypair for a till\n"
     "    help        show the help of a command\n"
     "\n"
@@ -205,6 +206,28 @@ static const char HELP_SALE[] =
     "    pos-export | tillmesh sale add -\n"
     "    tillmesh sale list --limit 20\n";
 
+static const char HELP_ERP[] =
+    "NAME\n"
+    "    tillmesh erp - sales the ERP refused\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    tillmesh erp parked [--json]\n"
+    "    tillmesh erp retry SALE_ID\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    When the ERP refuses a sale for its content (a 4xx answer for that sale), the\n"
+    "    forwarding till parks it: the sale stays stored on every till, but it is not sent\n"
+    "    again on its own, so one bad sale never holds back the others.\n"
+    "\n"
+    "    parked  lists the sales parked on this till, with the ERP's status and reason.\n"
+    "            Ask the till that forwards (see `tillmesh status`, Forwarder:).\n"
+    "    retry   sends a parked sale again, as a new request to the ERP, once the cause\n"
+    "            is fixed (usually on the ERP side).\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 ok; 1 the daemon answered with an error (404: that sale is not parked here);\n"
+    "    2 usage error; 3 cannot reach tillmeshd.\n";
+
 static const char HELP_CUSTOMER[] =
     "NAME\n"
     "    tillmesh customer - create, update or show a customer\n"
@@ -294,7 +317,7 @@ static const struct {
 } TOPICS[] = {
     {"status", HELP_STATUS}, {"peers", HELP_PEERS},       {"watch", HELP_WATCH},
     {"sale", HELP_SALE},     {"customer", HELP_CUSTOMER}, {"keygen", HELP_KEYGEN},
-    {"help", HELP_HELP},
+    {"help", HELP_HELP},     {"erp", HELP_ERP},
 };
 
 int tm_cli_help(const char *topic)

@@ -531,6 +531,41 @@ static void render_erp(sbuf_t *b, const json_t *root)
     snprintf(v, sizeof v, "backlog %s, parked %s, oldest unsent %s, last forward %s", backlog,
              parked, age, last);
     line(b, "ERP:", json_is_object(erp) ? v : "?");
+    const json_t *le = json_object_get(erp, "last_error");
+    if (json_is_string(le) && json_string_length(le)) {
+        char e[CELL];
+        fld_str(erp, "last_error", "", e, sizeof e, MAX_W);
+        line(b, "ERP error:", e);
+    }
+}
+
+int tm_cli_render_parked(const char *json, size_t len, char **out)
+{
+    int rc;
+    *out = NULL;
+    json_t *root = parse_or_explain(json, len, out, &rc);
+    if (!root)
+        return rc;
+    sbuf_t b = {0};
+    const json_t *arr = json_object_get(root, "parked");
+    if (!json_is_array(arr) || json_array_size(arr) == 0) {
+        sb_puts(&b, "No parked sales.\n");
+    } else {
+        sb_printf(&b, "%-36s  %-6s  %-20s  %s\n", "SALE", "STATUS", "PARKED AT", "REASON");
+        size_t i;
+        const json_t *p;
+        json_array_foreach(arr, i, p) {
+            char id[CELL], st[32], at[CELL], msg[CELL];
+            fld_str(p, "sale_id", "?", id, sizeof id, MAX_W);
+            fld_int(p, "status", NULL, st, sizeof st);
+            fld_time(p, "parked_at", "?", at, sizeof at);
+            fld_str(p, "message", "", msg, sizeof msg, MAX_W);
+            sb_printf(&b, "%-36s  %-6s  %-20s  %s\n", id, st, at, msg);
+        }
+        sb_puts(&b, "\nRetry one with: tillmesh erp retry SALE\n");
+    }
+    json_decref(root);
+    return finish(&b, out);
 }
 
 int tm_cli_render_status(const char *json, size_t len, char **out)

@@ -198,7 +198,7 @@ static int call(ctx_t *c, const char *method, const char *path, const char *body
         rc = tm_cli_http(&c->cli, method, path, body, len, &r, NULL, 0);
     if (rc != TM_CLI_EXIT_OK)
         return rc;
-    if (r.status == 200 && strcmp(method, "POST") == 0)
+    if (r.status == 200 && strcmp(method, "POST") == 0 && strcmp(path, "/v1/sales") == 0)
         fprintf(stderr, "tillmesh: this sale was already stored (same sale_id and content); "
                         "nothing changed\n");
     rc = print_answer(&r, fn);
@@ -545,6 +545,33 @@ static int cmd_keygen(ctx_t *c, int argc, char **argv)
     return rc >= 0 ? rc : tm_cli_keygen(o.out, o.name);
 }
 
+/* ---- erp ----------------------------------------------------------------- */
+
+static int cmd_erp(ctx_t *c, int argc, char **argv)
+{
+    opts_t o;
+    const char *act = argc > 1 ? argv[1] : NULL;
+    if (!act || act[0] == '-')
+        return tm_cli_usage_error("erp", "erp: missing action (parked or retry)");
+    int retry = strcmp(act, "retry") == 0;
+    if (!retry && strcmp(act, "parked") != 0)
+        return tm_cli_usage_error("erp", "erp: unknown action '%s' (expected parked or retry)",
+                                  act);
+    int rc = parse_opts(c, retry ? "erp retry" : "erp parked", "erp", retry ? 0 : O_JSON,
+                        argc - 1, argv + 1, &o);
+    if (rc < 0)
+        rc = want_args(retry ? "erp retry" : "erp parked", "erp", &o, retry ? 1 : 0,
+                       retry ? 1 : 0);
+    if (rc >= 0)
+        return rc;
+    if (!retry)
+        return call(c, "GET", "/v1/erp/parked", NULL, 0, o.json ? NULL : tm_cli_render_parked);
+    char *path = id_path("erp/parked", o.pos[0], "/retry");
+    rc = path ? call(c, "POST", path, "{}", 2, NULL) : TM_CLI_EXIT_LOCAL;
+    free(path);
+    return rc;
+}
+
 static int cmd_help(ctx_t *c, int argc, char **argv)
 {
     (void)c;
@@ -561,6 +588,7 @@ static const struct {
 } COMMANDS[] = {
     {"status", cmd_status},     {"peers", cmd_peers},   {"watch", cmd_watch}, {"sale", cmd_sale},
     {"customer", cmd_customer}, {"keygen", cmd_keygen}, {"help", cmd_help},
+    {"erp", cmd_erp},
 };
 
 /* Global options; returns -1 and sets *cmd_at, or an exit code. */
@@ -584,7 +612,7 @@ static int parse_global(ctx_t *c, int argc, char **argv, int *cmd_at)
     }
     if (optind >= argc)
         return tm_cli_usage_error(NULL, "no command given (status, peers, watch, sale, "
-                                        "customer, keygen, help)");
+                                        "customer, erp, keygen, help)");
     *cmd_at = optind;
     return -1;
 }

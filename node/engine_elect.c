@@ -32,8 +32,28 @@ static const char *name_of(const tm_engine_t *e, const uint8_t id[TM_NODE_ID_LEN
     return "";
 }
 
+/* Right after start we have heard nobody yet; electing then would make
+ * every till with an uplink its own forwarder for a moment (safe, but it
+ * sends the same sales twice). So wait until every known peer has been heard
+ * from, or a peer timeout has passed. */
+static bool in_startup_grace(tm_engine_t *e, uint64_t now_ms)
+{
+    if (!e->started) {
+        e->started = true;
+        e->started_ms = now_ms;
+    }
+    if (now_ms - e->started_ms >= e->cfg.peer_timeout_ms)
+        return false;
+    for (size_t i = 0; i < e->n_peers; i++)
+        if (e->peers[i].info.state == TM_PEER_CONNECTING)
+            return true;
+    return false;
+}
+
 void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
 {
+    if (in_startup_grace(e, now_ms))
+        return;
     tm_elect_node_t *nodes = calloc(e->n_peers + 1, sizeof *nodes);
     if (!nodes)
         return; /* keep the previous result; the next tick retries */

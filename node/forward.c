@@ -21,6 +21,7 @@ struct tm_fwd {
     /* The batch in flight. */
     char (*ids)[TM_UUID_LEN];
     size_t n_ids;
+    bool resend; /* the batch failed: send exactly it again, same key */
     char key[72];
     uint64_t epoch;
     /* After a 4xx for a whole batch: send one sale at a time for a while. */
@@ -142,6 +143,29 @@ static size_t collect(json_t *arr, char (*ids)[TM_UUID_LEN], size_t k, size_t ca
     return k;
 }
 
+/* An id the ERP's answer does not mention would be re-sent with the same
+ * key forever and get the same replayed answer: park it for a person. */
+static void park_unanswered(tm_fwd_t *f, char (*acked)[TM_UUID_LEN], size_t k)
+{
+    for (size_t i = 0; i < f->n_ids; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < k && !seen; j++)
+            seen = strcmp(f->ids[i], acked[j]) == 0;
+        if (!seen && tm_store_is_acked(f->store, f->ids[i]) == 0) {
+            tm_parked_t *p = NULL;
+            size_t n = 0;
+            /* Parked just now from "rejected"? Then it is answered. */
+            bool parked = false;
+            if (tm_store_parked(f->store, 10000, &p, &n) == TM_OK)
+                for (size_t x = 0; x < n && !parked; x++)
+                    parked = strcmp(p[x].sale_id, f->ids[i]) == 0;
+            free(p);
+            if (!parked)
+                park(f, f->ids[i], 502, "the ERP's answer did not mention this sale");
+        }
+    }
+}
+
 static void on_200(tm_fwd_t *f, const tm_erp_result_t *r)
 {
     json_error_t jerr;
@@ -158,7 +182,6 @@ static void on_200(tm_fwd_t *f, const tm_erp_result_t *r)
         k = collect(json_object_get(root, "duplicates"), acked, k, f->n_ids);
     }
     int rc = record_acks(f, acked, k);
-    free(acked);
     size_t i;
     json_t *rej;
     json_array_foreach(json_object_get(root, "rejected"), i, rej) {
@@ -170,6 +193,9 @@ static void on_200(tm_fwd_t *f, const tm_erp_result_t *r)
                  msg ? msg : "rejected");
     }
     json_decref(root);
+    if (rc == TM_OK)
+        park_unanswered(f, acked, k);
+    free(acked);
     if (rc) {
         backoff(f, "could not record the acknowledgement locally");
         return;
@@ -198,6 +224,9 @@ static void on_done(void *ctx, const tm_erp_result_t *r)
                          r->status);
         backoff(f, why);
         tm_erp_probe_now(f->erp);
+        /* A re-delivery carries the same sales and the same key. */
+        f->resend = true;
+        return;
     } else if (f->n_ids == 1) {
         char msg[160];
         snprintf(msg, sizeof msg, "%.150s", r->body_len ? r->body : "refused");
@@ -218,14 +247,24 @@ static void on_done(void *ctx, const tm_erp_result_t *r)
 
 /* The key depends only on the batch's sale ids, in order: a successor that
  * re-forms the same batch sends the same key. */
-static void batch_key(char (*ids)[TM_UUID_LEN], size_t n, char out[72])
+static void batch_key(tm_fwd_t *f, char out[72])
 {
     crypto_hash_sha256_state h;
     uint8_t d[32];
     char hex[65];
     crypto_hash_sha256_init(&h);
-    for (size_t i = 0; i < n; i++)
-        crypto_hash_sha256_update(&h, (const uint8_t *)ids[i], TM_UUID_LEN - 1);
+    for (size_t i = 0; i < f->n_ids; i++) {
+        uint32_t gen = 0;
+        crypto_hash_sha256_update(&h, (const uint8_t *)f->ids[i], TM_UUID_LEN - 1);
+        /* An operator's retry of a parked sale is a new request, not a
+         * replay of the refusal; every other sale has generation 0 and the
+         * key stays the same on every till. */
+        if (tm_store_retry_gen(f->store, f->ids[i], &gen) == TM_OK && gen) {
+            char g[16];
+            snprintf(g, sizeof g, "#%u", gen);
+            crypto_hash_sha256_update(&h, (const uint8_t *)g, strlen(g));
+        }
+    }
     crypto_hash_sha256_final(&h, d);
     tm_hex(d, 20, hex);
     snprintf(out, 72, "tm1-%s", hex);
@@ -274,19 +313,24 @@ void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
     if (tm_erp_busy(f->erp) || now_ms < f->st.backoff_until_ms)
         return;
     tm_engine_forwarder(f->engine, &who);
-    if (!who.is_self || tm_erp_uplink(f->erp, NULL) != TM_UPLINK_UP)
+    if (!who.is_self || tm_erp_uplink(f->erp, NULL) != TM_UPLINK_UP) {
+        f->resend = false; /* a successor re-forms the batch from the log */
         return;
-    size_t max = f->single_left ? 1 : f->cfg.batch_max;
-    free(f->ids);
-    f->ids = NULL;
-    f->n_ids = 0;
-    if (tm_store_unacked_sales(f->store, max, &f->ids, &f->n_ids) || f->n_ids == 0)
-        return;
-    if (f->single_left)
-        f->single_left--;
+    }
+    if (!f->resend || !f->n_ids) {
+        size_t max = f->single_left ? 1 : f->cfg.batch_max;
+        free(f->ids);
+        f->ids = NULL;
+        f->n_ids = 0;
+        if (tm_store_unacked_sales(f->store, max, &f->ids, &f->n_ids) || f->n_ids == 0)
+            return;
+        if (f->single_left)
+            f->single_left--;
+        batch_key(f, f->key);
+    }
+    f->resend = false;
     char *body = NULL;
     size_t len = 0;
-    batch_key(f->ids, f->n_ids, f->key);
     f->epoch = who.epoch;
     int rc = batch_body(f, &body, &len);
     if (rc == TM_OK)

@@ -15,8 +15,9 @@ int tm_store_park(tm_store_t *self, const char *sale_id, int status, const char 
 {
     sqlite3_stmt *st = NULL;
     int rc = s_prepare(self,
-                       "INSERT OR REPLACE INTO parked(sale_id, status, message, parked_at)"
-                       " VALUES(?1, ?2, ?3, ?4)",
+                       "INSERT INTO parked(sale_id, status, message, parked_at) VALUES(?1, ?2, ?3, ?4)"
+                       " ON CONFLICT(sale_id) DO UPDATE SET status = ?2, message = ?3,"
+                       " parked_at = ?4, active = 1",
                        &st);
     if (rc == TM_OK) {
         sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
@@ -32,7 +33,8 @@ int tm_store_park(tm_store_t *self, const char *sale_id, int status, const char 
 int tm_store_unpark(tm_store_t *self, const char *sale_id)
 {
     sqlite3_stmt *st = NULL;
-    int rc = s_prepare(self, "DELETE FROM parked WHERE sale_id = ?1", &st);
+    int rc = s_prepare(self, "UPDATE parked SET active = 0, retries = retries + 1"
+                           " WHERE sale_id = ?1 AND active = 1", &st);
     if (rc == TM_OK) {
         sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
         rc = tm_store__exec(self, st);
@@ -52,7 +54,7 @@ int tm_store_parked(tm_store_t *self, size_t max, tm_parked_t **out, size_t *n)
     *out = NULL;
     *n = 0;
     int rc = s_prepare(self,
-                       "SELECT sale_id, status, message, parked_at FROM parked"
+                       "SELECT sale_id, status, message, parked_at FROM parked WHERE active = 1"
                        " ORDER BY parked_at, sale_id LIMIT ?1",
                        &st);
     if (rc)
@@ -91,11 +93,11 @@ int tm_store_backlog(tm_store_t *self, tm_backlog_t *out)
     memset(out, 0, sizeof *out);
     int rc = s_prepare(self,
                        "SELECT (SELECT count(*) FROM sales WHERE acked = 0"
-                       "         AND sale_id NOT IN (SELECT sale_id FROM parked)),"
+                       "         AND sale_id NOT IN (SELECT sale_id FROM parked WHERE active = 1)),"
                        " (SELECT min(op_hlc) FROM sales WHERE acked = 0"
-                       "         AND sale_id NOT IN (SELECT sale_id FROM parked)),"
+                       "         AND sale_id NOT IN (SELECT sale_id FROM parked WHERE active = 1)),"
                        " (SELECT count(*) FROM parked p JOIN sales s USING (sale_id)"
-                       "         WHERE s.acked = 0)",
+                       "         WHERE s.acked = 0 AND p.active = 1)",
                        &st);
     if (rc)
         return rc;
@@ -105,6 +107,22 @@ int tm_store_backlog(tm_store_t *self, tm_backlog_t *out)
         out->oldest_hlc = (uint64_t)sqlite3_column_int64(st, 1);
         out->parked = (uint64_t)sqlite3_column_int64(st, 2);
     }
+    rc = tm_store__err(self, src);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int tm_store_retry_gen(tm_store_t *self, const char *sale_id, uint32_t *gen)
+{
+    sqlite3_stmt *st = NULL;
+    *gen = 0;
+    int rc = s_prepare(self, "SELECT retries FROM parked WHERE sale_id = ?1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *gen = (uint32_t)sqlite3_column_int64(st, 0);
     rc = tm_store__err(self, src);
     sqlite3_finalize(st);
     return rc;

@@ -60,7 +60,7 @@ static const char *const mat_sql[ST_COUNT] = {
     [ST_ACK_MARK_SALE] = "UPDATE sales SET acked = 1 WHERE sale_id = ?1 AND acked = 0",
     [ST_ACK_IS] = "SELECT 1 FROM erp_acks WHERE sale_id = ?1",
     [ST_UNACKED] = "SELECT sale_id FROM sales WHERE acked = 0"
-                   " AND sale_id NOT IN (SELECT sale_id FROM parked)"
+                   " AND sale_id NOT IN (SELECT sale_id FROM parked WHERE active = 1)"
                    " ORDER BY op_hlc, op_origin, op_seq LIMIT ?1",
     [ST_MAX_RECEIPT] = "SELECT max(receipt_no) FROM sales WHERE till = ?1",
 };

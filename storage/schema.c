@@ -105,11 +105,16 @@ static const char *const migrations[] = {
      * The forwarder takes unacknowledged sales in (hlc, origin, seq) order,
      * the same on every till, so that a successor re-forms the batch its
      * predecessor sent and re-sends it with the same idempotency key. */
+    /* active = 0: an operator asked for a retry; retries counts those, and
+     * goes into the next idempotency key so the ERP sees a new request
+     * instead of replaying its refusal. */
     "CREATE TABLE parked ("
     "  sale_id TEXT PRIMARY KEY,"
     "  status INTEGER NOT NULL,"
     "  message TEXT NOT NULL,"
-    "  parked_at INTEGER NOT NULL"
+    "  parked_at INTEGER NOT NULL,"
+    "  active INTEGER NOT NULL DEFAULT 1,"
+    "  retries INTEGER NOT NULL DEFAULT 0"
     ") WITHOUT ROWID;"
     "CREATE INDEX sales_unacked_order ON sales (op_hlc, op_origin, op_seq) WHERE acked = 0;",
 };

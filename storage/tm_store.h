@@ -179,8 +179,12 @@ typedef struct {
 
 int tm_store_park(tm_store_t *self, const char *sale_id, int status, const char *message,
                   uint64_t wall_ms);
-/* TM_ENOTFOUND if the sale was not parked. */
+/* An operator's retry: the sale leaves the parked list and is sent again.
+ * TM_ENOTFOUND if the sale was not parked. */
 int tm_store_unpark(tm_store_t *self, const char *sale_id);
+/* How many times the sale was retried by an operator (0 for most sales):
+ * part of the idempotency key, so a retry is a new request to the ERP. */
+int tm_store_retry_gen(tm_store_t *self, const char *sale_id, uint32_t *gen);
 /* Up to max parked sales, oldest first; *out malloc'd (NULL if none). */
 int tm_store_parked(tm_store_t *self, size_t max, tm_parked_t **out, size_t *n);
 

@@ -66,6 +66,8 @@ class Till:
         self.log_path = os.path.join(self.dir, "tillmeshd.log")
         self.peers = {}
         self.extra = ""
+        self.erp_url = None      # [erp] url, usually a Cable in front of the stub
+        self.priority = 100
 
     @property
     def endpoint(self):
@@ -80,6 +82,7 @@ store_id = {self.store_id}
 data_dir = {self.dir}/data
 api_listen = 127.0.0.1:{self.api_port}
 log_level = {self.lab.log_level}
+priority = {self.priority}
 {self.extra}
 [mesh]
 listen = {self.endpoint}
@@ -91,6 +94,19 @@ peer_timeout_ms = {self.lab.heartbeat_ms * 4}
 
 [peers]
 {peers}"""
+        if self.erp_url:
+            cfg += f"""
+[erp]
+url = {self.erp_url}
+token_file = {self.lab.token_file}
+probe_interval_ms = 100
+probe_timeout_ms = 500
+rise = 2
+fall = 2
+request_timeout_ms = 3000
+backoff_min_ms = 100
+backoff_max_ms = 1000
+"""
         self.config = os.path.join(self.dir, "tillmeshd.conf")
         with open(self.config, "w") as f:
             f.write(cfg)
@@ -176,6 +192,84 @@ peer_timeout_ms = {self.lab.heartbeat_ms * 4}
         return self.get(f"/v1/sales/{sale_id}")[0] == 200
 
 
+class Cable:
+    """A till's uplink on loopback: a TCP relay from a port of its own to the
+    ERP. pull() is the technician pulling the cable: the listener closes and
+    every open connection is reset; plug() puts it back on the same port."""
+
+    def __init__(self, target_port):
+        import threading
+        self.target = target_port
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.conns = []
+        self.listener = None
+        self.plug()
+
+    def plug(self):
+        import threading
+        with self.lock:
+            if self.listener:
+                return
+            ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ls.bind(("127.0.0.1", self.port))
+            ls.listen(64)
+            self.listener = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def _accept(self, ls):
+        import threading
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                if self.listener is not ls:
+                    c.close(); u.close()
+                    return
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def pull(self):
+        with self.lock:
+            ls, self.listener = self.listener, None
+            conns, self.conns = self.conns, []
+        if ls:
+            ls.close()
+        for x in conns:
+            try:
+                x.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                x.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.pull()
+
+
 def make_sale(total=1990, sale_id=None):
     return {
         "sale_id": sale_id or str(uuid.uuid4()),
@@ -240,6 +334,22 @@ class StoreLab:
                 if a != b:
                     self.connect(a, b)
 
+    def attach_erp(self, stub, token):
+        """Gives every till an uplink: its own Cable to the stub ERP."""
+        self.token_file = os.path.join(self.root, "erp.token")
+        with open(self.token_file, "w") as f:
+            f.write(token + "\n")
+        os.chmod(self.token_file, 0o600)
+        self.cables = {}
+        for n, t in self.tills.items():
+            c = Cable(stub.port)
+            self.cables[n] = c
+            t.erp_url = f"http://127.0.0.1:{c.port}"
+
+    def forwarder(self, name):
+        """The forwarder as `name` sees it (its name, or None)."""
+        return self.tills[name].status()["forwarder"]["name"]
+
     def __getitem__(self, name):
         return self.tills[name]
 
@@ -255,6 +365,8 @@ class StoreLab:
         return len(set(ds.values())) == 1 and ds
 
     def cleanup(self, ok):
+        for c in getattr(self, "cables", {}).values():
+            c.close()
         for t in self.tills.values():
             if t.proc and t.proc.poll() is None:
                 t.proc.kill()
