@@ -92,6 +92,10 @@ void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
                     memcmp(r.node_id, e->node_id, TM_NODE_ID_LEN) == 0 ? " - that is us" : "");
     else
         tm_log_info(e->log, "forwarder: none (no live till has a working uplink)");
+    bool was_self = e->elect.have && memcmp(e->elect.node_id, e->node_id, TM_NODE_ID_LEN) == 0;
+    bool is_self = r.have && memcmp(r.node_id, e->node_id, TM_NODE_ID_LEN) == 0;
+    if (is_self && !was_self)
+        e->claim_since_ms = now_ms;
     e->elect = r;
     e->next_heartbeat = now_ms; /* tell everyone at once */
 }
@@ -118,4 +122,5 @@ void tm_engine_forwarder(const tm_engine_t *e, tm_forwarder_t *out)
     memcpy(out->node_id, e->elect.node_id, TM_NODE_ID_LEN);
     tm_strlcpy(out->name, name_of(e, e->elect.node_id), sizeof out->name);
     out->is_self = memcmp(e->elect.node_id, e->node_id, TM_NODE_ID_LEN) == 0;
+    out->active_from_ms = e->claim_since_ms + e->cfg.heartbeat_ms;
 }

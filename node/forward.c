@@ -73,6 +73,10 @@ void tm_fwd_stats(const tm_fwd_t *f, tm_fwd_stats_t *out)
 
 long tm_fwd_timeout_ms(const tm_fwd_t *f, uint64_t now_ms)
 {
+    tm_forwarder_t who;
+    tm_engine_forwarder(f->engine, &who);
+    if (who.is_self && who.active_from_ms > now_ms)
+        return (long)(who.active_from_ms - now_ms);
     if (f->st.backoff_until_ms > now_ms)
         return (long)(f->st.backoff_until_ms - now_ms);
     return -1;
@@ -313,7 +317,8 @@ void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
     if (tm_erp_busy(f->erp) || now_ms < f->st.backoff_until_ms)
         return;
     tm_engine_forwarder(f->engine, &who);
-    if (!who.is_self || tm_erp_uplink(f->erp, NULL) != TM_UPLINK_UP) {
+    if (!who.is_self || now_ms < who.active_from_ms ||
+        tm_erp_uplink(f->erp, NULL) != TM_UPLINK_UP) {
         f->resend = false; /* a successor re-forms the batch from the log */
         return;
     }

@@ -160,7 +160,11 @@ typedef struct {
     uint8_t node_id[TM_NODE_ID_LEN];
     char name[TM_PEER_NAME_MAX];     /* "" if unknown */
     uint64_t epoch;
-    bool is_self;                    /* we forward */
+    bool is_self;                    /* we are chosen */
+    /* Monotonic ms from which we may forward: a newly chosen till first
+     * claims the role for one heartbeat, so that two tills that chose
+     * themselves (their views differed) settle it before either sends. */
+    uint64_t active_from_ms;
 } tm_forwarder_t;
 
 /* The current election result. */
