@@ -162,6 +162,8 @@ static json_t *status_state(tm_daemon_t *d)
                      "digest", hex_or_null(digest, 32, have_digest), "vv", jvv);
 }
 
+static json_t *wall_or_null(uint64_t wall_ms);
+
 static json_t *status_peers(tm_daemon_t *d)
 {
     json_t *arr = json_array();
@@ -172,14 +174,17 @@ static json_t *status_peers(tm_daemon_t *d)
             continue;
         json_t *seen = p.heard ? json_integer((json_int_t)(now - p.last_seen_ms)) : json_null();
         json_array_append_new(
-            arr, json_pack("{s:s, s:o, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:o}", "name", p.name,
+            arr, json_pack("{s:s, s:o, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:s, s:o, s:b}",
+                           "name", p.name,
                            "node_id", hex_or_null(p.node_id, TM_NODE_ID_LEN, p.have_node_id),
                            "source", tm_peer_source_name(p.source), "endpoint", p.endpoint,
                            "state", tm_peer_state_name(p.state), "last_seen_ms_ago", seen,
                            "they_lack_ops", (json_int_t)p.they_lack, "we_lack_ops",
                            (json_int_t)p.we_lack, "digest",
                            hex_or_null(p.digest, 32, p.have_digest), "store_id",
-                           p.store_id[0] ? json_string(p.store_id) : json_null()));
+                           p.store_id[0] ? json_string(p.store_id) : json_null(),
+                           "addresses", p.addresses, "last_announced",
+                           wall_or_null(p.announced_wall_ms), "announced", p.announced));
     }
     return arr;
 }

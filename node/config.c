@@ -165,6 +165,14 @@ static int on_entry(void *user, const char *section, const char *key, const char
         known = node_key(p, line, key, value);
     } else if (!strcmp(section, "mesh")) {
         known = mesh_key(p, line, key, value);
+    } else if (!strcmp(section, "discovery")) {
+        known = !strcmp(key, "mdns");
+        if (known && (!strcmp(value, "yes") || !strcmp(value, "true")))
+            c->mdns = 1;
+        else if (known && (!strcmp(value, "no") || !strcmp(value, "false")))
+            c->mdns = 0;
+        else if (known)
+            bad(p, line, "[discovery] mdns must be yes or no, not \"%s\"", value);
     } else if (!strcmp(section, "erp")) {
         known = erp_key(p, line, key, value);
     } else if (!strcmp(section, "peers")) {
@@ -248,6 +256,7 @@ int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out)
     out->log_level = TM_LOG_INFO;
     out->priority = 100;
     out->erp_tls_verify = 1;
+    out->mdns = 1;
     tm_strlcpy(out->api_listen, "127.0.0.1:7780", sizeof out->api_listen);
     tm_strlcpy(out->listen, "tcp://0.0.0.0:7700", sizeof out->listen);
     parse_t p = {.cfg = out, .log = log, .path = path};

@@ -155,7 +155,8 @@ int tm_daemon_new(const tm_config_t *cfg, const char *config_path, tm_log_t *log
     };
     int rc;
     if ((rc = open_store(d)) || (rc = tm_mesh_new(&mc, log, &d->mesh)) ||
-        (rc = start_engine(d)) || (rc = start_erp(d)) || (rc = start_api(d)))
+        (rc = start_engine(d)) || (rc = start_erp(d)) || (rc = start_api(d)) ||
+        (rc = tm_daemon_start_disc(d)))
         goto fail;
     tm_log_info(log, "tillmeshd %s: till %s of store %s is up", VERSION_STR, cfg->name,
                 cfg->store_id);
@@ -171,6 +172,7 @@ void tm_daemon_destroy(tm_daemon_t **self_p)
     tm_daemon_t *d = *self_p;
     if (!d)
         return;
+    tm_disc_destroy(&d->disc);
     tm_api_destroy(&d->api);
     tm_fwd_destroy(&d->fwd);
     tm_erp_destroy(&d->erp);
@@ -245,6 +247,9 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
         }
         size_t n = tm_mesh_pollitems(d->mesh, items, 3);
         items[n++] = (zmq_pollitem_t){.socket = NULL, .fd = tm_api_fd(d->api), .events = ZMQ_POLLIN};
+        if (d->disc)
+            items[n++] = (zmq_pollitem_t){.socket = NULL, .fd = tm_disc_fd(d->disc),
+                                          .events = ZMQ_POLLIN};
         if (d->erp)
             n += tm_erp_pollitems(d->erp, items + n, 64 - n);
         if (zmq_poll(items, (int)n, poll_timeout(d)) < 0 && zmq_errno() != EINTR) {
@@ -253,6 +258,7 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
         }
         tm_mesh_process(d->mesh, on_frame, d);
         tm_daemon_flush(d);
+        tm_daemon_disc_events(d);
         tm_api_run(d->api);
         tm_daemon_flush(d);
         uint64_t now = tm_daemon_mono_ms();

@@ -6,6 +6,7 @@
 #include "tm_api.h"
 #include "tm_daemon.h"
 #include "tm_engine.h"
+#include "tm_disc.h"
 #include "tm_erp.h"
 #include "tm_fwd.h"
 #include "tm_mesh.h"
@@ -21,6 +22,7 @@ struct tm_daemon {
     tm_api_t *api;
     tm_erp_t *erp; /* NULL when no [erp] url is configured */
     tm_fwd_t *fwd;
+    tm_disc_t *disc; /* NULL when [discovery] mdns = no */
     tm_outbox_t outbox;
     uint64_t started_ms; /* monotonic */
     char advertise[128];
@@ -31,6 +33,10 @@ uint64_t tm_daemon_mono_ms(void);
 uint64_t tm_daemon_wall_ms(void);
 /* Sends and connects whatever the engine queued. */
 void tm_daemon_flush(tm_daemon_t *d);
+
+/* discover.c */
+int tm_daemon_start_disc(tm_daemon_t *d);
+void tm_daemon_disc_events(tm_daemon_t *d);
 
 /* backend.c */
 void tm_daemon_backend(tm_daemon_t *d, tm_api_backend_t *be);

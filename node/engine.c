@@ -187,6 +187,37 @@ int tm_engine_add_peer(tm_engine_t *e, const char *name, const char *endpoint,
     return queue_connect(out, p);
 }
 
+int tm_engine_note_peer(tm_engine_t *e, const char *name, const char *endpoint,
+                        tm_peer_state_t state, const char *store_id)
+{
+    if (!name || !*name || strlen(name) >= TM_PEER_NAME_MAX)
+        return TM_EINVAL;
+    peer_t *p = find_peer(e, name, NULL);
+    if (!p && !(p = new_peer(e, name, TM_SRC_MDNS)))
+        return TM_ENOMEM;
+    tm_strlcpy(p->info.endpoint, endpoint ? endpoint : "", sizeof p->info.endpoint);
+    if (store_id)
+        tm_strlcpy(p->info.store_id, store_id, sizeof p->info.store_id);
+    set_state(e, p, state, state == TM_PEER_UNTRUSTED ? "key not in trusted keys"
+                                                      : "announced for another store");
+    return TM_OK;
+}
+
+void tm_engine_peer_announced(tm_engine_t *e, const char *name, const char *addresses, bool up,
+                              uint64_t wall_ms)
+{
+    peer_t *p = find_peer(e, name, NULL);
+    if (!p)
+        return;
+    p->info.announced = up;
+    if (up) {
+        p->info.announced_wall_ms = wall_ms;
+        tm_strlcpy(p->info.addresses, addresses ? addresses : "", sizeof p->info.addresses);
+        if (p->info.source == TM_SRC_LEARNED)
+            p->info.source = TM_SRC_MDNS;
+    }
+}
+
 size_t tm_engine_peer_count(const tm_engine_t *e)
 {
     return e->n_peers;

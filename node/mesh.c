@@ -133,6 +133,15 @@ static const trusted_t *find_trusted_name(const tm_mesh_t *m, const char *name)
     return NULL;
 }
 
+int tm_mesh_trusted_at(const tm_mesh_t *m, size_t i, const char **name, const uint8_t **pub)
+{
+    if (i >= m->n_trusted)
+        return TM_EINVAL;
+    *name = m->trusted[i].name;
+    *pub = m->trusted[i].pub;
+    return TM_OK;
+}
+
 int tm_mesh_is_trusted(const tm_mesh_t *m, const char *name)
 {
     return find_trusted_name(m, name) != NULL;

@@ -106,6 +106,10 @@ typedef struct {
     uint64_t they_lack;    /* ops we hold that the peer's vector lacks */
     uint64_t we_lack;      /* ops the peer's vector has that we lack */
     uint64_t frames_in, frames_bad, ops_in;
+    /* Discovery (mDNS): where it was announced, and when. */
+    char addresses[256];
+    bool announced;            /* currently announced */
+    uint64_t announced_wall_ms; /* last announcement (0: never) */
     /* What it advertises for the forwarder election. */
     bool uplink_up;
     uint64_t uplink_since_ms; /* wall */
@@ -169,6 +173,15 @@ typedef struct {
 
 /* The current election result. */
 void tm_engine_forwarder(const tm_engine_t *self, tm_forwarder_t *out);
+
+/* A till seen by discovery that we must not talk to: its key is not
+ * trusted, or it belongs to another store. Shown in status with that state;
+ * never connected. */
+int tm_engine_note_peer(tm_engine_t *self, const char *name, const char *endpoint,
+                        tm_peer_state_t state, const char *store_id);
+/* Records an mDNS announcement (or its end) for status. */
+void tm_engine_peer_announced(tm_engine_t *self, const char *name, const char *addresses,
+                              bool up, uint64_t wall_ms);
 
 size_t tm_engine_peer_count(const tm_engine_t *self);
 /* Fills *info for peer i (0 <= i < count); TM_EINVAL out of range. */

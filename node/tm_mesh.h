@@ -50,6 +50,10 @@ int tm_mesh_is_trusted(const tm_mesh_t *self, const char *name);
 /* Name of the trusted key with this public key (NULL if none). */
 const char *tm_mesh_key_name(const tm_mesh_t *self, const uint8_t pub[32]);
 
+/* The trusted keys, for matching a discovered key fingerprint: entry i's
+ * name and public key; TM_EINVAL past the end. */
+int tm_mesh_trusted_at(const tm_mesh_t *self, size_t i, const char **name, const uint8_t **pub);
+
 /* Connects (or reconnects) the DEALER for peer `name` to endpoint.
  * TM_EPERM if name has no trusted key. */
 int tm_mesh_connect(tm_mesh_t *self, const char *name, const char *endpoint);

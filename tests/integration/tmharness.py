@@ -68,6 +68,7 @@ class Till:
         self.extra = ""
         self.erp_url = None      # [erp] url, usually a Cable in front of the stub
         self.priority = 100
+        self.mdns = False        # loopback tests use static peers only
 
     @property
     def endpoint(self):
@@ -91,6 +92,9 @@ public_key = {self.lab.root}/keys/{self.name}.pub
 trusted_keys = {self.lab.trusted_for(self)}
 heartbeat_ms = {self.lab.heartbeat_ms}
 peer_timeout_ms = {self.lab.heartbeat_ms * 4}
+
+[discovery]
+mdns = {"yes" if self.mdns else "no"}
 
 [peers]
 {peers}"""
