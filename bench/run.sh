@@ -9,3 +9,4 @@ BUILD=build/release
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTM_BUILD_TESTS=OFF -DTM_BENCH=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 TM_BIN_DIR=$(pwd)/$BUILD python3 bench/bench.py
+TM_BIN_DIR=$(pwd)/$BUILD python3 bench/bench_erp.py
