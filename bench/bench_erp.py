@@ -60,11 +60,14 @@ def throughput(res):
         os.makedirs(os.path.join(a.dir, "data"), mode=0o700)
         subprocess.run([os.path.join(BIN, "tm_fill"), os.path.join(a.dir, "data", "tillmesh.db"),
                         str(N_SALES)], check=True, capture_output=True)
-        t0 = time.perf_counter()
         a.start()
+        # Timed from the first booking: start-up (uplink rise, election) is
+        # the failover figure's business, not this one's.
+        first = wait_until(lambda: stub.stats()["booked"], 60, "a first booking", interval=0.01)
+        t0 = time.perf_counter()
         wait_until(lambda: stub.stats()["booked"] >= N_SALES, 600, "all sales booked",
-                   interval=0.2)
-        res["fwd_sales_per_s"] = N_SALES / (time.perf_counter() - t0)
+                   interval=0.1)
+        res["fwd_sales_per_s"] = (N_SALES - first) / (time.perf_counter() - t0)
         st = stub.stats()
         res["fwd_redeliveries"] = st["redeliveries"]
         ok = True
