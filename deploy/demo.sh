@@ -21,13 +21,26 @@ PIDS=""
 cleanup() {
     trap - INT TERM EXIT
     echo
-    echo "demo: stopping tills"
+    echo "demo: stopping tills and the stub ERP"
     for p in $PIDS; do kill "$p" 2>/dev/null || true; done
     for p in $PIDS; do wait "$p" 2>/dev/null || true; done
     rm -rf "$DEMO"
     echo "demo: stopped; $DEMO removed"
 }
 trap cleanup INT TERM EXIT
+
+# A stand-in ERP (tests/erp-stub) on loopback, so sales can be seen arriving.
+python3 tests/erp-stub/erp_stub.py --listen 127.0.0.1:0 --db "$DEMO/erp.sqlite" \
+    --port-file "$DEMO/erp.port" --token demo-token 2>"$DEMO/erp.log" &
+PIDS="$PIDS $!"
+n=0
+until [ -s "$DEMO/erp.port" ]; do
+    n=$((n + 1)); [ $n -lt 100 ] || { echo "the stub ERP did not start:"; cat "$DEMO/erp.log"; exit 1; }
+    sleep 0.1
+done
+ERP_PORT=$(cat "$DEMO/erp.port")
+echo demo-token >"$DEMO/erp.token"
+chmod 600 "$DEMO/erp.token"
 
 : >"$DEMO/trusted_keys"
 for i in 1 2 3; do
@@ -41,11 +54,17 @@ for i in 1 2 3; do
         echo "store_id = demo-store"
         echo "data_dir = $DEMO/till-$i.data"
         echo "api_listen = 127.0.0.1:778$i"
+        echo "priority = $((100 + i))"
         echo "[mesh]"
         echo "listen = tcp://127.0.0.1:770$i"
         echo "secret_key = $DEMO/till-$i.key"
         echo "public_key = $DEMO/till-$i.pub"
         echo "trusted_keys = $DEMO/trusted_keys"
+        echo "[discovery]"
+        echo "mdns = no"
+        echo "[erp]"
+        echo "url = http://127.0.0.1:$ERP_PORT"
+        echo "token_file = $DEMO/erp.token"
         echo "[peers]"
         for j in 1 2 3; do [ "$i" = "$j" ] || echo "till-$j = tcp://127.0.0.1:770$j"; done
     } >"$DEMO/till-$i.conf"
@@ -70,9 +89,12 @@ for i in 1 2 3 1 2; do
  "payments":[{"method":"card","amount":4000,"reference":"demo"},{"method":"cash","amount":1000}]}
 JSON
 done
-echo "demo: rang up 5 sales on till-1..3; each till now holds all of them:"
-sleep 1
+echo "demo: rang up 5 sales on till-1..3; each till now holds all of them, and the"
+echo "demo: forwarder has sent them to the stub ERP:"
+sleep 2
 "$BIN/tillmesh" --api 127.0.0.1:7781 status
+echo
+echo "demo: the ERP's own count: $(curl -s "http://127.0.0.1:$ERP_PORT/_stub/stats" | head -c 120)..."
 echo
 echo "demo: try   $BIN/tillmesh --api 127.0.0.1:7782 status"
 echo "demo: Ctrl-C stops the store."
