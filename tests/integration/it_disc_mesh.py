@@ -4,7 +4,8 @@ in a namespace lab where every till has its own dbus and avahi-daemon.
 
   1. three tills of one store find each other and replicate a sale;
   2. a till of another store (its key is trusted, its store id is not ours)
-     is seen, shown as "foreign", and never joined;
+     is seen, shown as "foreign", and never joined; a till whose key is not
+     trusted is shown as "untrusted", gets nothing and injects nothing;
   3. pulling a till's LAN cable makes it "down" in the others' status within
      the peer timeout; plugging it back brings it back and it catches up on
      the sales it missed;
@@ -26,7 +27,7 @@ API = "127.0.0.1:7780"
 PEER_TIMEOUT_MS = 1500
 
 
-def setup(lab, stores):
+def setup(lab, stores, untrusted=()):
     keys = os.path.join(lab.root, "keys")
     os.makedirs(keys)
     trusted = os.path.join(keys, "trusted_keys")
@@ -34,6 +35,8 @@ def setup(lab, stores):
         for n in stores:
             subprocess.run([TILLMESH, "keygen", "--out", os.path.join(keys, n)], check=True,
                            capture_output=True)
+            if n in untrusted:
+                continue  # it has a key, but the store does not list it
             with open(os.path.join(keys, n + ".pub")) as k:
                 f.write(f"{n} {k.read().strip()}\n")
     procs = {}
@@ -94,8 +97,9 @@ def has_sale(lab, n, sid):
 
 def main():
     netlab.require_netns()
-    with netlab.Lab(["a", "b", "c", "x"]) as lab:
-        setup(lab, {"a": "store-1", "b": "store-1", "c": "store-1", "x": "store-2"})
+    with netlab.Lab(["a", "b", "c", "x", "u"]) as lab:
+        setup(lab, {"a": "store-1", "b": "store-1", "c": "store-1", "x": "store-2",
+                    "u": "store-1"}, untrusted=("u",))
         w = netlab.wait_until
         for n in "abc":
             w(lambda n=n: status(lab, n), 30, f"{n} to start")
@@ -114,6 +118,14 @@ def main():
         # 2. another store: seen, foreign, never joined
         w(lambda: (peer(lab, "a", "x") or {}).get("state") == "foreign", 30, "x seen as foreign")
         assert not has_sale(lab, "x", sid), "a till of another store got our sale"
+        # an untrusted key: reported as such, not connected, gets nothing
+        def untrusted_seen():
+            return [p for p in (status(lab, "a") or {}).get("peers", [])
+                    if p["name"].startswith("untrusted:") and p["state"] == "untrusted"
+                    and lab.ip("u") in p["addresses"]]
+        w(untrusted_seen, 30, "u reported as untrusted")
+        assert not has_sale(lab, "u", sid), "an untrusted till got our sale"
+        usid = add_sale(lab, "u")
         # 3. cable pull: down within the peer timeout; plug: back and caught up
         lab.link("c", False)
         w(lambda: (peer(lab, "a", "c") or {}).get("state") == "down", PEER_TIMEOUT_MS / 1000 + 5,
@@ -129,6 +141,7 @@ def main():
         w(lambda: has_sale(lab, "b", sid2), 20, "sale on b after its avahi restart")
         w(lambda: len({(status(lab, n) or {}).get("state", {}).get("digest") for n in "abc"}) == 1,
           30, "equal digests")
+        assert not has_sale(lab, "a", usid), "an untrusted till injected a sale"
         print("PASS it_disc_mesh")
 
 
