@@ -1,6 +1,8 @@
 /* erp.c - uplink probe and ERP POSTs over libcurl multi (see tm_erp.h). */
 #include "tm_erp.h"
 
+#include "tm_record.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -293,6 +295,39 @@ int tm_erp_post_sales(tm_erp_t *e, const char *body, size_t len, const char *key
     snprintf(h, sizeof h, "X-Tillmesh-Till: %s", till);
     e->post.headers = curl_slist_append(e->post.headers, h);
     curl_easy_setopt(e->post.easy, CURLOPT_HTTPHEADER, e->post.headers);
+    curl_easy_setopt(e->post.easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(e->post.easy, CURLOPT_COPYPOSTFIELDS, body);
+    if (curl_multi_add_handle(e->multi, e->post.easy) != CURLM_OK)
+        return TM_EIO;
+    e->post_busy = true;
+    e->done = done;
+    e->done_ctx = ctx;
+    return TM_OK;
+}
+
+int tm_erp_put_customer(tm_erp_t *e, const char *id, const char *body, size_t len,
+                        uint64_t version, uint64_t epoch, const char *till, tm_erp_done_fn done,
+                        void *ctx)
+{
+    char h[256], path[TM_CUST_ID_MAX + 16];
+    if (e->post_busy)
+        return TM_ESTATE;
+    /* Normalised ids are [0-9A-Z]: nothing to escape in a path. */
+    for (const char *p = id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z')))
+            return TM_EINVAL;
+    snprintf(path, sizeof path, "/customers/%s", id);
+    req_setup(e, &e->post, path, (long)e->cfg.request_timeout_ms);
+    e->post.headers = curl_slist_append(e->post.headers, "Content-Type: application/json");
+    e->post.headers = curl_slist_append(e->post.headers, "Expect:");
+    snprintf(h, sizeof h, "X-Tillmesh-Version: %llu", (unsigned long long)version);
+    e->post.headers = curl_slist_append(e->post.headers, h);
+    snprintf(h, sizeof h, "X-Tillmesh-Epoch: %llu", (unsigned long long)epoch);
+    e->post.headers = curl_slist_append(e->post.headers, h);
+    snprintf(h, sizeof h, "X-Tillmesh-Till: %s", till);
+    e->post.headers = curl_slist_append(e->post.headers, h);
+    curl_easy_setopt(e->post.easy, CURLOPT_HTTPHEADER, e->post.headers);
+    curl_easy_setopt(e->post.easy, CURLOPT_CUSTOMREQUEST, "PUT");
     curl_easy_setopt(e->post.easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(e->post.easy, CURLOPT_COPYPOSTFIELDS, body);
     if (curl_multi_add_handle(e->multi, e->post.easy) != CURLM_OK)

@@ -24,6 +24,13 @@ struct tm_fwd {
     bool resend; /* the batch failed: send exactly it again, same key */
     char key[72];
     uint64_t epoch;
+    /* A customer PUT in flight instead of a sales batch. */
+    bool customer;
+    tm_cust_version_t cust;
+    /* Customers the ERP refused (4xx) since we started: not retried until
+     * restart; a change to the customer makes a new version, retried. */
+    tm_cust_version_t *refused;
+    size_t n_refused;
     /* After a 4xx for a whole batch: send one sale at a time for a while. */
     uint32_t single_left;
     uint64_t now_ms, wall_ms;
@@ -61,6 +68,7 @@ void tm_fwd_destroy(tm_fwd_t **self_p)
     if (!f)
         return;
     free(f->ids);
+    free(f->refused);
     free(f);
     *self_p = NULL;
 }
@@ -211,10 +219,54 @@ static void on_200(tm_fwd_t *f, const tm_erp_result_t *r)
     f->st.last_error[0] = '\0';
 }
 
+static void on_customer_done(tm_fwd_t *f, const tm_erp_result_t *r)
+{
+    char why[200];
+    f->customer = false;
+    if (r->status == 200) {
+        tm_erp_ack_t a = {.epoch = f->epoch, .customers = &f->cust, .n_customers = 1};
+        uint8_t *body;
+        size_t len;
+        if (tm_wire_ack_encode(&a, &body, &len) == TM_OK) {
+            uint64_t hlc = tm_engine_hlc_now(f->engine, f->wall_ms);
+            if (tm_engine_local_op(f->engine, TM_OP_ERP_ACK, hlc, body, len, f->now_ms,
+                                   f->outbox) != TM_OK)
+                tm_log_error(f->log, "could not record the ERP's copy of customer %s",
+                             f->cust.id);
+            free(body);
+        }
+        f->st.failures = 0;
+        f->st.last_forward_wall_ms = f->wall_ms;
+        return;
+    }
+    if (r->status >= 400 && r->status < 500 && r->status != 401 && r->status != 403 &&
+        r->status != 404 && r->status != 408 && r->status != 429) {
+        tm_cust_version_t *v = realloc(f->refused, (f->n_refused + 1) * sizeof *v);
+        if (v) {
+            f->refused = v;
+            f->refused[f->n_refused++] = f->cust;
+        }
+        tm_log_warn(f->log, "ERP refused customer %s (HTTP %ld: %.100s): not sent again until it "
+                            "changes", f->cust.id, r->status, r->body_len ? r->body : "");
+        return;
+    }
+    if (r->status)
+        snprintf(why, sizeof why, "HTTP %ld on customer %s", r->status, f->cust.id);
+    else
+        snprintf(why, sizeof why, "no answer on customer %s: %s", f->cust.id,
+                 r->error ? r->error : "?");
+    backoff(f, why);
+    tm_erp_probe_now(f->erp);
+}
+
 static void on_done(void *ctx, const tm_erp_result_t *r)
 {
     tm_fwd_t *f = ctx;
     char why[200];
+    if (f->customer) {
+        on_customer_done(f, r);
+        return;
+    }
     if (r->status == 200) {
         on_200(f, r);
     } else if (r->status == 0 || r->status >= 500 || r->status == 408 || r->status == 429 ||
@@ -309,6 +361,40 @@ static int batch_body(tm_fwd_t *f, char **body, size_t *len)
     return TM_OK;
 }
 
+static bool refused(const tm_fwd_t *f, const tm_cust_version_t *c)
+{
+    for (size_t i = 0; i < f->n_refused; i++)
+        if (strcmp(f->refused[i].id, c->id) == 0 && f->refused[i].version == c->version)
+            return true;
+    return false;
+}
+
+/* When no sale is waiting: the next customer whose current version the ERP
+ * does not have. Sales first: they are the money. */
+static void step_customer(tm_fwd_t *f, const tm_forwarder_t *who)
+{
+    tm_cust_version_t *cv = NULL;
+    size_t n = 0;
+    if (tm_store_unacked_customers(f->store, f->n_refused + 1, &cv, &n) != TM_OK)
+        return;
+    size_t i = 0;
+    while (i < n && refused(f, &cv[i]))
+        i++;
+    tm_customer_t c;
+    char *json = NULL;
+    if (i < n && tm_store_get_customer(f->store, cv[i].id, &c) == TM_OK &&
+        (json = tm_customer_to_json(&c)) != NULL) {
+        f->cust = cv[i];
+        f->customer = true;
+        f->epoch = who->epoch;
+        if (tm_erp_put_customer(f->erp, f->cust.id, json, strlen(json), f->cust.version,
+                                f->epoch, f->till, on_done, f) != TM_OK)
+            f->customer = false;
+    }
+    free(json);
+    free(cv);
+}
+
 void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
 {
     tm_forwarder_t who;
@@ -327,8 +413,12 @@ void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
         free(f->ids);
         f->ids = NULL;
         f->n_ids = 0;
-        if (tm_store_unacked_sales(f->store, max, &f->ids, &f->n_ids) || f->n_ids == 0)
+        if (tm_store_unacked_sales(f->store, max, &f->ids, &f->n_ids))
             return;
+        if (f->n_ids == 0) {
+            step_customer(f, &who);
+            return;
+        }
         if (f->single_left)
             f->single_left--;
         batch_key(f, f->key);

@@ -69,4 +69,11 @@ bool tm_erp_busy(const tm_erp_t *self);
 int tm_erp_post_sales(tm_erp_t *self, const char *body, size_t len, const char *key,
                       uint64_t epoch, const char *till, tm_erp_done_fn done, void *ctx);
 
+/* Starts PUT {url}/customers/{id} with the customer JSON; the version (its
+ * greatest field stamp) goes in X-Tillmesh-Version so an ERP can ignore an
+ * older PUT that arrives late. TM_ESTATE if a request is in flight. */
+int tm_erp_put_customer(tm_erp_t *self, const char *id, const char *body, size_t len,
+                        uint64_t version, uint64_t epoch, const char *till, tm_erp_done_fn done,
+                        void *ctx);
+
 #endif

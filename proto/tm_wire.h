@@ -44,6 +44,8 @@ typedef struct {
     size_t n;
     uint64_t epoch;
     char idempotency_key[64];
+    tm_cust_version_t *customers;
+    size_t n_customers;
 } tm_erp_ack_t;
 
 #define TM_ERP_ACK_MAX_IDS 10000

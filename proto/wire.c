@@ -251,14 +251,30 @@ int tm_wire_ack_encode(const tm_erp_ack_t *a, uint8_t **buf, size_t *len)
 {
     Tillmesh__ErpAck m = TILLMESH__ERP_ACK__INIT;
     char **ids = NULL;
+    Tillmesh__CustomerVersion *cv = NULL, **cvp = NULL;
     int rc;
 
     *buf = NULL;
     *len = 0;
-    if (a->n > TM_ERP_ACK_MAX_IDS)
+    if (a->n > TM_ERP_ACK_MAX_IDS || a->n_customers > TM_ERP_ACK_MAX_IDS)
         return TM_EINVAL;
     if (a->n && !(ids = calloc(a->n, sizeof *ids)))
         return TM_ENOMEM;
+    if (a->n_customers && (!(cv = calloc(a->n_customers, sizeof *cv)) ||
+                           !(cvp = calloc(a->n_customers, sizeof *cvp)))) {
+        free(ids);
+        free(cv);
+        return TM_ENOMEM;
+    }
+    for (size_t i = 0; i < a->n_customers; i++) {
+        tillmesh__customer_version__init(&cv[i]);
+        cv[i].id = (char *)(uintptr_t)a->customers[i].id;
+        cv[i].has_version = 1;
+        cv[i].version = a->customers[i].version;
+        cvp[i] = &cv[i];
+    }
+    m.n_customers = a->n_customers;
+    m.customers = cvp;
     for (size_t i = 0; i < a->n; i++)
         ids[i] = (char *)(uintptr_t)a->sale_ids[i];
     m.n_sale_ids = a->n;
@@ -268,6 +284,8 @@ int tm_wire_ack_encode(const tm_erp_ack_t *a, uint8_t **buf, size_t *len)
     m.idempotency_key = a->idempotency_key[0] ? (char *)(uintptr_t)a->idempotency_key : NULL;
     rc = pack_msg(&m.base, buf, len);
     free(ids);
+    free(cv);
+    free(cvp);
     return rc;
 }
 
@@ -295,6 +313,19 @@ int tm_wire_ack_decode(const uint8_t *buf, size_t len, tm_erp_ack_t *out)
     out->epoch = m->epoch;
     if (copy_str(out->idempotency_key, sizeof out->idempotency_key, m->idempotency_key, 0))
         goto cleanup;
+    if (m->n_customers > TM_ERP_ACK_MAX_IDS)
+        goto cleanup;
+    if (m->n_customers && !(out->customers = calloc(m->n_customers, sizeof *out->customers))) {
+        rc = TM_ENOMEM;
+        goto cleanup;
+    }
+    out->n_customers = m->n_customers;
+    for (size_t i = 0; i < m->n_customers; i++) {
+        if (copy_str(out->customers[i].id, sizeof out->customers[i].id, m->customers[i]->id, 1) ||
+            !out->customers[i].id[0])
+            goto cleanup;
+        out->customers[i].version = m->customers[i]->version;
+    }
     rc = TM_OK;
 cleanup:
     tillmesh__erp_ack__free_unpacked(m, NULL);
@@ -308,6 +339,7 @@ void tm_erp_ack_free(tm_erp_ack_t *a)
     if (!a)
         return;
     free(a->sale_ids);
+    free(a->customers);
     memset(a, 0, sizeof *a);
 }
 

@@ -201,6 +201,12 @@ typedef struct {
     tm_cust_value_t f[TM_CF_COUNT];
 } tm_customer_t;
 
+/* A customer version as the ERP has it: the greatest field stamp sent. */
+typedef struct {
+    char id[TM_CUST_ID_MAX];
+    uint64_t version;
+} tm_cust_version_t;
+
 /* A patch is a tm_customer_t with only the changed fields set. Stamps every
  * set field with (hlc, node). */
 void tm_customer_stamp(tm_customer_t *patch, uint64_t hlc, const uint8_t node[TM_NODE_ID_LEN]);

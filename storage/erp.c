@@ -127,3 +127,64 @@ int tm_store_retry_gen(tm_store_t *self, const char *sale_id, uint32_t *gen)
     sqlite3_finalize(st);
     return rc;
 }
+
+int tm_store__cust_acks_apply(tm_store_t *self, const tm_erp_ack_t *a)
+{
+    if (!a->n_customers)
+        return TM_OK;
+    sqlite3_stmt *st = NULL;
+    int rc = s_prepare(self,
+                       "INSERT INTO erp_customer_acks(customer_id, version) VALUES(?1, ?2)"
+                       " ON CONFLICT(customer_id) DO UPDATE SET version = max(version, ?2)",
+                       &st);
+    for (size_t i = 0; rc == TM_OK && i < a->n_customers; i++) {
+        sqlite3_bind_text(st, 1, a->customers[i].id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)(a->customers[i].version > INT64_MAX
+                                                      ? INT64_MAX
+                                                      : a->customers[i].version));
+        rc = tm_store__exec(self, st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int tm_store_unacked_customers(tm_store_t *self, size_t max, tm_cust_version_t **out, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    tm_cust_version_t *v = NULL;
+    size_t k = 0;
+    int src;
+    *out = NULL;
+    *n = 0;
+    int rc = s_prepare(self,
+                       "SELECT c.id, max(c.type_hlc, coalesce((SELECT max(f.hlc) FROM"
+                       "   customer_fields f WHERE f.customer_id = c.id), 0)) AS v"
+                       " FROM customers c LEFT JOIN erp_customer_acks a ON a.customer_id = c.id"
+                       " WHERE a.version IS NULL OR a.version < v ORDER BY c.id LIMIT ?1",
+                       &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(max > INT64_MAX ? INT64_MAX : max));
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        tm_cust_version_t *nv = realloc(v, (k + 1) * sizeof *nv);
+        if (!nv) {
+            rc = TM_ENOMEM;
+            goto cleanup;
+        }
+        v = nv;
+        const unsigned char *id = sqlite3_column_text(st, 0);
+        tm_strlcpy(v[k].id, id ? (const char *)id : "", sizeof v[k].id);
+        v[k].version = (uint64_t)sqlite3_column_int64(st, 1);
+        k++;
+    }
+    rc = tm_store__err(self, src);
+cleanup:
+    sqlite3_finalize(st);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *n = k;
+    return TM_OK;
+}

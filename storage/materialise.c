@@ -392,7 +392,7 @@ static int s_ack_apply(tm_store_t *self, const tm_erp_ack_t *a)
         if ((rc = tm_store__exec(self, ins)) == TM_OK)
             rc = tm_store__exec(self, mark);
     }
-    return rc;
+    return rc == TM_OK ? tm_store__cust_acks_apply(self, a) : rc;
 }
 
 int tm_store__materialise(tm_store_t *self, const tm_op_t *op, tm_store__rec_t *rec)

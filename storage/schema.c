@@ -117,6 +117,13 @@ static const char *const migrations[] = {
     "  retries INTEGER NOT NULL DEFAULT 0"
     ") WITHOUT ROWID;"
     "CREATE INDEX sales_unacked_order ON sales (op_hlc, op_origin, op_seq) WHERE acked = 0;",
+
+    /* 2 -> 3: customer versions the ERP has (a grow-only max register per
+     * customer, replicated through ERP_ACK ops like the sale acks). */
+    "CREATE TABLE erp_customer_acks ("
+    "  customer_id TEXT PRIMARY KEY,"
+    "  version INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

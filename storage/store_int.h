@@ -99,6 +99,11 @@ int tm_store__digest_save(tm_store_t *self, const uint8_t acc[32]);
 /* Loads self->acc at open, rebuilding it once from the op log if absent. */
 int tm_store__digest_load(tm_store_t *self);
 
+/* ---- erp.c ------------------------------------------------------------ */
+
+/* Raises the ERP's customer versions from an ack (inside a transaction). */
+int tm_store__cust_acks_apply(tm_store_t *self, const tm_erp_ack_t *a);
+
 /* ---- schema.c --------------------------------------------------------- */
 
 /* Brings db to the latest schema, one transaction per step. TM_EVERSION

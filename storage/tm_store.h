@@ -196,4 +196,9 @@ typedef struct {
 
 int tm_store_backlog(tm_store_t *self, tm_backlog_t *out);
 
+/* Up to max customers whose current version (greatest field stamp) the ERP
+ * does not have yet, by id; *out malloc'd (NULL if none). */
+int tm_store_unacked_customers(tm_store_t *self, size_t max, tm_cust_version_t **out,
+                               size_t *n);
+
 #endif

@@ -10,7 +10,7 @@ Namespaces (all named with the creating process's pid, swept when it is gone):
     tmlab-<pid>-rtr       the store router: one port per till (u<i>, 10.88.<i>.1)
                           and wan0 (10.66.0.2) to the internet
     tmlab-<pid>-net       the internet: wan-side 10.66.0.1, 4G ports, and the
-                          ERP stub on 10.99.0.1:8080 (a dummy interface)
+                          ERP stub on 10.99.0.1:8080 (on lo)
 
 A till listed in `fourg` has its uplink straight into the internet namespace
 instead, with a rate limit (tbf) and random loss (iptables statistic) on both
@@ -165,9 +165,7 @@ class StoreLab(netlab.Lab):
         self._ipn(self.rtr_ns, "link", "set", "wan0", "up")
         self._ipn(self.net_ns, "link", "set", "isp0", "up")
         self._ipn(self.rtr_ns, "route", "add", "default", "via", "10.66.0.1")
-        self._ipn(self.net_ns, "link", "add", "erp0", "type", "dummy")
-        self._ipn(self.net_ns, "addr", "add", f"{ERP_IP}/24", "dev", "erp0")
-        self._ipn(self.net_ns, "link", "set", "erp0", "up")
+        self._ipn(self.net_ns, "addr", "add", f"{ERP_IP}/32", "dev", "lo")  # no dummy module
         for n, t in self.tills.items():
             i = t.index
             far = self.net_ns if n in self.fourg else self.rtr_ns
@@ -241,7 +239,7 @@ store_id = {self.store_id}
 data_dir = {t.dir}/data
 api_listen = 127.0.0.1:{API_PORT}
 log_level = {self.log_level}
-priority = {100 + t.index}
+priority = {50 if n in self.fourg else 100 + t.index}
 [mesh]
 listen = tcp://0.0.0.0:7700
 advertise = tcp://{t.ip}:7700
@@ -282,7 +280,7 @@ backoff_max_ms = 2000
         if p is None or p.poll() is not None:
             return False
         # the daemon runs under nsenter: kill the whole group, -9
-        netlab.os.killpg(p.pid, 9)
+        os.killpg(p.pid, 9)
         p.wait(10)
         self.event(n, "kill")
         return True

@@ -4,7 +4,9 @@ flow; an operator's retry sends it again under a new key."""
 import os
 import subprocess
 
-from tmharness import wait_until, TILLMESH
+import uuid
+
+from tmharness import wait_until, make_sale, TILLMESH
 from erplab import run_erp, wait_forwarder, wait_all_booked
 
 
@@ -13,8 +15,9 @@ def rejected_sale_is_parked(lab, stub):
     a = lab[wait_forwarder(lab)]  # parking is the forwarder's own note
     ids = [a.post_sale()["sale_id"] for _ in range(3)]
     wait_all_booked(lab, stub, ids)
-    bad = a.post_sale()["sale_id"]
-    stub.set_mode("reject", sale_id=bad)
+    bad = str(uuid.uuid4())
+    stub.set_mode("reject", sale_id=bad)  # before the sale exists: no race
+    a.post_sale(make_sale(sale_id=bad))
     good = [a.post_sale()["sale_id"] for _ in range(5)]
     wait_all_booked(lab, stub, good)
     wait_until(lambda: a.status()["erp"]["parked"] == 1, 20, "the rejected sale to be parked")
