@@ -395,6 +395,38 @@ static void step_customer(tm_fwd_t *f, const tm_forwarder_t *who)
     free(cv);
 }
 
+/* Forms the next batch and records it as an intent op before it is sent:
+ * the intent reaches the other tills ahead of the POST, so if we die after
+ * the ERP booked the batch but before its acknowledgement is replicated, a
+ * successor re-sends exactly this batch under this key and the ERP replays
+ * its answer. TM_ENOTFOUND when no sale waits (a customer may be sent). */
+static int new_batch(tm_fwd_t *f, const tm_forwarder_t *who)
+{
+    size_t max = f->single_left ? 1 : f->cfg.batch_max;
+    int rc = tm_store_unacked_sales(f->store, max, &f->ids, &f->n_ids);
+    if (rc)
+        return rc;
+    if (f->n_ids == 0) {
+        step_customer(f, who);
+        return TM_ENOTFOUND;
+    }
+    if (f->single_left)
+        f->single_left--;
+    batch_key(f, f->key);
+    tm_erp_ack_t intent = {.sale_ids = f->ids, .n = f->n_ids, .epoch = who->epoch};
+    tm_strlcpy(intent.idempotency_key, f->key, sizeof intent.idempotency_key);
+    uint8_t *body;
+    size_t len;
+    if ((rc = tm_wire_ack_encode(&intent, &body, &len)))
+        return rc;
+    uint64_t hlc = tm_engine_hlc_now(f->engine, f->wall_ms);
+    rc = tm_engine_local_op(f->engine, TM_OP_ERP_INTENT, hlc, body, len, f->now_ms, f->outbox);
+    free(body);
+    if (rc)
+        tm_log_error(f->log, "could not record the batch intent: %s", tm_strerror(rc));
+    return rc;
+}
+
 void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
 {
     tm_forwarder_t who;
@@ -409,19 +441,16 @@ void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
         return;
     }
     if (!f->resend || !f->n_ids) {
-        size_t max = f->single_left ? 1 : f->cfg.batch_max;
         free(f->ids);
         f->ids = NULL;
         f->n_ids = 0;
-        if (tm_store_unacked_sales(f->store, max, &f->ids, &f->n_ids))
-            return;
-        if (f->n_ids == 0) {
-            step_customer(f, &who);
+        int rc = tm_store_open_intent(f->store, &f->ids, &f->n_ids, f->key);
+        if (rc == TM_OK) {
+            tm_log_debug(f->log, "ERP: re-sending batch %s (%zu sales) from an open intent",
+                         f->key, f->n_ids);
+        } else if (rc != TM_ENOTFOUND || new_batch(f, &who) != TM_OK) {
             return;
         }
-        if (f->single_left)
-            f->single_left--;
-        batch_key(f, f->key);
     }
     f->resend = false;
     char *body = NULL;

@@ -42,6 +42,16 @@ int tm_store_unpark(tm_store_t *self, const char *sale_id)
             rc = TM_ENOTFOUND;
     }
     sqlite3_finalize(st);
+    st = NULL;
+    /* The batches it was refused in are over: the retry is a new request
+     * under a new key, not a re-send of an old intent (a replayed refusal). */
+    if (rc == TM_OK &&
+        (rc = s_prepare(self, "UPDATE erp_intents SET closed = 1 WHERE instr(ids, ?1) > 0",
+                        &st)) == TM_OK) {
+        sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
+        rc = tm_store__exec(self, st);
+    }
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -187,4 +197,114 @@ cleanup:
     *out = v;
     *n = k;
     return TM_OK;
+}
+
+int tm_store__intent_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_ack_t *a)
+{
+    /* ids as one text of 36-character uuids joined by ',' (validated by the
+     * decoder): read back in order by tm_store_open_intent. */
+    char *ids = malloc(a->n * TM_UUID_LEN + 1);
+    sqlite3_stmt *st = NULL;
+    if (!ids)
+        return TM_ENOMEM;
+    ids[0] = '\0';
+    for (size_t i = 0; i < a->n; i++) {
+        memcpy(ids + i * TM_UUID_LEN, a->sale_ids[i], TM_UUID_LEN - 1);
+        ids[i * TM_UUID_LEN + TM_UUID_LEN - 1] = i + 1 < a->n ? ',' : '\0';
+    }
+    int rc = s_prepare(self,
+                       "INSERT INTO erp_intents(key, hlc, ids) VALUES(?1, ?2, ?3)"
+                       " ON CONFLICT(key) DO NOTHING",
+                       &st);
+    if (rc == TM_OK) {
+        sqlite3_bind_text(st, 1, a->idempotency_key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)(op->hlc > INT64_MAX ? INT64_MAX : op->hlc));
+        sqlite3_bind_text(st, 3, a->n ? ids : "", -1, SQLITE_STATIC);
+        rc = tm_store__exec(self, st);
+    }
+    sqlite3_finalize(st);
+    free(ids);
+    return rc;
+}
+
+/* 1: every sale of the intent is acknowledged or parked (close it);
+ * 0: some sale still waits (re-send it); -1: some sale has not reached this
+ * till yet (the intent replicated ahead of it): leave it for later. */
+static int s_intent_done(tm_store_t *self, char (*ids)[TM_UUID_LEN], size_t n)
+{
+    sqlite3_stmt *st = NULL;
+    if (s_prepare(self,
+                  "SELECT acked OR sale_id IN (SELECT sale_id FROM parked WHERE active = 1)"
+                  " FROM sales WHERE sale_id = ?1",
+                  &st) != TM_OK)
+        return -1;
+    int done = 1;
+    for (size_t i = 0; i < n && done >= 0; i++) {
+        sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+            done = -1;
+        else if (!sqlite3_column_int(st, 0))
+            done = 0;
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return done;
+}
+
+static int s_split_ids(const char *text, char (**ids)[TM_UUID_LEN], size_t *n)
+{
+    size_t len = strlen(text), k = len ? (len + 1) / TM_UUID_LEN : 0;
+    *ids = NULL;
+    *n = 0;
+    if (!k)
+        return TM_OK;
+    char(*v)[TM_UUID_LEN] = calloc(k, TM_UUID_LEN);
+    if (!v)
+        return TM_ENOMEM;
+    for (size_t i = 0; i < k; i++) {
+        memcpy(v[i], text + i * TM_UUID_LEN, TM_UUID_LEN - 1);
+        v[i][TM_UUID_LEN - 1] = '\0';
+    }
+    *ids = v;
+    *n = k;
+    return TM_OK;
+}
+
+int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n, char key[64])
+{
+    sqlite3_stmt *st = NULL, *close_st = NULL;
+    *ids = NULL;
+    *n = 0;
+    int rc = s_prepare(self, "SELECT key, ids FROM erp_intents WHERE closed = 0 ORDER BY hlc",
+                       &st);
+    if (rc == TM_OK)
+        rc = s_prepare(self, "UPDATE erp_intents SET closed = 1 WHERE key = ?1", &close_st);
+    int src = SQLITE_DONE;
+    while (rc == TM_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *k = sqlite3_column_text(st, 0);
+        const unsigned char *t = sqlite3_column_text(st, 1);
+        char(*v)[TM_UUID_LEN];
+        size_t m;
+        if (!k || !t || (rc = s_split_ids((const char *)t, &v, &m)))
+            break;
+        int state = m ? s_intent_done(self, v, m) : 1;
+        if (state == 0) {
+            tm_strlcpy(key, (const char *)k, 64);
+            *ids = v;
+            *n = m;
+            sqlite3_finalize(st);
+            sqlite3_finalize(close_st);
+            return TM_OK;
+        }
+        free(v);
+        if (state < 0)
+            continue;
+        sqlite3_bind_text(close_st, 1, (const char *)k, -1, SQLITE_TRANSIENT);
+        (void)tm_store__exec(self, close_st); /* derived state: a failure only costs a re-check */
+    }
+    if (rc == TM_OK)
+        rc = src == SQLITE_DONE ? TM_ENOTFOUND : tm_store__err(self, src);
+    sqlite3_finalize(st);
+    sqlite3_finalize(close_st);
+    return rc;
 }

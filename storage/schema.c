@@ -124,6 +124,16 @@ static const char *const migrations[] = {
     "  customer_id TEXT PRIMARY KEY,"
     "  version INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+
+    /* 3 -> 4: batch intents. `closed` is derived (every sale acknowledged
+     * or parked) and only saves re-checking. */
+    "CREATE TABLE erp_intents ("
+    "  key TEXT PRIMARY KEY,"
+    "  hlc INTEGER NOT NULL,"
+    "  ids TEXT NOT NULL,"
+    "  closed INTEGER NOT NULL DEFAULT 0"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX erp_intents_open ON erp_intents (hlc) WHERE closed = 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

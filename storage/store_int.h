@@ -103,6 +103,8 @@ int tm_store__digest_load(tm_store_t *self);
 
 /* Raises the ERP's customer versions from an ack (inside a transaction). */
 int tm_store__cust_acks_apply(tm_store_t *self, const tm_erp_ack_t *a);
+/* Records a batch intent (inside a transaction). */
+int tm_store__intent_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_ack_t *a);
 
 /* ---- schema.c --------------------------------------------------------- */
 

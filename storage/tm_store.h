@@ -29,7 +29,12 @@
 
 typedef struct tm_store tm_store_t;
 
-typedef enum { TM_OP_SALE = 1, TM_OP_CUSTOMER = 2, TM_OP_ERP_ACK = 3 } tm_op_kind_t;
+typedef enum {
+    TM_OP_SALE = 1,
+    TM_OP_CUSTOMER = 2,
+    TM_OP_ERP_ACK = 3,
+    TM_OP_ERP_INTENT = 4 /* a forwarder's batch, written before it is sent */
+} tm_op_kind_t;
 
 /* An op. In results from the store, body points into memory owned by the
  * array it came in (see tm_store_ops_free). */
@@ -195,6 +200,12 @@ typedef struct {
 } tm_backlog_t;
 
 int tm_store_backlog(tm_store_t *self, tm_backlog_t *out);
+
+/* The oldest batch intent (TM_OP_ERP_INTENT) still holding a sale neither
+ * acknowledged nor parked: its sale ids (all of them, in order) and its
+ * idempotency key. TM_ENOTFOUND if none. *ids malloc'd. A successor re-sends
+ * exactly that batch under that key, so the ERP sees a replay. */
+int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n, char key[64]);
 
 /* Up to max customers whose current version (greatest field stamp) the ERP
  * does not have yet, by id; *out malloc'd (NULL if none). */

@@ -141,3 +141,40 @@ Test(store_erp, a_refused_batch_leaves_the_digest_alone)
     cr_assert_arr_eq(before, after, 32);
     tm_store_destroy(&st);
 }
+
+static void put_ack(tm_store_t *st, uint32_t kind, uint64_t seq, char (*ids)[TM_UUID_LEN], size_t n,
+                    const char *key)
+{
+    tm_erp_ack_t a = {.sale_ids = ids, .n = n, .epoch = 1};
+    strcpy(a.idempotency_key, key);
+    tm_op_t op = {.seq = seq, .hlc = 1000 + seq, .kind = kind};
+    memset(op.origin, 0x77, TM_NODE_ID_LEN);
+    cr_assert_eq(tm_wire_ack_encode(&a, &op.body, &op.body_len), TM_OK);
+    cr_assert_eq(tm_store_apply(st, &op, 1, NULL), TM_OK);
+    free(op.body);
+}
+
+Test(store_erp, an_open_intent_is_handed_back_until_its_sales_are_acknowledged)
+{
+    tm_store_t *st;
+    char ids[3][TM_UUID_LEN];
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    put_sale(st, 0x11, 1, 100, ids[0]);
+    put_sale(st, 0x11, 2, 200, ids[1]);
+    tm_uuid_new(ids[2]); /* a sale this till has not received yet */
+    put_ack(st, TM_OP_ERP_INTENT, 1, ids, 2, "k1");
+    put_ack(st, TM_OP_ERP_INTENT, 2, &ids[1], 2, "k2"); /* not ready: ids[2] unknown */
+    char(*got)[TM_UUID_LEN];
+    size_t n;
+    char key[64];
+    cr_assert_eq(tm_store_open_intent(st, &got, &n, key), TM_OK);
+    cr_assert_str_eq(key, "k1");
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(got[0], ids[0]);
+    cr_assert_str_eq(got[1], ids[1]);
+    free(got);
+    put_ack(st, TM_OP_ERP_ACK, 3, ids, 2, "k1");
+    cr_assert_eq(tm_store_open_intent(st, &got, &n, key), TM_ENOTFOUND,
+                 "acknowledged batch still open, or an unready one handed out");
+    tm_store_destroy(&st);
+}
