@@ -367,9 +367,12 @@ backoff_max_ms = 2000
             r = self._nsexec(ns, ["iptables", "-w", "-S", chain], check=False)
             for line in r.stdout.splitlines():
                 if f"{flag} {dev} " in line and "statistic" in line:
-                    self._nsexec(ns, ["iptables", "-w"] + ["-D"] + line.split()[2:], check=False)
+                    self._nsexec(ns, ["iptables", "-w", "-D"] + _split(line)[1:], check=False)
         for (xns, xdev) in ((ns, dev), far):
             _sh(["tc", "-n", xns, "qdisc", "del", "dev", xdev, "root"], check=False)
+        r = self._nsexec(ns, ["iptables", "-w", "-S"], check=False)
+        if "statistic" in r.stdout and f" {dev} " in r.stdout:
+            raise RuntimeError(f"clear: loss rules left in {n}: {r.stdout}")
         self.impair[n][which] = {}
         if log:
             self.event(n, f"clear {which}")
@@ -398,8 +401,12 @@ backoff_max_ms = 2000
                 r = self._nsexec(t.ns, ["iptables", "-w", "-S", chain], check=False)
                 for line in r.stdout.splitlines():
                     if "tmlab-part" in line:
-                        self._nsexec(t.ns, ["iptables", "-w", "-D"] + _split(line)[2:],
+                        self._nsexec(t.ns, ["iptables", "-w", "-D"] + _split(line)[1:],
                                      check=False)
+        for n in self.names:
+            r = self._nsexec(self.tills[n].ns, ["iptables", "-w", "-S"], check=False)
+            if "tmlab-part" in r.stdout:
+                raise RuntimeError(f"heal: partition rules left in {n}: {r.stdout}")
         self.partition_groups = None
         if log:
             self.event(None, "heal")

@@ -14,8 +14,8 @@ def drill(lab, s):
     a, b = lab.names[: len(lab.names) // 2], lab.names[len(lab.names) // 2:]
     s.log(f"partition {a} / {b}")
     lab.partition([a, b])
-    s.wait(lambda: lab.forwarder_agreed(a) and lab.forwarder_agreed(b), 30,
-           "a forwarder in each half")
+    s.wait(lambda: lab.forwarder_agreed(a) in a and lab.forwarder_agreed(b) in b, 30,
+           "a forwarder of its own in each half")
     s.log(f"forwarders: {lab.forwarder_agreed(a)} / {lab.forwarder_agreed(b)}")
     s.pause(8)
     lab.heal()
