@@ -143,8 +143,16 @@ class StoreLab(netlab.Lab):
         for n in self.names:
             self.start_till(n, wait=False)
         for n in self.names:
-            wait_until(lambda n=n: self.status(n), 60, f"{n} API to answer")
+            wait_until(lambda n=n: self._api_up(n), 60, f"{n} API to answer")
         self.event(None, "up")
+
+    def _api_up(self, n):
+        p = self.daemons[n]
+        if p.poll() is not None:
+            with open(os.path.join(self.tills[n].dir, "tillmeshd.log"), errors="replace") as f:
+                tail = f.read()[-2000:]
+            raise RuntimeError(f"tillmeshd of {n} exited with {p.returncode}: {tail}")
+        return self.status(n)
 
     def _ipn(self, ns, *args, check=True):
         return _sh(["ip", "-n", ns] + list(args), check=check)
@@ -273,7 +281,7 @@ backoff_max_ms = 2000
         log.close()
         self.event(n, "start")
         if wait:
-            wait_until(lambda: self.status(n), 60, f"{n} API to answer")
+            wait_until(lambda: self._api_up(n), 60, f"{n} API to answer")
 
     def kill9(self, n):
         p = self.daemons.get(n)
