@@ -276,8 +276,11 @@ static int erp_retry(void *ctx, const char *sale_id)
 {
     tm_daemon_t *d = ctx;
     int rc = tm_store_unpark(d->store, sale_id);
-    if (rc == TM_OK)
+    if (rc == TM_OK) {
         tm_log_info(d->log, "sale %s unparked by an operator: it will be sent again", sale_id);
+        if (d->fwd)
+            tm_fwd_wake(d->fwd);
+    }
     return rc;
 }
 

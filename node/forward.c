@@ -31,6 +31,10 @@ struct tm_fwd {
      * restart; a change to the customer makes a new version, retried. */
     tm_cust_version_t *refused;
     size_t n_refused;
+    /* Nothing was left to send when the store held idle_ops ops: no need
+     * to query again until it holds more (or an operator retries). */
+    bool idle;
+    uint64_t idle_ops;
     /* After a 4xx for a whole batch: send one sale at a time for a while. */
     uint32_t single_left;
     uint64_t now_ms, wall_ms;
@@ -156,25 +160,16 @@ static size_t collect(json_t *arr, char (*ids)[TM_UUID_LEN], size_t k, size_t ca
 }
 
 /* An id the ERP's answer does not mention would be re-sent with the same
- * key forever and get the same replayed answer: park it for a person. */
-static void park_unanswered(tm_fwd_t *f, char (*acked)[TM_UUID_LEN], size_t k)
+ * key forever and get the same replayed answer: park it for a person.
+ * answered[0..k) holds every id the answer listed. */
+static void park_unanswered(tm_fwd_t *f, char (*answered)[TM_UUID_LEN], size_t k)
 {
     for (size_t i = 0; i < f->n_ids; i++) {
         bool seen = false;
         for (size_t j = 0; j < k && !seen; j++)
-            seen = strcmp(f->ids[i], acked[j]) == 0;
-        if (!seen && tm_store_is_acked(f->store, f->ids[i]) == 0) {
-            tm_parked_t *p = NULL;
-            size_t n = 0;
-            /* Parked just now from "rejected"? Then it is answered. */
-            bool parked = false;
-            if (tm_store_parked(f->store, 10000, &p, &n) == TM_OK)
-                for (size_t x = 0; x < n && !parked; x++)
-                    parked = strcmp(p[x].sale_id, f->ids[i]) == 0;
-            free(p);
-            if (!parked)
-                park(f, f->ids[i], 502, "the ERP's answer did not mention this sale");
-        }
+            seen = strcmp(f->ids[i], answered[j]) == 0;
+        if (!seen && tm_store_is_acked(f->store, f->ids[i]) == 0)
+            park(f, f->ids[i], 502, "the ERP's answer did not mention this sale");
     }
 }
 
@@ -187,27 +182,33 @@ static void on_200(tm_fwd_t *f, const tm_erp_result_t *r)
         backoff(f, "ERP answered 200 without a JSON object");
         return;
     }
-    char(*acked)[TM_UUID_LEN] = calloc(f->n_ids + 1, TM_UUID_LEN);
-    size_t k = 0;
-    if (acked) {
-        k = collect(json_object_get(root, "accepted"), acked, k, f->n_ids);
-        k = collect(json_object_get(root, "duplicates"), acked, k, f->n_ids);
+    /* Room for the acknowledged ids, then the rejected ones after them. */
+    size_t cap = 2 * f->n_ids;
+    char(*answered)[TM_UUID_LEN] = calloc(cap + 1, TM_UUID_LEN);
+    size_t k = 0, n_answered;
+    if (answered) {
+        k = collect(json_object_get(root, "accepted"), answered, k, f->n_ids);
+        k = collect(json_object_get(root, "duplicates"), answered, k, f->n_ids);
     }
-    int rc = record_acks(f, acked, k);
+    int rc = record_acks(f, answered, k);
+    n_answered = k;
     size_t i;
     json_t *rej;
     json_array_foreach(json_object_get(root, "rejected"), i, rej) {
         const char *id = json_string_value(json_object_get(rej, "sale_id"));
         json_t *jst = json_object_get(rej, "status");
         const char *msg = json_string_value(json_object_get(rej, "message"));
-        if (id && tm_uuid_valid(id))
-            park(f, id, json_is_integer(jst) ? (int)json_integer_value(jst) : 422,
-                 msg ? msg : "rejected");
+        if (!id || !tm_uuid_valid(id))
+            continue;
+        park(f, id, json_is_integer(jst) ? (int)json_integer_value(jst) : 422,
+             msg ? msg : "rejected");
+        if (answered && n_answered < cap)
+            tm_strlcpy(answered[n_answered++], id, TM_UUID_LEN);
     }
     json_decref(root);
-    if (rc == TM_OK)
-        park_unanswered(f, acked, k);
-    free(acked);
+    if (rc == TM_OK && answered)
+        park_unanswered(f, answered, n_answered);
+    free(answered);
     if (rc) {
         backoff(f, "could not record the acknowledgement locally");
         return;
@@ -427,6 +428,18 @@ static int new_batch(tm_fwd_t *f, const tm_forwarder_t *who)
     return rc;
 }
 
+void tm_fwd_wake(tm_fwd_t *f)
+{
+    f->idle = false;
+}
+
+/* The store's op count (cached by the store until its next write). */
+static uint64_t ops_held(tm_fwd_t *f)
+{
+    tm_store_counts_t c;
+    return tm_store_counts(f->store, &c) == TM_OK ? c.ops : 0;
+}
+
 void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
 {
     tm_forwarder_t who;
@@ -440,6 +453,11 @@ void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
         f->resend = false; /* a successor re-forms the batch from the log */
         return;
     }
+    /* Called on every turn of the main loop: skip the queries while the
+     * store has not changed since they last found nothing. */
+    if (f->idle && ops_held(f) == f->idle_ops)
+        return;
+    f->idle = false;
     if (!f->resend || !f->n_ids) {
         free(f->ids);
         f->ids = NULL;
@@ -448,7 +466,11 @@ void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
         if (rc == TM_OK) {
             tm_log_debug(f->log, "ERP: re-sending batch %s (%zu sales) from an open intent",
                          f->key, f->n_ids);
-        } else if (rc != TM_ENOTFOUND || new_batch(f, &who) != TM_OK) {
+        } else if (rc != TM_ENOTFOUND || (rc = new_batch(f, &who)) != TM_OK) {
+            if (rc == TM_ENOTFOUND && !tm_erp_busy(f->erp)) {
+                f->idle = true; /* no intent, no sale, no customer to send */
+                f->idle_ops = ops_held(f);
+            }
             return;
         }
     }

@@ -53,6 +53,9 @@ void tm_fwd_destroy(tm_fwd_t **self_p);
 /* Starts a batch if we are the forwarder, the uplink is up, nothing is in
  * flight and no backoff is running. Call every loop iteration. */
 void tm_fwd_step(tm_fwd_t *self, uint64_t now_ms, uint64_t wall_ms);
+/* Something changed that the op count does not show (an operator's retry
+ * of a parked sale): look for work at the next tm_fwd_step. */
+void tm_fwd_wake(tm_fwd_t *self);
 /* Milliseconds until tm_fwd_step has something to do (-1: only on input). */
 long tm_fwd_timeout_ms(const tm_fwd_t *self, uint64_t now_ms);
 
