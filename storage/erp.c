@@ -55,34 +55,30 @@ int tm_store_unpark(tm_store_t *self, const char *sale_id)
     return rc;
 }
 
-int tm_store_parked(tm_store_t *self, size_t max, tm_parked_t **out, size_t *n)
+/* Runs a query whose ?1 is a row limit and turns each row into one
+ * element of a malloc'd array (row fills elem). Shared by the listings. */
+static int s_collect(tm_store_t *self, const char *sql, size_t max, size_t elem_size,
+                     void (*row)(sqlite3_stmt *st, void *elem), void **out, size_t *n)
 {
     sqlite3_stmt *st = NULL;
-    tm_parked_t *v = NULL;
+    char *v = NULL;
     size_t k = 0;
     int src;
     *out = NULL;
     *n = 0;
-    int rc = s_prepare(self,
-                       "SELECT sale_id, status, message, parked_at FROM parked WHERE active = 1"
-                       " ORDER BY parked_at, sale_id LIMIT ?1",
-                       &st);
+    int rc = s_prepare(self, sql, &st);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)(max > INT64_MAX ? INT64_MAX : max));
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        tm_parked_t *nv = realloc(v, (k + 1) * sizeof *nv);
+        char *nv = realloc(v, (k + 1) * elem_size);
         if (!nv) {
             rc = TM_ENOMEM;
             goto cleanup;
         }
         v = nv;
-        const unsigned char *id = sqlite3_column_text(st, 0);
-        const unsigned char *msg = sqlite3_column_text(st, 2);
-        tm_strlcpy(v[k].sale_id, id ? (const char *)id : "", sizeof v[k].sale_id);
-        v[k].status = sqlite3_column_int(st, 1);
-        tm_strlcpy(v[k].message, msg ? (const char *)msg : "", sizeof v[k].message);
-        v[k].parked_at = (uint64_t)sqlite3_column_int64(st, 3);
+        memset(v + k * elem_size, 0, elem_size);
+        row(st, v + k * elem_size);
         k++;
     }
     rc = tm_store__err(self, src);
@@ -95,6 +91,32 @@ cleanup:
     *out = v;
     *n = k;
     return TM_OK;
+}
+
+static void s_col(sqlite3_stmt *st, int i, char *dst, size_t dstsz)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    tm_strlcpy(dst, t ? (const char *)t : "", dstsz);
+}
+
+static void s_parked_row(sqlite3_stmt *st, void *elem)
+{
+    tm_parked_t *p = elem;
+    s_col(st, 0, p->sale_id, sizeof p->sale_id);
+    p->status = sqlite3_column_int(st, 1);
+    s_col(st, 2, p->message, sizeof p->message);
+    p->parked_at = (uint64_t)sqlite3_column_int64(st, 3);
+}
+
+int tm_store_parked(tm_store_t *self, size_t max, tm_parked_t **out, size_t *n)
+{
+    void *v;
+    int rc = s_collect(self,
+                       "SELECT sale_id, status, message, parked_at FROM parked WHERE active = 1"
+                       " ORDER BY parked_at, sale_id LIMIT ?1",
+                       max, sizeof **out, s_parked_row, &v, n);
+    *out = v;
+    return rc;
 }
 
 int tm_store_backlog(tm_store_t *self, tm_backlog_t *out)
@@ -158,45 +180,24 @@ int tm_store__cust_acks_apply(tm_store_t *self, const tm_erp_ack_t *a)
     return rc;
 }
 
+static void s_cust_version_row(sqlite3_stmt *st, void *elem)
+{
+    tm_cust_version_t *c = elem;
+    s_col(st, 0, c->id, sizeof c->id);
+    c->version = (uint64_t)sqlite3_column_int64(st, 1);
+}
+
 int tm_store_unacked_customers(tm_store_t *self, size_t max, tm_cust_version_t **out, size_t *n)
 {
-    sqlite3_stmt *st = NULL;
-    tm_cust_version_t *v = NULL;
-    size_t k = 0;
-    int src;
-    *out = NULL;
-    *n = 0;
-    int rc = s_prepare(self,
+    void *v;
+    int rc = s_collect(self,
                        "SELECT c.id, max(c.type_hlc, coalesce((SELECT max(f.hlc) FROM"
                        "   customer_fields f WHERE f.customer_id = c.id), 0)) AS v"
                        " FROM customers c LEFT JOIN erp_customer_acks a ON a.customer_id = c.id"
                        " WHERE a.version IS NULL OR a.version < v ORDER BY c.id LIMIT ?1",
-                       &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)(max > INT64_MAX ? INT64_MAX : max));
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        tm_cust_version_t *nv = realloc(v, (k + 1) * sizeof *nv);
-        if (!nv) {
-            rc = TM_ENOMEM;
-            goto cleanup;
-        }
-        v = nv;
-        const unsigned char *id = sqlite3_column_text(st, 0);
-        tm_strlcpy(v[k].id, id ? (const char *)id : "", sizeof v[k].id);
-        v[k].version = (uint64_t)sqlite3_column_int64(st, 1);
-        k++;
-    }
-    rc = tm_store__err(self, src);
-cleanup:
-    sqlite3_finalize(st);
-    if (rc) {
-        free(v);
-        return rc;
-    }
+                       max, sizeof **out, s_cust_version_row, &v, n);
     *out = v;
-    *n = k;
-    return TM_OK;
+    return rc;
 }
 
 int tm_store__intent_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_ack_t *a)
