@@ -18,13 +18,13 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-#define CHECK(x)                                                                      \
-    do {                                                                              \
-        int rc_ = (x);                                                                \
-        if (rc_ != SQLITE_OK && rc_ != SQLITE_DONE) {                                 \
-            fprintf(stderr, "sqlite_raw: %s: %s\n", #x, sqlite3_errmsg(db));          \
-            return 1;                                                                 \
-        }                                                                             \
+#define CHECK(x)                                                                                   \
+    do {                                                                                           \
+        int rc_ = (x);                                                                             \
+        if (rc_ != SQLITE_OK && rc_ != SQLITE_DONE) {                                              \
+            fprintf(stderr, "sqlite_raw: %s: %s\n", #x, sqlite3_errmsg(db));                       \
+            return 1;                                                                              \
+        }                                                                                          \
     } while (0)
 
 int main(int argc, char **argv)
@@ -42,8 +42,8 @@ int main(int argc, char **argv)
     sqlite3_stmt *op, *vv, *sale, *line, *pay;
     CHECK(sqlite3_open(argv[1], &db));
     CHECK(sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", 0, 0, 0));
-    CHECK(sqlite3_prepare_v2(db, "INSERT INTO ops(origin,seq,hlc,kind,body) VALUES(?,?,?,1,?)",
-                             -1, &op, 0));
+    CHECK(sqlite3_prepare_v2(db, "INSERT INTO ops(origin,seq,hlc,kind,body) VALUES(?,?,?,1,?)", -1,
+                             &op, 0));
     CHECK(sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO vv(origin,seq) VALUES(?,?)", -1, &vv, 0));
     CHECK(sqlite3_prepare_v2(db,
                              "INSERT INTO sales(sale_id,till,receipt_no,created_at,currency,total,"
@@ -51,10 +51,12 @@ int main(int argc, char **argv)
                              "op_seq,op_hlc) VALUES(?,'bench',?,'2026-11-23T12:00:00Z','CLP',4880,"
                              "NULL,0,'','',?,?,?)",
                              -1, &sale, 0));
-    CHECK(sqlite3_prepare_v2(db, "INSERT INTO sale_lines VALUES(?,?,'7801234','Pan amasado',"
-                                 "2000,990,0,1900)", -1, &line, 0));
-    CHECK(sqlite3_prepare_v2(db, "INSERT INTO sale_payments VALUES(?,0,2,4880,'AUTH')", -1, &pay,
-                             0));
+    CHECK(sqlite3_prepare_v2(db,
+                             "INSERT INTO sale_lines VALUES(?,?,'7801234','Pan amasado',"
+                             "2000,990,0,1900)",
+                             -1, &line, 0));
+    CHECK(
+        sqlite3_prepare_v2(db, "INSERT INTO sale_payments VALUES(?,0,2,4880,'AUTH')", -1, &pay, 0));
     uint8_t origin[16], body[160];
     tm_random(origin, sizeof origin);
     memset(body, 'b', sizeof body);

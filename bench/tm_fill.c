@@ -22,9 +22,15 @@ static int make_body(uint64_t k, uint8_t **body, size_t *len)
         {.sku = "7801234", .name = "Pan amasado", .qty = 2000, .unit_price = 990, .tax_rate = 1900},
         {.sku = "7805678", .name = "Queso", .qty = 250, .unit_price = 12000, .discount = 100}};
     tm_payment_t pay = {.method = TM_PAY_CARD, .amount = 4880, .reference = "AUTH"};
-    tm_sale_t s = {.till = "bench", .receipt_no = k + 1, .created_at = "2026-11-23T12:00:00Z",
-                   .currency = "CLP", .lines = lines, .n_lines = 2, .total = 4880,
-                   .payments = &pay, .n_payments = 1};
+    tm_sale_t s = {.till = "bench",
+                   .receipt_no = k + 1,
+                   .created_at = "2026-11-23T12:00:00Z",
+                   .currency = "CLP",
+                   .lines = lines,
+                   .n_lines = 2,
+                   .total = 4880,
+                   .payments = &pay,
+                   .n_payments = 1};
     tm_uuid_new(s.sale_id);
     return tm_wire_sale_encode(&s, body, len);
 }
@@ -67,8 +73,8 @@ int main(int argc, char **argv)
         done += k;
     }
     double dt = now_s() - t0;
-    printf("store_apply_ops_per_s %.0f n=%llu batch=%zu\n", (double)n / dt,
-           (unsigned long long)n, batch);
+    printf("store_apply_ops_per_s %.0f n=%llu batch=%zu\n", (double)n / dt, (unsigned long long)n,
+           batch);
     free(ops);
     tm_store_destroy(&st);
     return 0;

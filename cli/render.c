@@ -554,7 +554,7 @@ int tm_cli_render_parked(const char *json, size_t len, char **out)
         sb_printf(&b, "%-36s  %-6s  %-20s  %s\n", "SALE", "STATUS", "PARKED AT", "REASON");
         size_t i;
         const json_t *p;
-        json_array_foreach(arr, i, p) {
+        json_array_foreach (arr, i, p) {
             char id[CELL], st[32], at[CELL], msg[CELL];
             fld_str(p, "sale_id", "?", id, sizeof id, MAX_W);
             fld_int(p, "status", NULL, st, sizeof st);
@@ -666,8 +666,7 @@ static void render_field_errors(sbuf_t *b, const json_t *fields)
 {
     size_t i;
     const json_t *f;
-    json_array_foreach(fields, i, f)
-    {
+    json_array_foreach (fields, i, f) {
         char field[CELL], msg[CELL], rule[CELL];
         fld_str(f, "field", NULL, field, sizeof field, MAX_W);
         fld_str(f, "message", NULL, msg, sizeof msg, 200);

@@ -557,11 +557,10 @@ static int cmd_erp(ctx_t *c, int argc, char **argv)
     if (!retry && strcmp(act, "parked") != 0)
         return tm_cli_usage_error("erp", "erp: unknown action '%s' (expected parked or retry)",
                                   act);
-    int rc = parse_opts(c, retry ? "erp retry" : "erp parked", "erp", retry ? 0 : O_JSON,
-                        argc - 1, argv + 1, &o);
+    int rc = parse_opts(c, retry ? "erp retry" : "erp parked", "erp", retry ? 0 : O_JSON, argc - 1,
+                        argv + 1, &o);
     if (rc < 0)
-        rc = want_args(retry ? "erp retry" : "erp parked", "erp", &o, retry ? 1 : 0,
-                       retry ? 1 : 0);
+        rc = want_args(retry ? "erp retry" : "erp parked", "erp", &o, retry ? 1 : 0, retry ? 1 : 0);
     if (rc >= 0)
         return rc;
     if (!retry)
@@ -587,8 +586,7 @@ static const struct {
     int (*fn)(ctx_t *c, int argc, char **argv);
 } COMMANDS[] = {
     {"status", cmd_status},     {"peers", cmd_peers},   {"watch", cmd_watch}, {"sale", cmd_sale},
-    {"customer", cmd_customer}, {"keygen", cmd_keygen}, {"help", cmd_help},
-    {"erp", cmd_erp},
+    {"customer", cmd_customer}, {"keygen", cmd_keygen}, {"help", cmd_help},   {"erp", cmd_erp},
 };
 
 /* Global options; returns -1 and sets *cmd_at, or an exit code. */

@@ -11,9 +11,8 @@
 const char *tm_strerror(int rc)
 {
     switch (rc) {
-#define TM_ERR_MSG(name, value, msg) \
-    case value:                      \
-        return msg;
+#define TM_ERR_MSG(name, value, msg)                                                               \
+    case value: return msg;
         TM_ERRORS(TM_ERR_MSG)
 #undef TM_ERR_MSG
     }
@@ -23,9 +22,8 @@ const char *tm_strerror(int rc)
 const char *tm_errname(int rc)
 {
     switch (rc) {
-#define TM_ERR_NAME(name, value, msg) \
-    case value:                       \
-        return #name;
+#define TM_ERR_NAME(name, value, msg)                                                              \
+    case value: return #name;
         TM_ERRORS(TM_ERR_NAME)
 #undef TM_ERR_NAME
     }
@@ -121,8 +119,8 @@ void tm_uuid_new(char out[TM_UUID_LEN])
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     tm_hex(b, 16, hex);
-    snprintf(out, TM_UUID_LEN, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
-             hex + 16, hex + 20);
+    snprintf(out, TM_UUID_LEN, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
+             hex + 20);
 }
 
 int tm_uuid_valid(const char *s)

@@ -17,24 +17,24 @@
 #include <stdint.h>
 
 /* X(name, value, message): the one table of error codes. */
-#define TM_ERRORS(X)                                                        \
-    X(TM_OK, 0, "success")                                                  \
-    X(TM_ENOMEM, -1, "out of memory")                                       \
-    X(TM_EINVAL, -2, "invalid argument")                                    \
-    X(TM_EIO, -3, "input/output error")                                     \
-    X(TM_ECORRUPT, -4, "file is corrupt or is not a tillmesh store")        \
-    X(TM_EFULL, -5, "disk full: nothing was written")                       \
-    X(TM_ENOTFOUND, -6, "not found")                                        \
-    X(TM_EEXIST, -7, "already exists")                                      \
-    X(TM_EVALIDATE, -8, "record failed validation")                         \
-    X(TM_EJSON, -9, "malformed JSON")                                       \
-    X(TM_EDRIFT, -10, "remote clock is too far ahead of ours")              \
-    X(TM_EPROTO, -11, "malformed or unsupported protocol message")          \
-    X(TM_ETOOBIG, -12, "message or body too large")                         \
-    X(TM_EVERSION, -13, "store was written by a newer tillmesh")            \
-    X(TM_ECONFIG, -14, "configuration error")                               \
-    X(TM_EPERM, -15, "permission denied")                                   \
-    X(TM_ECONFLICT, -16, "conflicts with an existing record")               \
+#define TM_ERRORS(X)                                                                               \
+    X(TM_OK, 0, "success")                                                                         \
+    X(TM_ENOMEM, -1, "out of memory")                                                              \
+    X(TM_EINVAL, -2, "invalid argument")                                                           \
+    X(TM_EIO, -3, "input/output error")                                                            \
+    X(TM_ECORRUPT, -4, "file is corrupt or is not a tillmesh store")                               \
+    X(TM_EFULL, -5, "disk full: nothing was written")                                              \
+    X(TM_ENOTFOUND, -6, "not found")                                                               \
+    X(TM_EEXIST, -7, "already exists")                                                             \
+    X(TM_EVALIDATE, -8, "record failed validation")                                                \
+    X(TM_EJSON, -9, "malformed JSON")                                                              \
+    X(TM_EDRIFT, -10, "remote clock is too far ahead of ours")                                     \
+    X(TM_EPROTO, -11, "malformed or unsupported protocol message")                                 \
+    X(TM_ETOOBIG, -12, "message or body too large")                                                \
+    X(TM_EVERSION, -13, "store was written by a newer tillmesh")                                   \
+    X(TM_ECONFIG, -14, "configuration error")                                                      \
+    X(TM_EPERM, -15, "permission denied")                                                          \
+    X(TM_ECONFLICT, -16, "conflicts with an existing record")                                      \
     X(TM_ESTATE, -17, "operation not allowed in the current state")
 
 enum tm_err {
@@ -69,13 +69,13 @@ void tm_log_msg(const tm_log_t *log, tm_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define tm_log_error(l, ...) tm_log_msg((l), TM_LOG_ERROR, __VA_ARGS__)
-#define tm_log_warn(l, ...) tm_log_msg((l), TM_LOG_WARN, __VA_ARGS__)
-#define tm_log_info(l, ...) tm_log_msg((l), TM_LOG_INFO, __VA_ARGS__)
+#define tm_log_warn(l, ...)  tm_log_msg((l), TM_LOG_WARN, __VA_ARGS__)
+#define tm_log_info(l, ...)  tm_log_msg((l), TM_LOG_INFO, __VA_ARGS__)
 #define tm_log_debug(l, ...) tm_log_msg((l), TM_LOG_DEBUG, __VA_ARGS__)
 
 /* ---- node ids --------------------------------------------------------- */
 
-#define TM_NODE_ID_LEN 16
+#define TM_NODE_ID_LEN  16
 #define TM_NODE_HEX_LEN (2 * TM_NODE_ID_LEN + 1)
 
 /* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */

@@ -73,8 +73,8 @@ struct tm_disc {
     AvahiClient *client;
     AvahiEntryGroup *group;
     AvahiServiceBrowser *browser;
-    char *svc_name;    /* current instance name, may be an alternative */
-    int avail;         /* -1 never known, 0 unreachable, 1 reachable */
+    char *svc_name; /* current instance name, may be an alternative */
+    int avail;      /* -1 never known, 0 unreachable, 1 reachable */
     AvahiTimeout *retry, *sweep, *settle, *reresolve;
     AvahiWatch *wwatch;
     pending_t *q_head, *q_tail;
@@ -230,9 +230,8 @@ static void s_fill_addr(entry_t *e, AvahiIfIndex ifi, const AvahiAddress *a)
 
 static void s_resolve_cb(AvahiServiceResolver *r, AvahiIfIndex ifi, AvahiProtocol proto,
                          AvahiResolverEvent event, const char *name, const char *type,
-                         const char *domain, const char *host, const AvahiAddress *a,
-                         uint16_t port, AvahiStringList *txt, AvahiLookupResultFlags flags,
-                         void *ud)
+                         const char *domain, const char *host, const AvahiAddress *a, uint16_t port,
+                         AvahiStringList *txt, AvahiLookupResultFlags flags, void *ud)
 {
     (void)type, (void)host, (void)flags;
     tm_disc_t *self = ud;
@@ -357,20 +356,15 @@ static void s_browse_cb(AvahiServiceBrowser *b, AvahiIfIndex ifi, AvahiProtocol 
     (void)flags;
     tm_disc_t *self = ud;
     switch (event) {
-    case AVAHI_BROWSER_NEW:
-        s_browse_new(self, b, ifi, proto, name, type, domain);
-        break;
-    case AVAHI_BROWSER_REMOVE:
-        s_browse_remove(self, ifi, proto, name, domain);
-        break;
+    case AVAHI_BROWSER_NEW: s_browse_new(self, b, ifi, proto, name, type, domain); break;
+    case AVAHI_BROWSER_REMOVE: s_browse_remove(self, ifi, proto, name, domain); break;
     case AVAHI_BROWSER_FAILURE:
         /* A disconnect also lands here; the client callback recovers. */
         tm_log_warn(&self->log, "mDNS: browsing failed: %s",
                     avahi_strerror(avahi_client_errno(avahi_service_browser_get_client(b))));
         break;
     case AVAHI_BROWSER_ALL_FOR_NOW:
-    case AVAHI_BROWSER_CACHE_EXHAUSTED:
-        break;
+    case AVAHI_BROWSER_CACHE_EXHAUSTED: break;
     }
 }
 
@@ -403,9 +397,9 @@ static int s_add_service(tm_disc_t *self, AvahiEntryGroup *g)
     snprintf(name, sizeof name, "name=%s", self->name);
     snprintf(proto, sizeof proto, "proto=%u-%u", self->pmin, self->pmax);
     snprintf(key, sizeof key, "key=%s", self->key);
-    return avahi_entry_group_add_service(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, 0,
-                                         self->svc_name, SERVICE_TYPE, NULL, NULL, self->port,
-                                         store, node, name, proto, key, NULL);
+    return avahi_entry_group_add_service(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, 0, self->svc_name,
+                                         SERVICE_TYPE, NULL, NULL, self->port, store, node, name,
+                                         proto, key, NULL);
 }
 
 static void s_next_name(tm_disc_t *self)
@@ -446,8 +440,8 @@ static void s_group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state, void *ud)
     tm_disc_t *self = ud;
     switch (state) {
     case AVAHI_ENTRY_GROUP_ESTABLISHED:
-        tm_log_info(&self->log, "mDNS: published '%s' %s port %u", self->svc_name,
-                    SERVICE_TYPE, self->port);
+        tm_log_info(&self->log, "mDNS: published '%s' %s port %u", self->svc_name, SERVICE_TYPE,
+                    self->port);
         break;
     case AVAHI_ENTRY_GROUP_COLLISION:
         /* Another till already uses this instance name (two "till-1"s). */
@@ -459,8 +453,7 @@ static void s_group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state, void *ud)
                      avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(g))));
         break;
     case AVAHI_ENTRY_GROUP_UNCOMMITED:
-    case AVAHI_ENTRY_GROUP_REGISTERING:
-        break;
+    case AVAHI_ENTRY_GROUP_REGISTERING: break;
     }
 }
 
@@ -472,7 +465,8 @@ static void s_unavailable(tm_disc_t *self, const char *why)
     if (self->avail != 0)
         tm_log_warn(&self->log,
                     "avahi-daemon not reachable: mDNS discovery paused; static peers still "
-                    "work (%s)", why);
+                    "work (%s)",
+                    why);
     self->avail = 0;
 }
 
@@ -550,9 +544,7 @@ static void s_client_cb(AvahiClient *c, AvahiClientState state, void *ud)
     tm_disc_t *self = ud;
     struct timeval tv;
     switch (state) {
-    case AVAHI_CLIENT_S_RUNNING:
-        s_running(self, c);
-        break;
+    case AVAHI_CLIENT_S_RUNNING: s_running(self, c); break;
     case AVAHI_CLIENT_S_COLLISION:
     case AVAHI_CLIENT_S_REGISTERING:
         /* The daemon is (re)choosing its host name; our records name the
@@ -561,9 +553,7 @@ static void s_client_cb(AvahiClient *c, AvahiClientState state, void *ud)
         if (self->group)
             avahi_entry_group_reset(self->group);
         break;
-    case AVAHI_CLIENT_CONNECTING:
-        s_unavailable(self, "waiting for it to start");
-        break;
+    case AVAHI_CLIENT_CONNECTING: s_unavailable(self, "waiting for it to start"); break;
     case AVAHI_CLIENT_FAILURE:
         s_unavailable(self, avahi_strerror(avahi_client_errno(c)));
         /* Replace the client from a timer, not from inside its own callback.
@@ -583,12 +573,12 @@ static int s_cfg_check(const tm_disc_cfg_t *cfg)
 {
     if (!cfg || !cfg->name || !cfg->store_id || !cfg->node_id_hex || !cfg->key_fp)
         return TM_EINVAL;
-    if (!*cfg->name || strlen(cfg->name) >= 64 || !*cfg->store_id ||
-        strlen(cfg->store_id) >= 64)
+    if (!*cfg->name || strlen(cfg->name) >= 64 || !*cfg->store_id || strlen(cfg->store_id) >= 64)
         return TM_EINVAL;
     if (strlen(cfg->node_id_hex) != 32 || !tm_disc__is_hex(cfg->node_id_hex, 32))
         return TM_EINVAL;
-    if (strlen(cfg->key_fp) != TM_DISC_FP_HEX - 1 || !tm_disc__is_hex(cfg->key_fp, TM_DISC_FP_HEX - 1))
+    if (strlen(cfg->key_fp) != TM_DISC_FP_HEX - 1 ||
+        !tm_disc__is_hex(cfg->key_fp, TM_DISC_FP_HEX - 1))
         return TM_EINVAL;
     if (cfg->port == 0 || cfg->proto_min > cfg->proto_max)
         return TM_EINVAL;

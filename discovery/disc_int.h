@@ -38,10 +38,10 @@ typedef struct inst {
     struct inst *next;
     char name[64];
     entry_t *entries;
-    int up;        /* an UP was reported and no DOWN since */
-    int stale;     /* survived a reconnect; re-report UP when seen again */
-    int warned;    /* bad TXT already logged */
-    int dirty;     /* changed since the last reconcile */
+    int up;     /* an UP was reported and no DOWN since */
+    int stale;  /* survived a reconnect; re-report UP when seen again */
+    int warned; /* bad TXT already logged */
+    int dirty;  /* changed since the last reconcile */
     tm_disc_event_t last;
 } inst_t;
 

@@ -196,4 +196,3 @@ int tm_disc__wanted(const char *own_node, const inst_t *inst, tm_disc_event_t *e
                 s_append_addr(ev->addresses, sizeof ev->addresses, e->addr);
     return 1;
 }
-

@@ -41,22 +41,22 @@ typedef enum { TM_DISC_UP = 1, TM_DISC_DOWN = 2 } tm_disc_kind_t;
 
 typedef struct {
     tm_disc_kind_t kind;
-    char instance[64];      /* the mDNS service instance name */
-    char name[64];          /* TXT name= */
-    char store_id[64];      /* TXT store= */
-    char node_id[33];       /* TXT node= (32 hex) */
+    char instance[64]; /* the mDNS service instance name */
+    char name[64];     /* TXT name= */
+    char store_id[64]; /* TXT store= */
+    char node_id[33];  /* TXT node= (32 hex) */
     char key_fp[TM_DISC_FP_HEX];
     uint32_t proto_min, proto_max;
-    char endpoint[128];     /* tcp://ADDR:PORT to connect to (IPv4 preferred) */
-    char addresses[256];    /* every resolved address, comma-separated */
+    char endpoint[128];  /* tcp://ADDR:PORT to connect to (IPv4 preferred) */
+    char addresses[256]; /* every resolved address, comma-separated */
 } tm_disc_event_t;
 
 typedef struct {
-    const char *name;       /* till name */
+    const char *name; /* till name */
     const char *store_id;
     const char *node_id_hex;
-    const char *key_fp;     /* tm_disc_fingerprint of our public key */
-    uint16_t port;          /* mesh port */
+    const char *key_fp; /* tm_disc_fingerprint of our public key */
+    uint16_t port;      /* mesh port */
     uint32_t proto_min, proto_max;
 } tm_disc_cfg_t;
 

@@ -84,15 +84,14 @@ static int post_sale(void *ctx, tm_sale_t *s, tm_field_errors_t *errs)
     } else if (s->refund_of[0]) {
         /* A return must name a sale this till knows; if the original was
          * rung up elsewhere and has not arrived yet, the POS retries. */
-        tm_field_errors_add(errs, "refund_of", "unknown",
-                            "sale %s is not known at this till (yet)", s->refund_of);
+        tm_field_errors_add(errs, "refund_of", "unknown", "sale %s is not known at this till (yet)",
+                            s->refund_of);
         return TM_EVALIDATE;
     }
     if ((rc = tm_wire_sale_encode(s, &body, &len)))
         return rc;
     uint64_t hlc = tm_engine_hlc_now(d->engine, tm_daemon_wall_ms());
-    rc = tm_engine_local_op(d->engine, TM_OP_SALE, hlc, body, len, tm_daemon_mono_ms(),
-                            &d->outbox);
+    rc = tm_engine_local_op(d->engine, TM_OP_SALE, hlc, body, len, tm_daemon_mono_ms(), &d->outbox);
     free(body);
     if (rc == TM_EFULL)
         tm_log_error(d->log, "disk full: sale %s refused (nothing written)", s->sale_id);
@@ -156,10 +155,10 @@ static json_t *status_state(tm_daemon_t *d)
                                                  "seq", (json_int_t)vv.e[i].seq));
         tm_vv_free(&vv);
     }
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "ops", (json_int_t)c.ops,
-                     "local_ops", (json_int_t)c.local_ops, "sales", (json_int_t)c.sales,
-                     "customers", (json_int_t)c.customers, "erp_acked", (json_int_t)c.erp_acked,
-                     "digest", hex_or_null(digest, 32, have_digest), "vv", jvv);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "ops", (json_int_t)c.ops, "local_ops",
+                     (json_int_t)c.local_ops, "sales", (json_int_t)c.sales, "customers",
+                     (json_int_t)c.customers, "erp_acked", (json_int_t)c.erp_acked, "digest",
+                     hex_or_null(digest, 32, have_digest), "vv", jvv);
 }
 
 static json_t *wall_or_null(uint64_t wall_ms);
@@ -174,17 +173,16 @@ static json_t *status_peers(tm_daemon_t *d)
             continue;
         json_t *seen = p.heard ? json_integer((json_int_t)(now - p.last_seen_ms)) : json_null();
         json_array_append_new(
-            arr, json_pack("{s:s, s:o, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:s, s:o, s:b}",
-                           "name", p.name,
-                           "node_id", hex_or_null(p.node_id, TM_NODE_ID_LEN, p.have_node_id),
-                           "source", tm_peer_source_name(p.source), "endpoint", p.endpoint,
-                           "state", tm_peer_state_name(p.state), "last_seen_ms_ago", seen,
-                           "they_lack_ops", (json_int_t)p.they_lack, "we_lack_ops",
-                           (json_int_t)p.we_lack, "digest",
-                           hex_or_null(p.digest, 32, p.have_digest), "store_id",
-                           p.store_id[0] ? json_string(p.store_id) : json_null(),
-                           "addresses", p.addresses, "last_announced",
-                           wall_or_null(p.announced_wall_ms), "announced", p.announced));
+            arr,
+            json_pack("{s:s, s:o, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:s, s:o, s:b}", "name",
+                      p.name, "node_id", hex_or_null(p.node_id, TM_NODE_ID_LEN, p.have_node_id),
+                      "source", tm_peer_source_name(p.source), "endpoint", p.endpoint, "state",
+                      tm_peer_state_name(p.state), "last_seen_ms_ago", seen, "they_lack_ops",
+                      (json_int_t)p.they_lack, "we_lack_ops", (json_int_t)p.we_lack, "digest",
+                      hex_or_null(p.digest, 32, p.have_digest), "store_id",
+                      p.store_id[0] ? json_string(p.store_id) : json_null(), "addresses",
+                      p.addresses, "last_announced", wall_or_null(p.announced_wall_ms), "announced",
+                      p.announced));
     }
     return arr;
 }
@@ -205,8 +203,8 @@ static json_t *status_uplink(tm_daemon_t *d)
 {
     uint64_t since = 0;
     tm_uplink_t u = d->erp ? tm_erp_uplink(d->erp, &since) : TM_UPLINK_UNKNOWN;
-    return json_pack("{s:s, s:o, s:b}", "state", tm_uplink_name(u), "since",
-                     wall_or_null(since), "configured", d->erp != NULL);
+    return json_pack("{s:s, s:o, s:b}", "state", tm_uplink_name(u), "since", wall_or_null(since),
+                     "configured", d->erp != NULL);
 }
 
 static json_t *status_forwarder(tm_daemon_t *d)
@@ -234,18 +232,18 @@ static json_t *status_erp(tm_daemon_t *d)
     return json_pack("{s:I, s:o, s:o, s:I, s:b, s:I, s:s, s:I, s:I}", "backlog",
                      (json_int_t)bl.unsent, "oldest_unsent_age_s", age, "last_forward_at",
                      wall_or_null(fs.last_forward_wall_ms), "parked", (json_int_t)bl.parked,
-                     "in_flight", fs.in_flight, "failures", (json_int_t)fs.failures,
-                     "last_error", fs.last_error, "sales_acked_here",
-                     (json_int_t)fs.sales_acked, "batches_ok", (json_int_t)fs.batches_ok);
+                     "in_flight", fs.in_flight, "failures", (json_int_t)fs.failures, "last_error",
+                     fs.last_error, "sales_acked_here", (json_int_t)fs.sales_acked, "batches_ok",
+                     (json_int_t)fs.batches_ok);
 }
 
 static char *status_json(void *ctx)
 {
     tm_daemon_t *d = ctx;
-    json_t *root = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node",
-                             status_node(d), "state", status_state(d), "peers", status_peers(d),
-                             "uplink", status_uplink(d), "forwarder", status_forwarder(d), "erp",
-                             status_erp(d));
+    json_t *root =
+        json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node", status_node(d),
+                  "state", status_state(d), "peers", status_peers(d), "uplink", status_uplink(d),
+                  "forwarder", status_forwarder(d), "erp", status_erp(d));
     if (!root)
         return NULL;
     char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -304,12 +302,16 @@ static char *metrics_text(void *ctx)
     FILE *f = open_memstream(&out, &len);
     if (!f)
         return NULL;
-#define GAUGE(name, help, val)                                                            \
-    fprintf(f, "# HELP tillmesh_" name " " help "\n# TYPE tillmesh_" name " gauge\n"       \
-               "tillmesh_" name " %llu\n", (unsigned long long)(val))
-#define COUNTER(name, help, val)                                                          \
-    fprintf(f, "# HELP tillmesh_" name " " help "\n# TYPE tillmesh_" name " counter\n"     \
-               "tillmesh_" name " %llu\n", (unsigned long long)(val))
+#define GAUGE(name, help, val)                                                                     \
+    fprintf(f,                                                                                     \
+            "# HELP tillmesh_" name " " help "\n# TYPE tillmesh_" name " gauge\n"                  \
+            "tillmesh_" name " %llu\n",                                                            \
+            (unsigned long long)(val))
+#define COUNTER(name, help, val)                                                                   \
+    fprintf(f,                                                                                     \
+            "# HELP tillmesh_" name " " help "\n# TYPE tillmesh_" name " counter\n"                \
+            "tillmesh_" name " %llu\n",                                                            \
+            (unsigned long long)(val))
     GAUGE("ops", "Ops held in the op log, all origins.", c.ops);
     GAUGE("local_ops", "Ops made at this till.", c.local_ops);
     GAUGE("sales", "Sales held.", c.sales);

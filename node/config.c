@@ -236,13 +236,16 @@ static void validate(parse_t *p)
     if (tm_config_split_hostport(c->api_listen, host, sizeof host, &port))
         bad(p, 0, "[node] api_listen must be HOST:PORT, not \"%s\"", c->api_listen);
     else if (!c->api_allow_remote && strcmp(host, "127.0.0.1") && strcmp(host, "::1"))
-        bad(p, 0, "[node] api_listen %s is not loopback; set api_allow_remote = yes if you "
-                  "really mean to expose the unauthenticated API", c->api_listen);
+        bad(p, 0,
+            "[node] api_listen %s is not loopback; set api_allow_remote = yes if you "
+            "really mean to expose the unauthenticated API",
+            c->api_listen);
     if (strncmp(c->listen, "tcp://", 6) != 0)
         bad(p, 0, "[mesh] listen must be tcp://HOST:PORT, not \"%s\"", c->listen);
     if (!c->secret_key[0] || !c->public_key[0] || !c->trusted_keys[0])
-        bad(p, 0, "[mesh] secret_key, public_key and trusted_keys are required "
-                  "(make keys with: tillmesh keygen)");
+        bad(p, 0,
+            "[mesh] secret_key, public_key and trusted_keys are required "
+            "(make keys with: tillmesh keygen)");
     if (c->erp_url[0] && strncmp(c->erp_url, "http://", 7) && strncmp(c->erp_url, "https://", 8))
         bad(p, 0, "[erp] url must start with http:// or https://, not \"%s\"", c->erp_url);
     for (int i = 0; i < c->n_peers; i++)

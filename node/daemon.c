@@ -39,8 +39,8 @@ void tm_daemon_flush(tm_daemon_t *d)
 static void on_frame(void *ctx, const char *peer, const uint8_t *frame, size_t len)
 {
     tm_daemon_t *d = ctx;
-    (void)tm_engine_on_frame(d->engine, peer, frame, len, tm_daemon_mono_ms(),
-                             tm_daemon_wall_ms(), &d->outbox);
+    (void)tm_engine_on_frame(d->engine, peer, frame, len, tm_daemon_mono_ms(), tm_daemon_wall_ms(),
+                             &d->outbox);
 }
 
 static int open_store(tm_daemon_t *d)
@@ -111,8 +111,10 @@ static int start_erp(tm_daemon_t *d)
         tm_log_error(d->log, "ERP client: %s", tm_strerror(rc));
         return rc;
     }
-    tm_fwd_cfg_t fc = {.batch_max = c->erp_batch_max, .backoff_min_ms = c->erp_backoff_min_ms,
-                       .backoff_max_ms = c->erp_backoff_max_ms, .till = c->name};
+    tm_fwd_cfg_t fc = {.batch_max = c->erp_batch_max,
+                       .backoff_min_ms = c->erp_backoff_min_ms,
+                       .backoff_max_ms = c->erp_backoff_max_ms,
+                       .till = c->name};
     rc = tm_fwd_new(&fc, d->store, d->engine, d->erp, &d->outbox, d->log, &d->fwd);
     if (rc == TM_OK)
         tm_log_info(d->log, "ERP at %s (priority %u)", c->erp_url, c->priority);
@@ -136,8 +138,7 @@ static int start_api(tm_daemon_t *d)
     return rc;
 }
 
-int tm_daemon_new(const tm_config_t *cfg, const char *config_path, tm_log_t *log,
-                  tm_daemon_t **out)
+int tm_daemon_new(const tm_config_t *cfg, const char *config_path, tm_log_t *log, tm_daemon_t **out)
 {
     *out = NULL;
     tm_daemon_t *d = calloc(1, sizeof *d);
@@ -154,9 +155,8 @@ int tm_daemon_new(const tm_config_t *cfg, const char *config_path, tm_log_t *log
         .trusted_keys_file = cfg->trusted_keys,
     };
     int rc;
-    if ((rc = open_store(d)) || (rc = tm_mesh_new(&mc, log, &d->mesh)) ||
-        (rc = start_engine(d)) || (rc = start_erp(d)) || (rc = start_api(d)) ||
-        (rc = tm_daemon_start_disc(d)))
+    if ((rc = open_store(d)) || (rc = tm_mesh_new(&mc, log, &d->mesh)) || (rc = start_engine(d)) ||
+        (rc = start_erp(d)) || (rc = start_api(d)) || (rc = tm_daemon_start_disc(d)))
         goto fail;
     tm_log_info(log, "tillmeshd %s: till %s of store %s is up", VERSION_STR, cfg->name,
                 cfg->store_id);
@@ -201,8 +201,8 @@ static void reload(tm_daemon_t *d)
     d->log->level = nc.log_level;
     (void)tm_mesh_reload_trusted(d->mesh);
     for (int i = 0; i < nc.n_peers; i++)
-        (void)tm_engine_add_peer(d->engine, nc.peers[i].name, nc.peers[i].endpoint,
-                                 TM_SRC_STATIC, &d->outbox);
+        (void)tm_engine_add_peer(d->engine, nc.peers[i].name, nc.peers[i].endpoint, TM_SRC_STATIC,
+                                 &d->outbox);
     tm_daemon_flush(d);
 }
 
@@ -246,10 +246,11 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
             reload(d);
         }
         size_t n = tm_mesh_pollitems(d->mesh, items, 3);
-        items[n++] = (zmq_pollitem_t){.socket = NULL, .fd = tm_api_fd(d->api), .events = ZMQ_POLLIN};
+        items[n++] =
+            (zmq_pollitem_t){.socket = NULL, .fd = tm_api_fd(d->api), .events = ZMQ_POLLIN};
         if (d->disc)
-            items[n++] = (zmq_pollitem_t){.socket = NULL, .fd = tm_disc_fd(d->disc),
-                                          .events = ZMQ_POLLIN};
+            items[n++] =
+                (zmq_pollitem_t){.socket = NULL, .fd = tm_disc_fd(d->disc), .events = ZMQ_POLLIN};
         if (d->erp)
             n += tm_erp_pollitems(d->erp, items + n, 64 - n);
         if (zmq_poll(items, (int)n, poll_timeout(d)) < 0 && zmq_errno() != EINTR) {

@@ -5,8 +5,8 @@
 
 #include "tm_api.h"
 #include "tm_daemon.h"
-#include "tm_engine.h"
 #include "tm_disc.h"
+#include "tm_engine.h"
 #include "tm_erp.h"
 #include "tm_fwd.h"
 #include "tm_mesh.h"

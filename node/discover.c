@@ -64,17 +64,16 @@ static void on_up(tm_daemon_t *d, const tm_disc_event_t *ev, uint64_t wall)
         /* Named by fingerprint, so an untrusted till calling itself
          * "till-2" cannot take the place of the real till-2 in status. */
         snprintf(alias, sizeof alias, "untrusted:%s", ev->key_fp);
-        if (tm_engine_note_peer(d->engine, alias, ev->endpoint, TM_PEER_UNTRUSTED,
-                                ev->store_id) == TM_OK)
+        if (tm_engine_note_peer(d->engine, alias, ev->endpoint, TM_PEER_UNTRUSTED, ev->store_id) ==
+            TM_OK)
             tm_engine_peer_announced(d->engine, alias, ev->addresses, true, wall);
         return;
     }
     if (strcmp(ev->store_id, d->cfg.store_id) != 0) {
         (void)tm_engine_note_peer(d->engine, name, ev->endpoint, TM_PEER_FOREIGN, ev->store_id);
     } else if (ev->proto_max < TM_PROTO_VERSION_MIN || ev->proto_min > TM_PROTO_VERSION_MAX) {
-        tm_log_warn(d->log, "till %s speaks protocol %u-%u, we speak %d-%d: not connecting",
-                    name, ev->proto_min, ev->proto_max, TM_PROTO_VERSION_MIN,
-                    TM_PROTO_VERSION_MAX);
+        tm_log_warn(d->log, "till %s speaks protocol %u-%u, we speak %d-%d: not connecting", name,
+                    ev->proto_min, ev->proto_max, TM_PROTO_VERSION_MIN, TM_PROTO_VERSION_MAX);
         return;
     } else {
         (void)tm_engine_add_peer(d->engine, name, ev->endpoint, TM_SRC_MDNS, &d->outbox);

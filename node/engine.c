@@ -198,8 +198,9 @@ int tm_engine_note_peer(tm_engine_t *e, const char *name, const char *endpoint,
     tm_strlcpy(p->info.endpoint, endpoint ? endpoint : "", sizeof p->info.endpoint);
     if (store_id)
         tm_strlcpy(p->info.store_id, store_id, sizeof p->info.store_id);
-    set_state(e, p, state, state == TM_PEER_UNTRUSTED ? "key not in trusted keys"
-                                                      : "announced for another store");
+    set_state(e, p, state,
+              state == TM_PEER_UNTRUSTED ? "key not in trusted keys"
+                                         : "announced for another store");
     return TM_OK;
 }
 
@@ -453,8 +454,8 @@ static void vv_raise(tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN], uint64_t
  * wrong (the apply failed), the next answer overlaps what we hold, which is
  * harmless.
  */
-static int prefetch_pull(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b,
-                         uint64_t now_ms, tm_outbox_t *out)
+static int prefetch_pull(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uint64_t now_ms,
+                         tm_outbox_t *out)
 {
     tm_vv_t guess = {calloc(e->vv.n + 1, sizeof(tm_vv_entry_t)), e->vv.n};
     if (!guess.e)
@@ -566,8 +567,8 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
     p->info.uplink_since_ms = ni->uplink_since_ms;
     p->info.priority = ni->priority;
     p->info.complete = ni->has_complete ? ni->complete : true;
-    p->info.claims = ni->has_forwarder &&
-                     memcmp(ni->forwarder.data, ni->node_id.data, TM_NODE_ID_LEN) == 0;
+    p->info.claims =
+        ni->has_forwarder && memcmp(ni->forwarder.data, ni->node_id.data, TM_NODE_ID_LEN) == 0;
     p->info.epoch = p->info.claims ? ni->forwarder_epoch : 0;
     if (ni->has_digest) {
         memcpy(p->info.digest, ni->digest.data, 32);
@@ -607,8 +608,7 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
             tm_log_error(e->log,
                          "peer %s sent an op stamped %llu s ahead of our clock (bound %llu s): "
                          "batch refused; check that till's clock",
-                         p->info.name,
-                         (unsigned long long)((TM_HLC_MS(o->hlc) - wall_ms) / 1000),
+                         p->info.name, (unsigned long long)((TM_HLC_MS(o->hlc) - wall_ms) / 1000),
                          (unsigned long long)(e->cfg.max_drift_ms / 1000));
             rc = TM_EDRIFT;
             goto cleanup;
@@ -733,19 +733,16 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
         if (rc == TM_OK)
             rc = maybe_pull(e, idx, now_ms, out);
         break;
-    case TILLMESH__ENVELOPE__MSG_PULL:
-        rc = answer_pull(e, p, env->pull, out);
-        break;
-    default:
-        break;
+    case TILLMESH__ENVELOPE__MSG_PULL: rc = answer_pull(e, p, env->pull, out); break;
+    default: break;
     }
 cleanup:
     tm_wire_envelope_free(env);
     return rc;
 }
 
-int tm_engine_local_op(tm_engine_t *e, uint32_t kind, uint64_t hlc, const uint8_t *body,
-                       size_t len, uint64_t now_ms, tm_outbox_t *out)
+int tm_engine_local_op(tm_engine_t *e, uint32_t kind, uint64_t hlc, const uint8_t *body, size_t len,
+                       uint64_t now_ms, tm_outbox_t *out)
 {
     (void)now_ms;
     uint64_t seq;

@@ -35,7 +35,7 @@ struct tm_engine {
     uint64_t uplink_since;
     tm_elect_result_t elect;
     uint64_t claim_since_ms; /* when we last became the forwarder */
-    uint64_t started_ms; /* first tick: the start-up grace runs from here */
+    uint64_t started_ms;     /* first tick: the start-up grace runs from here */
     bool started;
     /* A pull answer received but not yet applied (see prefetch_pull). */
     Tillmesh__Envelope *pending;

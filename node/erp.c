@@ -16,7 +16,7 @@
 typedef struct {
     CURL *easy;
     struct curl_slist *headers;
-    char *buf;     /* response body */
+    char *buf; /* response body */
     size_t len;
     bool overflow;
     char errbuf[CURL_ERROR_SIZE];
@@ -189,9 +189,9 @@ size_t tm_erp_pollitems(tm_erp_t *e, zmq_pollitem_t *items, size_t max)
     if (curl_multi_fdset(e->multi, &r, &w, &x, &maxfd) != CURLM_OK)
         return 0;
     for (int fd = 0; fd <= maxfd && n < max; fd++) {
-        short ev = (short)((FD_ISSET(fd, &r) ? ZMQ_POLLIN : 0) |
-                           (FD_ISSET(fd, &w) ? ZMQ_POLLOUT : 0) |
-                           (FD_ISSET(fd, &x) ? ZMQ_POLLERR : 0));
+        short ev =
+            (short)((FD_ISSET(fd, &r) ? ZMQ_POLLIN : 0) | (FD_ISSET(fd, &w) ? ZMQ_POLLOUT : 0) |
+                    (FD_ISSET(fd, &x) ? ZMQ_POLLERR : 0));
         if (ev)
             items[n++] = (zmq_pollitem_t){.socket = NULL, .fd = fd, .events = ev};
     }
@@ -266,8 +266,8 @@ static void probe_done(tm_erp_t *e, CURLcode cc, uint64_t now_ms, uint64_t wall_
     } else {
         e->ok_run = 0;
         if (cc != CURLE_OK)
-            snprintf(why, sizeof why, "%s", e->probe.errbuf[0] ? e->probe.errbuf
-                                                                : curl_easy_strerror(cc));
+            snprintf(why, sizeof why, "%s",
+                     e->probe.errbuf[0] ? e->probe.errbuf : curl_easy_strerror(cc));
         else
             snprintf(why, sizeof why, "health check answered %ld", status);
         if (++e->fail_run >= e->cfg.fall)
@@ -279,8 +279,8 @@ static void probe_done(tm_erp_t *e, CURLcode cc, uint64_t now_ms, uint64_t wall_
 
 /* ---- POST /sales ------------------------------------------------------ */
 
-int tm_erp_post_sales(tm_erp_t *e, const char *body, size_t len, const char *key,
-                      uint64_t epoch, const char *till, tm_erp_done_fn done, void *ctx)
+int tm_erp_post_sales(tm_erp_t *e, const char *body, size_t len, const char *key, uint64_t epoch,
+                      const char *till, tm_erp_done_fn done, void *ctx)
 {
     char h[256];
     if (e->post_busy)
@@ -305,9 +305,8 @@ int tm_erp_post_sales(tm_erp_t *e, const char *body, size_t len, const char *key
     return TM_OK;
 }
 
-int tm_erp_put_customer(tm_erp_t *e, const char *id, const char *body, size_t len,
-                        uint64_t version, uint64_t epoch, const char *till, tm_erp_done_fn done,
-                        void *ctx)
+int tm_erp_put_customer(tm_erp_t *e, const char *id, const char *body, size_t len, uint64_t version,
+                        uint64_t epoch, const char *till, tm_erp_done_fn done, void *ctx)
 {
     char h[256], path[TM_CUST_ID_MAX + 16];
     if (e->post_busy)

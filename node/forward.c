@@ -141,8 +141,10 @@ static void park(tm_fwd_t *f, const char *id, int status, const char *msg)
 {
     if (tm_store_park(f->store, id, status, msg, f->wall_ms) == TM_OK) {
         f->st.sales_parked++;
-        tm_log_warn(f->log, "ERP refused sale %s (%d: %s): parked; `tillmesh erp retry %s` "
-                            "sends it again", id, status, msg, id);
+        tm_log_warn(f->log,
+                    "ERP refused sale %s (%d: %s): parked; `tillmesh erp retry %s` "
+                    "sends it again",
+                    id, status, msg, id);
     }
 }
 
@@ -151,7 +153,7 @@ static size_t collect(json_t *arr, char (*ids)[TM_UUID_LEN], size_t k, size_t ca
 {
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) {
+    json_array_foreach (arr, i, v) {
         const char *s = json_string_value(v);
         if (s && tm_uuid_valid(s) && k < cap)
             tm_strlcpy(ids[k++], s, TM_UUID_LEN);
@@ -194,7 +196,7 @@ static void on_200(tm_fwd_t *f, const tm_erp_result_t *r)
     n_answered = k;
     size_t i;
     json_t *rej;
-    json_array_foreach(json_object_get(root, "rejected"), i, rej) {
+    json_array_foreach (json_object_get(root, "rejected"), i, rej) {
         const char *id = json_string_value(json_object_get(rej, "sale_id"));
         json_t *jst = json_object_get(rej, "status");
         const char *msg = json_string_value(json_object_get(rej, "message"));
@@ -232,8 +234,7 @@ static void on_customer_done(tm_fwd_t *f, const tm_erp_result_t *r)
             uint64_t hlc = tm_engine_hlc_now(f->engine, f->wall_ms);
             if (tm_engine_local_op(f->engine, TM_OP_ERP_ACK, hlc, body, len, f->now_ms,
                                    f->outbox) != TM_OK)
-                tm_log_error(f->log, "could not record the ERP's copy of customer %s",
-                             f->cust.id);
+                tm_log_error(f->log, "could not record the ERP's copy of customer %s", f->cust.id);
             free(body);
         }
         f->st.failures = 0;
@@ -247,8 +248,10 @@ static void on_customer_done(tm_fwd_t *f, const tm_erp_result_t *r)
             f->refused = v;
             f->refused[f->n_refused++] = f->cust;
         }
-        tm_log_warn(f->log, "ERP refused customer %s (HTTP %ld: %.100s): not sent again until it "
-                            "changes", f->cust.id, r->status, r->body_len ? r->body : "");
+        tm_log_warn(f->log,
+                    "ERP refused customer %s (HTTP %ld: %.100s): not sent again until it "
+                    "changes",
+                    f->cust.id, r->status, r->body_len ? r->body : "");
         return;
     }
     if (r->status)
@@ -388,8 +391,8 @@ static void step_customer(tm_fwd_t *f, const tm_forwarder_t *who)
         f->cust = cv[i];
         f->customer = true;
         f->epoch = who->epoch;
-        if (tm_erp_put_customer(f->erp, f->cust.id, json, strlen(json), f->cust.version,
-                                f->epoch, f->till, on_done, f) != TM_OK)
+        if (tm_erp_put_customer(f->erp, f->cust.id, json, strlen(json), f->cust.version, f->epoch,
+                                f->till, on_done, f) != TM_OK)
             f->customer = false;
     }
     free(json);
@@ -464,8 +467,8 @@ void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
         f->n_ids = 0;
         int rc = tm_store_open_intent(f->store, &f->ids, &f->n_ids, f->key);
         if (rc == TM_OK) {
-            tm_log_debug(f->log, "ERP: re-sending batch %s (%zu sales) from an open intent",
-                         f->key, f->n_ids);
+            tm_log_debug(f->log, "ERP: re-sending batch %s (%zu sales) from an open intent", f->key,
+                         f->n_ids);
         } else if (rc != TM_ENOTFOUND || (rc = new_batch(f, &who)) != TM_OK) {
             if (rc == TM_ENOTFOUND && !tm_erp_busy(f->erp)) {
                 f->idle = true; /* no intent, no sale, no customer to send */

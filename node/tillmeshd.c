@@ -27,28 +27,27 @@ static void on_hup(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: tillmeshd [-c FILE] [-n] [-d]\n"
-            "\n"
-            "tillmeshd keeps a store selling when its link to head office fails. It runs on\n"
-            "every till, copies every sale and customer record to the other tills of the\n"
-            "store over an encrypted ZeroMQ mesh, and keeps them in SQLite.\n"
-            "\n"
-            "Options:\n"
-            "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
-            "  -n, --check        check the configuration and key files, print\n"
-            "                     \"configuration OK\" and exit\n"
-            "  -d, --debug        log at debug level whatever the file says\n"
-            "  -h, --help         this text\n"
-            "  -V, --version      print the version\n"
-            "\n"
-            "Signals: SIGTERM or SIGINT stop cleanly; SIGHUP re-reads the configuration\n"
-            "(log level, peers, trusted keys).\n"
-            "\n"
-            "Exit status: 0 clean stop or configuration OK; 1 configuration error;\n"
-            "2 usage error; 3 the node could not start (store, keys, ports).\n"
-            "\n"
-            "See deploy/tillmeshd.conf for every setting, docs/api.md for the local API.\n");
+    fprintf(f, "Usage: tillmeshd [-c FILE] [-n] [-d]\n"
+               "\n"
+               "tillmeshd keeps a store selling when its link to head office fails. It runs on\n"
+               "every till, copies every sale and customer record to the other tills of the\n"
+               "store over an encrypted ZeroMQ mesh, and keeps them in SQLite.\n"
+               "\n"
+               "Options:\n"
+               "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+               "  -n, --check        check the configuration and key files, print\n"
+               "                     \"configuration OK\" and exit\n"
+               "  -d, --debug        log at debug level whatever the file says\n"
+               "  -h, --help         this text\n"
+               "  -V, --version      print the version\n"
+               "\n"
+               "Signals: SIGTERM or SIGINT stop cleanly; SIGHUP re-reads the configuration\n"
+               "(log level, peers, trusted keys).\n"
+               "\n"
+               "Exit status: 0 clean stop or configuration OK; 1 configuration error;\n"
+               "2 usage error; 3 the node could not start (store, keys, ports).\n"
+               "\n"
+               "See deploy/tillmeshd.conf for every setting, docs/api.md for the local API.\n");
 }
 
 /* -n: everything that can be checked without starting. */

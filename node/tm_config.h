@@ -13,7 +13,7 @@
 #include "tm_common.h"
 
 #define TM_CFG_MAX_PEERS 64
-#define TM_CFG_STR 256
+#define TM_CFG_STR       256
 
 typedef struct {
     char name[64];

@@ -37,12 +37,12 @@
 
 typedef struct {
     uint8_t node_id[TM_NODE_ID_LEN];
-    bool alive;      /* heard within the peer timeout (ourselves: always) */
-    bool uplink_up;  /* after the probe's rise/fall hysteresis */
+    bool alive;     /* heard within the peer timeout (ourselves: always) */
+    bool uplink_up; /* after the probe's rise/fall hysteresis */
     uint32_t priority;
-    bool complete;   /* lacks no op we know of */
-    bool claims;     /* advertises itself as the forwarder */
-    uint64_t epoch;  /* the forwarder epoch it advertises (0: none) */
+    bool complete;  /* lacks no op we know of */
+    bool claims;    /* advertises itself as the forwarder */
+    uint64_t epoch; /* the forwarder epoch it advertises (0: none) */
 } tm_elect_node_t;
 
 typedef struct {

@@ -39,8 +39,8 @@
 #include "tm_store.h"
 
 #define TM_PEER_NAME_MAX 64
-#define TM_ENDPOINT_MAX 128
-#define TM_STORE_ID_MAX 64
+#define TM_ENDPOINT_MAX  128
+#define TM_STORE_ID_MAX  64
 
 typedef struct tm_engine tm_engine_t;
 
@@ -103,19 +103,19 @@ typedef struct {
     uint64_t last_seen_ms; /* monotonic */
     bool have_digest;
     uint8_t digest[32];
-    uint64_t they_lack;    /* ops we hold that the peer's vector lacks */
-    uint64_t we_lack;      /* ops the peer's vector has that we lack */
+    uint64_t they_lack; /* ops we hold that the peer's vector lacks */
+    uint64_t we_lack;   /* ops the peer's vector has that we lack */
     uint64_t frames_in, frames_bad, ops_in;
     /* Discovery (mDNS): where it was announced, and when. */
     char addresses[256];
-    bool announced;            /* currently announced */
+    bool announced;             /* currently announced */
     uint64_t announced_wall_ms; /* last announcement (0: never) */
     /* What it advertises for the forwarder election. */
     bool uplink_up;
     uint64_t uplink_since_ms; /* wall */
     uint32_t priority;
     bool complete;
-    bool claims;              /* it says it is the forwarder */
+    bool claims; /* it says it is the forwarder */
     uint64_t epoch;
 } tm_peer_info_t;
 
@@ -160,11 +160,11 @@ void tm_engine_set_uplink(tm_engine_t *self, tm_uplink_t state, uint64_t since_w
                           uint64_t now_ms);
 
 typedef struct {
-    bool have;                       /* false: nobody can reach the ERP */
+    bool have; /* false: nobody can reach the ERP */
     uint8_t node_id[TM_NODE_ID_LEN];
-    char name[TM_PEER_NAME_MAX];     /* "" if unknown */
+    char name[TM_PEER_NAME_MAX]; /* "" if unknown */
     uint64_t epoch;
-    bool is_self;                    /* we are chosen */
+    bool is_self; /* we are chosen */
     /* Monotonic ms from which we may forward: a newly chosen till first
      * claims the role for one heartbeat, so that two tills that chose
      * themselves (their views differed) settle it before either sends. */
@@ -180,8 +180,8 @@ void tm_engine_forwarder(const tm_engine_t *self, tm_forwarder_t *out);
 int tm_engine_note_peer(tm_engine_t *self, const char *name, const char *endpoint,
                         tm_peer_state_t state, const char *store_id);
 /* Records an mDNS announcement (or its end) for status. */
-void tm_engine_peer_announced(tm_engine_t *self, const char *name, const char *addresses,
-                              bool up, uint64_t wall_ms);
+void tm_engine_peer_announced(tm_engine_t *self, const char *name, const char *addresses, bool up,
+                              uint64_t wall_ms);
 
 size_t tm_engine_peer_count(const tm_engine_t *self);
 /* Fills *info for peer i (0 <= i < count); TM_EINVAL out of range. */

@@ -30,21 +30,21 @@
 typedef struct tm_erp tm_erp_t;
 
 typedef struct {
-    const char *url;            /* base URL, e.g. https://erp.example.com/tillmesh */
-    const char *token_file;     /* NULL or "": no Authorization header */
-    uint32_t probe_interval_ms; /* default 250 */
-    uint32_t probe_timeout_ms;  /* default 1000 */
-    uint32_t rise, fall;        /* default 2 and 2 */
-    uint32_t request_timeout_ms;/* POST timeout, default 10000 */
+    const char *url;             /* base URL, e.g. https://erp.example.com/tillmesh */
+    const char *token_file;      /* NULL or "": no Authorization header */
+    uint32_t probe_interval_ms;  /* default 250 */
+    uint32_t probe_timeout_ms;   /* default 1000 */
+    uint32_t rise, fall;         /* default 2 and 2 */
+    uint32_t request_timeout_ms; /* POST timeout, default 10000 */
     bool tls_verify;
 } tm_erp_cfg_t;
 
 typedef struct {
-    long status;        /* HTTP status; 0 when no answer (transport error) */
-    const char *error;  /* curl's message when status == 0 */
-    const char *body;   /* response body, NUL-terminated ("" if none) */
+    long status;       /* HTTP status; 0 when no answer (transport error) */
+    const char *error; /* curl's message when status == 0 */
+    const char *body;  /* response body, NUL-terminated ("" if none) */
     size_t body_len;
-    double seconds;     /* request duration */
+    double seconds; /* request duration */
 } tm_erp_result_t;
 
 typedef void (*tm_erp_done_fn)(void *ctx, const tm_erp_result_t *r);
@@ -66,8 +66,8 @@ void tm_erp_probe_now(tm_erp_t *self);
 bool tm_erp_busy(const tm_erp_t *self);
 /* Starts POST {url}/sales with the given body and idempotency key; done is
  * called once with the outcome. TM_ESTATE if a POST is in flight. */
-int tm_erp_post_sales(tm_erp_t *self, const char *body, size_t len, const char *key,
-                      uint64_t epoch, const char *till, tm_erp_done_fn done, void *ctx);
+int tm_erp_post_sales(tm_erp_t *self, const char *body, size_t len, const char *key, uint64_t epoch,
+                      const char *till, tm_erp_done_fn done, void *ctx);
 
 /* Starts PUT {url}/customers/{id} with the customer JSON; the version (its
  * greatest field stamp) goes in X-Tillmesh-Version so an ERP can ignore an

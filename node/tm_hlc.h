@@ -24,10 +24,10 @@ typedef struct {
     uint64_t max_drift_ms; /* bound on how far ahead a remote stamp may be */
 } tm_hlc_t;
 
-#define TM_HLC_MS(h) ((h) >> 16)
-#define TM_HLC_COUNTER(h) ((h)&0xffffu)
+#define TM_HLC_MS(h)       ((h) >> 16)
+#define TM_HLC_COUNTER(h)  ((h)&0xffffu)
 #define TM_HLC_MAKE(ms, c) (((uint64_t)(ms) << 16) | ((uint64_t)(c)&0xffffu))
-#define TM_HLC_MS_MAX ((UINT64_C(1) << 48) - 1)
+#define TM_HLC_MS_MAX      ((UINT64_C(1) << 48) - 1)
 
 void tm_hlc_init(tm_hlc_t *c, uint64_t max_drift_ms);
 

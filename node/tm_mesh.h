@@ -28,7 +28,7 @@
 typedef struct tm_mesh tm_mesh_t;
 
 typedef struct {
-    const char *listen;        /* e.g. "tcp://0.0.0.0:7700" */
+    const char *listen; /* e.g. "tcp://0.0.0.0:7700" */
     const char *secret_key_file;
     const char *public_key_file;
     const char *trusted_keys_file;

@@ -23,7 +23,7 @@
 #define TM_PROTO_VERSION_MAX 1
 
 /* Largest encoded record body and largest mesh frame we accept. */
-#define TM_WIRE_MAX_BODY (256 * 1024)
+#define TM_WIRE_MAX_BODY  (256 * 1024)
 #define TM_WIRE_MAX_FRAME (4 * 1024 * 1024)
 
 /* ---- record bodies: the bytes inside Op.body -------------------------- */

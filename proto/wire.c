@@ -34,9 +34,9 @@ static int pack_msg(const ProtobufCMessage *m, uint8_t **buf, size_t *len)
 
 static Tillmesh__IdType id_type_to_pb(tm_id_type_t t)
 {
-    return t == TM_IDTYPE_RUT ? TILLMESH__ID_TYPE__ID_RUT
-         : t == TM_IDTYPE_DNI ? TILLMESH__ID_TYPE__ID_DNI
-                              : TILLMESH__ID_TYPE__ID_NONE;
+    return t == TM_IDTYPE_RUT   ? TILLMESH__ID_TYPE__ID_RUT
+           : t == TM_IDTYPE_DNI ? TILLMESH__ID_TYPE__ID_DNI
+                                : TILLMESH__ID_TYPE__ID_NONE;
 }
 
 static int id_type_from_pb(Tillmesh__IdType t, tm_id_type_t *out)
@@ -133,7 +133,8 @@ static int sale_lines_from_pb(const Tillmesh__Sale *m, tm_sale_t *out)
     for (size_t i = 0; i < m->n_lines; i++) {
         const Tillmesh__SaleLine *l = m->lines[i];
         tm_sale_line_t *d = &out->lines[i];
-        if (copy_str(d->sku, sizeof d->sku, l->sku, 0) || copy_str(d->name, sizeof d->name, l->name, 0))
+        if (copy_str(d->sku, sizeof d->sku, l->sku, 0) ||
+            copy_str(d->name, sizeof d->name, l->name, 0))
             return TM_EPROTO;
         d->qty = l->qty;
         d->unit_price = l->unit_price;
@@ -145,11 +146,13 @@ static int sale_lines_from_pb(const Tillmesh__Sale *m, tm_sale_t *out)
     out->n_payments = m->n_payments;
     for (size_t i = 0; i < m->n_payments; i++) {
         const Tillmesh__Payment *p = m->payments[i];
-        if (p->method < TILLMESH__PAY_METHOD__PAY_CASH || p->method > TILLMESH__PAY_METHOD__PAY_OTHER)
+        if (p->method < TILLMESH__PAY_METHOD__PAY_CASH ||
+            p->method > TILLMESH__PAY_METHOD__PAY_OTHER)
             return TM_EPROTO;
         out->payments[i].method = (tm_pay_method_t)p->method;
         out->payments[i].amount = p->amount;
-        if (copy_str(out->payments[i].reference, sizeof out->payments[i].reference, p->reference, 0))
+        if (copy_str(out->payments[i].reference, sizeof out->payments[i].reference, p->reference,
+                     0))
             return TM_EPROTO;
     }
     return TM_OK;
@@ -375,10 +378,8 @@ static int envelope_ok(const Tillmesh__Envelope *e)
     if (!e->has_sender || e->sender.len != TM_NODE_ID_LEN || !e->store_id)
         return 0;
     switch (e->msg_case) {
-    case TILLMESH__ENVELOPE__MSG_HELLO:
-        return node_info_ok(e->hello->info);
-    case TILLMESH__ENVELOPE__MSG_HEARTBEAT:
-        return node_info_ok(e->heartbeat->info);
+    case TILLMESH__ENVELOPE__MSG_HELLO: return node_info_ok(e->hello->info);
+    case TILLMESH__ENVELOPE__MSG_HEARTBEAT: return node_info_ok(e->heartbeat->info);
     case TILLMESH__ENVELOPE__MSG_OPS:
         for (size_t i = 0; i < e->ops->n_ops; i++) {
             const Tillmesh__Op *op = e->ops->ops[i];
@@ -395,8 +396,7 @@ static int envelope_ok(const Tillmesh__Envelope *e)
                 return 0;
         }
         return 1;
-    default:
-        return 0; /* no message, or one from a newer version we cannot read */
+    default: return 0; /* no message, or one from a newer version we cannot read */
     }
 }
 

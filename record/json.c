@@ -144,8 +144,7 @@ static void parse_line(json_t *o, size_t i, tm_sale_line_t *l, tm_field_errors_t
     json_t *v;
     unsigned seen = 0;
     int64_t rate;
-    json_object_foreach(o, key, v)
-    {
+    json_object_foreach (o, key, v) {
         PATH(f, "lines[%zu].%s", i, key);
         if (strcmp(key, "sku") == 0) {
             seen |= LINE_SKU;
@@ -211,8 +210,7 @@ static void parse_payment(json_t *o, size_t i, tm_payment_t *p, tm_field_errors_
     const char *key;
     json_t *v;
     bool has_method = false, has_amount = false;
-    json_object_foreach(o, key, v)
-    {
+    json_object_foreach (o, key, v) {
         PATH(f, "payments[%zu].%s", i, key);
         if (strcmp(key, "method") == 0) {
             has_method = true;
@@ -313,8 +311,7 @@ static void parse_customer(json_t *o, tm_sale_t *out, tm_field_errors_t *errs)
     const char *key;
     json_t *v;
     char f[FIELD_MAX];
-    json_object_foreach(o, key, v)
-    {
+    json_object_foreach (o, key, v) {
         if (strcmp(key, "id") != 0 && strcmp(key, "id_type") != 0 && strcmp(key, "email") != 0) {
             PATH(f, "customer.%s", key);
             unknown_key(f, errs);
@@ -395,8 +392,7 @@ int tm_sale_from_json(const char *buf, size_t len, tm_sale_t *out, tm_field_erro
     const char *key;
     json_t *v;
     unsigned seen = 0;
-    json_object_foreach(root, key, v)
-    {
+    json_object_foreach (root, key, v) {
         if ((rc = parse_sale_key(key, v, out, &seen, errs)))
             goto done;
     }
@@ -625,8 +621,7 @@ int tm_customer_patch_from_json(const char *path_id, const char *buf, size_t len
     const char *key;
     json_t *v;
     size_t fields = 0;
-    json_object_foreach(root, key, v)
-    {
+    json_object_foreach (root, key, v) {
         if (strcmp(key, "id_type") == 0)
             continue;
         int f = 0;

@@ -36,21 +36,21 @@
 #include "tm_common.h"
 
 /* Bounds; every decoder enforces them before copying. */
-#define TM_SALE_MAX_LINES 500
+#define TM_SALE_MAX_LINES    500
 #define TM_SALE_MAX_PAYMENTS 20
-#define TM_TILL_MAX 64          /* buffer sizes include the NUL */
-#define TM_SKU_MAX 64
-#define TM_TEXT_MAX 128         /* line name */
-#define TM_REF_MAX 64           /* payment reference */
-#define TM_TIME_MAX 40          /* RFC 3339 timestamp */
-#define TM_CUST_ID_MAX 40       /* normalised customer id */
-#define TM_EMAIL_MAX 255
-#define TM_FIELD_VALUE_MAX 256  /* customer field value */
+#define TM_TILL_MAX          64 /* buffer sizes include the NUL */
+#define TM_SKU_MAX           64
+#define TM_TEXT_MAX          128 /* line name */
+#define TM_REF_MAX           64  /* payment reference */
+#define TM_TIME_MAX          40  /* RFC 3339 timestamp */
+#define TM_CUST_ID_MAX       40  /* normalised customer id */
+#define TM_EMAIL_MAX         255
+#define TM_FIELD_VALUE_MAX   256 /* customer field value */
 /* Bounds on amounts and quantities. tm_sale_line_amount splits qty into
  * whole units and thousandths, so qty * unit_price never overflows within
  * them. */
 #define TM_MONEY_MAX 1000000000000LL /* 10^12 minor units */
-#define TM_QTY_MAX 1000000000LL      /* 10^6 units, in thousandths */
+#define TM_QTY_MAX   1000000000LL    /* 10^6 units, in thousandths */
 
 /* ---- field errors ----------------------------------------------------- */
 
@@ -176,10 +176,10 @@ typedef enum {
     TM_CF_NAME = 0,
     TM_CF_EMAIL,
     TM_CF_PHONE,
-    TM_CF_OFFERS_OPT_IN,   /* "true" / "false" */
+    TM_CF_OFFERS_OPT_IN, /* "true" / "false" */
     TM_CF_LOYALTY_PROGRAM,
     TM_CF_LOYALTY_NUMBER,
-    TM_CF_ERASED,          /* "true" / "false" */
+    TM_CF_ERASED, /* "true" / "false" */
     TM_CF_COUNT
 } tm_cust_field_t;
 
@@ -191,8 +191,8 @@ bool tm_cust_field_is_bool(tm_cust_field_t f);
 typedef struct {
     bool set;
     char value[TM_FIELD_VALUE_MAX];
-    uint64_t hlc;                  /* stamp: hybrid logical clock ... */
-    uint8_t node[TM_NODE_ID_LEN];  /* ... then node id breaks ties */
+    uint64_t hlc;                 /* stamp: hybrid logical clock ... */
+    uint8_t node[TM_NODE_ID_LEN]; /* ... then node id breaks ties */
 } tm_cust_value_t;
 
 typedef struct {

@@ -81,8 +81,8 @@ static int s_rebuild(tm_store_t *self, uint8_t acc[32])
 {
     sqlite3_stmt *st = NULL;
     int src, rc = tm_store__err(
-        self, sqlite3_prepare_v2(self->db, "SELECT origin, seq, hlc, kind, body FROM ops", -1, &st,
-                                 NULL));
+                 self, sqlite3_prepare_v2(self->db, "SELECT origin, seq, hlc, kind, body FROM ops",
+                                          -1, &st, NULL));
     memset(acc, 0, 32);
     if (rc)
         return rc;
@@ -107,8 +107,8 @@ static int s_rebuild(tm_store_t *self, uint8_t acc[32])
 int tm_store__digest_load(tm_store_t *self)
 {
     sqlite3_stmt *st = NULL;
-    int rc = tm_store__err(self, sqlite3_prepare_v2(
-                                     self->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL));
+    int rc = tm_store__err(
+        self, sqlite3_prepare_v2(self->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL));
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, acc_key, -1, SQLITE_STATIC);

@@ -14,11 +14,12 @@ int tm_store_park(tm_store_t *self, const char *sale_id, int status, const char 
                   uint64_t wall_ms)
 {
     sqlite3_stmt *st = NULL;
-    int rc = s_prepare(self,
-                       "INSERT INTO parked(sale_id, status, message, parked_at) VALUES(?1, ?2, ?3, ?4)"
-                       " ON CONFLICT(sale_id) DO UPDATE SET status = ?2, message = ?3,"
-                       " parked_at = ?4, active = 1",
-                       &st);
+    int rc =
+        s_prepare(self,
+                  "INSERT INTO parked(sale_id, status, message, parked_at) VALUES(?1, ?2, ?3, ?4)"
+                  " ON CONFLICT(sale_id) DO UPDATE SET status = ?2, message = ?3,"
+                  " parked_at = ?4, active = 1",
+                  &st);
     if (rc == TM_OK) {
         sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, status);
@@ -33,8 +34,10 @@ int tm_store_park(tm_store_t *self, const char *sale_id, int status, const char 
 int tm_store_unpark(tm_store_t *self, const char *sale_id)
 {
     sqlite3_stmt *st = NULL;
-    int rc = s_prepare(self, "UPDATE parked SET active = 0, retries = retries + 1"
-                           " WHERE sale_id = ?1 AND active = 1", &st);
+    int rc = s_prepare(self,
+                       "UPDATE parked SET active = 0, retries = retries + 1"
+                       " WHERE sale_id = ?1 AND active = 1",
+                       &st);
     if (rc == TM_OK) {
         sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
         rc = tm_store__exec(self, st);
@@ -46,8 +49,8 @@ int tm_store_unpark(tm_store_t *self, const char *sale_id)
     /* The batches it was refused in are over: the retry is a new request
      * under a new key, not a re-send of an old intent (a replayed refusal). */
     if (rc == TM_OK &&
-        (rc = s_prepare(self, "UPDATE erp_intents SET closed = 1 WHERE instr(ids, ?1) > 0",
-                        &st)) == TM_OK) {
+        (rc = s_prepare(self, "UPDATE erp_intents SET closed = 1 WHERE instr(ids, ?1) > 0", &st)) ==
+            TM_OK) {
         sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
         rc = tm_store__exec(self, st);
     }
@@ -171,9 +174,10 @@ int tm_store__cust_acks_apply(tm_store_t *self, const tm_erp_ack_t *a)
                        &st);
     for (size_t i = 0; rc == TM_OK && i < a->n_customers; i++) {
         sqlite3_bind_text(st, 1, a->customers[i].id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)(a->customers[i].version > INT64_MAX
-                                                      ? INT64_MAX
-                                                      : a->customers[i].version));
+        sqlite3_bind_int64(st, 2,
+                           (sqlite3_int64)(a->customers[i].version > INT64_MAX
+                                               ? INT64_MAX
+                                               : a->customers[i].version));
         rc = tm_store__exec(self, st);
     }
     sqlite3_finalize(st);
@@ -276,8 +280,7 @@ int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n,
     sqlite3_stmt *st = NULL, *close_st = NULL;
     *ids = NULL;
     *n = 0;
-    int rc = s_prepare(self, "SELECT key, ids FROM erp_intents WHERE closed = 0 ORDER BY hlc",
-                       &st);
+    int rc = s_prepare(self, "SELECT key, ids FROM erp_intents WHERE closed = 0 ORDER BY hlc", &st);
     if (rc == TM_OK)
         rc = s_prepare(self, "UPDATE erp_intents SET closed = 1 WHERE key = ?1", &close_st);
     int src = SQLITE_DONE;

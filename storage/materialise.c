@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SALE_COLS                                                                             \
-    "ins, sale_id, till, receipt_no, created_at, currency, total, customer_id,"              \
+#define SALE_COLS                                                                                  \
+    "ins, sale_id, till, receipt_no, created_at, currency, total, customer_id,"                    \
     " customer_id_type, customer_email, refund_of"
 
 static const char *const mat_sql[ST_COUNT] = {
@@ -129,8 +129,8 @@ void tm_store__rec_free(tm_store__rec_t *rec)
 /* ---- sales: writing --------------------------------------------------- */
 
 /* -1, 0, 1 as (hlc, origin, seq) of a is below, equal to, above b's. */
-static int s_op_key_cmp(uint64_t ha, const uint8_t *oa, uint64_t sa, uint64_t hb,
-                        const uint8_t *ob, uint64_t sb)
+static int s_op_key_cmp(uint64_t ha, const uint8_t *oa, uint64_t sa, uint64_t hb, const uint8_t *ob,
+                        uint64_t sb)
 {
     if (ha != hb)
         return ha < hb ? -1 : 1;
@@ -223,9 +223,8 @@ static int s_sale_find(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s, 
             rc = TM_ECORRUPT;
             goto cleanup;
         }
-        *take = s_op_key_cmp(op->hlc, op->origin, op->seq,
-                             (uint64_t)sqlite3_column_int64(st, 1), origin,
-                             (uint64_t)sqlite3_column_int64(st, 3)) < 0;
+        *take = s_op_key_cmp(op->hlc, op->origin, op->seq, (uint64_t)sqlite3_column_int64(st, 1),
+                             origin, (uint64_t)sqlite3_column_int64(st, 3)) < 0;
     }
     rc = tm_store__err(self, src);
 cleanup:
@@ -352,8 +351,8 @@ static int s_cust_field_put(tm_store_t *self, const char *id, int f, const tm_cu
 
 static bool s_same_value(const tm_cust_value_t *a, const tm_cust_value_t *b)
 {
-    return a->set && b->set && a->hlc == b->hlc &&
-           memcmp(a->node, b->node, TM_NODE_ID_LEN) == 0 && strcmp(a->value, b->value) == 0;
+    return a->set && b->set && a->hlc == b->hlc && memcmp(a->node, b->node, TM_NODE_ID_LEN) == 0 &&
+           strcmp(a->value, b->value) == 0;
 }
 
 static int s_cust_apply(tm_store_t *self, const tm_op_t *op, tm_customer_t *patch)

@@ -63,8 +63,8 @@ sqlite3_stmt *tm_store__stmt(tm_store_t *self, int id, const char *sql, int *rc)
 {
     if (!self->st[id]) {
         /* PERSISTENT: these live as long as the connection. */
-        int src = sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                     &self->st[id], NULL);
+        int src =
+            sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &self->st[id], NULL);
         if (src != SQLITE_OK) {
             *rc = tm_store__err(self, src);
             sqlite3_finalize(self->st[id]);
@@ -182,9 +182,9 @@ static int s_node_id(tm_store_t *self)
     do /* all zeroes is the one id ops may not carry */
         tm_random(self->node_id, sizeof self->node_id);
     while (memcmp(self->node_id, zero, sizeof zero) == 0);
-    rc = tm_store__err(self, sqlite3_prepare_v2(self->db,
-                                                "INSERT INTO meta (key, value) VALUES ('node_id', ?1)",
-                                                -1, &st, NULL));
+    rc = tm_store__err(
+        self, sqlite3_prepare_v2(self->db, "INSERT INTO meta (key, value) VALUES ('node_id', ?1)",
+                                 -1, &st, NULL));
     if (rc)
         goto cleanup;
     sqlite3_bind_blob(st, 1, self->node_id, TM_NODE_ID_LEN, SQLITE_STATIC);
@@ -383,8 +383,11 @@ int tm_store_append_local(tm_store_t *self, uint32_t kind, uint64_t hlc, const u
                           size_t body_len, uint64_t *seq_out)
 {
     /* The op struct is not const-correct; the body is only read. */
-    tm_op_t op = {.seq = 1, .hlc = hlc, .kind = kind,
-                  .body = (uint8_t *)(uintptr_t)body, .body_len = body_len};
+    tm_op_t op = {.seq = 1,
+                  .hlc = hlc,
+                  .kind = kind,
+                  .body = (uint8_t *)(uintptr_t)body,
+                  .body_len = body_len};
     tm_store__rec_t rec;
     uint8_t acc[32];
     size_t n_new = 0;

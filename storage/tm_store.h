@@ -131,11 +131,11 @@ void tm_store_ops_free(tm_op_t *ops, size_t n);
 int tm_store_digest(tm_store_t *self, uint8_t out[32]);
 
 typedef struct {
-    uint64_t ops;        /* ops held, all origins */
-    uint64_t local_ops;  /* ops made here */
+    uint64_t ops;       /* ops held, all origins */
+    uint64_t local_ops; /* ops made here */
     uint64_t sales;
     uint64_t customers;
-    uint64_t erp_acked;  /* sales the ERP has acknowledged */
+    uint64_t erp_acked; /* sales the ERP has acknowledged */
 } tm_store_counts_t;
 
 int tm_store_counts(tm_store_t *self, tm_store_counts_t *out);
@@ -177,9 +177,9 @@ int tm_store_unacked_sales(tm_store_t *self, size_t max, char (**ids)[TM_UUID_LE
  * replicated. */
 typedef struct {
     char sale_id[TM_UUID_LEN];
-    int status;          /* the ERP's HTTP status */
-    char message[160];   /* the ERP's reason */
-    uint64_t parked_at;  /* wall ms */
+    int status;         /* the ERP's HTTP status */
+    char message[160];  /* the ERP's reason */
+    uint64_t parked_at; /* wall ms */
 } tm_parked_t;
 
 int tm_store_park(tm_store_t *self, const char *sale_id, int status, const char *message,
@@ -194,8 +194,8 @@ int tm_store_retry_gen(tm_store_t *self, const char *sale_id, uint32_t *gen);
 int tm_store_parked(tm_store_t *self, size_t max, tm_parked_t **out, size_t *n);
 
 typedef struct {
-    uint64_t unsent;      /* sales neither acknowledged nor parked */
-    uint64_t oldest_hlc;  /* HLC of the oldest unsent sale (0 if none) */
+    uint64_t unsent;     /* sales neither acknowledged nor parked */
+    uint64_t oldest_hlc; /* HLC of the oldest unsent sale (0 if none) */
     uint64_t parked;
 } tm_backlog_t;
 
@@ -209,7 +209,6 @@ int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n,
 
 /* Up to max customers whose current version (greatest field stamp) the ERP
  * does not have yet, by id; *out malloc'd (NULL if none). */
-int tm_store_unacked_customers(tm_store_t *self, size_t max, tm_cust_version_t **out,
-                               size_t *n);
+int tm_store_unacked_customers(tm_store_t *self, size_t max, tm_cust_version_t **out, size_t *n);
 
 #endif

@@ -59,12 +59,15 @@ static double now_s(void)
 
 static int parse_args(int argc, char **argv, tm_disc_cfg_t *cfg, tm_log_t *log, double *secs)
 {
-    static const struct option opts[] = {
-        {"name", required_argument, NULL, 'n'},   {"store", required_argument, NULL, 's'},
-        {"node", required_argument, NULL, 'i'},   {"port", required_argument, NULL, 'p'},
-        {"key-fp", required_argument, NULL, 'k'}, {"proto", required_argument, NULL, 'P'},
-        {"seconds", required_argument, NULL, 't'}, {"log", required_argument, NULL, 'l'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+                                         {"store", required_argument, NULL, 's'},
+                                         {"node", required_argument, NULL, 'i'},
+                                         {"port", required_argument, NULL, 'p'},
+                                         {"key-fp", required_argument, NULL, 'k'},
+                                         {"proto", required_argument, NULL, 'P'},
+                                         {"seconds", required_argument, NULL, 't'},
+                                         {"log", required_argument, NULL, 'l'},
+                                         {NULL, 0, NULL, 0}};
     unsigned lo = 1, hi = 1;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {

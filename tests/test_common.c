@@ -6,10 +6,9 @@
 
 Test(common, every_error_code_has_a_message_and_a_name)
 {
-    int codes[] = {TM_OK,      TM_ENOMEM,   TM_EINVAL,  TM_EIO,     TM_ECORRUPT,
-                   TM_EFULL,   TM_ENOTFOUND, TM_EEXIST, TM_EVALIDATE, TM_EJSON,
-                   TM_EDRIFT,  TM_EPROTO,   TM_ETOOBIG, TM_EVERSION, TM_ECONFIG,
-                   TM_EPERM,   TM_ECONFLICT, TM_ESTATE};
+    int codes[] = {TM_OK,        TM_ENOMEM,   TM_EINVAL,    TM_EIO,   TM_ECORRUPT,  TM_EFULL,
+                   TM_ENOTFOUND, TM_EEXIST,   TM_EVALIDATE, TM_EJSON, TM_EDRIFT,    TM_EPROTO,
+                   TM_ETOOBIG,   TM_EVERSION, TM_ECONFIG,   TM_EPERM, TM_ECONFLICT, TM_ESTATE};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         cr_assert_str_neq(tm_strerror(codes[i]), "unknown error");
         cr_assert_eq(strncmp(tm_errname(codes[i]), "TM_", 3), 0);

@@ -45,7 +45,7 @@ Test(config, a_good_file_loads_with_defaults_and_relative_paths)
 Test(config, unknown_keys_bad_numbers_and_missing_fields_are_errors)
 {
     const char *cases[] = {
-        "[node]\nnme = x\n",                                     /* typo, and required missing */
+        "[node]\nnme = x\n", /* typo, and required missing */
         "[node]\nname=a\nstore_id=s\ndata_dir=/d\n[mesh]\nlisten=tcp://x:1\n"
         "secret_key=a\npublic_key=b\ntrusted_keys=c\nheartbeat_ms=-5\n",
         "[node]\nname=a\nstore_id=s\ndata_dir=/d\napi_listen=0.0.0.0:80\n[mesh]\n"

@@ -8,8 +8,12 @@
 static tm_elect_node_t node(uint8_t k, bool alive, bool up, uint32_t prio, bool complete,
                             bool claims, uint64_t epoch)
 {
-    tm_elect_node_t n = {.alive = alive, .uplink_up = up, .priority = prio,
-                         .complete = complete, .claims = claims, .epoch = epoch};
+    tm_elect_node_t n = {.alive = alive,
+                         .uplink_up = up,
+                         .priority = prio,
+                         .complete = complete,
+                         .claims = claims,
+                         .epoch = epoch};
     n.node_id[0] = k;
     return n;
 }
@@ -28,12 +32,12 @@ static tm_elect_result_t chose(uint8_t k, uint64_t epoch)
     return r;
 }
 
-#define assert_forwarder(r, k, e)                                                           \
-    do {                                                                                    \
-        cr_assert((r).have, "no forwarder chosen");                                         \
-        cr_assert_eq((r).node_id[0], (k), "forwarder %d, expected %d", (r).node_id[0], (k)); \
-        cr_assert_eq((r).epoch, (e), "epoch %llu, expected %d",                             \
-                     (unsigned long long)(r).epoch, (e));                                   \
+#define assert_forwarder(r, k, e)                                                                  \
+    do {                                                                                           \
+        cr_assert((r).have, "no forwarder chosen");                                                \
+        cr_assert_eq((r).node_id[0], (k), "forwarder %d, expected %d", (r).node_id[0], (k));       \
+        cr_assert_eq((r).epoch, (e), "epoch %llu, expected %d", (unsigned long long)(r).epoch,     \
+                     (e));                                                                         \
     } while (0)
 
 Test(elect, first_choice_is_highest_priority_then_complete_then_id)

@@ -40,8 +40,10 @@ static void net_init(net_t *net, int n, uint32_t batch)
         snprintf(path, sizeof path, "%s/%s.db", net->dir, names[i]);
         net->names[i] = names[i];
         cr_assert_eq(tm_store_open(path, NULL, &net->store[i]), TM_OK);
-        tm_engine_cfg_t cfg = {.name = names[i], .store_id = "store-1",
-                               .mesh_endpoint = "tcp://127.0.0.1:1", .heartbeat_ms = 100,
+        tm_engine_cfg_t cfg = {.name = names[i],
+                               .store_id = "store-1",
+                               .mesh_endpoint = "tcp://127.0.0.1:1",
+                               .heartbeat_ms = 100,
                                .batch_max_ops = batch};
         cr_assert_eq(tm_engine_new(&cfg, net->store[i], &quiet, &net->eng[i]), TM_OK);
     }
@@ -64,9 +66,11 @@ static void net_link(net_t *net, int a, int b, int up)
     net->link[a][b] = net->link[b][a] = up;
     if (up) {
         cr_assert_eq(tm_engine_add_peer(net->eng[a], net->names[b], "tcp://x:1", TM_SRC_STATIC,
-                                        &net->box[a]), TM_OK);
+                                        &net->box[a]),
+                     TM_OK);
         cr_assert_eq(tm_engine_add_peer(net->eng[b], net->names[a], "tcp://x:1", TM_SRC_STATIC,
-                                        &net->box[b]), TM_OK);
+                                        &net->box[b]),
+                     TM_OK);
     }
 }
 
@@ -134,16 +138,22 @@ static void local_sale(net_t *net, int i, int k)
 {
     tm_sale_line_t line = {.sku = "1", .name = "x", .qty = 1000, .unit_price = 100 + k};
     tm_payment_t pay = {.method = TM_PAY_CASH, .amount = 100 + k};
-    tm_sale_t s = {.till = "t", .receipt_no = (uint64_t)k + 1, .created_at = "2026-01-01T00:00:00Z",
-                   .currency = "CLP", .lines = &line, .n_lines = 1, .total = 100 + k,
-                   .payments = &pay, .n_payments = 1};
+    tm_sale_t s = {.till = "t",
+                   .receipt_no = (uint64_t)k + 1,
+                   .created_at = "2026-01-01T00:00:00Z",
+                   .currency = "CLP",
+                   .lines = &line,
+                   .n_lines = 1,
+                   .total = 100 + k,
+                   .payments = &pay,
+                   .n_payments = 1};
     tm_uuid_new(s.sale_id);
     uint8_t *body;
     size_t len;
     cr_assert_eq(tm_wire_sale_encode(&s, &body, &len), TM_OK);
     uint64_t hlc = tm_engine_hlc_now(net->eng[i], net->wall);
-    cr_assert_eq(tm_engine_local_op(net->eng[i], TM_OP_SALE, hlc, body, len, net->now,
-                                    &net->box[i]), TM_OK);
+    cr_assert_eq(
+        tm_engine_local_op(net->eng[i], TM_OP_SALE, hlc, body, len, net->now, &net->box[i]), TM_OK);
     free(body);
 }
 
@@ -234,7 +244,8 @@ Test(engine, malformed_frames_are_counted_and_change_nothing)
     memset(junk, 0xff, sizeof junk);
     for (int k = 0; k < 10; k++)
         cr_assert_neq(tm_engine_on_frame(net.eng[1], "a", junk, sizeof junk - (size_t)k, net.now,
-                                         net.wall, &net.box[1]), TM_OK);
+                                         net.wall, &net.box[1]),
+                      TM_OK);
     digest_of(&net, 1, after);
     cr_assert_arr_eq(before, after, 32);
     tm_peer_info_t p;

@@ -22,13 +22,13 @@
 #include "tm_store.h"
 #include "tm_wire.h"
 
-#define N_ORIGINS 4
-#define PER_ORIGIN 50
-#define N_OPS ((size_t)N_ORIGINS * PER_ORIGIN)
-#define N_CUST 5
-#define N_PARTS 4              /* Criterion tests the iterations are split over */
-#define DEFAULT_ITERS 1000     /* in total, over all parts */
-#define DEFAULT_SEED 20261123u
+#define N_ORIGINS     4
+#define PER_ORIGIN    50
+#define N_OPS         ((size_t)N_ORIGINS * PER_ORIGIN)
+#define N_CUST        5
+#define N_PARTS       4    /* Criterion tests the iterations are split over */
+#define DEFAULT_ITERS 1000 /* in total, over all parts */
+#define DEFAULT_SEED  20261123u
 
 /* ---- a seeded PRNG (splitmix64) --------------------------------------- */
 
@@ -52,13 +52,13 @@ static size_t rng_below(rng_t *r, size_t n)
 /* ---- the op set -------------------------------------------------------- */
 
 static const char *const cust_ids[N_CUST] = {"123456785", "1000005K", "76543210K", "X1234567",
-                                              "22222222"};
+                                             "22222222"};
 
 typedef struct {
     tm_op_t op[N_OPS];
-    tm_sale_t sale[N_OPS];       /* for sale ops */
-    tm_customer_t patch[N_OPS];  /* for customer ops (unstamped) */
-    tm_erp_ack_t ack[N_OPS];     /* for ack ops */
+    tm_sale_t sale[N_OPS];        /* for sale ops */
+    tm_customer_t patch[N_OPS];   /* for customer ops (unstamped) */
+    tm_erp_ack_t ack[N_OPS];      /* for ack ops */
     char ids[N_OPS][TM_UUID_LEN]; /* every sale id, in op order (dups once) */
     size_t n_ids;
 } world_t;
@@ -121,9 +121,9 @@ static void encode_op(world_t *w, size_t i)
 {
     tm_op_t *op = &w->op[i];
     int rc = op->kind == TM_OP_SALE ? tm_wire_sale_encode(&w->sale[i], &op->body, &op->body_len)
-           : op->kind == TM_OP_CUSTOMER
-               ? tm_wire_customer_encode(&w->patch[i], &op->body, &op->body_len)
-               : tm_wire_ack_encode(&w->ack[i], &op->body, &op->body_len);
+             : op->kind == TM_OP_CUSTOMER
+                 ? tm_wire_customer_encode(&w->patch[i], &op->body, &op->body_len)
+                 : tm_wire_ack_encode(&w->ack[i], &op->body, &op->body_len);
     cr_assert_eq(rc, TM_OK);
 }
 
@@ -253,8 +253,7 @@ static void snapshot_expect_eq(const snapshot_t *ref, const snapshot_t *s, const
 {
     cr_assert_eq(memcmp(ref->digest, s->digest, 32), 0, "seed %llu iter %d: digest differs",
                  (unsigned long long)seed, iter);
-    cr_assert_eq(ref->vv.n, s->vv.n, "seed %llu iter %d: vv size", (unsigned long long)seed,
-                 iter);
+    cr_assert_eq(ref->vv.n, s->vv.n, "seed %llu iter %d: vv size", (unsigned long long)seed, iter);
     cr_assert_eq(memcmp(ref->vv.e, s->vv.e, s->vv.n * sizeof *s->vv.e), 0,
                  "seed %llu iter %d: vv differs", (unsigned long long)seed, iter);
     cr_assert_eq(memcmp(&ref->counts, &s->counts, sizeof s->counts), 0,
@@ -262,8 +261,7 @@ static void snapshot_expect_eq(const snapshot_t *ref, const snapshot_t *s, const
     for (size_t i = 0; i < w->n_ids; i++) {
         cr_assert(ref->sale_len[i] == s->sale_len[i] &&
                       memcmp(ref->sale_enc[i], s->sale_enc[i], s->sale_len[i]) == 0,
-                  "seed %llu iter %d: sale %s differs", (unsigned long long)seed, iter,
-                  w->ids[i]);
+                  "seed %llu iter %d: sale %s differs", (unsigned long long)seed, iter, w->ids[i]);
         cr_assert_eq(ref->acked[i], s->acked[i], "seed %llu iter %d: ack of %s",
                      (unsigned long long)seed, iter, w->ids[i]);
     }
@@ -290,9 +288,9 @@ static void expect_reference_right(const world_t *w, const snapshot_t *ref)
             if (w->op[i].kind != TM_OP_SALE || strcmp(w->sale[i].sale_id, w->ids[k]) != 0)
                 continue;
             int c = win == N_OPS ? -1
-                  : w->op[i].hlc != w->op[win].hlc
-                      ? (w->op[i].hlc < w->op[win].hlc ? -1 : 1)
-                      : memcmp(w->op[i].origin, w->op[win].origin, TM_NODE_ID_LEN);
+                    : w->op[i].hlc != w->op[win].hlc
+                        ? (w->op[i].hlc < w->op[win].hlc ? -1 : 1)
+                        : memcmp(w->op[i].origin, w->op[win].origin, TM_NODE_ID_LEN);
             if (c < 0 || (c == 0 && w->op[i].seq < w->op[win].seq))
                 win = i;
         }
@@ -316,8 +314,8 @@ static void expect_reference_right(const world_t *w, const snapshot_t *ref)
         for (int f = 0; any && f < TM_CF_COUNT; f++) {
             tm_cust_value_t *x = &want.f[f];
             const tm_cust_value_t *y = &ref->cust[c].f[f];
-            cr_assert(x->set == y->set && (!x->set || (strcmp(x->value, y->value) == 0 &&
-                                                       x->hlc == y->hlc)),
+            cr_assert(x->set == y->set &&
+                          (!x->set || (strcmp(x->value, y->value) == 0 && x->hlc == y->hlc)),
                       "customer %s field %d", cust_ids[c], f);
         }
     }
@@ -421,7 +419,19 @@ static void run_part(int part)
     rmdir(dir);
 }
 
-Test(merge, any_order_converges_0) { run_part(0); }
-Test(merge, any_order_converges_1) { run_part(1); }
-Test(merge, any_order_converges_2) { run_part(2); }
-Test(merge, any_order_converges_3) { run_part(3); }
+Test(merge, any_order_converges_0)
+{
+    run_part(0);
+}
+Test(merge, any_order_converges_1)
+{
+    run_part(1);
+}
+Test(merge, any_order_converges_2)
+{
+    run_part(2);
+}
+Test(merge, any_order_converges_3)
+{
+    run_part(3);
+}

@@ -444,8 +444,8 @@ Test(store, read_ops_bounds)
 
     /* Two origins, given in reverse order, overlapping: (origin, seq)
      * order, no op twice. */
-    tm_range_t rs[4] = {{.from = 1, .to = 5}, {.from = 1, .to = 4}, {.from = 8, .to = 99},
-                        {.from = 3, .to = 9}};
+    tm_range_t rs[4] = {
+        {.from = 1, .to = 5}, {.from = 1, .to = 4}, {.from = 8, .to = 99}, {.from = 3, .to = 9}};
     for (int i = 0; i < 4; i++)
         memset(rs[i].origin, 0xB2, TM_NODE_ID_LEN);
     tm_store_node_id(st, rs[1].origin);

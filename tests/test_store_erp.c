@@ -29,13 +29,20 @@ static void teardown(void)
 TestSuite(store_erp, .init = setup, .fini = teardown);
 
 /* Applies a sale op from `origin` with the given seq and hlc; returns its id. */
-static void put_sale(tm_store_t *st, uint8_t origin, uint64_t seq, uint64_t hlc, char id[TM_UUID_LEN])
+static void put_sale(tm_store_t *st, uint8_t origin, uint64_t seq, uint64_t hlc,
+                     char id[TM_UUID_LEN])
 {
     tm_sale_line_t line = {.sku = "1", .name = "x", .qty = 1000, .unit_price = 100};
     tm_payment_t pay = {.method = TM_PAY_CASH, .amount = 100};
-    tm_sale_t s = {.till = "t", .receipt_no = seq, .created_at = "2026-01-01T00:00:00Z",
-                   .currency = "CLP", .lines = &line, .n_lines = 1, .total = 100,
-                   .payments = &pay, .n_payments = 1};
+    tm_sale_t s = {.till = "t",
+                   .receipt_no = seq,
+                   .created_at = "2026-01-01T00:00:00Z",
+                   .currency = "CLP",
+                   .lines = &line,
+                   .n_lines = 1,
+                   .total = 100,
+                   .payments = &pay,
+                   .n_payments = 1};
     tm_uuid_new(s.sale_id);
     strcpy(id, s.sale_id);
     tm_op_t op = {.seq = seq, .hlc = hlc, .kind = TM_OP_SALE};
