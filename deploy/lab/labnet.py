@@ -13,8 +13,9 @@ Namespaces (all named with the creating process's pid, swept when it is gone):
                           ERP stub on 10.99.0.1:8080 (on lo)
 
 A till listed in `fourg` has its uplink straight into the internet namespace
-instead, with a rate limit (tbf) and random loss (iptables statistic) on both
-ends: a slow lossy 4G modem.
+instead, with a rate limit (tbf), random loss (iptables statistic) and 60 ms
+(+0..20 ms) delay each way (delaybox.py: the kernel has no netem): a slow,
+lossy, far-away 4G modem.
 
 Talking to a till's API from outside: `api(lab_or_nspath, ...)` makes the
 socket inside the till's network namespace (setns in the calling thread, then
@@ -37,6 +38,7 @@ import netlab  # noqa: E402
 from netlab import wait_until, _sh  # noqa: E402,F401
 
 ERP_STUB = os.path.join(REPO, "tests", "erp-stub", "erp_stub.py")
+DELAYBOX = os.path.join(HERE, "delaybox.py")
 ERP_IP, ERP_PORT = "10.99.0.1", 8080
 API_PORT = 7780
 TOKEN = "lab-token-0123456789"
@@ -132,6 +134,8 @@ class StoreLab(netlab.Lab):
         self.cables = {n: {"lan": True, "uplink": True} for n in names}
         self.impair = {n: {"lan": {}, "uplink": {}} for n in names}
         self.partition_groups = None
+        self.delayboxes = {}       # (till, "lan"|"uplink") -> [Popen, Popen]
+        self.delay_counters = []   # what each stopped delaybox printed
         self.events = []           # (time, till or None, what) for timelines
 
     # ---- building --------------------------------------------------------
@@ -188,8 +192,9 @@ class StoreLab(netlab.Lab):
             self._ipn(t.ns, "route", "add", f"{ERP_IP}/32", "via", f"10.88.{i}.1")
             if far == self.rtr_ns:
                 self._ipn(self.net_ns, "route", "add", f"10.88.{i}.0/24", "via", "10.66.0.2")
-        for n in self.fourg:  # slow lossy 4G: 1 Mbit/s, 3 % loss each way
-            self.set_impair(n, "uplink", loss=3.0, rate="1mbit", log=False)
+        for n in self.fourg:  # slow lossy 4G: 1 Mbit/s, 3 % loss, 60-80 ms each way
+            self.set_impair(n, "uplink", loss=3.0, rate="1mbit", delay=60, jitter=20,
+                            log=False)
 
     def _start_erp(self):
         d = os.path.join(self.root, "erp")
@@ -340,44 +345,87 @@ backoff_max_ms = 2000
         self.cables[n][which] = up
         self.event(n, f"{'plug' if up else 'pull'} {which}")
 
-    def _dev(self, n, which):
+    def _ends(self, n, which):
+        """(ns, dev) at the till and at the far end of one of its cables."""
         t = self.tills[n]
-        return (t.ns, "eth0") if which == "lan" else (t.ns, "up0")
+        if which == "lan":
+            return (t.ns, "eth0"), (self.bridge_ns, t.port)
+        if which == "uplink":
+            return (t.ns, "up0"), (t.up_ns, t.up_port)
+        raise ValueError("cable must be lan or uplink")
 
-    def set_impair(self, n, which, loss=None, rate=None, delay=None, log=True):
-        """loss in percent (iptables statistic, both directions at the till's
-        device, i.e. on egress and ingress), rate as tc wants it (tbf, egress
-        of both ends). delay is not implemented (no netem here)."""
-        if delay:
-            raise NotImplementedError("delay needs the userspace relay, not written yet")
+    def set_impair(self, n, which, loss=None, rate=None, delay=None, jitter=None, log=True):
+        """loss in percent (iptables statistic at the till's device, in and
+        out), rate as tc wants it (tbf, egress of both ends), delay and jitter
+        in ms (delaybox.py, egress of both ends: each direction of the cable
+        gets the delay, so a till-to-till round trip across two delayed
+        cables takes 4 x delay). Replaces what the cable had."""
+        delay_ms = parse_ms(delay) if delay else 0.0
+        jitter_ms = parse_ms(jitter) if jitter else 0.0
+        if jitter_ms and not delay_ms:
+            raise ValueError("jitter needs a delay")
+        if loss is not None and not 0 <= float(loss) <= 100:
+            raise ValueError(f"loss={loss}: a percentage, 0..100")
         self.clear_impair(n, which, log=False)
-        ns, dev = self._dev(n, which)
-        t = self.tills[n]
-        far = (self.bridge_ns, t.port) if which == "lan" else (t.up_ns, t.up_port)
-        if loss:
-            p = f"{float(loss) / 100:.4f}"
-            for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
-                self._nsexec(ns, ["iptables", "-w", "-A", chain, flag, dev, "-m", "statistic",
-                                  "--mode", "random", "--probability", p, "-j", "DROP"])
-        if rate:
-            for (xns, xdev) in ((ns, dev), far):
-                _sh(["tc", "-n", xns, "qdisc", "replace", "dev", xdev, "root", "tbf",
-                     "rate", rate, "burst", "16kb", "latency", "100ms"])
-        self.impair[n][which] = {k: v for k, v in (("loss", loss), ("rate", rate)) if v}
+        ends = self._ends(n, which)
+        ns, dev = ends[0]
+        try:
+            if loss:
+                p = f"{float(loss) / 100:.4f}"
+                for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
+                    self._nsexec(ns, ["iptables", "-w", "-A", chain, flag, dev, "-m",
+                                      "statistic", "--mode", "random", "--probability", p,
+                                      "-j", "DROP"])
+            if rate:
+                for (xns, xdev) in ends:
+                    _sh(["tc", "-n", xns, "qdisc", "replace", "dev", xdev, "root", "tbf",
+                         "rate", rate, "burst", "16kb", "latency", "100ms"])
+            if delay_ms:
+                self.delayboxes[(n, which)] = [self._start_delaybox(xns, xdev, delay_ms,
+                                                                    jitter_ms)
+                                               for (xns, xdev) in ends]
+        except BaseException:
+            self.clear_impair(n, which, log=False)
+            raise
+        spec = (("loss", loss), ("rate", rate),
+                ("delay", f"{delay_ms:g}ms" if delay_ms else None),
+                ("jitter", f"{jitter_ms:g}ms" if jitter_ms else None))
+        self.impair[n][which] = {k: v for k, v in spec if v}
         if log:
             self.event(n, f"impair {which} {self.impair[n][which]}")
 
+    def _start_delaybox(self, ns, dev, delay_ms, jitter_ms):
+        log = open(os.path.join(self.root, f"delaybox-{ns}-{dev}.log"), "ab")
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, DELAYBOX, "--dev", dev,
+             "--delay-ms", str(delay_ms), "--jitter-ms", str(jitter_ms)],
+            stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+        log.close()
+        self.procs.append(p)
+        line = p.stdout.readline()  # "ready" once the redirect is in place
+        if line.strip() != b"ready":
+            p.wait(5)
+            with open(os.path.join(self.root, f"delaybox-{ns}-{dev}.log"), errors="replace") as f:
+                raise RuntimeError(f"delaybox on {ns} {dev} failed: {f.read()[-500:]}")
+        return p
+
     def clear_impair(self, n, which, log=True):
-        ns, dev = self._dev(n, which)
-        t = self.tills[n]
-        far = (self.bridge_ns, t.port) if which == "lan" else (t.up_ns, t.up_port)
+        ends = self._ends(n, which)
+        ns, dev = ends[0]
+        for p in self.delayboxes.pop((n, which), []):
+            netlab._kill_group(p)
+            tail = p.stdout.read().decode(errors="replace").strip()
+            if tail:
+                self.delay_counters.append(tail)
         for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
             r = self._nsexec(ns, ["iptables", "-w", "-S", chain], check=False)
             for line in r.stdout.splitlines():
                 if f"{flag} {dev} " in line and "statistic" in line:
                     self._nsexec(ns, ["iptables", "-w", "-D"] + _split(line)[1:], check=False)
-        for (xns, xdev) in ((ns, dev), far):
+        for (xns, xdev) in ends:
             _sh(["tc", "-n", xns, "qdisc", "del", "dev", xdev, "root"], check=False)
+            # the delay redirect; a delaybox that died by -9 leaves it behind
+            _sh(["tc", "-n", xns, "qdisc", "del", "dev", xdev, "clsact"], check=False)
         r = self._nsexec(ns, ["iptables", "-w", "-S"], check=False)
         if "statistic" in r.stdout and f" {dev} " in r.stdout:
             raise RuntimeError(f"clear: loss rules left in {n}: {r.stdout}")
@@ -418,6 +466,21 @@ backoff_max_ms = 2000
         self.partition_groups = None
         if log:
             self.event(None, "heal")
+
+    def connect_ms(self, n, host, port, tries=3, timeout=5.0):
+        """Fastest of `tries` TCP handshakes from till n to host:port, in ms
+        (one round trip: SYN out, SYN-ACK back); None if none connected.
+        How the scenarios see that a delay is really on the wire."""
+        best = None
+        for _ in range(tries):
+            t = time.monotonic()
+            try:
+                ns_connect(self.nspath(n), host, port, timeout).close()
+            except OSError:
+                continue
+            ms = (time.monotonic() - t) * 1000
+            best = ms if best is None else min(best, ms)
+        return best
 
     # ---- views -----------------------------------------------------------
     def forwarder_agreed(self, names=None):
@@ -472,6 +535,23 @@ backoff_max_ms = 2000
         if self.partition_groups:
             lines.append("partition: " + " / ".join(",".join(g) for g in self.partition_groups))
         return "\n".join(lines)
+
+
+def parse_ms(v):
+    """'200', '200ms', '0.2s' -> 200.0 (milliseconds); ValueError otherwise."""
+    t = str(v).strip().lower()
+    scale = 1.0
+    if t.endswith("ms"):
+        t = t[:-2]
+    elif t.endswith("s"):
+        t, scale = t[:-1], 1000.0
+    try:
+        ms = float(t) * scale
+    except ValueError:
+        raise ValueError(f"{v!r}: a time like 200ms or 0.2s") from None
+    if not 0 <= ms <= 10000:
+        raise ValueError(f"{v!r}: between 0 and 10 s")
+    return ms
 
 
 def _split(line):
