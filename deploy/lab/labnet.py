@@ -33,11 +33,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+# installed (share/tillmesh/lab) the helpers sit next to this file; in the
+# source tree they live with the tests
+sys.path.insert(0, HERE if os.path.exists(os.path.join(HERE, "netlab.py"))
+                else os.path.join(REPO, "tests", "integration"))
 import netlab  # noqa: E402
 from netlab import wait_until, _sh  # noqa: E402,F401
 
-ERP_STUB = os.path.join(REPO, "tests", "erp-stub", "erp_stub.py")
+ERP_STUB = os.path.join(HERE, "erp_stub.py")
+if not os.path.exists(ERP_STUB):
+    ERP_STUB = os.path.join(REPO, "tests", "erp-stub", "erp_stub.py")
 DELAYBOX = os.path.join(HERE, "delaybox.py")
 ERP_IP, ERP_PORT = "10.99.0.1", 8080
 API_PORT = 7780
@@ -117,11 +122,8 @@ class StoreLab(netlab.Lab):
         names = [f"t{i}" for i in range(1, n + 1)]
         super().__init__(names, avahi=True, ipv6=ipv6)
         self.bin_dir = os.path.abspath(bin_dir)
-        self.tillmeshd = os.path.join(self.bin_dir, "tillmeshd")
-        self.tillmesh = os.path.join(self.bin_dir, "tillmesh")
-        for b in (self.tillmeshd, self.tillmesh):
-            if not os.access(b, os.X_OK):
-                raise RuntimeError(f"no executable {b} (set TM_BIN_DIR / --bin)")
+        self.tillmeshd = find_bin(self.bin_dir, "tillmeshd")
+        self.tillmesh = find_bin(self.bin_dir, "tillmesh")
         self.fourg = set(fourg)
         self.store_id = store_id
         self.heartbeat_ms = heartbeat_ms
@@ -535,6 +537,16 @@ backoff_max_ms = 2000
         if self.partition_groups:
             lines.append("partition: " + " / ".join(",".join(g) for g in self.partition_groups))
         return "\n".join(lines)
+
+
+def find_bin(bin_dir, name):
+    """name in bin_dir (a build tree), or in bin_dir/../sbin (installed:
+    tillmesh in bin, tillmeshd in sbin)."""
+    for d in (bin_dir, os.path.join(bin_dir, "..", "sbin")):
+        p = os.path.abspath(os.path.join(d, name))
+        if os.access(p, os.X_OK):
+            return p
+    raise RuntimeError(f"no executable {name} in {bin_dir} (set TM_BIN_DIR / --bin)")
 
 
 def parse_ms(v):
