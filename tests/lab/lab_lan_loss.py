@@ -22,6 +22,8 @@ def drill(lab, s):
     # t2's cable, each delayed both ways (lower bounds only: never faster)
     lan = lab.connect_ms("t1", lab.tills["t2"].ip, 7700)
     fourg = lab.connect_ms("t4", labnet.ERP_IP, labnet.ERP_PORT)
+    if lan is None or fourg is None:
+        raise AssertionError(f"no TCP handshake in 3 tries: LAN {lan}, 4G {fourg}")
     s.log(f"round trip t1->t2 over the LAN {lan:.0f} ms (>= 800), "
           f"t4 over 4G to the ERP {fourg:.0f} ms (>= 120)")
     if lan < 800 or fourg < 120:
