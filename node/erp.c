@@ -279,17 +279,14 @@ static void probe_done(tm_erp_t *e, CURLcode cc, uint64_t now_ms, uint64_t wall_
 
 /* ---- POST /sales ------------------------------------------------------ */
 
-int tm_erp_post_sales(tm_erp_t *e, const char *body, size_t len, const char *key, uint64_t epoch,
-                      const char *till, tm_erp_done_fn done, void *ctx)
+/* Adds the headers every write carries (the request's own are already in
+ * e->post.headers), sets the body and starts the transfer. */
+static int write_start(tm_erp_t *e, const char *body, size_t len, uint64_t epoch, const char *till,
+                       tm_erp_done_fn done, void *ctx)
 {
     char h[256];
-    if (e->post_busy)
-        return TM_ESTATE;
-    req_setup(e, &e->post, "/sales", (long)e->cfg.request_timeout_ms);
     e->post.headers = curl_slist_append(e->post.headers, "Content-Type: application/json");
     e->post.headers = curl_slist_append(e->post.headers, "Expect:");
-    snprintf(h, sizeof h, "Idempotency-Key: %s", key);
-    e->post.headers = curl_slist_append(e->post.headers, h);
     snprintf(h, sizeof h, "X-Tillmesh-Epoch: %llu", (unsigned long long)epoch);
     e->post.headers = curl_slist_append(e->post.headers, h);
     snprintf(h, sizeof h, "X-Tillmesh-Till: %s", till);
@@ -305,6 +302,18 @@ int tm_erp_post_sales(tm_erp_t *e, const char *body, size_t len, const char *key
     return TM_OK;
 }
 
+int tm_erp_post_sales(tm_erp_t *e, const char *body, size_t len, const char *key, uint64_t epoch,
+                      const char *till, tm_erp_done_fn done, void *ctx)
+{
+    char h[256];
+    if (e->post_busy)
+        return TM_ESTATE;
+    req_setup(e, &e->post, "/sales", (long)e->cfg.request_timeout_ms);
+    snprintf(h, sizeof h, "Idempotency-Key: %s", key);
+    e->post.headers = curl_slist_append(e->post.headers, h);
+    return write_start(e, body, len, epoch, till, done, ctx);
+}
+
 int tm_erp_put_customer(tm_erp_t *e, const char *id, const char *body, size_t len, uint64_t version,
                         uint64_t epoch, const char *till, tm_erp_done_fn done, void *ctx)
 {
@@ -317,24 +326,10 @@ int tm_erp_put_customer(tm_erp_t *e, const char *id, const char *body, size_t le
             return TM_EINVAL;
     snprintf(path, sizeof path, "/customers/%s", id);
     req_setup(e, &e->post, path, (long)e->cfg.request_timeout_ms);
-    e->post.headers = curl_slist_append(e->post.headers, "Content-Type: application/json");
-    e->post.headers = curl_slist_append(e->post.headers, "Expect:");
+    curl_easy_setopt(e->post.easy, CURLOPT_CUSTOMREQUEST, "PUT");
     snprintf(h, sizeof h, "X-Tillmesh-Version: %llu", (unsigned long long)version);
     e->post.headers = curl_slist_append(e->post.headers, h);
-    snprintf(h, sizeof h, "X-Tillmesh-Epoch: %llu", (unsigned long long)epoch);
-    e->post.headers = curl_slist_append(e->post.headers, h);
-    snprintf(h, sizeof h, "X-Tillmesh-Till: %s", till);
-    e->post.headers = curl_slist_append(e->post.headers, h);
-    curl_easy_setopt(e->post.easy, CURLOPT_HTTPHEADER, e->post.headers);
-    curl_easy_setopt(e->post.easy, CURLOPT_CUSTOMREQUEST, "PUT");
-    curl_easy_setopt(e->post.easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(e->post.easy, CURLOPT_COPYPOSTFIELDS, body);
-    if (curl_multi_add_handle(e->multi, e->post.easy) != CURLM_OK)
-        return TM_EIO;
-    e->post_busy = true;
-    e->done = done;
-    e->done_ctx = ctx;
-    return TM_OK;
+    return write_start(e, body, len, epoch, till, done, ctx);
 }
 
 static void post_done(tm_erp_t *e, CURLcode cc)

@@ -17,6 +17,8 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "erp-stub"))
 from erp_stub import ErpStub, MAX_BODY  # noqa: E402
+sys.path.insert(0, HERE)
+from netlab import wait_until  # noqa: E402
 
 TOKEN = "s3cret-token"
 
@@ -27,17 +29,6 @@ def sale(total=1990, sale_id=None):
             "lines": [{"sku": "7801", "name": "Pan", "qty": 1000, "unit_price": total,
                        "discount": 0, "tax_rate": 1900}],
             "total": total, "payments": [{"method": "cash", "amount": total}]}
-
-
-def wait_until(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def raw_request(stub, method, path, headers, body=b"", timeout=5):

@@ -146,12 +146,7 @@ def teardown(procs):
     for p in procs:
         netlab._kill_group(p)
     for ns in (NS_A, NS_B):
-        for pid in _sh(["ip", "netns", "pids", ns], check=False).stdout.split():
-            try:
-                os.kill(int(pid), 9)
-            except (ProcessLookupError, ValueError):
-                pass
-        _sh(["ip", "netns", "del", ns], check=False)
+        netlab._del_ns(ns)
 
 
 def run(procs):
