@@ -30,6 +30,9 @@ static void fill_from(tm_sale_t *s, const tm_sale_t *old)
         s->receipt_no = old->receipt_no;
     if (!s->created_at[0])
         tm_strlcpy(s->created_at, old->created_at, sizeof s->created_at);
+    s->has_clock = old->has_clock;
+    s->clock_offset_ms = old->clock_offset_ms;
+    s->clock_skewed = old->clock_skewed;
 }
 
 static int same_sale(const tm_sale_t *a, const tm_sale_t *b)
@@ -62,10 +65,24 @@ static int post_sale(void *ctx, tm_sale_t *s, tm_field_errors_t *errs)
     size_t len;
     int rc;
 
+    s->has_clock = false; /* never the POS's word (tm_sale_t) */
+    s->clock_offset_ms = 0;
+    s->clock_skewed = false;
     if (!s->sale_id[0])
         tm_uuid_new(s->sale_id);
     else if ((rc = existing_sale(d, s)))
         return rc;
+    if (!s->has_clock) {
+        /* created_at stays this till's own clock (what the receipt shows);
+         * the ERP gets our offset from the store's to judge it. */
+        tm_clock_status_t cs;
+        tm_engine_clock(d->engine, tm_daemon_wall_ms(), &cs);
+        if (cs.measured) {
+            s->has_clock = true;
+            s->clock_offset_ms = cs.offset_ms;
+            s->clock_skewed = cs.skewed;
+        }
+    }
     if (!s->till[0])
         tm_strlcpy(s->till, d->cfg.name, sizeof s->till);
     if (!s->created_at[0])
@@ -109,7 +126,14 @@ static int put_customer(void *ctx, const tm_customer_t *patch, tm_customer_t *me
     int rc = tm_wire_customer_encode(patch, &body, &len);
     if (rc)
         return rc;
-    uint64_t hlc = tm_engine_hlc_now(d->engine, tm_daemon_wall_ms());
+    /* Stamp above everything held of this customer: an edit made after
+     * seeing another must win over it, whatever the tills' clocks say. */
+    uint64_t floor = 0;
+    if ((rc = tm_store_customer_stamp(d->store, patch->id, &floor))) {
+        free(body);
+        return rc;
+    }
+    uint64_t hlc = tm_engine_hlc_after(d->engine, floor, tm_daemon_wall_ms());
     rc = tm_engine_local_op(d->engine, TM_OP_CUSTOMER, hlc, body, len, tm_daemon_mono_ms(),
                             &d->outbox);
     free(body);
@@ -172,17 +196,24 @@ static json_t *status_peers(tm_daemon_t *d)
         if (tm_engine_peer_info(d->engine, i, &p))
             continue;
         json_t *seen = p.heard ? json_integer((json_int_t)(now - p.last_seen_ms)) : json_null();
-        json_array_append_new(
-            arr,
-            json_pack("{s:s, s:o, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:s, s:o, s:b}", "name",
-                      p.name, "node_id", hex_or_null(p.node_id, TM_NODE_ID_LEN, p.have_node_id),
-                      "source", tm_peer_source_name(p.source), "endpoint", p.endpoint, "state",
-                      tm_peer_state_name(p.state), "last_seen_ms_ago", seen, "they_lack_ops",
-                      (json_int_t)p.they_lack, "we_lack_ops", (json_int_t)p.we_lack, "digest",
-                      hex_or_null(p.digest, 32, p.have_digest), "store_id",
-                      p.store_id[0] ? json_string(p.store_id) : json_null(), "addresses",
-                      p.addresses, "last_announced", wall_or_null(p.announced_wall_ms), "announced",
-                      p.announced));
+        json_t *jp = json_pack(
+            "{s:s, s:o, s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:s, s:o, s:b}", "name", p.name,
+            "node_id", hex_or_null(p.node_id, TM_NODE_ID_LEN, p.have_node_id), "source",
+            tm_peer_source_name(p.source), "endpoint", p.endpoint, "state",
+            tm_peer_state_name(p.state), "last_seen_ms_ago", seen, "they_lack_ops",
+            (json_int_t)p.they_lack, "we_lack_ops", (json_int_t)p.we_lack, "digest",
+            hex_or_null(p.digest, 32, p.have_digest), "store_id",
+            p.store_id[0] ? json_string(p.store_id) : json_null(), "addresses", p.addresses,
+            "last_announced", wall_or_null(p.announced_wall_ms), "announced", p.announced);
+        if (!jp)
+            continue;
+        /* Its clock minus ours, and the round trip that bounds the error. */
+        json_object_set_new(jp, "clock_offset_ms",
+                            p.clock_known ? json_integer(p.clock_offset_ms) : json_null());
+        json_object_set_new(jp, "rtt_ms",
+                            p.clock_known ? json_integer((json_int_t)p.clock_rtt_ms) : json_null());
+        json_object_set_new(jp, "stamps_far_ahead", json_integer((json_int_t)p.stamps_far_ahead));
+        json_array_append_new(arr, jp);
     }
     return arr;
 }
@@ -197,6 +228,29 @@ static json_t *wall_or_null(uint64_t wall_ms)
     gmtime_r(&secs, &tmv);
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tmv);
     return json_string(buf);
+}
+
+/* Store time (tm_engine_clock): how far this till's clock is from the
+ * median of the store's, and a sentence for the banner when it is off. */
+static json_t *status_clock(tm_daemon_t *d)
+{
+    tm_clock_status_t cs;
+    uint64_t wall = tm_daemon_wall_ms();
+    char msg[256] = "";
+    tm_engine_clock(d->engine, wall, &cs);
+    if (cs.skewed)
+        snprintf(msg, sizeof msg,
+                 "this till's clock is %.1f s %s the store's (median of %zu clocks)%s; sales "
+                 "still flow and are flagged for the ERP; check NTP and the RTC",
+                 (double)(cs.offset_ms < 0 ? -cs.offset_ms : cs.offset_ms) / 1000,
+                 cs.offset_ms < 0 ? "behind" : "ahead of", cs.measured + 1,
+                 cs.measured == 1 ? ": with two tills either clock may be wrong, check both" : "");
+    return json_pack("{s:o, s:I, s:b, s:I, s:I, s:I, s:I, s:o}", "wall", wall_or_null(wall),
+                     "offset_ms", (json_int_t)cs.offset_ms, "skewed", cs.skewed, "bound_ms",
+                     (json_int_t)cs.warn_ms, "peers_measured", (json_int_t)cs.measured,
+                     "peers_skewed", (json_int_t)cs.peers_skewed, "stamp_lead_ms",
+                     (json_int_t)cs.stamp_lead_ms, "message",
+                     msg[0] ? json_string(msg) : json_null());
 }
 
 static json_t *status_uplink(tm_daemon_t *d)
@@ -240,10 +294,10 @@ static json_t *status_erp(tm_daemon_t *d)
 static char *status_json(void *ctx)
 {
     tm_daemon_t *d = ctx;
-    json_t *root =
-        json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node", status_node(d),
-                  "state", status_state(d), "peers", status_peers(d), "uplink", status_uplink(d),
-                  "forwarder", status_forwarder(d), "erp", status_erp(d));
+    json_t *root = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node",
+                             status_node(d), "state", status_state(d), "peers", status_peers(d),
+                             "clock", status_clock(d), "uplink", status_uplink(d), "forwarder",
+                             status_forwarder(d), "erp", status_erp(d));
     if (!root)
         return NULL;
     char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -283,6 +337,24 @@ static int erp_retry(void *ctx, const char *sale_id)
 }
 
 /* ---- metrics ---------------------------------------------------------- */
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void prom_label(const char *in, char *out, size_t outsz)
+{
+    size_t o = 0;
+    for (; *in && o + 3 < outsz; in++) {
+        if (*in == '\\' || *in == '"') {
+            out[o++] = '\\';
+            out[o++] = *in;
+        } else if (*in == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *in;
+        }
+    }
+    out[o] = '\0';
+}
 
 static char *metrics_text(void *ctx)
 {
@@ -344,8 +416,43 @@ static char *metrics_text(void *ctx)
     COUNTER("ops_pushed_total", "Local ops pushed to peers.", st.ops_pushed);
     COUNTER("pulls_sent_total", "Pull requests sent.", st.pulls_sent);
     COUNTER("pulls_timed_out_total", "Pull requests that got no answer.", st.pulls_timed_out);
-    COUNTER("clock_drift_refusals_total", "Peer batches refused for clock drift.",
-            st.drift_refusals);
+    COUNTER("hlc_stamps_far_ahead_total",
+            "Peer op stamps too far ahead of our clock to adopt (applied all the same).",
+            st.stamps_far_ahead);
+    tm_clock_status_t cs;
+    tm_engine_clock(d->engine, tm_daemon_wall_ms(), &cs);
+    fprintf(f,
+            "# HELP tillmesh_clock_offset_seconds This till's clock minus the median of the "
+            "store's clocks.\n# TYPE tillmesh_clock_offset_seconds gauge\n"
+            "tillmesh_clock_offset_seconds %.3f\n",
+            (double)cs.offset_ms / 1000);
+    GAUGE("clock_skewed", "1 when this till's clock is further from the store's than the bound.",
+          cs.skewed);
+    GAUGE("clock_peers_measured", "Peers whose clock offset is known.", cs.measured);
+    GAUGE("clock_peers_skewed", "Peers whose clock is further from the store's than the bound.",
+          cs.peers_skewed);
+    fprintf(f, "# HELP tillmesh_peer_clock_offset_seconds A peer's clock minus ours, from "
+               "heartbeats.\n# TYPE tillmesh_peer_clock_offset_seconds gauge\n");
+    for (size_t i = 0; i < npeers; i++) {
+        tm_peer_info_t p;
+        char label[2 * TM_PEER_NAME_MAX];
+        if (tm_engine_peer_info(d->engine, i, &p) == TM_OK && p.clock_known) {
+            prom_label(p.name, label, sizeof label);
+            fprintf(f, "tillmesh_peer_clock_offset_seconds{peer=\"%s\"} %.3f\n", label,
+                    (double)p.clock_offset_ms / 1000);
+        }
+    }
+    fprintf(f, "# HELP tillmesh_peer_rtt_seconds Round trip to a peer, from heartbeats.\n"
+               "# TYPE tillmesh_peer_rtt_seconds gauge\n");
+    for (size_t i = 0; i < npeers; i++) {
+        tm_peer_info_t p;
+        char label[2 * TM_PEER_NAME_MAX];
+        if (tm_engine_peer_info(d->engine, i, &p) == TM_OK && p.clock_known) {
+            prom_label(p.name, label, sizeof label);
+            fprintf(f, "tillmesh_peer_rtt_seconds{peer=\"%s\"} %.3f\n", label,
+                    (double)p.clock_rtt_ms / 1000);
+        }
+    }
 #undef GAUGE
 #undef COUNTER
     fclose(f);

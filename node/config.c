@@ -113,8 +113,17 @@ static int mesh_key(parse_t *p, int line, const char *k, const char *v)
         return set_u32(p, line, &c->peer_timeout_ms, k, v, 50, 600000);
     if (!strcmp(k, "batch_max_ops"))
         return set_u32(p, line, &c->batch_max_ops, k, v, 1, 100000);
-    if (!strcmp(k, "max_clock_drift_s"))
-        return set_u32(p, line, &c->max_clock_drift_s, k, v, 1, 86400 * 365);
+    if (!strcmp(k, "clock_warn_ms"))
+        return set_u32(p, line, &c->clock_warn_ms, k, v, 100, 3600000);
+    if (!strcmp(k, "max_clock_drift_s")) {
+        /* Obsolete, not an error: an old config must still start the till. */
+        tm_log_warn(p->log,
+                    "%s: [mesh] max_clock_drift_s is obsolete and ignored: tills no longer "
+                    "refuse ops for their timestamps. Delete the line; to set when a wrong "
+                    "clock is reported use clock_warn_ms (default 5000)",
+                    p->path);
+        return 1;
+    }
     return 0;
 }
 

@@ -79,7 +79,7 @@ static int start_engine(tm_daemon_t *d)
         .heartbeat_ms = d->cfg.heartbeat_ms,
         .peer_timeout_ms = d->cfg.peer_timeout_ms,
         .batch_max_ops = d->cfg.batch_max_ops,
-        .max_drift_ms = (uint64_t)d->cfg.max_clock_drift_s * 1000u,
+        .clock_warn_ms = d->cfg.clock_warn_ms,
         .priority = d->cfg.priority,
     };
     int rc = tm_engine_new(&ec, d->store, d->log, &d->engine);

@@ -64,8 +64,10 @@ static void cfg_defaults(tm_engine_cfg_t *c)
         c->batch_max_ops = 1000;
     if (!c->batch_max_bytes)
         c->batch_max_bytes = 1024 * 1024;
-    if (!c->max_drift_ms)
-        c->max_drift_ms = 5 * 60 * 1000;
+    if (!c->hlc_adopt_ms)
+        c->hlc_adopt_ms = 60 * 1000;
+    if (!c->clock_warn_ms)
+        c->clock_warn_ms = 5000;
 }
 
 int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t *log,
@@ -88,7 +90,7 @@ int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t 
     e->log = log;
     e->store = store;
     tm_store_node_id(store, e->node_id);
-    tm_hlc_init(&e->hlc, e->cfg.max_drift_ms);
+    tm_hlc_init(&e->hlc, e->cfg.hlc_adopt_ms);
     /* Never stamp below what we stamped before a restart, even if the wall
      * clock has since gone backwards. */
     uint64_t max_hlc = 0;
@@ -240,7 +242,9 @@ int tm_engine_peer_info(const tm_engine_t *e, size_t i, tm_peer_info_t *info)
 {
     if (i >= e->n_peers)
         return TM_EINVAL;
-    *info = e->peers[i].info;
+    const peer_t *p = &e->peers[i];
+    *info = p->info;
+    info->clock_known = tm_clock_filter_best(&p->clk, &info->clock_offset_ms, &info->clock_rtt_ms);
     if (info->heard) {
         info->they_lack = tm_engine__sum_ahead(&e->vv, &e->peers[i].vv);
         info->we_lack = tm_engine__sum_ahead(&e->peers[i].vv, &e->vv);
@@ -256,6 +260,108 @@ void tm_engine_stats(const tm_engine_t *e, tm_engine_stats_t *out)
 uint64_t tm_engine_hlc_now(tm_engine_t *e, uint64_t wall_ms)
 {
     return tm_hlc_now(&e->hlc, wall_ms);
+}
+
+uint64_t tm_engine_hlc_after(tm_engine_t *e, uint64_t floor, uint64_t wall_ms)
+{
+    return tm_hlc_after(&e->hlc, floor, wall_ms);
+}
+
+/* ---- store time ------------------------------------------------------- */
+
+/* Offsets (peer minus us) of the alive peers we have an estimate for, and
+ * our own (0), in v[0..*n); v holds n_peers + 1. */
+static void clock_offsets(const tm_engine_t *e, int64_t *v, size_t *n)
+{
+    *n = 0;
+    v[(*n)++] = 0;
+    for (size_t i = 0; i < e->n_peers; i++) {
+        const peer_t *p = &e->peers[i];
+        uint64_t rtt;
+        if (p->info.state == TM_PEER_ALIVE && tm_clock_filter_best(&p->clk, &v[*n], &rtt))
+            (*n)++;
+    }
+}
+
+static uint64_t abs64(int64_t x)
+{
+    return x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+}
+
+void tm_engine_clock(const tm_engine_t *e, uint64_t wall_ms, tm_clock_status_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->warn_ms = e->cfg.clock_warn_ms;
+    if (TM_HLC_MS(e->hlc.last) > wall_ms)
+        out->stamp_lead_ms = TM_HLC_MS(e->hlc.last) - wall_ms;
+    int64_t *v = malloc((e->n_peers + 1) * sizeof *v);
+    size_t n;
+    if (!v)
+        return;
+    clock_offsets(e, v, &n);
+    out->measured = n - 1;
+    if (n > 1) {
+        int64_t median = tm_clock_median(v, n);
+        out->offset_ms = -median;
+        out->skewed = abs64(out->offset_ms) > e->cfg.clock_warn_ms;
+        for (size_t i = 0; i < e->n_peers; i++) {
+            const peer_t *p = &e->peers[i];
+            int64_t off;
+            uint64_t rtt;
+            if (p->info.state == TM_PEER_ALIVE && tm_clock_filter_best(&p->clk, &off, &rtt) &&
+                abs64(off - median) > e->cfg.clock_warn_ms)
+                out->peers_skewed++;
+        }
+    }
+    free(v);
+}
+
+/* Says so in the log when our clock, or a peer's, leaves or rejoins the
+ * store's time; while ours stays off, again every 10 minutes. */
+static void clock_report(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms)
+{
+    tm_clock_status_t cs;
+    tm_engine_clock(e, wall_ms, &cs);
+    if (cs.measured && cs.skewed &&
+        (!e->clock_reported || now_ms - e->clock_logged_ms >= 10 * 60 * 1000)) {
+        tm_log_error(e->log,
+                     "this till's clock is %.1f s %s the store's (median of %zu clocks; "
+                     "bound %.1f s)%s: sales and replication go on, created_at is flagged; "
+                     "check NTP and the RTC",
+                     (double)abs64(cs.offset_ms) / 1000, cs.offset_ms < 0 ? "behind" : "ahead of",
+                     cs.measured + 1, (double)cs.warn_ms / 1000,
+                     cs.measured == 1 ? " - with two clocks either may be wrong, check both" : "");
+        e->clock_reported = true;
+        e->clock_logged_ms = now_ms;
+    } else if (e->clock_reported && cs.measured && !cs.skewed) {
+        tm_log_info(e->log, "this till's clock agrees with the store's again (%+.3f s)",
+                    (double)cs.offset_ms / 1000);
+        e->clock_reported = false;
+    }
+    if (!cs.measured)
+        return;
+    int64_t *v = malloc((e->n_peers + 1) * sizeof *v);
+    size_t n;
+    if (!v)
+        return;
+    clock_offsets(e, v, &n);
+    int64_t median = tm_clock_median(v, n);
+    free(v);
+    for (size_t i = 0; i < e->n_peers; i++) {
+        peer_t *p = &e->peers[i];
+        int64_t off;
+        uint64_t rtt;
+        if (p->info.state != TM_PEER_ALIVE || !tm_clock_filter_best(&p->clk, &off, &rtt))
+            continue;
+        bool off_store = abs64(off - median) > e->cfg.clock_warn_ms;
+        if (off_store && !p->clock_reported)
+            tm_log_warn(e->log,
+                        "peer %s: its clock is %+.1f s from the store's (round trip %llu ms)",
+                        p->info.name, (double)(off - median) / 1000, (unsigned long long)rtt);
+        else if (!off_store && p->clock_reported)
+            tm_log_info(e->log, "peer %s: its clock agrees with the store's again", p->info.name);
+        p->clock_reported = off_store;
+    }
 }
 
 /* ---- sending ---------------------------------------------------------- */
@@ -345,10 +451,11 @@ static int fill_info(tm_engine_t *e, Tillmesh__NodeInfo *ni, Tillmesh__VersionEn
     return TM_OK;
 }
 
-static int send_heartbeats(tm_engine_t *e, tm_outbox_t *out)
+static int send_heartbeats(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_t *out)
 {
     Tillmesh__Envelope env;
     Tillmesh__NodeInfo ni;
+    Tillmesh__Timing tm;
     Tillmesh__Hello hello = TILLMESH__HELLO__INIT;
     Tillmesh__Heartbeat hb = TILLMESH__HEARTBEAT__INIT;
     Tillmesh__VersionEntry *ents = calloc(e->vv.n + 1, sizeof *ents);
@@ -368,6 +475,16 @@ static int send_heartbeats(tm_engine_t *e, tm_outbox_t *out)
         if (p->info.state == TM_PEER_UNTRUSTED)
             continue;
         env_init(e, &env);
+        tillmesh__timing__init(&tm);
+        tm.has_wall_ms = tm.has_tx_mono_ms = 1;
+        tm.wall_ms = wall_ms;
+        tm.tx_mono_ms = now_ms;
+        if (p->echo_tx_mono && now_ms >= p->echo_rx_mono) {
+            tm.has_echo_mono_ms = tm.has_echo_hold_ms = 1;
+            tm.echo_mono_ms = p->echo_tx_mono;
+            tm.echo_hold_ms = now_ms - p->echo_rx_mono;
+        }
+        hello.timing = hb.timing = &tm;
         /* Until we have heard from a peer we introduce ourselves. */
         if (p->info.heard) {
             env.msg_case = TILLMESH__ENVELOPE__MSG_HEARTBEAT;
@@ -592,27 +709,9 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
     tm_op_t *ops = calloc(b->n_ops + 1, sizeof *ops);
     if (!ops)
         return TM_ENOMEM;
-    tm_hlc_t trial = e->hlc;
     int rc = TM_OK;
     for (size_t i = 0; i < b->n_ops; i++) {
         const Tillmesh__Op *o = b->ops[i];
-        if (tm_hlc_recv(&trial, o->hlc, wall_ms) == TM_EDRIFT) {
-            e->stats.drift_refusals++;
-            /* Loud, but once a minute: the peer re-offers the batch on
-             * every pull until its clock is fixed. */
-            if (p->drift_logged && wall_ms - p->drift_logged < 60000) {
-                rc = TM_EDRIFT;
-                goto cleanup;
-            }
-            p->drift_logged = wall_ms;
-            tm_log_error(e->log,
-                         "peer %s sent an op stamped %llu s ahead of our clock (bound %llu s): "
-                         "batch refused; check that till's clock",
-                         p->info.name, (unsigned long long)((TM_HLC_MS(o->hlc) - wall_ms) / 1000),
-                         (unsigned long long)(e->cfg.max_drift_ms / 1000));
-            rc = TM_EDRIFT;
-            goto cleanup;
-        }
         memcpy(ops[i].origin, o->origin.data, TM_NODE_ID_LEN);
         ops[i].seq = o->seq;
         ops[i].hlc = o->hlc;
@@ -628,7 +727,16 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
         tm_log_warn(e->log, "ops from %s not applied: %s", p->info.name, tm_strerror(rc));
         goto cleanup;
     }
-    e->hlc = trial;
+    /* Clocks never gate replication: every op is applied whatever its
+     * stamp; a stamp too far ahead is only not adopted by our clock (see
+     * tm_hlc.h), and counted, so that status can say which peer sends
+     * them. The peer's clock itself is reported from its heartbeats. */
+    for (size_t i = 0; i < b->n_ops; i++) {
+        if (!tm_hlc_recv(&e->hlc, ops[i].hlc, wall_ms)) {
+            e->stats.stamps_far_ahead++;
+            p->info.stamps_far_ahead++;
+        }
+    }
     p->info.ops_in += b->n_ops;
     e->stats.ops_applied += n_new;
     if (b->is_reply)
@@ -640,6 +748,25 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
 cleanup:
     free(ops);
     return rc;
+}
+
+/* A heartbeat's timing: remember what to echo, and take a clock sample
+ * from its echo of ours. Implausible echoes are ignored (tm_clock.h). */
+static void on_timing(tm_engine_t *e, peer_t *p, const Tillmesh__Timing *t, uint64_t now_ms,
+                      uint64_t wall_ms)
+{
+    (void)e;
+    if (!t || !t->has_wall_ms)
+        return;
+    if (t->has_tx_mono_ms && t->tx_mono_ms) {
+        p->echo_tx_mono = t->tx_mono_ms;
+        p->echo_rx_mono = now_ms;
+    }
+    int64_t off;
+    uint64_t rtt;
+    if (t->has_echo_mono_ms && t->has_echo_hold_ms &&
+        tm_clock_sample(t->wall_ms, t->echo_mono_ms, t->echo_hold_ms, now_ms, wall_ms, &off, &rtt))
+        tm_clock_filter_add(&p->clk, off, rtt);
 }
 
 static int note_sender(tm_engine_t *e, peer_t *p, const Tillmesh__Envelope *env, uint64_t now_ms)
@@ -714,6 +841,10 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
         const Tillmesh__NodeInfo *ni = env->msg_case == TILLMESH__ENVELOPE__MSG_HELLO
                                            ? env->hello->info
                                            : env->heartbeat->info;
+        on_timing(e, p,
+                  env->msg_case == TILLMESH__ENVELOPE__MSG_HELLO ? env->hello->timing
+                                                                 : env->heartbeat->timing,
+                  now_ms, wall_ms);
         if ((rc = on_info(e, idx, ni, out)) == TM_OK)
             rc = maybe_pull(e, idx, now_ms, out);
         tm_engine__elect(e, now_ms);
@@ -794,7 +925,8 @@ int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_
     tm_engine__elect(e, now_ms);
     if (now_ms >= e->next_heartbeat) {
         e->next_heartbeat = now_ms + e->cfg.heartbeat_ms;
-        return send_heartbeats(e, out);
+        clock_report(e, now_ms, wall_ms);
+        return send_heartbeats(e, now_ms, wall_ms, out);
     }
     return TM_OK;
 }

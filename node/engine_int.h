@@ -3,6 +3,7 @@
 #ifndef TM_ENGINE_INT_H
 #define TM_ENGINE_INT_H
 
+#include "tm_clock.h"
 #include "tm_elect.h"
 #include "tm_engine.h"
 #include "tm_hlc.h"
@@ -10,8 +11,12 @@
 
 typedef struct {
     tm_peer_info_t info;
-    tm_vv_t vv;            /* the peer's vector as last heard */
-    uint64_t drift_logged; /* wall ms of the last clock-drift log line */
+    tm_vv_t vv; /* the peer's vector as last heard */
+    /* Clock estimate: samples, and what to echo in our next heartbeat. */
+    tm_clock_filter_t clk;
+    uint64_t echo_tx_mono; /* its monotonic send time of its last heartbeat */
+    uint64_t echo_rx_mono; /* our monotonic time when that arrived */
+    bool clock_reported;   /* we logged its clock as off the store's */
 } peer_t;
 
 struct tm_engine {
@@ -41,6 +46,11 @@ struct tm_engine {
     Tillmesh__Envelope *pending;
     size_t pending_idx;
     tm_engine_stats_t stats;
+    /* Store time reporting: whether our clock was last reported as off,
+     * and when (monotonic), so that the log says it again now and then but
+     * not every heartbeat. */
+    bool clock_reported;
+    uint64_t clock_logged_ms;
 };
 
 /* Ops that vector a covers and vector b does not. */

@@ -22,6 +22,8 @@
  *    until we have caught up. One pull is in flight at a time, so memory
  *    stays flat however far behind we are. Because vectors cover every
  *    origin, a till catches up through any third till.
+ *  - no op is ever refused for its timestamp: clocks are measured and
+ *    reported (tm_engine_clock), never trusted for ordering beyond the HLC;
  *  - Peer sessions are a state machine (connecting -> alive -> down ->
  *    alive ...); every transition is logged.
  *
@@ -53,8 +55,11 @@ typedef struct {
     uint32_t pull_timeout_ms;  /* an unanswered pull is given up after this; default 2000 */
     uint32_t batch_max_ops;    /* ops per pull reply; default 1000 */
     uint32_t batch_max_bytes;  /* body bytes per pull reply; default 1 MiB */
-    uint64_t max_drift_ms;     /* HLC drift bound for peers' ops; default 5 min */
-    uint32_t priority;         /* uplink election priority (advertised) */
+    /* Clocks never gate replication; these only bound what a wrong clock
+     * does to ours and say when to report one (see tm_hlc.h, tm_clock.h). */
+    uint64_t hlc_adopt_ms;  /* a peer stamp this far ahead is adopted; default 60 s */
+    uint64_t clock_warn_ms; /* a clock this far from the store's is reported; default 5 s */
+    uint32_t priority;      /* uplink election priority (advertised) */
 } tm_engine_cfg_t;
 
 typedef enum { TM_OUT_SEND = 1, TM_OUT_CONNECT = 2 } tm_out_kind_t;
@@ -117,6 +122,11 @@ typedef struct {
     bool complete;
     bool claims; /* it says it is the forwarder */
     uint64_t epoch;
+    /* Its wall clock minus ours, estimated from heartbeats (tm_clock.h). */
+    bool clock_known;
+    int64_t clock_offset_ms;
+    uint64_t clock_rtt_ms;
+    uint64_t stamps_far_ahead; /* its op stamps too far ahead to adopt */
 } tm_peer_info_t;
 
 int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t *log,
@@ -141,6 +151,21 @@ uint64_t tm_engine_next_deadline(const tm_engine_t *self);
 
 /* A stamp for a local edit. */
 uint64_t tm_engine_hlc_now(tm_engine_t *self, uint64_t wall_ms);
+/* A stamp for a local edit of a record whose greatest stamp is floor: it
+ * orders after floor whatever the clocks say (tm_hlc_after). */
+uint64_t tm_engine_hlc_after(tm_engine_t *self, uint64_t floor, uint64_t wall_ms);
+
+/* Store time: our clock against the median of every clock we measure. */
+typedef struct {
+    size_t measured;        /* peers alive with an estimate (0: nothing to compare) */
+    int64_t offset_ms;      /* our clock minus the store's median (0 if none measured) */
+    bool skewed;            /* |offset_ms| > clock_warn_ms */
+    uint64_t warn_ms;       /* the bound */
+    size_t peers_skewed;    /* peers whose clock is off the median by more */
+    uint64_t stamp_lead_ms; /* how far our HLC runs ahead of our wall clock */
+} tm_clock_status_t;
+
+void tm_engine_clock(const tm_engine_t *self, uint64_t wall_ms, tm_clock_status_t *out);
 
 /* Stores a local op durably (one transaction, fsynced) and queues a push of
  * it to every live peer. Returns the store's error (TM_EFULL, TM_EPROTO...)
@@ -191,7 +216,7 @@ typedef struct {
     uint64_t frames_in, frames_out, frames_bad;
     uint64_t ops_pushed, ops_pulled, ops_applied;
     uint64_t pulls_sent, pulls_timed_out;
-    uint64_t drift_refusals;
+    uint64_t stamps_far_ahead; /* peer op stamps too far ahead to adopt */
 } tm_engine_stats_t;
 
 void tm_engine_stats(const tm_engine_t *self, tm_engine_stats_t *out);

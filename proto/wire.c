@@ -114,6 +114,11 @@ int tm_wire_sale_encode(const tm_sale_t *s, uint8_t **buf, size_t *len)
     }
     if (s->refund_of[0])
         m.refund_of = (char *)(uintptr_t)s->refund_of;
+    if (s->has_clock) {
+        m.has_clock_offset_ms = m.has_clock_skewed = 1;
+        m.clock_offset_ms = s->clock_offset_ms;
+        m.clock_skewed = s->clock_skewed;
+    }
     rc = pack_msg(&m.base, buf, len);
 cleanup:
     free(lines);
@@ -175,6 +180,9 @@ int tm_wire_sale_decode(const uint8_t *buf, size_t len, tm_sale_t *out)
         goto cleanup;
     out->receipt_no = m->receipt_no;
     out->total = m->total;
+    out->has_clock = m->has_clock_offset_ms;
+    out->clock_offset_ms = m->clock_offset_ms;
+    out->clock_skewed = m->has_clock_offset_ms && m->clock_skewed;
     if (m->customer_id) {
         out->has_customer = true;
         if (copy_str(out->customer_id, sizeof out->customer_id, m->customer_id, 1) ||

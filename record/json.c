@@ -371,6 +371,9 @@ static int parse_sale_key(const char *key, json_t *v, tm_sale_t *out, unsigned *
         parse_customer(v, out, errs);
     } else if (strcmp(key, "refund_of") == 0) {
         get_string(v, key, out->refund_of, sizeof out->refund_of, errs);
+    } else if (strcmp(key, "clock") == 0) {
+        /* The till's own judgement of its clock: set by the till, so a POS
+         * that sends back a sale it read is not refused, but not believed. */
     } else {
         char f[FIELD_MAX];
         PATH(f, "%s", key);
@@ -520,6 +523,10 @@ char *tm_sale_to_json(const tm_sale_t *s)
         bad |= set(o, "customer", customer_ref_to_json(s));
     if (s->refund_of[0])
         bad |= set(o, "refund_of", json_string(s->refund_of));
+    if (s->has_clock)
+        bad |= set(o, "clock",
+                   json_pack("{s:I, s:b}", "offset_ms", (json_int_t)s->clock_offset_ms, "skewed",
+                             s->clock_skewed));
     if (!bad)
         out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 done:

@@ -112,6 +112,13 @@ typedef struct {
     tm_id_type_t customer_id_type;
     char customer_email[TM_EMAIL_MAX];
     char refund_of[TM_UUID_LEN]; /* "" unless a return */
+    /* Set by the selling till, never taken from the POS: its clock minus
+     * the median of the store's clocks when it made the sale, and whether
+     * that was beyond its bound (created_at is then suspect). has_clock is
+     * false when the till had no peer to compare with. */
+    bool has_clock;
+    int64_t clock_offset_ms;
+    bool clock_skewed;
 } tm_sale_t;
 
 /* Frees lines and payments and zeroes the struct. NULL-safe. */

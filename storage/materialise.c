@@ -20,19 +20,21 @@
 
 #define SALE_COLS                                                                                  \
     "ins, sale_id, till, receipt_no, created_at, currency, total, customer_id,"                    \
-    " customer_id_type, customer_email, refund_of"
+    " customer_id_type, customer_email, refund_of, clock_offset_ms, clock_skewed"
 
 static const char *const mat_sql[ST_COUNT] = {
     [ST_SALE_FIND] = "SELECT ins, op_hlc, op_origin, op_seq FROM sales WHERE sale_id = ?1",
     /* acked: the ack may have arrived before the sale. */
     [ST_SALE_INSERT] = "INSERT INTO sales (sale_id, till, receipt_no, created_at, currency, total,"
                        " customer_id, customer_id_type, customer_email, refund_of, op_origin,"
-                       " op_seq, op_hlc, acked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-                       " ?11, ?12, ?13, EXISTS (SELECT 1 FROM erp_acks WHERE sale_id = ?1))",
+                       " op_seq, op_hlc, clock_offset_ms, clock_skewed, acked) VALUES (?1, ?2,"
+                       " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+                       " EXISTS (SELECT 1 FROM erp_acks WHERE sale_id = ?1))",
     [ST_SALE_UPDATE] = "UPDATE sales SET sale_id = ?1, till = ?2, receipt_no = ?3,"
                        " created_at = ?4, currency = ?5, total = ?6, customer_id = ?7,"
                        " customer_id_type = ?8, customer_email = ?9, refund_of = ?10,"
-                       " op_origin = ?11, op_seq = ?12, op_hlc = ?13 WHERE ins = ?14",
+                       " op_origin = ?11, op_seq = ?12, op_hlc = ?13, clock_offset_ms = ?14,"
+                       " clock_skewed = ?15 WHERE ins = ?16",
     [ST_SALE_BY_ID] = "SELECT " SALE_COLS " FROM sales WHERE sale_id = ?1",
     [ST_SALE_LIST] = "SELECT " SALE_COLS " FROM sales WHERE ins > ?1 ORDER BY ins LIMIT ?2",
     [ST_LINES_DELETE] = "DELETE FROM sale_lines WHERE sale_ins = ?1",
@@ -63,6 +65,8 @@ static const char *const mat_sql[ST_COUNT] = {
                    " AND sale_id NOT IN (SELECT sale_id FROM parked WHERE active = 1)"
                    " ORDER BY op_hlc, op_origin, op_seq LIMIT ?1",
     [ST_MAX_RECEIPT] = "SELECT max(receipt_no) FROM sales WHERE till = ?1",
+    [ST_CUST_STAMP] = "SELECT max(type_hlc, coalesce((SELECT max(hlc) FROM customer_fields"
+                      " WHERE customer_id = ?1), 0)) FROM customers WHERE id = ?1",
 };
 
 static sqlite3_stmt *s_stmt(tm_store_t *self, int id, int *rc)
@@ -140,7 +144,7 @@ static int s_op_key_cmp(uint64_t ha, const uint8_t *oa, uint64_t sa, uint64_t hb
     return sa < sb ? -1 : sa > sb;
 }
 
-/* Parameters ?1..?13 of ST_SALE_INSERT and ST_SALE_UPDATE. */
+/* Parameters ?1..?15 of ST_SALE_INSERT and ST_SALE_UPDATE. */
 static void s_bind_sale(sqlite3_stmt *st, const tm_op_t *op, const tm_sale_t *s)
 {
     s_bind_text(st, 1, s->sale_id);
@@ -159,6 +163,11 @@ static void s_bind_sale(sqlite3_stmt *st, const tm_op_t *op, const tm_sale_t *s)
     sqlite3_bind_blob(st, 11, op->origin, TM_NODE_ID_LEN, SQLITE_STATIC);
     sqlite3_bind_int64(st, 12, (sqlite3_int64)op->seq);
     sqlite3_bind_int64(st, 13, (sqlite3_int64)op->hlc);
+    if (s->has_clock)
+        sqlite3_bind_int64(st, 14, s->clock_offset_ms);
+    else
+        sqlite3_bind_null(st, 14);
+    sqlite3_bind_int(st, 15, s->has_clock && s->clock_skewed);
 }
 
 /* Runs a one-parameter statement (sale_ins) such as the DELETEs. */
@@ -246,7 +255,7 @@ static int s_sale_apply(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
     if (ins) {
         /* The row keeps its ins: the list order is when this store first
          * saw the sale id, whichever op ends up describing it. */
-        sqlite3_bind_int64(st, 14, ins);
+        sqlite3_bind_int64(st, 16, ins);
         if ((rc = tm_store__exec(self, st)) || (rc = s_exec_ins(self, ST_LINES_DELETE, ins)) ||
             (rc = s_exec_ins(self, ST_PAYS_DELETE, ins)))
             return rc;
@@ -486,6 +495,9 @@ static int s_sale_from_row(tm_store_t *self, sqlite3_stmt *st, tm_sale_t *out, i
     out->customer_id_type = (tm_id_type_t)sqlite3_column_int(st, 8);
     s_col_text(st, 9, out->customer_email, sizeof out->customer_email);
     s_col_text(st, 10, out->refund_of, sizeof out->refund_of);
+    out->has_clock = sqlite3_column_type(st, 11) != SQLITE_NULL;
+    out->clock_offset_ms = sqlite3_column_int64(st, 11);
+    out->clock_skewed = sqlite3_column_int(st, 12) != 0;
     int rc = s_lines_load(self, *ins, out);
     if (rc == TM_OK)
         rc = s_pays_load(self, *ins, out);
@@ -576,6 +588,22 @@ int tm_store_max_receipt(tm_store_t *self, const char *till, uint64_t *out)
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW)
         *out = (uint64_t)sqlite3_column_int64(st, 0); /* NULL (no sale) reads as 0 */
+    rc = tm_store__err(self, src);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int tm_store_customer_stamp(tm_store_t *self, const char *id, uint64_t *out)
+{
+    int rc = TM_OK;
+    *out = 0;
+    sqlite3_stmt *st = s_stmt(self, ST_CUST_STAMP, &rc);
+    if (!st)
+        return rc;
+    s_bind_text(st, 1, id);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
     rc = tm_store__err(self, src);
     sqlite3_reset(st);
     return rc;

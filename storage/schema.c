@@ -134,6 +134,11 @@ static const char *const migrations[] = {
     "  closed INTEGER NOT NULL DEFAULT 0"
     ") WITHOUT ROWID;"
     "CREATE INDEX erp_intents_open ON erp_intents (hlc) WHERE closed = 0;",
+
+    /* 4 -> 5: the selling till's clock against the store's (NULL: it had
+     * nothing to compare with, or the sale predates this column). */
+    "ALTER TABLE sales ADD COLUMN clock_offset_ms INTEGER;"
+    "ALTER TABLE sales ADD COLUMN clock_skewed INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

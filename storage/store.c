@@ -29,7 +29,7 @@ static const char *const store_sql[ST_COUNT] = {
     [ST_VV_ALL] = "SELECT origin, seq FROM vv WHERE seq > 0 ORDER BY origin",
     [ST_READ_RANGE] = "SELECT seq, hlc, kind, body FROM ops"
                       " WHERE origin = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
-    [ST_MAX_HLC] = "SELECT max(hlc) FROM ops",
+    [ST_MAX_HLC] = "SELECT max(hlc) FROM ops WHERE origin = ?1",
 };
 
 static sqlite3_stmt *s_stmt(tm_store_t *self, int id, int *rc)
@@ -713,6 +713,7 @@ int tm_store_max_hlc(tm_store_t *self, uint64_t *out)
     sqlite3_stmt *st = s_stmt(self, ST_MAX_HLC, &rc);
     if (!st)
         return rc;
+    sqlite3_bind_blob(st, 1, self->node_id, TM_NODE_ID_LEN, SQLITE_STATIC);
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW)
         *out = (uint64_t)sqlite3_column_int64(st, 0);

@@ -50,6 +50,7 @@ enum {
     ST_ACK_IS,
     ST_UNACKED,
     ST_MAX_RECEIPT,
+    ST_CUST_STAMP,
     ST_COUNT
 };
 

@@ -155,9 +155,15 @@ int tm_store_get_customer(tm_store_t *self, const char *id, tm_customer_t *out);
 int tm_store_list_sales(tm_store_t *self, uint64_t since, size_t limit, tm_sale_t **sales,
                         size_t *n, uint64_t *next);
 
-/* Greatest HLC stamp of any op held (0 if none): a restarted node's clock
- * starts above it, whatever the wall clock says. */
+/* Greatest HLC stamp of this node's own ops (0 if none): a restarted node's
+ * clock starts above it, whatever the wall clock says. Peers' stamps are not
+ * counted: one far-ahead peer op must not drag our clock at every restart. */
 int tm_store_max_hlc(tm_store_t *self, uint64_t *out);
+
+/* Greatest stamp of anything held of customer id (its id type and every
+ * field; 0 if unknown). A local edit is stamped above it, so that an edit
+ * made after seeing another wins over it whatever the clocks say. */
+int tm_store_customer_stamp(tm_store_t *self, const char *id, uint64_t *out);
 
 /* Highest receipt_no among sales made by this till name (0 if none). */
 int tm_store_max_receipt(tm_store_t *self, const char *till, uint64_t *out);

@@ -20,7 +20,8 @@ typedef struct {
     tm_outbox_t box[MAXN];
     int link[MAXN][MAXN]; /* 1 = frames from i reach j */
     uint64_t now;         /* monotonic ms */
-    uint64_t wall;        /* wall-clock ms */
+    uint64_t wall;        /* true wall-clock ms */
+    int64_t skew[MAXN];   /* how wrong each till's wall clock is */
     size_t max_batch_seen;
 } net_t;
 
@@ -74,6 +75,12 @@ static void net_link(net_t *net, int a, int b, int up)
     }
 }
 
+/* What till i's wall clock reads. */
+static uint64_t wall_of(const net_t *net, int i)
+{
+    return (uint64_t)((int64_t)net->wall + net->skew[i]);
+}
+
 static int index_of(net_t *net, const char *name)
 {
     for (int i = 0; i < net->n; i++)
@@ -111,7 +118,7 @@ static void deliver(net_t *net)
                 if (nops > net->max_batch_seen)
                     net->max_batch_seen = nops;
                 tm_engine_on_frame(net->eng[j], net->names[i], o->frame, o->len, net->now,
-                                   net->wall, &net->box[j]);
+                                   wall_of(net, j), &net->box[j]);
                 moved = 1;
             }
             tm_outbox_free(&box);
@@ -129,7 +136,7 @@ static void run_for(net_t *net, uint64_t ms)
         net->now += 50;
         net->wall += 50;
         for (int i = 0; i < net->n; i++)
-            tm_engine_tick(net->eng[i], net->now, net->wall, &net->box[i]);
+            tm_engine_tick(net->eng[i], net->now, wall_of(net, i), &net->box[i]);
         deliver(net);
     }
 }
@@ -151,7 +158,7 @@ static void local_sale(net_t *net, int i, int k)
     uint8_t *body;
     size_t len;
     cr_assert_eq(tm_wire_sale_encode(&s, &body, &len), TM_OK);
-    uint64_t hlc = tm_engine_hlc_now(net->eng[i], net->wall);
+    uint64_t hlc = tm_engine_hlc_now(net->eng[i], wall_of(net, i));
     cr_assert_eq(
         tm_engine_local_op(net->eng[i], TM_OP_SALE, hlc, body, len, net->now, &net->box[i]), TM_OK);
     free(body);
@@ -298,21 +305,103 @@ Test(engine, a_till_of_another_store_is_ignored)
     net_free(&net);
 }
 
-Test(engine, ops_stamped_beyond_the_drift_bound_are_refused)
+Test(engine, no_op_is_refused_for_its_timestamp)
+{
+    /* a is a day ahead, b is at 2000-01-01, c is right: every op reaches
+     * every till, and the stores converge. */
+    net_t net;
+    net_init(&net, 3, 1000);
+    net.skew[0] = 86400000LL;
+    net.skew[1] = (int64_t)946684800000LL - (int64_t)net.wall;
+    net_link(&net, 0, 1, 1);
+    net_link(&net, 0, 2, 1);
+    net_link(&net, 1, 2, 1);
+    run_for(&net, 300);
+    for (int k = 0; k < 5; k++)
+        for (int i = 0; i < 3; i++)
+            local_sale(&net, i, 10 * i + k);
+    run_for(&net, 500);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(ops_held(&net, i), 15, "till %s holds %llu ops", net.names[i],
+                     (unsigned long long)ops_held(&net, i));
+    assert_converged(&net);
+    tm_engine_stats_t st;
+    tm_engine_stats(net.eng[2], &st);
+    cr_assert_geq(st.stamps_far_ahead, 5, "c counts a's stamps as too far ahead to adopt");
+    /* c's clock was not dragged a day ahead. */
+    uint64_t h = tm_engine_hlc_now(net.eng[2], wall_of(&net, 2));
+    cr_assert_eq(h >> 16, wall_of(&net, 2));
+    net_free(&net);
+}
+
+Test(engine, a_relayed_batch_with_a_far_future_op_delivers_the_others_too)
+{
+    /* a (a year ahead) reaches only b; c learns everything through b. */
+    net_t net;
+    net_init(&net, 3, 1000);
+    net.skew[0] = 365LL * 86400000LL;
+    net_link(&net, 0, 1, 1);
+    net_link(&net, 1, 2, 1);
+    run_for(&net, 300);
+    net.link[1][2] = net.link[2][1] = 0;
+    local_sale(&net, 0, 1);
+    local_sale(&net, 1, 2);
+    local_sale(&net, 0, 3);
+    run_for(&net, 200);
+    net.link[1][2] = net.link[2][1] = 1;
+    run_for(&net, 1000);
+    cr_assert_eq(ops_held(&net, 2), 3);
+    assert_converged(&net);
+    net_free(&net);
+}
+
+Test(engine, each_till_measures_the_others_clocks_and_the_wrong_one_knows)
 {
     net_t net;
-    net_init(&net, 2, 1000);
+    net_init(&net, 3, 1000);
+    net.skew[1] = -600000; /* b is 10 minutes behind */
+    net.skew[2] = 1500;    /* c is 1.5 s ahead: inside the 5 s bound */
     net_link(&net, 0, 1, 1);
-    run_for(&net, 300);
-    net.wall += 10ULL * 60 * 1000; /* a's clock is 10 minutes fast (bound: 5) */
-    local_sale(&net, 0, 1);
-    net.wall -= 10ULL * 60 * 1000;
-    deliver(&net);
+    net_link(&net, 0, 2, 1);
+    net_link(&net, 1, 2, 1);
+    run_for(&net, 1000);
+    tm_clock_status_t cs;
+    tm_engine_clock(net.eng[1], wall_of(&net, 1), &cs);
+    cr_assert_eq(cs.measured, 2);
+    cr_assert(cs.skewed, "b must know its clock is wrong");
+    cr_assert_eq(cs.offset_ms, -600000);
+    tm_engine_clock(net.eng[0], wall_of(&net, 0), &cs);
+    cr_assert_not(cs.skewed, "a is right");
+    cr_assert_eq(cs.offset_ms, 0, "median of {a 0, b -600 s, c +1.5 s} is a's");
+    cr_assert_eq(cs.peers_skewed, 1);
+    tm_engine_clock(net.eng[2], wall_of(&net, 2), &cs);
+    cr_assert_not(cs.skewed, "c is inside the bound");
+    cr_assert_eq(cs.offset_ms, 1500);
+    /* Per peer, as status shows it. */
+    tm_peer_info_t p;
+    for (size_t k = 0; k < tm_engine_peer_count(net.eng[0]); k++) {
+        cr_assert_eq(tm_engine_peer_info(net.eng[0], k, &p), TM_OK);
+        cr_assert(p.clock_known);
+        cr_assert_eq(p.clock_offset_ms, strcmp(p.name, "b") == 0 ? -600000 : 1500);
+    }
+    /* b's clock is fixed (NTP steps it): within a few heartbeats it agrees. */
+    net.skew[1] = 0;
+    run_for(&net, 1000);
+    tm_engine_clock(net.eng[1], wall_of(&net, 1), &cs);
+    cr_assert_not(cs.skewed);
+    net_free(&net);
+}
+
+Test(engine, a_lone_till_measures_nothing_and_reports_no_skew)
+{
+    net_t net;
+    net_init(&net, 1, 1000);
+    net.skew[0] = -600000;
     run_for(&net, 500);
-    cr_assert_eq(ops_held(&net, 1), 0, "b adopted an op from the future");
-    tm_engine_stats_t st;
-    tm_engine_stats(net.eng[1], &st);
-    cr_assert_geq(st.drift_refusals, 1);
+    tm_clock_status_t cs;
+    tm_engine_clock(net.eng[0], wall_of(&net, 0), &cs);
+    cr_assert_eq(cs.measured, 0);
+    cr_assert_not(cs.skewed);
     net_free(&net);
 }
 

@@ -396,6 +396,26 @@ Test(sale_json, round_trip)
     free(ref);
 }
 
+Test(sale_json, the_clock_flag_is_written_for_the_erp_but_never_taken_from_the_pos)
+{
+    tm_sale_t s;
+    parse_ok(valid_sale, &s);
+    s.has_clock = true;
+    s.clock_offset_ms = -600012;
+    s.clock_skewed = true;
+    char *text = tm_sale_to_json(&s);
+    cr_assert_not_null(strstr(text, "\"clock\":{\"offset_ms\":-600012,\"skewed\":true}"), "%s",
+                       text);
+    /* A POS that sends back what it read is not refused, but the till's
+     * own judgement is not replaced by the POS's. */
+    tm_sale_t back;
+    parse_ok(text, &back);
+    cr_assert_not(back.has_clock);
+    tm_sale_free(&back);
+    free(text);
+    tm_sale_free(&s);
+}
+
 Test(sale_json, output_has_a_fixed_key_order_and_omits_absent_parts)
 {
     char *json =
@@ -414,6 +434,7 @@ Test(sale_json, output_has_a_fixed_key_order_and_omits_absent_parts)
                        "%s", text);
     cr_assert_null(strstr(text, "customer"));
     cr_assert_null(strstr(text, "refund_of"));
+    cr_assert_null(strstr(text, "clock"));
     cr_assert_null(strchr(text, ' ')); /* compact */
     free(text);
     tm_sale_free(&s);

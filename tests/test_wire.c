@@ -70,6 +70,9 @@ static void assert_sale_eq(const tm_sale_t *a, const tm_sale_t *b)
     cr_assert_eq(a->customer_id_type, b->customer_id_type);
     cr_assert_str_eq(a->customer_email, b->customer_email);
     cr_assert_str_eq(a->refund_of, b->refund_of);
+    cr_assert_eq(a->has_clock, b->has_clock);
+    cr_assert_eq(a->clock_offset_ms, b->clock_offset_ms);
+    cr_assert_eq(a->clock_skewed, b->clock_skewed);
 }
 
 Test(wire, sale_round_trip)
@@ -80,6 +83,24 @@ Test(wire, sale_round_trip)
     uint8_t *buf;
     size_t len;
     sample_sale(&s, lines, pays);
+    cr_assert_eq(tm_wire_sale_encode(&s, &buf, &len), TM_OK);
+    cr_assert_eq(tm_wire_sale_decode(buf, len, &d), TM_OK);
+    assert_sale_eq(&s, &d);
+    tm_sale_free(&d);
+    free(buf);
+}
+
+Test(wire, sale_clock_flag_round_trip)
+{
+    tm_sale_t s, d;
+    tm_sale_line_t lines[2];
+    tm_payment_t pays[2];
+    uint8_t *buf;
+    size_t len;
+    sample_sale(&s, lines, pays);
+    s.has_clock = true;
+    s.clock_offset_ms = -600012;
+    s.clock_skewed = true;
     cr_assert_eq(tm_wire_sale_encode(&s, &buf, &len), TM_OK);
     cr_assert_eq(tm_wire_sale_decode(buf, len, &d), TM_OK);
     assert_sale_eq(&s, &d);
