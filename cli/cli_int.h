@@ -66,6 +66,8 @@ char *tm_cli_json_passthrough(const char *body, size_t len);
 void tm_cli_fmt_duration(double seconds, char *buf, size_t n);
 /* "0.4s ago", "12s ago", "5m 03s ago", ...; "?" for negative values. */
 void tm_cli_fmt_ago_ms(double ms, char *buf, size_t n);
+/* "+0.003s", "-10.0m", "+24.0h", "+365.0d": a clock offset, signed. */
+void tm_cli_fmt_offset_ms(double ms, char *buf, size_t n);
 /* Minor units as a decimal amount: (1299, "EUR") -> "12.99 EUR",
  * (12990, "CLP") -> "12990 CLP". Unknown currency: two decimals. */
 void tm_cli_fmt_money(int64_t minor, const char *currency, char *buf, size_t n);

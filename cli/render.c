@@ -377,7 +377,21 @@ static int finish(sbuf_t *b, char **out)
 
 /* ---- peers --------------------------------------------------------------- */
 
-#define PEER_COLS 6
+#define PEER_COLS 7
+
+/* A clock offset in ms, signed, in a unit a person reads at a glance. */
+void tm_cli_fmt_offset_ms(double ms, char *buf, size_t n)
+{
+    double a = ms < 0 ? -ms : ms;
+    if (a < 60000)
+        snprintf(buf, n, "%+.3fs", ms / 1000);
+    else if (a < 3600000)
+        snprintf(buf, n, "%+.1fm", ms / 60000);
+    else if (a < 2 * 86400000.0)
+        snprintf(buf, n, "%+.1fh", ms / 3600000);
+    else
+        snprintf(buf, n, "%+.1fd", ms / 86400000);
+}
 
 static void peer_row(const json_t *p, char (*row)[CELL])
 {
@@ -391,16 +405,21 @@ static void peer_row(const json_t *p, char (*row)[CELL])
         snprintf(row[4], CELL, "never");
     else
         tm_cli_fmt_ago_ms(ago, row[4], CELL);
+    double off = fld_num(p, "clock_offset_ms", &null_seen);
+    if (null_seen || isnan(off))
+        snprintf(row[5], CELL, "?");
+    else
+        tm_cli_fmt_offset_ms(off, row[5], CELL);
     char they[32], we[32];
     fld_int(p, "they_lack_ops", NULL, they, sizeof they);
     fld_int(p, "we_lack_ops", NULL, we, sizeof we);
-    snprintf(row[5], CELL, "%s/%s", they, we);
+    snprintf(row[6], CELL, "%s/%s", they, we);
 }
 
 static void render_peers_table(sbuf_t *b, const json_t *root, const char *indent)
 {
-    static const char *const head[PEER_COLS] = {"NAME",  "SOURCE",    "ENDPOINT",
-                                                "STATE", "LAST SEEN", "LAG (THEY/WE)"};
+    static const char *const head[PEER_COLS] = {"NAME",      "SOURCE", "ENDPOINT",     "STATE",
+                                                "LAST SEEN", "CLOCK",  "LAG (THEY/WE)"};
     const json_t *peers = json_object_get(root, "peers");
     if (!json_is_array(peers)) {
         sb_printf(b, "%speers: ?\n", indent);
@@ -476,6 +495,36 @@ static void render_state(sbuf_t *b, const json_t *root)
     }
     fld_hex(st, "digest", NULL, 16, v, sizeof v);
     line(b, "Digest:", v);
+}
+
+/* Our clock against the store's; the banner itself is at the top. */
+static void render_clock(sbuf_t *b, const json_t *root)
+{
+    const json_t *c = json_object_get(root, "clock");
+    char off[32], v[CELL + 64];
+    int is_null;
+    if (!json_is_object(c)) {
+        line(b, "Clock:", "?");
+        return;
+    }
+    double measured = fld_num(c, "peers_measured", &is_null);
+    if (isnan(measured)) {
+        line(b, "Clock:", "?");
+        return;
+    }
+    if (is_null || measured < 1) {
+        line(b, "Clock:", "no peer to compare with");
+        return;
+    }
+    double ms = fld_num(c, "offset_ms", &is_null);
+    if (isnan(ms))
+        snprintf(off, sizeof off, "?");
+    else
+        tm_cli_fmt_offset_ms(ms, off, sizeof off);
+    const json_t *sk = json_object_get(c, "skewed");
+    snprintf(v, sizeof v, "%s, %s from the store's (median of %.0f clocks)",
+             json_is_true(sk) ? "WRONG" : "ok", off, measured + 1);
+    line(b, "Clock:", v);
 }
 
 static void render_uplink(sbuf_t *b, const json_t *root)
@@ -580,12 +629,20 @@ int tm_cli_render_status(const char *json, size_t len, char **out)
     if (!json_is_integer(ver) || json_integer_value(ver) != 1)
         sb_puts(&b, "warning: tillmeshd speaks another status API version than this "
                     "tillmesh (1); fields it does not know show as \"?\"\n\n");
+    const json_t *clock = json_object_get(root, "clock");
+    if (json_is_true(json_object_get(clock, "skewed"))) {
+        char m[2 * CELL];
+        fld_str(clock, "message", "this till's clock disagrees with the store's", m, sizeof m,
+                2 * CELL - 1);
+        sb_printf(&b, "WARNING: %s\n\n", m);
+    }
     render_node(&b, root);
     sb_puts(&b, "\n");
     render_state(&b, root);
     sb_puts(&b, "\nPeers:\n");
     render_peers_table(&b, root, "  ");
     sb_puts(&b, "\n");
+    render_clock(&b, root);
     render_uplink(&b, root);
     render_forwarder(&b, root);
     render_erp(&b, root);

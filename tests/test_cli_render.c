@@ -19,10 +19,13 @@ static const char STATUS[] =
     "\"peers\":["
     "{\"name\":\"till-2\",\"node_id\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"source\":\"static\","
     "\"endpoint\":\"tcp://127.0.0.1:7702\",\"state\":\"alive\",\"last_seen_ms_ago\":420,"
-    "\"they_lack_ops\":0,\"we_lack_ops\":5,\"digest\":null,\"store_id\":\"store-1\"},"
+    "\"they_lack_ops\":0,\"we_lack_ops\":5,\"digest\":null,\"store_id\":\"store-1\","
+    "\"clock_offset_ms\":-600012,\"rtt_ms\":1},"
     "{\"name\":\"till-3\",\"node_id\":null,\"source\":\"mdns\","
     "\"endpoint\":\"tcp://10.0.0.3:7701\",\"state\":\"connecting\",\"last_seen_ms_ago\":null,"
     "\"they_lack_ops\":12,\"we_lack_ops\":0,\"digest\":null,\"store_id\":null}],"
+    "\"clock\":{\"offset_ms\":3,\"skewed\":false,\"bound_ms\":5000,\"peers_measured\":2,"
+    "\"message\":null},"
     "\"uplink\":{\"state\":\"unknown\",\"since\":null},"
     "\"forwarder\":{\"node_id\":null,\"name\":null,\"epoch\":0},"
     "\"erp\":{\"backlog\":93,\"oldest_unsent_age_s\":null,\"last_forward_at\":null,"
@@ -71,12 +74,14 @@ Test(cli_render, status_header_and_state_blocks)
 Test(cli_render, status_peers_table_is_aligned)
 {
     char *t = status_text(STATUS);
-    cr_assert(has_line(t, "  NAME    SOURCE  ENDPOINT              STATE       LAST SEEN  "
+    cr_assert(has_line(t, "  NAME    SOURCE  ENDPOINT              STATE       LAST SEEN  CLOCK   "
                           "LAG (THEY/WE)"),
               "%s", t);
-    cr_assert(has_line(t, "  till-2  static  tcp://127.0.0.1:7702  alive       0.4s ago   0/5"),
+    cr_assert(has_line(t, "  till-2  static  tcp://127.0.0.1:7702  alive       0.4s ago   -10.0m  "
+                          "0/5"),
               "%s", t);
-    cr_assert(has_line(t, "  till-3  mdns    tcp://10.0.0.3:7701   connecting  never      12/0"),
+    cr_assert(has_line(t, "  till-3  mdns    tcp://10.0.0.3:7701   connecting  never      ?       "
+                          "12/0"),
               "%s", t);
     free(t);
 }
@@ -112,15 +117,47 @@ Test(cli_render, status_the_whole_screen)
         "Digest:     fedcba9876543210\n"
         "\n"
         "Peers:\n"
-        "  NAME    SOURCE  ENDPOINT              STATE       LAST SEEN  LAG (THEY/WE)\n"
-        "  till-2  static  tcp://127.0.0.1:7702  alive       0.4s ago   0/5\n"
-        "  till-3  mdns    tcp://10.0.0.3:7701   connecting  never      12/0\n"
+        "  NAME    SOURCE  ENDPOINT              STATE       LAST SEEN  CLOCK   LAG (THEY/WE)\n"
+        "  till-2  static  tcp://127.0.0.1:7702  alive       0.4s ago   -10.0m  0/5\n"
+        "  till-3  mdns    tcp://10.0.0.3:7701   connecting  never      ?       12/0\n"
         "\n"
+        "Clock:      ok, +0.003s from the store's (median of 3 clocks)\n"
         "Uplink:     unknown\n"
         "Forwarder:  none (epoch 0)\n"
         "ERP:        backlog 93, parked 0, oldest unsent none, last forward never\n";
     cr_assert_str_eq(t, want);
     free(t);
+}
+
+Test(cli_render, a_wrong_clock_gets_a_banner_at_the_top)
+{
+    const char *json =
+        "{\"api_version\":1,\"node\":{\"name\":\"till-2\"},"
+        "\"clock\":{\"offset_ms\":-600012,\"skewed\":true,\"bound_ms\":5000,"
+        "\"peers_measured\":2,\"message\":\"this till's clock is 600.0 s behind the store's\"}}";
+    char *t = status_text(json);
+    cr_assert_eq(strncmp(t, "WARNING: this till's clock is 600.0 s behind the store's\n\n", 58), 0,
+                 "%s", t);
+    cr_assert(has_line(t, "Clock:      WRONG, -10.0m from the store's (median of 3 clocks)"), "%s",
+              t);
+    free(t);
+    t = status_text("{\"api_version\":1,\"clock\":{\"peers_measured\":0}}");
+    cr_assert(has_line(t, "Clock:      no peer to compare with"), "%s", t);
+    cr_assert_null(strstr(t, "WARNING"));
+    free(t);
+}
+
+Test(cli_render, clock_offsets_in_a_unit_a_person_reads)
+{
+    char b[32];
+    tm_cli_fmt_offset_ms(3, b, sizeof b);
+    cr_assert_str_eq(b, "+0.003s");
+    tm_cli_fmt_offset_ms(-600000, b, sizeof b);
+    cr_assert_str_eq(b, "-10.0m");
+    tm_cli_fmt_offset_ms(86400000, b, sizeof b);
+    cr_assert_str_eq(b, "+24.0h");
+    tm_cli_fmt_offset_ms(-9.6e11, b, sizeof b);
+    cr_assert_str_eq(b, "-11111.1d");
 }
 
 Test(cli_render, status_forwarder_uplink_and_erp_when_known)
@@ -163,7 +200,7 @@ Test(cli_render, missing_and_wrong_typed_fields_show_question_marks)
     cr_assert(has_line(t, "Ops:        ?"));
     cr_assert(has_line(t, "Sales:      ?"));
     cr_assert(has_line(t, "Digest:     ?"));
-    cr_assert(has_line(t, "  ?     ?       ?         ?      ?          ?/?"), "%s", t);
+    cr_assert(has_line(t, "  ?     ?       ?         ?      ?          ?      ?/?"), "%s", t);
     cr_assert(has_line(t, "Uplink:     ?"), "%s", t);
     cr_assert(has_line(t, "Forwarder:  ?"), "%s", t);
     cr_assert(has_line(t, "ERP:        ?"), "%s", t);
@@ -245,9 +282,10 @@ Test(cli_render, peers_only_is_the_table)
     char *out = NULL;
     cr_assert_eq(tm_cli_render_peers(STATUS, strlen(STATUS), &out), TM_CLI_R_OK);
     cr_assert_str_eq(out,
-                     "NAME    SOURCE  ENDPOINT              STATE       LAST SEEN  LAG (THEY/WE)\n"
-                     "till-2  static  tcp://127.0.0.1:7702  alive       0.4s ago   0/5\n"
-                     "till-3  mdns    tcp://10.0.0.3:7701   connecting  never      12/0\n");
+                     "NAME    SOURCE  ENDPOINT              STATE       LAST SEEN  CLOCK   "
+                     "LAG (THEY/WE)\n"
+                     "till-2  static  tcp://127.0.0.1:7702  alive       0.4s ago   -10.0m  0/5\n"
+                     "till-3  mdns    tcp://10.0.0.3:7701   connecting  never      ?       12/0\n");
     free(out);
 }
 
