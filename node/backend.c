@@ -253,6 +253,20 @@ static json_t *status_clock(tm_daemon_t *d)
                      msg[0] ? json_string(msg) : json_null());
 }
 
+/* Disk and retention: what is held, what is free, whether peers' ops are
+ * being refused to keep room for our own sales. */
+static json_t *status_disk(tm_daemon_t *d)
+{
+    uint64_t used = 0, freep = 0, psz = 0;
+    (void)tm_store_pages(d->store, &used, &freep, &psz);
+    return json_pack("{s:I, s:I, s:I, s:b, s:I, s:I}", "store_bytes", (json_int_t)(used * psz),
+                     "free_bytes", (json_int_t)d->disk_free, "min_free_bytes",
+                     (json_int_t)((uint64_t)d->cfg.min_free_mb * 1024 * 1024), "peer_ops_paused",
+                     !tm_engine_intake(d->engine), "retention_days",
+                     (json_int_t)d->cfg.retention_days, "sales_compacted",
+                     (json_int_t)d->compacted_total);
+}
+
 static json_t *status_uplink(tm_daemon_t *d)
 {
     uint64_t since = 0;
@@ -294,10 +308,11 @@ static json_t *status_erp(tm_daemon_t *d)
 static char *status_json(void *ctx)
 {
     tm_daemon_t *d = ctx;
-    json_t *root = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node",
-                             status_node(d), "state", status_state(d), "peers", status_peers(d),
-                             "clock", status_clock(d), "uplink", status_uplink(d), "forwarder",
-                             status_forwarder(d), "erp", status_erp(d));
+    json_t *root =
+        json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node",
+                  status_node(d), "state", status_state(d), "peers", status_peers(d), "clock",
+                  status_clock(d), "disk", status_disk(d), "uplink", status_uplink(d), "forwarder",
+                  status_forwarder(d), "erp", status_erp(d));
     if (!root)
         return NULL;
     char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -419,6 +434,16 @@ static char *metrics_text(void *ctx)
     COUNTER("hlc_stamps_far_ahead_total",
             "Peer op stamps too far ahead of our clock to adopt (applied all the same).",
             st.stamps_far_ahead);
+    uint64_t used = 0, freep = 0, psz = 0;
+    (void)tm_store_pages(d->store, &used, &freep, &psz);
+    GAUGE("store_bytes", "Bytes of the store file in use.", used * psz);
+    GAUGE("disk_free_bytes", "Free bytes on data_dir's file system, as last read.", d->disk_free);
+    GAUGE("peer_intake_paused", "1 while peers' ops are refused for lack of disk space.",
+          !tm_engine_intake(d->engine));
+    COUNTER("ops_dropped_disk_total", "Peer ops dropped while disk space was low.",
+            st.ops_dropped_disk);
+    COUNTER("sales_compacted_total", "Sales forgotten by retention since start.",
+            d->compacted_total);
     tm_clock_status_t cs;
     tm_engine_clock(d->engine, tm_daemon_wall_ms(), &cs);
     fprintf(f,

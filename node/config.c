@@ -82,6 +82,10 @@ static int node_key(parse_t *p, int line, const char *k, const char *v)
         return set_str(p, line, c->api_listen, sizeof c->api_listen, k, v);
     if (!strcmp(k, "priority"))
         return set_u32(p, line, &c->priority, k, v, 0, 1000000);
+    if (!strcmp(k, "retention_days"))
+        return set_u32(p, line, &c->retention_days, k, v, 0, 36500);
+    if (!strcmp(k, "min_free_mb"))
+        return set_u32(p, line, &c->min_free_mb, k, v, 0, 10000000);
     if (!strcmp(k, "api_allow_remote")) {
         c->api_allow_remote = !strcmp(v, "yes") || !strcmp(v, "true");
         return 1;
@@ -267,6 +271,8 @@ int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out)
     memset(out, 0, sizeof *out);
     out->log_level = TM_LOG_INFO;
     out->priority = 100;
+    out->retention_days = 90;
+    out->min_free_mb = 256;
     out->erp_tls_verify = 1;
     out->mdns = 1;
     tm_strlcpy(out->api_listen, "127.0.0.1:7780", sizeof out->api_listen);

@@ -214,6 +214,9 @@ static long poll_timeout(tm_daemon_t *d)
     int64_t at = tm_api_timeout_ms(d->api);
     if (at >= 0 && at < t)
         t = (long)at;
+    long ht = tm_daemon_housekeep_timeout(d, now);
+    if (ht < t)
+        t = ht;
     if (d->erp) {
         long et = tm_erp_timeout_ms(d->erp, now), ft = tm_fwd_timeout_ms(d->fwd, now);
         if (et >= 0 && et < t)
@@ -265,6 +268,7 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
         uint64_t now = tm_daemon_mono_ms();
         if (d->erp)
             run_erp(d, now);
+        tm_daemon_housekeep(d, now);
         if (now >= tm_engine_next_deadline(d->engine)) {
             (void)tm_engine_tick(d->engine, now, tm_daemon_wall_ms(), &d->outbox);
             tm_daemon_flush(d);

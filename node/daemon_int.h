@@ -27,6 +27,11 @@ struct tm_daemon {
     uint64_t started_ms; /* monotonic */
     char advertise[128];
     uint64_t api_requests_failed_full;
+    /* housekeep.c: disk watermark and retention. */
+    uint64_t disk_next, compact_next; /* monotonic deadlines */
+    uint64_t disk_free;               /* bytes free for data_dir, last read */
+    bool compact_more;                /* a full batch was compacted: more is due */
+    uint64_t compacted_pass, compacted_total;
 };
 
 uint64_t tm_daemon_mono_ms(void);
@@ -37,6 +42,10 @@ void tm_daemon_flush(tm_daemon_t *d);
 /* discover.c */
 int tm_daemon_start_disc(tm_daemon_t *d);
 void tm_daemon_disc_events(tm_daemon_t *d);
+
+/* housekeep.c */
+void tm_daemon_housekeep(tm_daemon_t *d, uint64_t now);
+long tm_daemon_housekeep_timeout(const tm_daemon_t *d, uint64_t now);
 
 /* backend.c */
 void tm_daemon_backend(tm_daemon_t *d, tm_api_backend_t *be);

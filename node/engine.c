@@ -262,6 +262,23 @@ uint64_t tm_engine_hlc_now(tm_engine_t *e, uint64_t wall_ms)
     return tm_hlc_now(&e->hlc, wall_ms);
 }
 
+void tm_engine_set_intake(tm_engine_t *e, bool accept)
+{
+    if (e->intake_off == !accept)
+        return;
+    e->intake_off = !accept;
+    if (accept)
+        tm_log_info(e->log, "taking peers' ops again");
+    else
+        tm_log_error(e->log, "disk space below the watermark: no longer taking peers' ops, so "
+                             "that this till keeps room for its own sales");
+}
+
+bool tm_engine_intake(const tm_engine_t *e)
+{
+    return !e->intake_off;
+}
+
 uint64_t tm_engine_hlc_after(tm_engine_t *e, uint64_t floor, uint64_t wall_ms)
 {
     return tm_hlc_after(&e->hlc, floor, wall_ms);
@@ -513,7 +530,7 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
     size_t n = 0;
     int rc;
 
-    if (e->pull_busy || p->info.state != TM_PEER_ALIVE)
+    if (e->pull_busy || e->intake_off || p->info.state != TM_PEER_ALIVE)
         return TM_OK;
     if ((rc = tm_vv_missing(mine, &p->vv, &ranges, &n)) || n == 0)
         return rc;
@@ -624,6 +641,12 @@ static int answer_pull(tm_engine_t *e, const peer_t *p, const Tillmesh__PullRequ
         pbs[i].kind = (Tillmesh__OpKind)ops[i].kind;
         pbs[i].body.data = ops[i].body;
         pbs[i].body.len = ops[i].body_len;
+        if (ops[i].compacted) {
+            pbs[i].has_body = 0;
+            pbs[i].has_hash = 1;
+            pbs[i].hash.data = ops[i].hash;
+            pbs[i].hash.len = 32;
+        }
         pp[i] = &pbs[i];
     }
     Tillmesh__Envelope env;
@@ -718,6 +741,10 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
         ops[i].kind = (uint32_t)o->kind;
         ops[i].body = o->body.data;
         ops[i].body_len = o->body.len;
+        if (o->has_hash) {
+            ops[i].compacted = true;
+            memcpy(ops[i].hash, o->hash.data, 32);
+        }
     }
     size_t n_new = 0;
     rc = tm_store_apply(e->store, ops, b->n_ops, &n_new);
@@ -799,6 +826,11 @@ static int run_pending(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_out
     Tillmesh__Envelope *env = e->pending;
     size_t idx = e->pending_idx;
     e->pending = NULL;
+    if (e->intake_off) { /* the disk filled up since it arrived */
+        e->stats.ops_dropped_disk += env->ops->n_ops;
+        tm_wire_envelope_free(env);
+        return TM_OK;
+    }
     int rc = apply_ops(e, idx, env->ops, wall_ms);
     if (rc == TM_OK)
         rc = maybe_pull(e, idx, now_ms, out);
@@ -851,6 +883,12 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
         break;
     }
     case TILLMESH__ENVELOPE__MSG_OPS:
+        if (e->intake_off) {
+            if (env->ops->is_reply && e->pull_busy && e->pull_peer == idx)
+                e->pull_busy = false;
+            e->stats.ops_dropped_disk += env->ops->n_ops;
+            break;
+        }
         if (env->ops->is_reply && e->pull_busy && e->pull_peer == idx) {
             e->pull_busy = false;
             if (env->ops->n_ops && prefetch_pull(e, idx, env->ops, now_ms, out) == TM_OK &&

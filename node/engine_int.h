@@ -51,6 +51,7 @@ struct tm_engine {
      * not every heartbeat. */
     bool clock_reported;
     uint64_t clock_logged_ms;
+    bool intake_off; /* disk watermark: peers' ops are not taken */
 };
 
 /* Ops that vector a covers and vector b does not. */

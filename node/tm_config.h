@@ -29,6 +29,8 @@ typedef struct {
     uint32_t priority;
     tm_log_level_t log_level;
     int api_allow_remote; /* refuse a non-loopback API address unless set */
+    uint32_t retention_days; /* forget ERP-acknowledged sales older than this; 0: never */
+    uint32_t min_free_mb;    /* below this much free disk, stop taking peers' ops */
     /* [mesh] */
     char listen[128];
     char advertise[128];

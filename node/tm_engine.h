@@ -173,6 +173,13 @@ void tm_engine_clock(const tm_engine_t *self, uint64_t wall_ms, tm_clock_status_
 int tm_engine_local_op(tm_engine_t *self, uint32_t kind, uint64_t hlc, const uint8_t *body,
                        size_t len, uint64_t now_ms, tm_outbox_t *out);
 
+/* Disk watermark: while intake is off, ops from peers (pushes and pull
+ * answers) are dropped unapplied and nothing is pulled, so that the space
+ * left goes to this till's own sales; heartbeats go on, and once intake is
+ * back the normal pull fetches what was missed. */
+void tm_engine_set_intake(tm_engine_t *self, bool accept);
+bool tm_engine_intake(const tm_engine_t *self);
+
 /* ---- uplink and forwarder election (tm_elect.h) -------------------- */
 
 typedef enum { TM_UPLINK_UNKNOWN = 0, TM_UPLINK_UP = 1, TM_UPLINK_DOWN = 2 } tm_uplink_t;
@@ -217,6 +224,7 @@ typedef struct {
     uint64_t ops_pushed, ops_pulled, ops_applied;
     uint64_t pulls_sent, pulls_timed_out;
     uint64_t stamps_far_ahead; /* peer op stamps too far ahead to adopt */
+    uint64_t ops_dropped_disk; /* peer ops dropped while intake was off */
 } tm_engine_stats_t;
 
 void tm_engine_stats(const tm_engine_t *self, tm_engine_stats_t *out);

@@ -392,7 +392,11 @@ static int envelope_ok(const Tillmesh__Envelope *e)
         for (size_t i = 0; i < e->ops->n_ops; i++) {
             const Tillmesh__Op *op = e->ops->ops[i];
             if (!op->has_origin || op->origin.len != TM_NODE_ID_LEN || !op->has_seq ||
-                op->seq == 0 || !op->has_body || op->body.len > TM_WIRE_MAX_BODY)
+                op->seq == 0)
+                return 0;
+            /* Either a body, or (a compacted stub) a hash and no body. */
+            if (op->has_hash ? op->hash.len != 32 || op->has_body
+                             : !op->has_body || op->body.len > TM_WIRE_MAX_BODY)
                 return 0;
         }
         return 1;

@@ -54,10 +54,18 @@ static void s_add(uint8_t acc[32], const uint8_t x[32])
     }
 }
 
+void tm_store__op_hash(const tm_op_t *op, uint8_t out[32])
+{
+    if (op->compacted)
+        memcpy(out, op->hash, 32); /* the body is gone; its hash is what counted */
+    else
+        s_op_hash(op->origin, op->seq, op->hlc, op->kind, op->body, op->body_len, out);
+}
+
 void tm_store__digest_add(uint8_t acc[32], const tm_op_t *op)
 {
     uint8_t h[32];
-    s_op_hash(op->origin, op->seq, op->hlc, op->kind, op->body, op->body_len, h);
+    tm_store__op_hash(op, h);
     s_add(acc, h);
 }
 
@@ -81,7 +89,7 @@ static int s_rebuild(tm_store_t *self, uint8_t acc[32])
 {
     sqlite3_stmt *st = NULL;
     int src, rc = tm_store__err(
-                 self, sqlite3_prepare_v2(self->db, "SELECT origin, seq, hlc, kind, body FROM ops",
+                 self, sqlite3_prepare_v2(self->db, "SELECT origin, seq, hlc, kind, body, hash FROM ops",
                                           -1, &st, NULL));
     memset(acc, 0, 32);
     if (rc)
@@ -97,6 +105,10 @@ static int s_rebuild(tm_store_t *self, uint8_t acc[32])
                       .body = (uint8_t *)(uintptr_t)sqlite3_column_blob(st, 4),
                       .body_len = (size_t)sqlite3_column_bytes(st, 4)};
         memcpy(op.origin, sqlite3_column_blob(st, 0), TM_NODE_ID_LEN);
+        if (sqlite3_column_bytes(st, 5) == 32) {
+            op.compacted = true;
+            memcpy(op.hash, sqlite3_column_blob(st, 5), 32);
+        }
         tm_store__digest_add(acc, &op);
     }
     rc = tm_store__err(self, src);

@@ -245,7 +245,10 @@ static int s_sale_apply(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
 {
     int64_t ins;
     bool take;
-    int rc = s_sale_find(self, op, s, &ins, &take);
+    int rc = tm_store_is_compacted(self, s->sale_id);
+    if (rc != 0)
+        return rc < 0 ? rc : TM_OK; /* forgotten by retention: stays forgotten */
+    rc = s_sale_find(self, op, s, &ins, &take);
     if (rc || !take)
         return rc;
     sqlite3_stmt *st = s_stmt(self, ins ? ST_SALE_UPDATE : ST_SALE_INSERT, &rc);

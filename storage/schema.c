@@ -139,6 +139,15 @@ static const char *const migrations[] = {
      * nothing to compare with, or the sale predates this column). */
     "ALTER TABLE sales ADD COLUMN clock_offset_ms INTEGER;"
     "ALTER TABLE sales ADD COLUMN clock_skewed INTEGER NOT NULL DEFAULT 0;",
+
+    /* 5 -> 6: retention. A compacted op keeps its row with an empty body
+     * and the hash the digest counted it by; a compacted sale's id stays
+     * known so that a late copy of its op does not bring it back. */
+    "ALTER TABLE ops ADD COLUMN hash BLOB;"
+    "CREATE TABLE compacted_sales ("
+    "  sale_id TEXT PRIMARY KEY"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX sales_acked_order ON sales (op_hlc) WHERE acked = 1;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -225,6 +234,11 @@ int tm_store__migrate(tm_store_t *self, int *version)
     if (rc)
         return rc;
     if ((rc = s_check_identity(self, v)))
+        return rc;
+    /* Only possible before the first table exists: lets retention give
+     * freed pages back to the file system (tm_store_compact). Stores made
+     * before this reuse freed pages instead. */
+    if (v == 0 && (rc = s_exec(self, "PRAGMA auto_vacuum = INCREMENTAL")))
         return rc;
     for (int i = (int)v; i < N_MIGRATIONS; i++) {
         if ((rc = s_step(self, i)))

@@ -19,15 +19,15 @@ static const char *const store_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     /* ON CONFLICT names the key so that a CHECK failure is still an error
      * (OR IGNORE would silently drop it). */
-    [ST_OP_INSERT] = "INSERT INTO ops (origin, seq, hlc, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)"
-                     " ON CONFLICT (origin, seq) DO NOTHING",
+    [ST_OP_INSERT] = "INSERT INTO ops (origin, seq, hlc, kind, body, hash)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (origin, seq) DO NOTHING",
     [ST_OP_EXISTS] = "SELECT 1 FROM ops WHERE origin = ?1 AND seq = ?2",
     [ST_OP_MAX_SEQ] = "SELECT max(seq) FROM ops WHERE origin = ?1",
     [ST_VV_GET] = "SELECT seq FROM vv WHERE origin = ?1",
     [ST_VV_PUT] = "INSERT INTO vv (origin, seq) VALUES (?1, ?2)"
                   " ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq",
     [ST_VV_ALL] = "SELECT origin, seq FROM vv WHERE seq > 0 ORDER BY origin",
-    [ST_READ_RANGE] = "SELECT seq, hlc, kind, body FROM ops"
+    [ST_READ_RANGE] = "SELECT seq, hlc, kind, body, hash FROM ops"
                       " WHERE origin = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
     [ST_MAX_HLC] = "SELECT max(hlc) FROM ops WHERE origin = ?1",
 };
@@ -273,6 +273,11 @@ static int s_check_op(const tm_op_t *op, tm_store__rec_t *rec)
     if (!s_origin_ok(op->origin) || op->seq == 0 || op->seq > INT64_MAX || op->hlc > INT64_MAX ||
         (op->body_len && !op->body))
         return TM_EPROTO;
+    if (op->compacted) {
+        /* A stub: nothing to decode or materialise. */
+        memset(rec, 0, sizeof *rec);
+        return op->body_len ? TM_EPROTO : TM_OK;
+    }
     return tm_store__rec_decode(op->kind, op->body, op->body_len, rec);
 }
 
@@ -293,6 +298,10 @@ static int s_op_insert(tm_store_t *self, const tm_op_t *op, bool *fresh)
         sqlite3_bind_blob64(st, 5, op->body, op->body_len, SQLITE_STATIC);
     else
         sqlite3_bind_zeroblob(st, 5, 0);
+    if (op->compacted)
+        sqlite3_bind_blob(st, 6, op->hash, 32, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 6);
     rc = tm_store__exec(self, st);
     *fresh = rc == TM_OK && sqlite3_changes(self->db) == 1;
     return rc;
@@ -363,7 +372,7 @@ static int s_write_ops(tm_store_t *self, const tm_op_t *ops, tm_store__rec_t *re
             continue;
         (*n_new)++;
         tm_store__digest_add(acc, &ops[i]);
-        if ((rc = tm_store__materialise(self, &ops[i], &recs[i])))
+        if (!ops[i].compacted && (rc = tm_store__materialise(self, &ops[i], &recs[i])))
             goto cleanup;
         size_t j = 0;
         while (j < n_origins && memcmp(origins[j], ops[i].origin, TM_NODE_ID_LEN) != 0)
@@ -601,6 +610,10 @@ static int s_read_row(sqlite3_stmt *st, const uint8_t origin[TM_NODE_ID_LEN], re
     op->hlc = (uint64_t)sqlite3_column_int64(st, 1);
     op->kind = (uint32_t)sqlite3_column_int64(st, 2);
     op->body_len = len;
+    if (sqlite3_column_bytes(st, 4) == 32) {
+        op->compacted = true;
+        memcpy(op->hash, sqlite3_column_blob(st, 4), 32);
+    }
     a->n++;
     a->bytes += len;
     *full = a->max_ops && a->n >= a->max_ops;

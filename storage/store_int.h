@@ -51,6 +51,15 @@ enum {
     ST_UNACKED,
     ST_MAX_RECEIPT,
     ST_CUST_STAMP,
+    /* compact.c */
+    ST_COMPACT_PICK,
+    ST_COMPACT_OP_GET,
+    ST_COMPACT_OP_STUB,
+    ST_COMPACT_SALE_DEL,
+    ST_COMPACT_LINES_DEL,
+    ST_COMPACT_PAYS_DEL,
+    ST_COMPACT_REMEMBER,
+    ST_COMPACT_IS,
     ST_COUNT
 };
 
@@ -95,6 +104,8 @@ int tm_store__exec(tm_store_t *self, sqlite3_stmt *st);
 
 /* Adds one op to an accumulator. */
 void tm_store__digest_add(uint8_t acc[32], const tm_op_t *op);
+/* The hash an op counts for in the digest (its stored hash if compacted). */
+void tm_store__op_hash(const tm_op_t *op, uint8_t out[32]);
 /* Writes an accumulator to the meta table (inside the caller's transaction). */
 int tm_store__digest_save(tm_store_t *self, const uint8_t acc[32]);
 /* Loads self->acc at open, rebuilding it once from the op log if absent. */

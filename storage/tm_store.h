@@ -21,6 +21,7 @@
 #ifndef TM_STORE_H
 #define TM_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,7 +38,13 @@ typedef enum {
 } tm_op_kind_t;
 
 /* An op. In results from the store, body points into memory owned by the
- * array it came in (see tm_store_ops_free). */
+ * array it came in (see tm_store_ops_free).
+ *
+ * A compacted op (see tm_store_compact) has lost its body to retention: it
+ * keeps its place in the log (origin, seq, hlc, kind) and the hash the
+ * digest counts it by, so version vectors and digests stay what they were,
+ * and a till that was away longer than the retention can still be brought
+ * level by stubs instead of the records themselves. */
 typedef struct {
     uint8_t origin[TM_NODE_ID_LEN];
     uint64_t seq;
@@ -45,6 +52,8 @@ typedef struct {
     uint32_t kind; /* tm_op_kind_t */
     uint8_t *body;
     size_t body_len;
+    bool compacted;    /* body gone (body_len 0); hash is the op's hash */
+    uint8_t hash[32];
 } tm_op_t;
 
 typedef struct {
@@ -164,6 +173,25 @@ int tm_store_max_hlc(tm_store_t *self, uint64_t *out);
  * field; 0 if unknown). A local edit is stamped above it, so that an edit
  * made after seeing another wins over it whatever the clocks say. */
 int tm_store_customer_stamp(tm_store_t *self, const char *id, uint64_t *out);
+
+/*
+ * Retention: forgets sales the ERP has acknowledged whose op is stamped
+ * before cutoff_hlc (an HLC stamp: ms << 16), at most max_sales of them in
+ * one transaction. Their ops become compacted stubs (see tm_op_t), their
+ * materialised rows go, and their sale ids are remembered so that a late
+ * copy of the op does not bring them back. Never touches an
+ * unacknowledged sale, a customer, or anything else. *n_done: how many were
+ * compacted (fewer than max_sales: nothing more is due).
+ */
+int tm_store_compact(tm_store_t *self, uint64_t cutoff_hlc, size_t max_sales, size_t *n_done);
+
+/* 1 if sale_id was forgotten by retention, 0 if not, <0 on error. */
+int tm_store_is_compacted(tm_store_t *self, const char *sale_id);
+
+/* Pages of the file in use and free (a compacted store reuses free pages
+ * before it grows; a store made by this version also returns them to the
+ * file system). */
+int tm_store_pages(tm_store_t *self, uint64_t *used, uint64_t *free_pages, uint64_t *page_size);
 
 /* Highest receipt_no among sales made by this till name (0 if none). */
 int tm_store_max_receipt(tm_store_t *self, const char *till, uint64_t *out);

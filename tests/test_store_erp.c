@@ -185,3 +185,123 @@ Test(store_erp, an_open_intent_is_handed_back_until_its_sales_are_acknowledged)
                  "acknowledged batch still open, or an unready one handed out");
     tm_store_destroy(&st);
 }
+
+/* Copies every op of `from` (as a pull answer would carry them, stubs
+ * included) into `to`. */
+static void copy_all_ops(tm_store_t *from, tm_store_t *to)
+{
+    tm_vv_t vv;
+    cr_assert_eq(tm_store_vv(from, &vv), TM_OK);
+    for (size_t i = 0; i < vv.n; i++) {
+        tm_range_t r = {.from = 1, .to = vv.e[i].seq};
+        memcpy(r.origin, vv.e[i].origin, TM_NODE_ID_LEN);
+        tm_op_t *ops;
+        size_t n;
+        cr_assert_eq(tm_store_read_ops(from, &r, 1, 100000, 0, &ops, &n), TM_OK);
+        cr_assert_eq(tm_store_apply(to, ops, n, NULL), TM_OK);
+        tm_store_ops_free(ops, n);
+    }
+    tm_vv_free(&vv);
+}
+
+Test(store_erp, retention_forgets_only_old_acknowledged_sales_and_keeps_vector_and_digest)
+{
+    tm_store_t *st;
+    char ids[6][TM_UUID_LEN];
+    uint8_t before[32], after[32];
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    for (uint64_t i = 0; i < 6; i++)
+        put_sale(st, 0x11, i + 1, (100 + i) << 16, ids[i]);
+    put_ack(st, TM_OP_ERP_ACK, 1, ids, 4, "k1"); /* 0..3 booked; 4, 5 not */
+    tm_vv_t vv0, vv1;
+    cr_assert_eq(tm_store_vv(st, &vv0), TM_OK);
+    cr_assert_eq(tm_store_digest(st, before), TM_OK);
+    size_t n;
+    /* Cutoff between sales 2 and 3: 0..2 are old and booked. */
+    cr_assert_eq(tm_store_compact(st, (uint64_t)103 << 16, 100, &n), TM_OK);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(tm_store_compact(st, (uint64_t)103 << 16, 100, &n), TM_OK);
+    cr_assert_eq(n, 0, "nothing more is due");
+    tm_sale_t s;
+    for (int i = 0; i < 6; i++) {
+        int rc = tm_store_get_sale(st, ids[i], &s);
+        cr_assert_eq(rc, i < 3 ? TM_ENOTFOUND : TM_OK, "sale %d", i);
+        cr_assert_eq(tm_store_is_compacted(st, ids[i]), i < 3);
+        if (rc == TM_OK)
+            tm_sale_free(&s);
+    }
+    cr_assert_eq(tm_store_is_acked(st, ids[3]), 1, "booked but recent: kept");
+    cr_assert_eq(tm_store_vv(st, &vv1), TM_OK);
+    cr_assert_eq(vv0.n, vv1.n);
+    cr_assert_arr_eq(vv0.e, vv1.e, vv0.n * sizeof *vv0.e);
+    cr_assert_eq(tm_store_digest(st, after), TM_OK);
+    cr_assert_arr_eq(before, after, 32, "the digest counts a compacted op by its kept hash");
+    /* The unacknowledged sales are still there to forward. */
+    char(*un)[TM_UUID_LEN];
+    cr_assert_eq(tm_store_unacked_sales(st, 10, &un, &n), TM_OK);
+    cr_assert_eq(n, 2);
+    free(un);
+    tm_vv_free(&vv0);
+    tm_vv_free(&vv1);
+    tm_store_destroy(&st);
+}
+
+Test(store_erp, a_till_away_longer_than_the_retention_is_brought_level_by_stubs)
+{
+    tm_store_t *a, *b, *c;
+    char ids[4][TM_UUID_LEN], p2[128], p3[128];
+    uint8_t da[32], db[32], dc[32];
+    snprintf(p2, sizeof p2, "%s/b.db", dir);
+    snprintf(p3, sizeof p3, "%s/c.db", dir);
+    cr_assert_eq(tm_store_open(path, NULL, &a), TM_OK);
+    cr_assert_eq(tm_store_open(p2, NULL, &b), TM_OK);
+    cr_assert_eq(tm_store_open(p3, NULL, &c), TM_OK);
+    for (uint64_t i = 0; i < 4; i++)
+        put_sale(a, 0x11, i + 1, (100 + i) << 16, ids[i]);
+    put_ack(a, TM_OP_ERP_ACK, 1, ids, 4, "k1");
+    copy_all_ops(a, b); /* b got everything before a compacted */
+    size_t n;
+    cr_assert_eq(tm_store_compact(a, (uint64_t)102 << 16, 100, &n), TM_OK);
+    cr_assert_eq(n, 2);
+    copy_all_ops(a, c); /* c was away: gets 2 stubs and 2 sales */
+    cr_assert_eq(tm_store_digest(a, da), TM_OK);
+    cr_assert_eq(tm_store_digest(b, db), TM_OK);
+    cr_assert_eq(tm_store_digest(c, dc), TM_OK);
+    cr_assert_arr_eq(da, db, 32);
+    cr_assert_arr_eq(da, dc, 32, "a stub counts what the full op counts");
+    tm_sale_t s;
+    cr_assert_eq(tm_store_get_sale(c, ids[0], &s), TM_ENOTFOUND);
+    cr_assert_eq(tm_store_get_sale(c, ids[3], &s), TM_OK);
+    tm_sale_free(&s);
+    /* A late full copy of a compacted sale (from b, which kept it) does not
+     * bring it back at a, and changes nothing. */
+    copy_all_ops(b, a);
+    cr_assert_eq(tm_store_get_sale(a, ids[0], &s), TM_ENOTFOUND);
+    cr_assert_eq(tm_store_digest(a, db), TM_OK);
+    cr_assert_arr_eq(da, db, 32);
+    /* And the digest survives a rebuild from the rows (stubs by hash). */
+    tm_store_destroy(&c);
+    sqlite3 *raw;
+    cr_assert_eq(sqlite3_open(p3, &raw), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(raw, "DELETE FROM meta WHERE key = 'digest_acc'", NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(raw);
+    cr_assert_eq(tm_store_open(p3, NULL, &c), TM_OK);
+    cr_assert_eq(tm_store_digest(c, dc), TM_OK);
+    cr_assert_arr_eq(da, dc, 32);
+    tm_store_destroy(&a);
+    tm_store_destroy(&b);
+    tm_store_destroy(&c);
+}
+
+Test(store_erp, a_stub_with_a_body_is_refused)
+{
+    tm_store_t *st;
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    uint8_t body[3] = {1, 2, 3};
+    tm_op_t op = {.seq = 1, .hlc = 5, .kind = TM_OP_SALE, .body = body, .body_len = 3,
+                  .compacted = true};
+    memset(op.origin, 0x42, TM_NODE_ID_LEN);
+    cr_assert_eq(tm_store_apply(st, &op, 1, NULL), TM_EPROTO);
+    tm_store_destroy(&st);
+}
