@@ -10,3 +10,13 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTM_BUILD_TESTS=OFF -D
 cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 TM_BIN_DIR=$(pwd)/$BUILD python3 bench/bench.py
 TM_BIN_DIR=$(pwd)/$BUILD python3 bench/bench_erp.py
+# Retention: disk per 100,000 sales before and after compaction.
+rm -f /tmp/tm-retention-bench.db*
+"$BUILD"/tm_retention /tmp/tm-retention-bench.db 100000 | tee /tmp/tm-retention.out
+awk '{for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+     END { printf "| disk per %d sales | before compaction %.1f MB (%.0f B/sale) | after %.1f MB (%.0f B/sale) |\n",
+           v["n"], v["bytes_in_use_before"] / 1e6, v["bytes_in_use_before"] / v["n"],
+           v["bytes_in_use_after"] / 1e6, v["bytes_in_use_after"] / v["n"] }' /tmp/tm-retention.out \
+    > bench/results/retention.md
+cat bench/results/retention.md
+rm -f /tmp/tm-retention-bench.db* /tmp/tm-retention.out
