@@ -511,3 +511,75 @@ def run(test_fn, names, **kw):
     finally:
         lab.cleanup(ok)
     print(f"PASS {test_fn.__name__}")
+
+
+def make_rut(body):
+    """A valid Chilean RUT for the number body ("12.345.678-5" style): the
+    check digit is modulo 11 over the reversed digits with weights 2..7."""
+    s, m = 0, 2
+    for d in reversed(str(body)):
+        s += int(d) * m
+        m = 2 if m == 7 else m + 1
+    dv = 11 - s % 11
+    dv = "0" if dv == 11 else "K" if dv == 10 else str(dv)
+    b = f"{body:,}".replace(",", ".")
+    return f"{b}-{dv}"
+
+
+def rut_key(rut):
+    """The normalised id the API keys a customer by: no dots, no dash."""
+    return rut.replace(".", "").replace("-", "").upper()
+
+
+def missing_sales(tills, ids, timeout, interval=0.1):
+    """Polls until every till holds every sale id (id -> origin name) or
+    the deadline passes. Returns {till name: [(origin, id), ...]} of what is
+    still missing (empty when everything arrived)."""
+    deadline = time.monotonic() + timeout
+    todo = {t.name: {i: o for i, o in ids.items() if o != t.name} for t in tills}
+    by_name = {t.name: t for t in tills}
+    while True:
+        for n, want in todo.items():
+            for i in [i for i in want if by_name[n].has_sale(i)]:
+                del want[i]
+        if not any(todo.values()) or time.monotonic() >= deadline:
+            return {n: sorted((o, i) for i, o in w.items()) for n, w in todo.items() if w}
+        time.sleep(interval)
+
+
+def describe_missing(missing, clocks=None):
+    """One line per till: which origins' sales it lacks (and their clocks)."""
+    clocks = clocks or {}
+    out = []
+    for n, pairs in sorted(missing.items()):
+        per = {}
+        for o, _ in pairs:
+            per[o] = per.get(o, 0) + 1
+        src = ", ".join(f"{k} from {o}" + (f" (clock {clocks[o]})" if o in clocks else "")
+                        for o, k in sorted(per.items()))
+        out.append(f"{n}" + (f" (clock {clocks[n]})" if n in clocks else "") + f" lacks {src}")
+    return "; ".join(out)
+
+
+class Findings:
+    """Collects independent checks so that one run reports every broken
+    promise, not only the first: check(name, fn) runs fn, records an
+    AssertionError as a failure and goes on; done() raises if any failed."""
+
+    def __init__(self):
+        self.failed = []
+
+    def check(self, name, fn, *a, **kw):
+        try:
+            fn(*a, **kw)
+        except AssertionError as e:
+            self.failed.append((name, str(e)))
+            print(f"FAIL {name}: {e}", flush=True)
+            return False
+        print(f"ok   {name}", flush=True)
+        return True
+
+    def done(self):
+        if self.failed:
+            raise AssertionError(f"{len(self.failed)} check(s) failed: " +
+                                 "; ".join(n for n, _ in self.failed))
