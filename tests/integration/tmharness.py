@@ -8,9 +8,18 @@ A StoreLab makes a temporary directory with one CurveZMQ keypair per till
 then starts, kills (-9) and restarts tillmeshd processes. Every wait is a
 bounded poll of a condition (wait_until), never a bare sleep; a timeout
 fails the test with what was being waited for and the last state seen.
+
+A till can run with a wrong wall clock (libfaketime, Debian package
+`libfaketime`): Till(clock="-600s" | "+1d" | "-10m" | "@2000-01-01 00:00:00"),
+or lab.add(name, clock=...), and till.set_clock(spec) steps it while it runs.
+The till's monotonic clock stays real (its timers keep working). How to see
+what a till believes: till.wall_clock() (the HTTP Date header its API sends).
 """
+import calendar
+import email.utils
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,6 +34,66 @@ import uuid
 BIN = os.environ.get("TM_BIN_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "asan"))
 TILLMESHD = os.path.join(BIN, "tillmeshd")
 TILLMESH = os.path.join(BIN, "tillmesh")
+FAKETIME_LIB = os.environ.get("TM_FAKETIME_LIB",
+                              "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+class Skip(Exception):
+    """The test cannot run here; run() prints SKIP and exits 77."""
+
+
+def clock_offset_s(spec, now=None):
+    """A till clock spec -> seconds to add to the real wall clock.
+
+    "+0", "ok", "-600s", "-600", "-10m", "+1h", "+1d", "-2y" are offsets;
+    "@2000-01-01 00:00:00" or "2000-01-01" (UTC) is a date the clock shows
+    now (and runs on from). Raises ValueError with what is accepted."""
+    t = str(spec).strip()
+    if t in ("ok", "0", "+0", "-0"):
+        return 0
+    m = re.fullmatch(r"([+-])(\d+(?:\.\d+)?)([smhdy]?)", t)
+    if m:
+        mult = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}[m.group(3)]
+        v = float(m.group(2)) * mult
+        return int(-v if m.group(1) == "-" else v)
+    d = t.lstrip("@").strip()
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            target = calendar.timegm(time.strptime(d, fmt))
+        except ValueError:
+            continue
+        return int(target - (now if now is not None else time.time()))
+    raise ValueError(f"{spec!r}: a clock is an offset like -10m, -600s, +1h, +1d, +0 (ok) "
+                     "or a date like 2000-01-01 or '@2000-01-01 00:00:00' (UTC)")
+
+
+def faketime_env(stamp_file, env=None):
+    """Environment that gives a process the wall clock in stamp_file
+    (libfaketime re-reads it at most once a second) and a real monotonic
+    clock. Raises Skip when libfaketime is not installed."""
+    if not os.path.exists(FAKETIME_LIB):
+        raise Skip(f"libfaketime not installed ({FAKETIME_LIB} missing; "
+                   "apt-get install libfaketime, or sh scripts/deps.sh)")
+    e = dict(os.environ if env is None else env)
+    e["LD_PRELOAD"] = FAKETIME_LIB + (" " + e["LD_PRELOAD"] if e.get("LD_PRELOAD") else "")
+    e["FAKETIME_TIMESTAMP_FILE"] = stamp_file
+    e["FAKETIME_CACHE_DURATION"] = "1"
+    e["DONT_FAKE_MONOTONIC"] = "1"
+    e.pop("FAKETIME", None)
+    # An ASan build wants its runtime first among the preloads; libfaketime
+    # in front of it is fine (its clock_gettime interceptor calls on into
+    # libfaketime's), so only the check is switched off.
+    e["ASAN_OPTIONS"] = ":".join(x for x in (e.get("ASAN_OPTIONS"),
+                                             "verify_asan_link_order=0") if x)
+    return e
+
+
+def write_stamp(path, offset_s):
+    """Atomically (rename) writes an offset libfaketime understands."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{'+' if offset_s >= 0 else '-'}{abs(int(offset_s))}s\n")
+    os.replace(tmp, path)
 
 
 def free_port():
@@ -54,7 +123,7 @@ class ApiError(Exception):
 
 
 class Till:
-    def __init__(self, lab, name, store_id):
+    def __init__(self, lab, name, store_id, clock=None):
         self.lab = lab
         self.name = name
         self.store_id = store_id
@@ -69,6 +138,11 @@ class Till:
         self.erp_url = None      # [erp] url, usually a Cable in front of the stub
         self.priority = 100
         self.mdns = False        # loopback tests use static peers only
+        # None: the real clock, no libfaketime. Otherwise a spec for
+        # clock_offset_s; the offset is fixed when the till starts.
+        self.clock = clock
+        self.clock_offset_s = 0
+        self.stamp_file = os.path.join(self.dir, "faketime.stamp")
 
     @property
     def endpoint(self):
@@ -117,8 +191,16 @@ backoff_max_ms = 1000
 
     def start(self, wait=True):
         self.write_config()
+        env = None
+        if self.clock is not None:
+            self.clock_offset_s = clock_offset_s(self.clock)
+            write_stamp(self.stamp_file, self.clock_offset_s)
+            env = faketime_env(self.stamp_file)
+        else:
+            self.clock_offset_s = 0
         logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([TILLMESHD, "-c", self.config], stdout=logf, stderr=logf)
+        self.proc = subprocess.Popen([TILLMESHD, "-c", self.config], stdout=logf, stderr=logf,
+                                     env=env)
         logf.close()
         if wait:
             wait_until(lambda: self.alive_api(), 30, f"{self.name} API to answer")
@@ -131,6 +213,35 @@ backoff_max_ms = 1000
             return self.get("/v1/status")[0] == 200
         except (urllib.error.URLError, ConnectionError, OSError):
             return False
+
+    # ---- clock ----
+    def wall_clock(self):
+        """The till's wall clock (epoch s, 1 s resolution): the Date header
+        of its API's answer, which libmicrohttpd stamps with time()."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.api_port}/v1/status")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            date = r.headers.get("Date")
+            r.read()
+        if not date:
+            raise AssertionError(f"{self.name}: API answer without a Date header")
+        return email.utils.parsedate_to_datetime(date).timestamp()
+
+    def clock_ok(self, slack=2.5):
+        """True when the till's wall clock shows real time + its offset."""
+        return abs(self.wall_clock() - (time.time() + self.clock_offset_s)) <= slack
+
+    def set_clock(self, spec, timeout=10):
+        """Steps the running till's wall clock (as an NTP step or an admin's
+        `date -s` would) and waits until the till shows it. Only for a till
+        started with a clock (else it has no libfaketime)."""
+        if self.clock is None:
+            raise AssertionError(f"{self.name} was started without clock=: "
+                                 "give it clock='+0' to step it later")
+        self.clock = spec
+        self.clock_offset_s = clock_offset_s(spec)
+        write_stamp(self.stamp_file, self.clock_offset_s)
+        wait_until(self.clock_ok, timeout,
+                   f"{self.name}'s wall clock to show real time {self.clock_offset_s:+d} s")
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -285,7 +396,8 @@ def make_sale(total=1990, sale_id=None):
 
 
 class StoreLab:
-    def __init__(self, names, store_id="store-it", heartbeat_ms=100, log_level="info"):
+    def __init__(self, names, store_id="store-it", heartbeat_ms=100, log_level="info",
+                 clocks=None):
         self.root = tempfile.mkdtemp(prefix="tm-it-")
         self.heartbeat_ms = heartbeat_ms
         self.log_level = log_level
@@ -293,8 +405,9 @@ class StoreLab:
         self.trusted_lines = {}
         self.tills = {}
         self.trusted_override = {}
+        clocks = clocks or {}
         for n in names:
-            self.add(n, store_id)
+            self.add(n, store_id, clock=clocks.get(n))
 
     def keygen(self, name):
         prefix = os.path.join(self.root, "keys", name)
@@ -303,11 +416,11 @@ class StoreLab:
         with open(prefix + ".pub") as f:
             return f.read().strip()
 
-    def add(self, name, store_id="store-it", trusted=True):
+    def add(self, name, store_id="store-it", trusted=True, clock=None):
         pub = self.keygen(name)
         if trusted:
             self.trusted_lines[name] = pub
-        t = Till(self, name, store_id)
+        t = Till(self, name, store_id, clock=clock)
         self.tills[name] = t
         return t
 
@@ -384,12 +497,89 @@ class StoreLab:
 
 
 def run(test_fn, names, **kw):
-    """Runs one test function against a fresh lab; prints PASS/FAIL."""
+    """Runs one test function against a fresh lab; prints PASS/FAIL.
+    A Skip raised by the test prints SKIP with the reason and exits 77."""
     lab = StoreLab(names, **kw)
     ok = False
     try:
         test_fn(lab)
         ok = True
+    except Skip as e:
+        ok = True
+        print(f"SKIP {test_fn.__name__}: {e}", flush=True)
+        sys.exit(77)
     finally:
         lab.cleanup(ok)
     print(f"PASS {test_fn.__name__}")
+
+
+def make_rut(body):
+    """A valid Chilean RUT for the number body ("12.345.678-5" style): the
+    check digit is modulo 11 over the reversed digits with weights 2..7."""
+    s, m = 0, 2
+    for d in reversed(str(body)):
+        s += int(d) * m
+        m = 2 if m == 7 else m + 1
+    dv = 11 - s % 11
+    dv = "0" if dv == 11 else "K" if dv == 10 else str(dv)
+    b = f"{body:,}".replace(",", ".")
+    return f"{b}-{dv}"
+
+
+def rut_key(rut):
+    """The normalised id the API keys a customer by: no dots, no dash."""
+    return rut.replace(".", "").replace("-", "").upper()
+
+
+def missing_sales(tills, ids, timeout, interval=0.1):
+    """Polls until every till holds every sale id (id -> origin name) or
+    the deadline passes. Returns {till name: [(origin, id), ...]} of what is
+    still missing (empty when everything arrived)."""
+    deadline = time.monotonic() + timeout
+    todo = {t.name: {i: o for i, o in ids.items() if o != t.name} for t in tills}
+    by_name = {t.name: t for t in tills}
+    while True:
+        for n, want in todo.items():
+            for i in [i for i in want if by_name[n].has_sale(i)]:
+                del want[i]
+        if not any(todo.values()) or time.monotonic() >= deadline:
+            return {n: sorted((o, i) for i, o in w.items()) for n, w in todo.items() if w}
+        time.sleep(interval)
+
+
+def describe_missing(missing, clocks=None):
+    """One line per till: which origins' sales it lacks (and their clocks)."""
+    clocks = clocks or {}
+    out = []
+    for n, pairs in sorted(missing.items()):
+        per = {}
+        for o, _ in pairs:
+            per[o] = per.get(o, 0) + 1
+        src = ", ".join(f"{k} from {o}" + (f" (clock {clocks[o]})" if o in clocks else "")
+                        for o, k in sorted(per.items()))
+        out.append(f"{n}" + (f" (clock {clocks[n]})" if n in clocks else "") + f" lacks {src}")
+    return "; ".join(out)
+
+
+class Findings:
+    """Collects independent checks so that one run reports every broken
+    promise, not only the first: check(name, fn) runs fn, records an
+    AssertionError as a failure and goes on; done() raises if any failed."""
+
+    def __init__(self):
+        self.failed = []
+
+    def check(self, name, fn, *a, **kw):
+        try:
+            fn(*a, **kw)
+        except AssertionError as e:
+            self.failed.append((name, str(e)))
+            print(f"FAIL {name}: {e}", flush=True)
+            return False
+        print(f"ok   {name}", flush=True)
+        return True
+
+    def done(self):
+        if self.failed:
+            raise AssertionError(f"{len(self.failed)} check(s) failed: " +
+                                 "; ".join(n for n, _ in self.failed))
