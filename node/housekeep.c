@@ -22,7 +22,7 @@
 
 #define DISK_EVERY_MS    2000
 #define COMPACT_EVERY_MS (10 * 60 * 1000)
-#define COMPACT_FIRST_MS 30000
+#define COMPACT_FIRST_MS 5000
 #define COMPACT_BATCH    2000
 
 static void check_disk(tm_daemon_t *d)

@@ -32,7 +32,8 @@ def run_erp(test_fn, names, **kw):
 def wait_forwarder(lab, timeout=30):
     """Until every till names the same forwarder; returns its name."""
     def agreed():
-        names = {lab.forwarder(n) for n in lab.tills if lab[n].proc.poll() is None}
+        names = {lab.forwarder(n) for n in lab.tills
+                 if lab[n].proc and lab[n].proc.poll() is None}
         return len(names) == 1 and None not in names and names.pop()
     return wait_until(agreed, timeout, "all tills to agree on a forwarder")
 
