@@ -371,6 +371,14 @@ static int parse_sale_key(const char *key, json_t *v, tm_sale_t *out, unsigned *
         parse_customer(v, out, errs);
     } else if (strcmp(key, "refund_of") == 0) {
         get_string(v, key, out->refund_of, sizeof out->refund_of, errs);
+    } else if (strcmp(key, "review") == 0) {
+        /* Read so that a sale read back from a till round-trips; the till
+         * that stores a sale sets the flag itself. */
+        char name[24];
+        if (get_string(v, key, name, sizeof name, errs) &&
+            tm_review_parse(name, &out->review) != TM_OK)
+            tm_field_errors_add(errs, key, "format",
+                                "review must be \"over_refund\" or \"original_unknown\"");
     } else {
         char f[FIELD_MAX];
         PATH(f, "%s", key);
@@ -520,6 +528,8 @@ char *tm_sale_to_json(const tm_sale_t *s)
         bad |= set(o, "customer", customer_ref_to_json(s));
     if (s->refund_of[0])
         bad |= set(o, "refund_of", json_string(s->refund_of));
+    if (tm_review_name(s->review)[0])
+        bad |= set(o, "review", json_string(tm_review_name(s->review)));
     if (!bad)
         out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 done:

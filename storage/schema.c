@@ -134,6 +134,20 @@ static const char *const migrations[] = {
     "  closed INTEGER NOT NULL DEFAULT 0"
     ") WITHOUT ROWID;"
     "CREATE INDEX erp_intents_open ON erp_intents (hlc) WHERE closed = 0;",
+
+    /* 4 -> 5: returns bounded by their original. review is derived from the
+     * sales held (tm_review_t), recomputed per group on every write of a
+     * member; the step's C part (after[]) computes it for the sales already
+     * held. Originals and returns are matched on lower() of their ids. */
+    "ALTER TABLE sales ADD COLUMN review INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX sales_id_lower ON sales (lower(sale_id));"
+    "CREATE INDEX sales_refund_of ON sales (lower(refund_of)) WHERE refund_of <> '';"
+    "CREATE INDEX sales_review ON sales (review, refund_of, sale_id) WHERE review <> 0;",
+};
+
+/* Work a step needs beyond its SQL, run in the same transaction. */
+static int (*const after[])(tm_store_t *) = {
+    [4] = tm_store__review_rebuild,
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -203,8 +217,9 @@ static int s_step(tm_store_t *self, int from)
     int rc = s_exec(self, "BEGIN IMMEDIATE");
     if (rc)
         return rc;
-    if ((rc = s_exec(self, migrations[from])) || (rc = s_exec(self, bump)) ||
-        (rc = s_exec(self, "COMMIT")))
+    if ((rc = s_exec(self, migrations[from])) ||
+        (from < (int)(sizeof after / sizeof after[0]) && after[from] && (rc = after[from](self))) ||
+        (rc = s_exec(self, bump)) || (rc = s_exec(self, "COMMIT")))
         goto fail;
     return TM_OK;
 fail:
