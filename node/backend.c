@@ -88,7 +88,8 @@ static int post_sale(void *ctx, tm_sale_t *s, tm_field_errors_t *errs)
     if ((rc = tm_store_refund_check(d->store, s, &review, errs)))
         return rc;
     if (review == TM_REVIEW_ORIGINAL_UNKNOWN)
-        tm_log_warn(d->log, "return %s names sale %s, not held here (yet): taken, flagged for review",
+        tm_log_warn(d->log,
+                    "return %s names sale %s, not held here (yet): taken, flagged for review",
                     s->sale_id, s->refund_of);
     if ((rc = tm_wire_sale_encode(s, &body, &len)))
         return rc;
@@ -260,9 +261,9 @@ static json_t *status_review(tm_daemon_t *d)
     json_t *arr = json_array();
     if (tm_store_reviews(d->store, STATUS_REVIEW_MAX, &r, &n, &c) == TM_OK) {
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "sale_id", r[i].sale_id,
-                                                 "refund_of", r[i].refund_of, "review",
-                                                 tm_review_name(r[i].review)));
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:s, s:s}", "sale_id", r[i].sale_id, "refund_of",
+                                            r[i].refund_of, "review", tm_review_name(r[i].review)));
         free(r);
     }
     return json_pack("{s:I, s:I, s:o}", "over_refund", (json_int_t)c.over_refund,

@@ -147,9 +147,10 @@ static void check_ret(tally_t *t, const tm_sale_t *ret, tm_field_errors_t *errs)
         if (qty > k->sold_qty) {
             snprintf(f, sizeof f, "lines[%zu].qty", k->first_line);
             tm_field_errors_add(errs, f, "exceeds_original",
-                                "SKU %s: %s sold, %s already returned, %s more is too many",
-                                k->sku, fmt_qty(k->sold_qty, a, sizeof a),
-                                fmt_qty(k->back_qty, b, sizeof b), fmt_qty(k->ask_qty, c, sizeof c));
+                                "SKU %s: %s sold, %s already returned, %s more is too many", k->sku,
+                                fmt_qty(k->sold_qty, a, sizeof a),
+                                fmt_qty(k->back_qty, b, sizeof b),
+                                fmt_qty(k->ask_qty, c, sizeof c));
         }
         if (amt > k->sold_amt) {
             snprintf(f, sizeof f, "lines[%zu].unit_price", k->first_line);

@@ -22,7 +22,8 @@
 #define SALE_COLS TM_STORE__SALE_COLS
 
 static const char *const mat_sql[ST_COUNT] = {
-    [ST_SALE_FIND] = "SELECT ins, op_hlc, op_origin, op_seq, refund_of FROM sales WHERE sale_id = ?1",
+    [ST_SALE_FIND] =
+        "SELECT ins, op_hlc, op_origin, op_seq, refund_of FROM sales WHERE sale_id = ?1",
     /* acked: the ack may have arrived before the sale. */
     [ST_SALE_INSERT] = "INSERT INTO sales (sale_id, till, receipt_no, created_at, currency, total,"
                        " customer_id, customer_id_type, customer_email, refund_of, op_origin,"

@@ -197,9 +197,9 @@ int tm_store__review_rebuild(tm_store_t *self)
     sqlite3_stmt *st = NULL;
     char(*ids)[TM_UUID_LEN] = NULL;
     size_t n = 0;
-    int src = sqlite3_prepare_v2(self->db,
-                                 "SELECT DISTINCT lower(refund_of) FROM sales WHERE refund_of <> ''",
-                                 -1, &st, NULL);
+    int src = sqlite3_prepare_v2(
+        self->db, "SELECT DISTINCT lower(refund_of) FROM sales WHERE refund_of <> ''", -1, &st,
+        NULL);
     int rc = tm_store__err(self, src);
     /* Collected first: the groups are rewritten while this would still run. */
     while (rc == TM_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
