@@ -3,9 +3,10 @@
  * before a return is written, and the review flags kept on returns.
  *
  * A return names its original by refund_of. Sale ids are UUIDs, which a
- * POS may write in either case, so the original and its returns are
- * matched case-insensitively (on lower(), which the indexes of migration 5
- * cover).
+ * POS may write in either case: returns are matched on lower(refund_of)
+ * (indexed, for returns only), and the original is looked up as written,
+ * then in lower and in upper case, so that no index on every sale is
+ * needed.
  *
  * The flags are derived data, recomputed for a whole group (one original
  * and all its returns) whenever a sale of that group is written; replicated
@@ -14,6 +15,7 @@
  */
 #include "store_int.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -24,8 +26,8 @@
 #define RETURNS_MAX 1000
 
 static const char *const ref_sql[ST_COUNT] = {
-    [ST_ORIG_BY_ID] = "SELECT " TM_STORE__SALE_COLS " FROM sales WHERE lower(sale_id) = lower(?1)"
-                      " ORDER BY sale_id LIMIT 1",
+    [ST_ORIG_BY_ID] = "SELECT " TM_STORE__SALE_COLS " FROM sales WHERE sale_id IN (?1, ?2, ?3)"
+                      " ORDER BY sale_id = ?1 DESC, sale_id LIMIT 1",
     [ST_RETURNS_OF] = "SELECT " TM_STORE__SALE_COLS " FROM sales WHERE lower(refund_of) = lower(?1)"
                       " AND refund_of <> '' AND lower(sale_id) <> lower(?1) ORDER BY sale_id"
                       " LIMIT ?2",
@@ -52,7 +54,16 @@ static int s_orig_load(tm_store_t *self, const char *id, tm_sale_t *out)
     sqlite3_stmt *st = s_stmt(self, ST_ORIG_BY_ID, &rc);
     if (!st)
         return rc;
+    char lower[TM_UUID_LEN], upper[TM_UUID_LEN];
+    size_t i = 0;
+    for (; id[i] && i < TM_UUID_LEN - 1; i++) {
+        lower[i] = (char)tolower((unsigned char)id[i]);
+        upper[i] = (char)toupper((unsigned char)id[i]);
+    }
+    lower[i] = upper[i] = '\0';
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, lower, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, upper, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW)
         rc = tm_store__sale_from_row(self, st, out, &ins);

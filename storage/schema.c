@@ -138,9 +138,10 @@ static const char *const migrations[] = {
     /* 4 -> 5: returns bounded by their original. review is derived from the
      * sales held (tm_review_t), recomputed per group on every write of a
      * member; the step's C part (after[]) computes it for the sales already
-     * held. Originals and returns are matched on lower() of their ids. */
+     * held. Returns are found by lower(refund_of), so that a POS writing
+     * ids in either case is bounded all the same; the index holds returns
+     * only, so plain sales cost it nothing. */
     "ALTER TABLE sales ADD COLUMN review INTEGER NOT NULL DEFAULT 0;"
-    "CREATE INDEX sales_id_lower ON sales (lower(sale_id));"
     "CREATE INDEX sales_refund_of ON sales (lower(refund_of)) WHERE refund_of <> '';"
     "CREATE INDEX sales_review ON sales (review, refund_of, sale_id) WHERE review <> 0;",
 };

@@ -236,7 +236,7 @@ Test(refund_store, migration_flags_what_is_held)
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     char *err = NULL;
     int rc = sqlite3_exec(db,
-                          "DROP INDEX sales_id_lower; DROP INDEX sales_refund_of;"
+                          "DROP INDEX sales_refund_of;"
                           "DROP INDEX sales_review; ALTER TABLE sales DROP COLUMN review;"
                           "PRAGMA user_version = 4;",
                           NULL, NULL, &err);
