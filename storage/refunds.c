@@ -20,10 +20,11 @@
 #include <string.h>
 #include <strings.h>
 
-/* A return names at most this many other returns of its original before
- * the rest are not loaded for the API check (a hostile peer could send
- * thousands); the group is then flagged rather than checked. */
-#define RETURNS_MAX 1000
+/* At most this many returns of one original are loaded (each may hold 500
+ * lines: about 11 MB at worst); an original with more has its new returns
+ * refused and the group flagged, since a hostile or broken till could send
+ * any number of them. */
+#define RETURNS_MAX 100
 
 static const char *const ref_sql[ST_COUNT] = {
     [ST_ORIG_BY_ID] = "SELECT " TM_STORE__SALE_COLS " FROM sales WHERE sale_id IN (?1, ?2, ?3)"

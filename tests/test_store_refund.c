@@ -291,3 +291,34 @@ Test(refund_store, digest_ignores_flags)
         tm_sale_free(&s[i]);
     }
 }
+
+/* A till sending any number of returns of one sale cannot make the check
+ * load them all: past 100 the group is flagged and new returns refused. */
+Test(refund_store, returns_per_original_are_bounded)
+{
+    tm_store_t *st = open_store();
+    tm_sale_t o, r;
+    tm_op_t op;
+    tm_field_errors_t errs;
+    int review;
+    make(&o, ORIG, 1000, NULL);
+    op_of(&op, 1, 1, &o);
+    cr_assert_eq(tm_store_apply(st, &op, 1, NULL), TM_OK);
+    free(op.body);
+    for (int i = 0; i < 101; i++) {
+        char id[TM_UUID_LEN];
+        snprintf(id, sizeof id, "cccccccc-0000-4000-8000-%012d", i);
+        make(&r, id, -1, ORIG);
+        op_of(&op, 2, (uint64_t)i + 1, &r);
+        cr_assert_eq(tm_store_apply(st, &op, 1, NULL), TM_OK);
+        free(op.body);
+        tm_sale_free(&r);
+        cr_assert_eq(counts(st).over_refund, i < 100 ? 0 : 101, "after %d", i + 1);
+    }
+    make(&r, R1, -1, ORIG);
+    cr_assert_eq(tm_store_refund_check(st, &r, &review, &errs), TM_EVALIDATE);
+    cr_assert_str_eq(errs.e[0].rule, "too_many_returns");
+    tm_sale_free(&r);
+    tm_sale_free(&o);
+    tm_store_destroy(&st);
+}
