@@ -4,9 +4,10 @@
  *
  * A return names its original by refund_of. Sale ids are UUIDs, which a
  * POS may write in either case: returns are matched on lower(refund_of)
- * (indexed, for returns only), and the original is looked up as written,
- * then in lower and in upper case, so that no index on every sale is
- * needed.
+ * (indexed, for returns only). The original is looked up by the spellings
+ * of refund_of its returns use, and in lower and upper case: a function of
+ * the sales held (so every till finds the same one), with no index over
+ * every sale.
  *
  * The flags are derived data, recomputed for a whole group (one original
  * and all its returns) whenever a sale of that group is written; replicated
@@ -15,7 +16,6 @@
  */
 #include "store_int.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -27,8 +27,10 @@
 #define RETURNS_MAX 100
 
 static const char *const ref_sql[ST_COUNT] = {
-    [ST_ORIG_BY_ID] = "SELECT " TM_STORE__SALE_COLS " FROM sales WHERE sale_id IN (?1, ?2, ?3)"
-                      " ORDER BY sale_id = ?1 DESC, sale_id LIMIT 1",
+    [ST_ORIG_BY_ID] = "SELECT " TM_STORE__SALE_COLS " FROM sales WHERE sale_id IN"
+                      " (SELECT refund_of FROM sales WHERE lower(refund_of) = lower(?1)"
+                      " AND refund_of <> '' UNION SELECT lower(?1) UNION SELECT upper(?1)"
+                      " UNION SELECT ?2) ORDER BY sale_id LIMIT 1",
     [ST_RETURNS_OF] = "SELECT " TM_STORE__SALE_COLS " FROM sales WHERE lower(refund_of) = lower(?1)"
                       " AND refund_of <> '' AND lower(sale_id) <> lower(?1) ORDER BY sale_id"
                       " LIMIT ?2",
@@ -46,8 +48,10 @@ static sqlite3_stmt *s_stmt(tm_store_t *self, int id, int *rc)
     return tm_store__stmt(self, id, ref_sql[id], rc);
 }
 
-/* The original named by id; TM_ENOTFOUND if not held. */
-static int s_orig_load(tm_store_t *self, const char *id, tm_sale_t *out)
+/* The original of the group of id; TM_ENOTFOUND if not held. `spelling`
+ * (may be NULL) is one more way of writing it to try: that of a return
+ * about to join the group. */
+static int s_orig_load(tm_store_t *self, const char *id, const char *spelling, tm_sale_t *out)
 {
     int rc = TM_OK;
     int64_t ins;
@@ -55,16 +59,11 @@ static int s_orig_load(tm_store_t *self, const char *id, tm_sale_t *out)
     sqlite3_stmt *st = s_stmt(self, ST_ORIG_BY_ID, &rc);
     if (!st)
         return rc;
-    char lower[TM_UUID_LEN], upper[TM_UUID_LEN];
-    size_t i = 0;
-    for (; id[i] && i < TM_UUID_LEN - 1; i++) {
-        lower[i] = (char)tolower((unsigned char)id[i]);
-        upper[i] = (char)toupper((unsigned char)id[i]);
-    }
-    lower[i] = upper[i] = '\0';
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, lower, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, upper, -1, SQLITE_STATIC);
+    if (spelling)
+        sqlite3_bind_text(st, 2, spelling, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW)
         rc = tm_store__sale_from_row(self, st, out, &ins);
@@ -138,7 +137,7 @@ int tm_store_refund_check(tm_store_t *self, const tm_sale_t *ret, int *review,
     *review = TM_REVIEW_NONE;
     if (!ret->refund_of[0])
         return TM_OK;
-    int rc = s_orig_load(self, ret->refund_of, &orig);
+    int rc = s_orig_load(self, ret->refund_of, ret->refund_of, &orig);
     if (rc == TM_ENOTFOUND) {
         *review = TM_REVIEW_ORIGINAL_UNKNOWN;
         return TM_OK;
@@ -179,7 +178,7 @@ int tm_store__review_group(tm_store_t *self, const char *orig_id)
     size_t n = 0;
     bool more = false;
     int review = TM_REVIEW_NONE;
-    int rc = s_orig_load(self, orig_id, &orig);
+    int rc = s_orig_load(self, orig_id, NULL, &orig);
     if (rc == TM_ENOTFOUND) {
         review = TM_REVIEW_ORIGINAL_UNKNOWN;
     } else if (rc) {

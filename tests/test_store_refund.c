@@ -322,3 +322,50 @@ Test(refund_store, returns_per_original_are_bounded)
     tm_sale_free(&o);
     tm_store_destroy(&st);
 }
+
+/* Ids in either case: a return naming its original in the other case is
+ * bounded by it, and the flags are the same in both arrival orders. A
+ * mixed-case spelling that matches nothing alone is found through another
+ * return of the group that spells the original as stored; without one the
+ * return stays original_unknown, in both orders too. */
+Test(refund_store, id_case)
+{
+    static const struct {
+        const char *orig, *ref;
+        bool with_r2;
+        int want;
+    } cases[] = {
+        {"AAAAAAAA-0000-4000-8000-00000000000A", "aaaaaaaa-0000-4000-8000-00000000000a", true,
+         TM_REVIEW_OVER_REFUND},
+        {"aaaaaaaa-0000-4000-8000-00000000000a", "AAAAAAAA-0000-4000-8000-00000000000A", true,
+         TM_REVIEW_OVER_REFUND},
+        {"AaAaAaAa-0000-4000-8000-00000000000a", "aAaAaAaA-0000-4000-8000-00000000000A", true,
+         TM_REVIEW_OVER_REFUND},
+        {"AaAaAaAa-0000-4000-8000-00000000000a", "aAaAaAaA-0000-4000-8000-00000000000A", false,
+         TM_REVIEW_ORIGINAL_UNKNOWN},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int order = 0; order < 2; order++) {
+            tm_sale_t s[3];
+            tm_op_t ops[3];
+            int n = cases[c].with_r2 ? 3 : 2;
+            make(&s[0], cases[c].orig, 1000, NULL);
+            make(&s[1], R1, -700, cases[c].ref);
+            make(&s[2], R2, -700, cases[c].orig);
+            for (int i = 0; i < 3; i++)
+                op_of(&ops[i], (uint8_t)(i + 1), 1, &s[i]);
+            tm_store_t *st = open_store();
+            for (int k = 0; k < n; k++)
+                cr_assert_eq(tm_store_apply(st, &ops[order ? n - 1 - k : k], 1, NULL), TM_OK);
+            cr_assert_eq(review_of(st, R1), cases[c].want, "case %zu order %d", c, order);
+            if (n == 3)
+                cr_assert_eq(review_of(st, R2), cases[c].want, "case %zu order %d", c, order);
+            tm_store_destroy(&st);
+            rm_store();
+            for (int i = 0; i < 3; i++) {
+                free(ops[i].body);
+                tm_sale_free(&s[i]);
+            }
+        }
+    }
+}
