@@ -53,6 +53,7 @@ static int existing_sale(tm_daemon_t *d, tm_sale_t *s)
     if (rc)
         return rc;
     fill_from(s, &old);
+    s->review = old.review; /* the till's flag, not the POS's to set */
     rc = same_sale(s, &old) ? TM_EEXIST : TM_ECONFLICT;
     tm_sale_free(&old);
     return rc;
@@ -68,6 +69,7 @@ static int post_sale(void *ctx, tm_sale_t *s, tm_field_errors_t *errs)
     s->has_clock = false; /* never the POS's word (tm_sale_t) */
     s->clock_offset_ms = 0;
     s->clock_skewed = false;
+    s->review = TM_REVIEW_NONE;
     if (!s->sale_id[0])
         tm_uuid_new(s->sale_id);
     else if ((rc = existing_sale(d, s)))
@@ -95,16 +97,17 @@ static int post_sale(void *ctx, tm_sale_t *s, tm_field_errors_t *errs)
     }
     if ((rc = tm_sale_validate(s, errs)))
         return rc;
-    tm_sale_t orig;
-    if (s->refund_of[0] && tm_store_get_sale(d->store, s->refund_of, &orig) == TM_OK) {
-        tm_sale_free(&orig);
-    } else if (s->refund_of[0]) {
-        /* A return must name a sale this till knows; if the original was
-         * rung up elsewhere and has not arrived yet, the POS retries. */
-        tm_field_errors_add(errs, "refund_of", "unknown", "sale %s is not known at this till (yet)",
-                            s->refund_of);
-        return TM_EVALIDATE;
-    }
+    /* A return is bounded by its original and the returns of it held here.
+     * One whose original has not reached this till (rung up on a till cut
+     * off from this one) is taken, so the store can still serve the
+     * customer, and flagged original_unknown until the original arrives. */
+    int review = TM_REVIEW_NONE;
+    if ((rc = tm_store_refund_check(d->store, s, &review, errs)))
+        return rc;
+    if (review == TM_REVIEW_ORIGINAL_UNKNOWN)
+        tm_log_warn(d->log,
+                    "return %s names sale %s, not held here (yet): taken, flagged for review",
+                    s->sale_id, s->refund_of);
     if ((rc = tm_wire_sale_encode(s, &body, &len)))
         return rc;
     uint64_t hlc = tm_engine_hlc_now(d->engine, tm_daemon_wall_ms());
@@ -113,6 +116,15 @@ static int post_sale(void *ctx, tm_sale_t *s, tm_field_errors_t *errs)
     if (rc == TM_EFULL)
         tm_log_error(d->log, "disk full: sale %s refused (nothing written)", s->sale_id);
     tm_daemon_flush(d);
+    if (rc == TM_OK && s->refund_of[0]) {
+        /* The answer shows the flag as stored (the group may already have
+         * been over its bounds through returns replicated from peers). */
+        tm_sale_t stored;
+        if (tm_store_get_sale(d->store, s->sale_id, &stored) == TM_OK) {
+            s->review = stored.review;
+            tm_sale_free(&stored);
+        }
+    }
     return rc;
 }
 
@@ -305,14 +317,35 @@ static json_t *status_erp(tm_daemon_t *d)
                      (json_int_t)fs.batches_ok);
 }
 
+/* Returns flagged for review: counts, and the first few so that a person
+ * knows which sales to look at. */
+#define STATUS_REVIEW_MAX 100
+
+static json_t *status_review(tm_daemon_t *d)
+{
+    tm_review_entry_t *r = NULL;
+    tm_review_counts_t c = {0};
+    size_t n = 0;
+    json_t *arr = json_array();
+    if (tm_store_reviews(d->store, STATUS_REVIEW_MAX, &r, &n, &c) == TM_OK) {
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:s, s:s}", "sale_id", r[i].sale_id, "refund_of",
+                                            r[i].refund_of, "review", tm_review_name(r[i].review)));
+        free(r);
+    }
+    return json_pack("{s:I, s:I, s:o}", "over_refund", (json_int_t)c.over_refund,
+                     "original_unknown", (json_int_t)c.original_unknown, "sales", arr);
+}
+
 static char *status_json(void *ctx)
 {
     tm_daemon_t *d = ctx;
-    json_t *root =
-        json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node",
-                  status_node(d), "state", status_state(d), "peers", status_peers(d), "clock",
-                  status_clock(d), "disk", status_disk(d), "uplink", status_uplink(d), "forwarder",
-                  status_forwarder(d), "erp", status_erp(d));
+    json_t *root = json_pack(
+        "{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node",
+        status_node(d), "state", status_state(d), "peers", status_peers(d), "clock",
+        status_clock(d), "disk", status_disk(d), "uplink", status_uplink(d), "forwarder",
+        status_forwarder(d), "erp", status_erp(d), "review", status_review(d));
     if (!root)
         return NULL;
     char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -412,6 +445,15 @@ static char *metrics_text(void *ctx)
         tm_fwd_stats(d->fwd, &fs);
     tm_engine_forwarder(d->engine, &fw);
     tm_uplink_t up = d->erp ? tm_erp_uplink(d->erp, &since) : TM_UPLINK_UNKNOWN;
+    tm_review_entry_t *rv = NULL;
+    tm_review_counts_t rc = {0};
+    size_t nrv = 0;
+    if (tm_store_reviews(d->store, 0, &rv, &nrv, &rc) == TM_OK)
+        free(rv);
+    GAUGE("review_over_refund", "Returns whose original is over-refunded (flagged for review).",
+          rc.over_refund);
+    GAUGE("review_original_unknown", "Returns whose original sale is not held here (yet).",
+          rc.original_unknown);
     GAUGE("erp_backlog", "Sales neither acknowledged by the ERP nor parked.", bl.unsent);
     GAUGE("erp_parked", "Sales the ERP refused, parked here.", bl.parked);
     GAUGE("uplink_up", "1 when this till's ERP health probe passes.", up == TM_UPLINK_UP);

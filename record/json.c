@@ -374,6 +374,14 @@ static int parse_sale_key(const char *key, json_t *v, tm_sale_t *out, unsigned *
     } else if (strcmp(key, "clock") == 0) {
         /* The till's own judgement of its clock: set by the till, so a POS
          * that sends back a sale it read is not refused, but not believed. */
+    } else if (strcmp(key, "review") == 0) {
+        /* Read so that a sale read back from a till round-trips; the till
+         * that stores a sale sets the flag itself. */
+        char name[24];
+        if (get_string(v, key, name, sizeof name, errs) &&
+            tm_review_parse(name, &out->review) != TM_OK)
+            tm_field_errors_add(errs, key, "format",
+                                "review must be \"over_refund\" or \"original_unknown\"");
     } else {
         char f[FIELD_MAX];
         PATH(f, "%s", key);
@@ -523,6 +531,8 @@ char *tm_sale_to_json(const tm_sale_t *s)
         bad |= set(o, "customer", customer_ref_to_json(s));
     if (s->refund_of[0])
         bad |= set(o, "refund_of", json_string(s->refund_of));
+    if (tm_review_name(s->review)[0])
+        bad |= set(o, "review", json_string(tm_review_name(s->review)));
     if (s->has_clock)
         bad |= set(o, "clock",
                    json_pack("{s:I, s:b}", "offset_ms", (json_int_t)s->clock_offset_ms, "skewed",

@@ -119,6 +119,9 @@ typedef struct {
     bool has_clock;
     int64_t clock_offset_ms;
     bool clock_skewed;
+    /* Derived by the till that holds the sale, never replicated: see
+     * tm_review_t. Not part of the op body, so not part of the digest. */
+    int review; /* tm_review_t */
 } tm_sale_t;
 
 /* Frees lines and payments and zeroes the struct. NULL-safe. */
@@ -144,6 +147,52 @@ int tm_sale_from_json(const char *buf, size_t len, tm_sale_t *out, tm_field_erro
 /* Compact JSON, keys in a fixed order; malloc'd, NULL on out of memory (or
  * when a field cannot be encoded: invalid UTF-8, unknown payment method). */
 char *tm_sale_to_json(const tm_sale_t *s);
+
+/* ---- returns bounded by the original --------------------------------- */
+
+/*
+ * Why a return is flagged for review. A function of the sales a till holds
+ * (the original and every return naming it), so every till that holds the
+ * same sales flags the same ones, whatever order they arrived in.
+ *  - OVER_REFUND: the returns of one original, taken together, break
+ *    tm_refund_check (typically two tills refunded the same sale while the
+ *    store's network was split: each was within bounds alone).
+ *  - ORIGINAL_UNKNOWN: the sale named by refund_of is not held here (yet).
+ */
+typedef enum {
+    TM_REVIEW_NONE = 0,
+    TM_REVIEW_OVER_REFUND = 1,
+    TM_REVIEW_ORIGINAL_UNKNOWN = 2
+} tm_review_t;
+
+/* "over_refund", "original_unknown"; "" for NONE and anything unknown. */
+const char *tm_review_name(int review);
+/* The inverse; TM_EINVAL for an unknown name ("" is NONE). */
+int tm_review_parse(const char *s, int *out);
+
+/*
+ * The rule for returns (sales naming refund_of): per original sale,
+ * summed over all its returns,
+ *  - the original is not itself a return (refund_of_refund),
+ *  - a return is in the original's currency (currency_mismatch),
+ *  - every SKU on a negative line was on the original (not_in_original),
+ *  - the quantity returned per SKU is at most the quantity sold
+ *    (exceeds_original on lines[i].qty),
+ *  - the amount refunded per SKU is at most what that SKU was sold for, so
+ *    the total refunded is at most the original's total (exceeds_original
+ *    on lines[i].unit_price).
+ * Only negative lines return something; positive lines on a return are an
+ * exchange (a new purchase) and are not bounded by the original.
+ *
+ * `prior` holds the n_prior returns of orig already held (the new one must
+ * not be among them). With ret != NULL the new return is checked on top of
+ * them and errors name ret's fields; prior returns that break the rule
+ * themselves are not held against ret (they are flagged, see above). With
+ * ret == NULL the prior returns are checked as a whole (is the group over
+ * the bounds?). errs may be NULL. TM_OK or TM_EVALIDATE. Pure.
+ */
+int tm_refund_check(const tm_sale_t *orig, const tm_sale_t *prior, size_t n_prior,
+                    const tm_sale_t *ret, tm_field_errors_t *errs);
 
 /* ---- customer ids and e-mail ------------------------------------------ */
 

@@ -17,13 +17,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#define SALE_COLS                                                                                  \
-    "ins, sale_id, till, receipt_no, created_at, currency, total, customer_id,"                    \
-    " customer_id_type, customer_email, refund_of, clock_offset_ms, clock_skewed"
+#define SALE_COLS TM_STORE__SALE_COLS
 
 static const char *const mat_sql[ST_COUNT] = {
-    [ST_SALE_FIND] = "SELECT ins, op_hlc, op_origin, op_seq FROM sales WHERE sale_id = ?1",
+    [ST_SALE_FIND] =
+        "SELECT ins, op_hlc, op_origin, op_seq, refund_of FROM sales WHERE sale_id = ?1",
     /* acked: the ack may have arrived before the sale. */
     [ST_SALE_INSERT] = "INSERT INTO sales (sale_id, till, receipt_no, created_at, currency, total,"
                        " customer_id, customer_id_type, customer_email, refund_of, op_origin,"
@@ -34,7 +34,7 @@ static const char *const mat_sql[ST_COUNT] = {
                        " created_at = ?4, currency = ?5, total = ?6, customer_id = ?7,"
                        " customer_id_type = ?8, customer_email = ?9, refund_of = ?10,"
                        " op_origin = ?11, op_seq = ?12, op_hlc = ?13, clock_offset_ms = ?14,"
-                       " clock_skewed = ?15 WHERE ins = ?16",
+                       " clock_skewed = ?15, review = 0 WHERE ins = ?16",
     [ST_SALE_BY_ID] = "SELECT " SALE_COLS " FROM sales WHERE sale_id = ?1",
     [ST_SALE_LIST] = "SELECT " SALE_COLS " FROM sales WHERE ins > ?1 ORDER BY ins LIMIT ?2",
     [ST_LINES_DELETE] = "DELETE FROM sale_lines WHERE sale_ins = ?1",
@@ -211,14 +211,15 @@ static int s_sale_children_put(tm_store_t *self, int64_t ins, const tm_sale_t *s
     return rc;
 }
 
-/* Finds the sale row for s->sale_id: *ins (0 if none) and whether op should
- * replace what is there (*take). */
+/* Finds the sale row for s->sale_id: *ins (0 if none), whether op should
+ * replace what is there (*take) and the refund_of it had (old_ref). */
 static int s_sale_find(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s, int64_t *ins,
-                       bool *take)
+                       bool *take, char old_ref[TM_UUID_LEN])
 {
     int rc = TM_OK;
     *ins = 0;
     *take = false;
+    old_ref[0] = '\0';
     sqlite3_stmt *st = s_stmt(self, ST_SALE_FIND, &rc);
     if (!st)
         return rc;
@@ -228,6 +229,7 @@ static int s_sale_find(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s, 
     if (src == SQLITE_ROW) {
         const void *origin = sqlite3_column_blob(st, 2);
         *ins = sqlite3_column_int64(st, 0);
+        s_col_text(st, 4, old_ref, TM_UUID_LEN);
         if (!origin || sqlite3_column_bytes(st, 2) != TM_NODE_ID_LEN) {
             rc = TM_ECORRUPT;
             goto cleanup;
@@ -241,14 +243,29 @@ cleanup:
     return rc;
 }
 
+/* Review flags of the groups the written sale belongs to, as original and
+ * as return, and of the group it left if its row was replaced. */
+static int s_sale_reviews(tm_store_t *self, const tm_sale_t *s, const char *old_ref)
+{
+    int rc = TM_OK;
+    if (s->refund_of[0])
+        rc = tm_store__review_group(self, s->refund_of);
+    if (rc == TM_OK && old_ref[0] && strcasecmp(old_ref, s->refund_of) != 0)
+        rc = tm_store__review_group(self, old_ref);
+    if (rc == TM_OK && (rc = tm_store__has_returns(self, s->sale_id)) == 1)
+        rc = tm_store__review_group(self, s->sale_id);
+    return rc < 0 ? rc : TM_OK;
+}
+
 static int s_sale_apply(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
 {
     int64_t ins;
     bool take;
+    char old_ref[TM_UUID_LEN];
     int rc = tm_store_is_compacted(self, s->sale_id);
     if (rc != 0)
         return rc < 0 ? rc : TM_OK; /* forgotten by retention: stays forgotten */
-    rc = s_sale_find(self, op, s, &ins, &take);
+    rc = s_sale_find(self, op, s, &ins, &take, old_ref);
     if (rc || !take)
         return rc;
     sqlite3_stmt *st = s_stmt(self, ins ? ST_SALE_UPDATE : ST_SALE_INSERT, &rc);
@@ -267,7 +284,9 @@ static int s_sale_apply(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
             return rc;
         ins = sqlite3_last_insert_rowid(self->db);
     }
-    return s_sale_children_put(self, ins, s);
+    if ((rc = s_sale_children_put(self, ins, s)))
+        return rc;
+    return s_sale_reviews(self, s, old_ref);
 }
 
 /* ---- customers -------------------------------------------------------- */
@@ -482,8 +501,7 @@ cleanup:
     return rc;
 }
 
-/* Builds a sale from the current row of a SALE_COLS query. */
-static int s_sale_from_row(tm_store_t *self, sqlite3_stmt *st, tm_sale_t *out, int64_t *ins)
+int tm_store__sale_from_row(tm_store_t *self, sqlite3_stmt *st, tm_sale_t *out, int64_t *ins)
 {
     memset(out, 0, sizeof *out);
     *ins = sqlite3_column_int64(st, 0);
@@ -498,9 +516,10 @@ static int s_sale_from_row(tm_store_t *self, sqlite3_stmt *st, tm_sale_t *out, i
     out->customer_id_type = (tm_id_type_t)sqlite3_column_int(st, 8);
     s_col_text(st, 9, out->customer_email, sizeof out->customer_email);
     s_col_text(st, 10, out->refund_of, sizeof out->refund_of);
-    out->has_clock = sqlite3_column_type(st, 11) != SQLITE_NULL;
-    out->clock_offset_ms = sqlite3_column_int64(st, 11);
-    out->clock_skewed = sqlite3_column_int(st, 12) != 0;
+    out->review = sqlite3_column_int(st, 11);
+    out->has_clock = sqlite3_column_type(st, 12) != SQLITE_NULL;
+    out->clock_offset_ms = sqlite3_column_int64(st, 12);
+    out->clock_skewed = sqlite3_column_int(st, 13) != 0;
     int rc = s_lines_load(self, *ins, out);
     if (rc == TM_OK)
         rc = s_pays_load(self, *ins, out);
@@ -520,7 +539,7 @@ int tm_store_get_sale(tm_store_t *self, const char *sale_id, tm_sale_t *out)
     s_bind_text(st, 1, sale_id);
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW)
-        rc = s_sale_from_row(self, st, out, &ins);
+        rc = tm_store__sale_from_row(self, st, out, &ins);
     else
         rc = src == SQLITE_DONE ? TM_ENOTFOUND : tm_store__err(self, src);
     sqlite3_reset(st);
@@ -551,7 +570,7 @@ int tm_store_list_sales(tm_store_t *self, uint64_t since, size_t limit, tm_sale_
             break;
         }
         arr = a;
-        if ((rc = s_sale_from_row(self, st, &arr[k], &ins)) == TM_OK)
+        if ((rc = tm_store__sale_from_row(self, st, &arr[k], &ins)) == TM_OK)
             k++;
     }
     if (rc == TM_OK)

@@ -140,7 +140,17 @@ static const char *const migrations[] = {
     "ALTER TABLE sales ADD COLUMN clock_offset_ms INTEGER;"
     "ALTER TABLE sales ADD COLUMN clock_skewed INTEGER NOT NULL DEFAULT 0;",
 
-    /* 5 -> 6: retention. A compacted op keeps its row with an empty body
+    /* 5 -> 6: returns bounded by their original. review is derived from the
+     * sales held (tm_review_t), recomputed per group on every write of a
+     * member; the step's C part (after[]) computes it for the sales already
+     * held. Returns are found by lower(refund_of), so that a POS writing
+     * ids in either case is bounded all the same; the index holds returns
+     * only, so plain sales cost it nothing. */
+    "ALTER TABLE sales ADD COLUMN review INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX sales_refund_of ON sales (lower(refund_of)) WHERE refund_of <> '';"
+    "CREATE INDEX sales_review ON sales (review, refund_of, sale_id) WHERE review <> 0;",
+
+    /* 6 -> 7: retention. A compacted op keeps its row with an empty body
      * and the hash the digest counted it by; a compacted sale's id stays
      * known so that a late copy of its op does not bring it back. */
     "ALTER TABLE ops ADD COLUMN hash BLOB;"
@@ -148,6 +158,11 @@ static const char *const migrations[] = {
     "  sale_id TEXT PRIMARY KEY"
     ") WITHOUT ROWID;"
     "CREATE INDEX sales_acked_order ON sales (op_hlc) WHERE acked = 1;",
+};
+
+/* Work a step needs beyond its SQL, run in the same transaction. */
+static int (*const after[])(tm_store_t *) = {
+    [5] = tm_store__review_rebuild,
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -217,8 +232,9 @@ static int s_step(tm_store_t *self, int from)
     int rc = s_exec(self, "BEGIN IMMEDIATE");
     if (rc)
         return rc;
-    if ((rc = s_exec(self, migrations[from])) || (rc = s_exec(self, bump)) ||
-        (rc = s_exec(self, "COMMIT")))
+    if ((rc = s_exec(self, migrations[from])) ||
+        (from < (int)(sizeof after / sizeof after[0]) && after[from] && (rc = after[from](self))) ||
+        (rc = s_exec(self, bump)) || (rc = s_exec(self, "COMMIT")))
         goto fail;
     return TM_OK;
 fail:

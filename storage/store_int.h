@@ -60,6 +60,13 @@ enum {
     ST_COMPACT_PAYS_DEL,
     ST_COMPACT_REMEMBER,
     ST_COMPACT_IS,
+    /* refunds.c */
+    ST_ORIG_BY_ID,
+    ST_RETURNS_OF,
+    ST_HAS_RETURNS,
+    ST_REVIEW_SET,
+    ST_REVIEW_COUNT,
+    ST_REVIEW_LIST,
     ST_COUNT
 };
 
@@ -135,5 +142,27 @@ void tm_store__rec_free(tm_store__rec_t *rec);
 /* Applies one new op's record to the materialised tables; must be called
  * inside the caller's write transaction. May modify rec (stamps). */
 int tm_store__materialise(tm_store_t *self, const tm_op_t *op, tm_store__rec_t *rec);
+
+/* The columns tm_store__sale_from_row reads, in order. */
+#define TM_STORE__SALE_COLS                                                                        \
+    "ins, sale_id, till, receipt_no, created_at, currency, total, customer_id,"                    \
+    " customer_id_type, customer_email, refund_of, review, clock_offset_ms, clock_skewed"
+
+/* Builds a sale from the current row of a TM_STORE__SALE_COLS query; *ins
+ * receives its row key. On error *out is freed. */
+int tm_store__sale_from_row(tm_store_t *self, sqlite3_stmt *st, tm_sale_t *out, int64_t *ins);
+
+/* ---- refunds.c -------------------------------------------------------- */
+
+/* Recomputes the review flag of every return of sale orig_id from the
+ * sales held now (inside the caller's transaction). Called whenever a sale
+ * that is, or was, orig_id or one of its returns is written, so the flags
+ * depend only on the set of sales held, not on the order ops arrived in. */
+int tm_store__review_group(tm_store_t *self, const char *orig_id);
+/* 1 if some held sale names orig_id as refund_of, 0 if none, <0 on error. */
+int tm_store__has_returns(tm_store_t *self, const char *orig_id);
+/* Recomputes every group: for a store migrated from before review flags
+ * (inside the migration's transaction). */
+int tm_store__review_rebuild(tm_store_t *self);
 
 #endif

@@ -151,7 +151,8 @@ int tm_store_counts(tm_store_t *self, tm_store_counts_t *out);
 
 /* ---- materialised records --------------------------------------------- */
 
-/* TM_ENOTFOUND if absent. On success caller tm_sale_free()s *out. */
+/* TM_ENOTFOUND if absent. On success caller tm_sale_free()s *out. The sale
+ * carries its review flag (tm_review_t) as this store holds it now. */
 int tm_store_get_sale(tm_store_t *self, const char *sale_id, tm_sale_t *out);
 /* TM_ENOTFOUND if absent. */
 int tm_store_get_customer(tm_store_t *self, const char *id, tm_customer_t *out);
@@ -203,6 +204,36 @@ int tm_store_is_acked(tm_store_t *self, const char *sale_id);
  * oldest first by (hlc, origin, seq): the same order on every till, so a
  * new forwarder re-forms the batch its predecessor sent. */
 int tm_store_unacked_sales(tm_store_t *self, size_t max, char (**ids)[TM_UUID_LEN], size_t *n);
+
+/* ---- returns and review flags ----------------------------------------- */
+
+/*
+ * The API's check of a new return `ret` (a sale naming refund_of) against
+ * its original and the other returns of it held here: tm_refund_check in
+ * tm_record.h. TM_OK (and *review = TM_REVIEW_NONE) when ret is within the
+ * bounds or is not a return; TM_EVALIDATE with errs filled when it is not.
+ * When the original is not held here (yet), TM_OK with *review =
+ * TM_REVIEW_ORIGINAL_UNKNOWN: the return may be taken and is flagged.
+ */
+int tm_store_refund_check(tm_store_t *self, const tm_sale_t *ret, int *review,
+                          tm_field_errors_t *errs);
+
+/* A return flagged for review (tm_review_t). */
+typedef struct {
+    char sale_id[TM_UUID_LEN];
+    char refund_of[TM_UUID_LEN];
+    int review;
+} tm_review_entry_t;
+
+typedef struct {
+    uint64_t over_refund;      /* returns whose group breaks the bounds */
+    uint64_t original_unknown; /* returns whose original is not held */
+} tm_review_counts_t;
+
+/* How many returns are flagged, and up to max of them, over_refund first,
+ * by (refund_of, sale_id); *out malloc'd (NULL if none). */
+int tm_store_reviews(tm_store_t *self, size_t max, tm_review_entry_t **out, size_t *n,
+                     tm_review_counts_t *counts);
 
 /* ---- ERP forwarding: parked sales and backlog ------------------------- */
 

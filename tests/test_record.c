@@ -757,3 +757,273 @@ Test(sale_rules, all_errors_are_collected)
 }
 
 /* ---- field errors ----------------------------------------------------- */
+
+/* ---- returns bounded by the original ---------------------------------- */
+
+/* The original: 2 x A1 at 1500 (3000) and 0.25 x B2 at 9990 (2498), CLP. */
+static void orig_make(tm_sale_t *o)
+{
+    parse_ok(valid_sale, o);
+    tm_strlcpy(o->sale_id, OTHER_ID, sizeof o->sale_id);
+}
+
+/* A return of OTHER_ID with up to 4 lines given as (sku, qty, unit_price). */
+typedef struct {
+    const char *sku;
+    int64_t qty, price;
+} rl_t;
+
+static void ret_make(tm_sale_t *r, const char *id, const rl_t *lines, size_t n)
+{
+    memset(r, 0, sizeof *r);
+    tm_strlcpy(r->sale_id, id, sizeof r->sale_id);
+    tm_strlcpy(r->currency, "CLP", sizeof r->currency);
+    tm_strlcpy(r->refund_of, OTHER_ID, sizeof r->refund_of);
+    r->lines = calloc(n, sizeof *r->lines);
+    cr_assert_not_null(r->lines);
+    r->n_lines = n;
+    for (size_t i = 0; i < n; i++) {
+        tm_strlcpy(r->lines[i].sku, lines[i].sku, sizeof r->lines[i].sku);
+        r->lines[i].qty = lines[i].qty;
+        r->lines[i].unit_price = lines[i].price;
+        r->total += tm_sale_line_amount(&r->lines[i]);
+    }
+}
+
+#define RET(r, id, ...)                                                                            \
+    do {                                                                                           \
+        const rl_t l_[] = {__VA_ARGS__};                                                           \
+        ret_make((r), (id), l_, sizeof l_ / sizeof l_[0]);                                         \
+    } while (0)
+
+#define R1 "11111111-1111-4111-8111-111111111111"
+#define R2 "22222222-2222-4222-8222-222222222222"
+#define R3 "33333333-3333-4333-8333-333333333333"
+
+static int check(const tm_sale_t *o, const tm_sale_t *prior, size_t n, const tm_sale_t *r,
+                 tm_field_errors_t *errs)
+{
+    int rc = tm_refund_check(o, prior, n, r, errs);
+    if (rc == TM_EVALIDATE)
+        dump_errors(errs);
+    return rc;
+}
+
+Test(refund, whole_sale_back_is_fine)
+{
+    tm_sale_t o, r;
+    tm_field_errors_t errs;
+    orig_make(&o);
+    RET(&r, R1, {"A1", -2000, 1500}, {"B2", -250, 9990});
+    cr_assert_eq(r.total, -5498);
+    cr_assert_eq(check(&o, NULL, 0, &r, &errs), TM_OK);
+    tm_sale_free(&r);
+    tm_sale_free(&o);
+}
+
+/* The issue's example: 1,000 CLP sold, returns of 5,000, and 999,999 USD
+ * for a SKU the sale did not have. */
+Test(refund, issue_example_refused)
+{
+    tm_sale_t o, r;
+    tm_field_errors_t errs;
+    memset(&o, 0, sizeof o);
+    parse_ok("{\"sale_id\":\"" OTHER_ID "\",\"currency\":\"CLP\",\"lines\":[{\"sku\":\"7801\","
+             "\"name\":\"Pan\",\"qty\":1000,\"unit_price\":1000}],\"total\":1000,"
+             "\"payments\":[{\"method\":\"cash\",\"amount\":1000}]}",
+             &o);
+    RET(&r, R1, {"7801", -1000, 5000});
+    cr_assert_eq(tm_refund_check(&o, NULL, 0, &r, &errs), TM_EVALIDATE);
+    assert_error(&errs, "lines[0].unit_price", "exceeds_original");
+    cr_assert_eq(errs.n, 1, "quantity 1 of 1 is within bounds");
+    tm_sale_free(&r);
+
+    RET(&r, R2, {"9999", -1000, 999999});
+    tm_strlcpy(r.currency, "USD", sizeof r.currency);
+    cr_assert_eq(tm_refund_check(&o, NULL, 0, &r, &errs), TM_EVALIDATE);
+    assert_error(&errs, "currency", "currency_mismatch");
+    tm_strlcpy(r.currency, "CLP", sizeof r.currency);
+    cr_assert_eq(tm_refund_check(&o, NULL, 0, &r, &errs), TM_EVALIDATE);
+    assert_error(&errs, "lines[0].sku", "not_in_original");
+    tm_sale_free(&r);
+    tm_sale_free(&o);
+}
+
+Test(refund, quantity_and_amount_per_sku)
+{
+    tm_sale_t o, r;
+    tm_field_errors_t errs;
+    orig_make(&o);
+    RET(&r, R1, {"B2", -251, 9990});
+    cr_assert_eq(tm_refund_check(&o, NULL, 0, &r, &errs), TM_EVALIDATE);
+    assert_error(&errs, "lines[0].qty", "exceeds_original");
+    cr_assert_str_eq(errs.e[0].message,
+                     "SKU B2: 0.25 sold, 0 already returned, 0.251 more is too many");
+    tm_sale_free(&r);
+    /* Within A1's quantity but over what A1 was sold for (3000): the bound
+     * holds per SKU even though the whole sale's total (5498) covers it. */
+    RET(&r, R1, {"B2", -250, 9990}, {"A1", -1000, 3100});
+    cr_assert_eq(tm_refund_check(&o, NULL, 0, &r, &errs), TM_EVALIDATE);
+    assert_error(&errs, "lines[1].unit_price", "exceeds_original");
+    cr_assert_eq(errs.n, 1);
+    tm_sale_free(&r);
+    /* Two lines of one SKU count together. */
+    RET(&r, R1, {"A1", -1500, 1500}, {"B2", -100, 9990}, {"A1", -1000, 1500});
+    cr_assert_eq(tm_refund_check(&o, NULL, 0, &r, &errs), TM_EVALIDATE);
+    assert_error(&errs, "lines[0].qty", "exceeds_original");
+    tm_sale_free(&r);
+    tm_sale_free(&o);
+}
+
+Test(refund, earlier_returns_count)
+{
+    tm_sale_t o, r, prior[2];
+    tm_field_errors_t errs;
+    orig_make(&o);
+    RET(&prior[0], R1, {"A1", -1000, 1500});
+    RET(&prior[1], R2, {"A1", -500, 1500}, {"B2", -250, 9990});
+    RET(&r, R3, {"A1", -500, 1500});
+    cr_assert_eq(check(&o, prior, 2, &r, &errs), TM_OK);
+    r.lines[0].qty = -501;
+    cr_assert_eq(tm_refund_check(&o, prior, 2, &r, &errs), TM_EVALIDATE);
+    assert_error(&errs, "lines[0].qty", "exceeds_original");
+    cr_assert_str_eq(errs.e[0].message,
+                     "SKU A1: 2 sold, 1.5 already returned, 0.501 more is too many");
+    tm_sale_free(&r);
+    RET(&r, R3, {"B2", -1, 9990});
+    cr_assert_eq(tm_refund_check(&o, prior, 2, &r, &errs), TM_EVALIDATE);
+    assert_error(&errs, "lines[0].qty", "exceeds_original");
+    tm_sale_free(&r);
+    tm_sale_free(&prior[0]);
+    tm_sale_free(&prior[1]);
+    tm_sale_free(&o);
+}
+
+/* A discount given on the sale is not refunded twice: returning the line
+ * at full price asks for more than was paid. */
+Test(refund, discount_bounds_the_refund)
+{
+    tm_sale_t o, r;
+    tm_field_errors_t errs;
+    orig_make(&o);
+    o.lines[0].discount = 300; /* A1 sold for 2700 */
+    RET(&r, R1, {"A1", -2000, 1500});
+    cr_assert_eq(tm_refund_check(&o, NULL, 0, &r, &errs), TM_EVALIDATE);
+    assert_error(&errs, "lines[0].unit_price", "exceeds_original");
+    r.lines[0].discount = 300;
+    cr_assert_eq(check(&o, NULL, 0, &r, &errs), TM_OK);
+    tm_sale_free(&r);
+    tm_sale_free(&o);
+}
+
+/* An exchange: B2 back, C3 bought. Only what comes back is bounded. */
+Test(refund, exchange_line_is_not_bounded)
+{
+    tm_sale_t o, r;
+    tm_field_errors_t errs;
+    orig_make(&o);
+    RET(&r, R1, {"B2", -250, 9990}, {"C3", 5000, 100000});
+    cr_assert_eq(check(&o, NULL, 0, &r, &errs), TM_OK);
+    tm_sale_free(&r);
+    tm_sale_free(&o);
+}
+
+Test(refund, refund_of_a_refund)
+{
+    tm_sale_t o, r;
+    tm_field_errors_t errs;
+    RET(&o, R1, {"A1", -1000, 1500});
+    RET(&r, R2, {"A1", -1000, 1500});
+    tm_strlcpy(r.refund_of, R1, sizeof r.refund_of);
+    cr_assert_eq(tm_refund_check(&o, NULL, 0, &r, &errs), TM_EVALIDATE);
+    assert_error(&errs, "refund_of", "refund_of_refund");
+    /* As a group (returns replicated from elsewhere): flagged. */
+    cr_assert_eq(tm_refund_check(&o, &r, 1, NULL, NULL), TM_EVALIDATE);
+    tm_sale_free(&r);
+    tm_sale_free(&o);
+}
+
+/* Group mode: the returns a till holds, with no new one: what decides
+ * the over_refund flag after a merge. */
+Test(refund, group_over_bounds)
+{
+    tm_sale_t o, g[3];
+    orig_make(&o);
+    /* Two tills each returned 1.5 of 2 A1 during a split. */
+    RET(&g[0], R1, {"A1", -1500, 1500});
+    RET(&g[1], R2, {"A1", -1500, 1500});
+    cr_assert_eq(tm_refund_check(&o, g, 1, NULL, NULL), TM_OK);
+    cr_assert_eq(tm_refund_check(&o, &g[1], 1, NULL, NULL), TM_OK);
+    cr_assert_eq(tm_refund_check(&o, g, 2, NULL, NULL), TM_EVALIDATE);
+    /* Order does not matter. */
+    tm_sale_t swapped[2] = {g[1], g[0]};
+    cr_assert_eq(tm_refund_check(&o, swapped, 2, NULL, NULL), TM_EVALIDATE);
+    /* Another currency or a SKU not sold, from a peer: flagged too. */
+    RET(&g[2], R3, {"B2", -100, 9990});
+    cr_assert_eq(tm_refund_check(&o, &g[2], 1, NULL, NULL), TM_OK);
+    tm_strlcpy(g[2].currency, "EUR", sizeof g[2].currency);
+    cr_assert_eq(tm_refund_check(&o, &g[2], 1, NULL, NULL), TM_EVALIDATE);
+    tm_strlcpy(g[2].currency, "CLP", sizeof g[2].currency);
+    tm_strlcpy(g[2].lines[0].sku, "Z9", sizeof g[2].lines[0].sku);
+    cr_assert_eq(tm_refund_check(&o, &g[2], 1, NULL, NULL), TM_EVALIDATE);
+    for (int i = 0; i < 3; i++)
+        tm_sale_free(&g[i]);
+    tm_sale_free(&o);
+}
+
+/* A flagged return already held is not held against a new one of other
+ * goods: the bounds count what matches the original. */
+Test(refund, broken_prior_does_not_block)
+{
+    tm_sale_t o, p, r;
+    tm_field_errors_t errs;
+    orig_make(&o);
+    RET(&p, R1, {"Z9", -1000, 99999});
+    RET(&r, R2, {"A1", -1000, 1500});
+    cr_assert_eq(check(&o, &p, 1, &r, &errs), TM_OK);
+    tm_sale_free(&p);
+    tm_sale_free(&r);
+    tm_sale_free(&o);
+}
+
+/* A hostile peer's quantities near INT64_MAX must not wrap below a bound. */
+Test(refund, sums_saturate)
+{
+    tm_sale_t o, g[2], r;
+    tm_field_errors_t errs;
+    orig_make(&o);
+    RET(&g[0], R1, {"A1", -INT64_MAX, 1});
+    RET(&g[1], R2, {"A1", -INT64_MAX, 1});
+    cr_assert_eq(tm_refund_check(&o, g, 2, NULL, NULL), TM_EVALIDATE);
+    RET(&r, R3, {"A1", -1, 0});
+    cr_assert_eq(tm_refund_check(&o, g, 2, &r, &errs), TM_EVALIDATE);
+    assert_error(&errs, "lines[0].qty", "exceeds_original");
+    tm_sale_free(&g[0]);
+    tm_sale_free(&g[1]);
+    tm_sale_free(&r);
+    tm_sale_free(&o);
+}
+
+Test(refund, review_in_json)
+{
+    tm_sale_t s, back;
+    tm_field_errors_t errs;
+    parse_ok(valid_sale, &s);
+    s.review = TM_REVIEW_OVER_REFUND;
+    char *text = tm_sale_to_json(&s);
+    cr_assert_not_null(strstr(text, "\"review\":\"over_refund\""), "%s", text);
+    parse_ok(text, &back);
+    cr_assert_eq(back.review, TM_REVIEW_OVER_REFUND);
+    free(text);
+    tm_sale_free(&back);
+    s.review = TM_REVIEW_NONE;
+    text = tm_sale_to_json(&s);
+    cr_assert_null(strstr(text, "review"), "%s", text);
+    free(text);
+    tm_sale_free(&s);
+    expect_parse_error("\"total\"", "\"review\":\"maybe\",\"total\"", "review", "format");
+    expect_parse_error("\"total\"", "\"review\":1,\"total\"", "review", "type");
+    cr_assert_str_eq(tm_review_name(TM_REVIEW_ORIGINAL_UNKNOWN), "original_unknown");
+    cr_assert_str_eq(tm_review_name(99), "");
+    (void)errs;
+}
