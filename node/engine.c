@@ -520,6 +520,31 @@ cleanup:
     return rc;
 }
 
+static bool deferred(const peer_t *p, const uint8_t origin[TM_NODE_ID_LEN], uint64_t now_ms)
+{
+    for (size_t i = 0; i < TM_APPLY_REPORT_ORIGINS; i++)
+        if (p->defer[i].until > now_ms && memcmp(p->defer[i].origin, origin, TM_NODE_ID_LEN) == 0)
+            return true;
+    return false;
+}
+
+#define DEFER_MS 10000
+
+static void defer_origin(peer_t *p, const uint8_t origin[TM_NODE_ID_LEN], uint64_t now_ms)
+{
+    size_t slot = 0;
+    for (size_t i = 0; i < TM_APPLY_REPORT_ORIGINS; i++) {
+        if (memcmp(p->defer[i].origin, origin, TM_NODE_ID_LEN) == 0) {
+            slot = i;
+            break;
+        }
+        if (p->defer[i].until < p->defer[slot].until)
+            slot = i; /* the oldest entry goes */
+    }
+    memcpy(p->defer[slot].origin, origin, TM_NODE_ID_LEN);
+    p->defer[slot].until = now_ms + DEFER_MS;
+}
+
 /* Asks p for what its vector shows `mine` lacks, unless a pull is in
  * flight. */
 static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t now_ms,
@@ -532,8 +557,17 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
 
     if (e->pull_busy || e->intake_off || p->info.state != TM_PEER_ALIVE)
         return TM_OK;
-    if ((rc = tm_vv_missing(mine, &p->vv, &ranges, &n)) || n == 0)
+    if ((rc = tm_vv_missing(mine, &p->vv, &ranges, &n)))
         return rc;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!deferred(p, ranges[i].origin, now_ms))
+            ranges[k++] = ranges[i];
+    n = k;
+    if (n == 0) {
+        free(ranges);
+        return TM_OK;
+    }
 
     Tillmesh__Envelope env;
     Tillmesh__PullRequest pull = TILLMESH__PULL_REQUEST__INIT;
@@ -647,6 +681,13 @@ static int answer_pull(tm_engine_t *e, const peer_t *p, const Tillmesh__PullRequ
             pbs[i].hash.data = ops[i].hash;
             pbs[i].hash.len = 32;
         }
+        if (ops[i].has_sig) {
+            pbs[i].has_sig = pbs[i].has_prev = 1;
+            pbs[i].sig.data = ops[i].sig;
+            pbs[i].sig.len = 64;
+            pbs[i].prev.data = ops[i].prev;
+            pbs[i].prev.len = 32;
+        }
         pp[i] = &pbs[i];
     }
     Tillmesh__Envelope env;
@@ -726,7 +767,35 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
     return TM_OK;
 }
 
-static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uint64_t wall_ms)
+/* What the store would not take from p: not pulled from p again for a
+ * while, counted, and said in the log (at most every 10 s per peer: a
+ * hostile peer must not fill the disk with our log). */
+static void note_refusals(tm_engine_t *e, peer_t *p, const tm_apply_report_t *rep, uint64_t now_ms)
+{
+    for (size_t i = 0; i < rep->n_origins; i++)
+        defer_origin(p, rep->origins[i], now_ms);
+    p->info.ops_refused += rep->refused;
+    p->info.ops_deferred += rep->deferred;
+    e->stats.ops_refused += rep->refused;
+    e->stats.ops_deferred += rep->deferred;
+    if (p->refused_logged && now_ms - p->refused_logged < 10000)
+        return;
+    p->refused_logged = now_ms;
+    if (rep->refused)
+        tm_log_error(e->log,
+                     "peer %s sent %zu op(s) that fail verification, kept as evidence, not "
+                     "applied: %s",
+                     p->info.name, rep->refused, rep->reason);
+    if (rep->deferred)
+        tm_log_warn(e->log,
+                    "peer %s sent %zu op(s) this till cannot verify yet (a signing key missing "
+                    "from trusted_keys, or unsigned history no seal covers): not stored, asked "
+                    "again later",
+                    p->info.name, rep->deferred);
+}
+
+static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uint64_t now_ms,
+                     uint64_t wall_ms)
 {
     peer_t *p = &e->peers[idx];
     tm_op_t *ops = calloc(b->n_ops + 1, sizeof *ops);
@@ -745,9 +814,17 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
             ops[i].compacted = true;
             memcpy(ops[i].hash, o->hash.data, 32);
         }
+        if (o->has_sig) {
+            ops[i].has_sig = true;
+            memcpy(ops[i].sig, o->sig.data, 64);
+            memcpy(ops[i].prev, o->prev.data, 32);
+        }
     }
     size_t n_new = 0;
-    rc = tm_store_apply(e->store, ops, b->n_ops, &n_new);
+    tm_apply_report_t rep;
+    rc = tm_store_apply_report(e->store, ops, b->n_ops, &n_new, &rep);
+    if (rc == TM_OK && (rep.refused || rep.deferred))
+        note_refusals(e, p, &rep, now_ms);
     if (rc) {
         if (rc == TM_EPROTO)
             p->info.frames_bad++;
@@ -831,7 +908,7 @@ static int run_pending(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_out
         tm_wire_envelope_free(env);
         return TM_OK;
     }
-    int rc = apply_ops(e, idx, env->ops, wall_ms);
+    int rc = apply_ops(e, idx, env->ops, now_ms, wall_ms);
     if (rc == TM_OK)
         rc = maybe_pull(e, idx, now_ms, out);
     tm_wire_envelope_free(env);
@@ -898,7 +975,7 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
                 return TM_OK;
             }
         }
-        rc = apply_ops(e, idx, env->ops, wall_ms);
+        rc = apply_ops(e, idx, env->ops, now_ms, wall_ms);
         if (rc == TM_OK)
             rc = maybe_pull(e, idx, now_ms, out);
         break;
@@ -929,6 +1006,19 @@ int tm_engine_local_op(tm_engine_t *e, uint32_t kind, uint64_t hlc, const uint8_
     op.kind = (Tillmesh__OpKind)kind;
     op.body.data = (uint8_t *)(uintptr_t)body;
     op.body.len = len;
+    /* The signature and chain link the store made with it. */
+    tm_range_t r = {.from = seq, .to = seq};
+    tm_op_t *held = NULL;
+    size_t n_held = 0;
+    memcpy(r.origin, e->node_id, TM_NODE_ID_LEN);
+    if (tm_store_read_ops(e->store, &r, 1, 1, 0, &held, &n_held) == TM_OK && n_held == 1 &&
+        held[0].has_sig) {
+        op.has_sig = op.has_prev = 1;
+        op.sig.data = held[0].sig;
+        op.sig.len = 64;
+        op.prev.data = held[0].prev;
+        op.prev.len = 32;
+    }
     Tillmesh__OpBatch batch = TILLMESH__OP_BATCH__INIT;
     batch.n_ops = 1;
     batch.ops = &opp;
@@ -942,6 +1032,7 @@ int tm_engine_local_op(tm_engine_t *e, uint32_t kind, uint64_t hlc, const uint8_
             send_env(e, out, &e->peers[i], &env) == TM_OK)
             e->stats.ops_pushed++;
     }
+    tm_store_ops_free(held, n_held);
     return TM_OK;
 }
 

@@ -17,6 +17,15 @@ typedef struct {
     uint64_t echo_tx_mono; /* its monotonic send time of its last heartbeat */
     uint64_t echo_rx_mono; /* our monotonic time when that arrived */
     bool clock_reported;   /* we logged its clock as off the store's */
+    /* Origins whose ops this peer sent us that we refused or could not
+     * verify yet: not pulled from it again until `until` (monotonic), so a
+     * bad op cannot make us ask for it in a loop, and an honest peer can
+     * bring the real op meanwhile. */
+    struct {
+        uint8_t origin[TM_NODE_ID_LEN];
+        uint64_t until;
+    } defer[TM_APPLY_REPORT_ORIGINS];
+    uint64_t refused_logged; /* monotonic ms of the last refusal log line */
 } peer_t;
 
 struct tm_engine {

@@ -127,6 +127,8 @@ typedef struct {
     int64_t clock_offset_ms;
     uint64_t clock_rtt_ms;
     uint64_t stamps_far_ahead; /* its op stamps too far ahead to adopt */
+    uint64_t ops_refused;      /* its ops that failed verification (evidence) */
+    uint64_t ops_deferred;     /* its ops we could not verify yet */
 } tm_peer_info_t;
 
 int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t *log,
@@ -225,6 +227,8 @@ typedef struct {
     uint64_t pulls_sent, pulls_timed_out;
     uint64_t stamps_far_ahead; /* peer op stamps too far ahead to adopt */
     uint64_t ops_dropped_disk; /* peer ops dropped while intake was off */
+    uint64_t ops_refused;      /* failed verification: kept as evidence */
+    uint64_t ops_deferred;     /* not verifiable yet */
 } tm_engine_stats_t;
 
 void tm_engine_stats(const tm_engine_t *self, tm_engine_stats_t *out);

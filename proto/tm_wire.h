@@ -55,6 +55,19 @@ int tm_wire_ack_encode(const tm_erp_ack_t *a, uint8_t **buf, size_t *len);
 int tm_wire_ack_decode(const uint8_t *buf, size_t len, tm_erp_ack_t *out);
 void tm_erp_ack_free(tm_erp_ack_t *a);
 
+/* A seal (OP_SEAL body): per origin, the unsigned ops up to seq that the
+ * sealing till held when it started signing. */
+typedef struct {
+    uint8_t origin[TM_NODE_ID_LEN];
+    uint64_t seq;
+} tm_seal_entry_t;
+
+#define TM_SEAL_MAX_ORIGINS 10000
+
+int tm_wire_seal_encode(const tm_seal_entry_t *e, size_t n, uint8_t **buf, size_t *len);
+/* Fills a malloc'd *out (free()); TM_EPROTO for a malformed or oversized seal. */
+int tm_wire_seal_decode(const uint8_t *buf, size_t len, tm_seal_entry_t **out, size_t *n);
+
 /* ---- mesh envelopes --------------------------------------------------- */
 
 /* Unpacks a frame after checking its size; checks that ids have the right

@@ -354,6 +354,69 @@ void tm_erp_ack_free(tm_erp_ack_t *a)
     memset(a, 0, sizeof *a);
 }
 
+/* ---- seals ------------------------------------------------------------ */
+
+int tm_wire_seal_encode(const tm_seal_entry_t *e, size_t n, uint8_t **buf, size_t *len)
+{
+    if (n > TM_SEAL_MAX_ORIGINS)
+        return TM_ETOOBIG;
+    Tillmesh__Seal m = TILLMESH__SEAL__INIT;
+    Tillmesh__VersionEntry *ents = calloc(n + 1, sizeof *ents);
+    Tillmesh__VersionEntry **pp = calloc(n + 1, sizeof *pp);
+    int rc = TM_ENOMEM;
+    if (!ents || !pp)
+        goto cleanup;
+    for (size_t i = 0; i < n; i++) {
+        tillmesh__version_entry__init(&ents[i]);
+        ents[i].has_origin = ents[i].has_seq = 1;
+        ents[i].origin.data = (uint8_t *)(uintptr_t)e[i].origin;
+        ents[i].origin.len = TM_NODE_ID_LEN;
+        ents[i].seq = e[i].seq;
+        pp[i] = &ents[i];
+    }
+    m.n_origins = n;
+    m.origins = pp;
+    rc = pack_msg(&m.base, buf, len);
+cleanup:
+    free(ents);
+    free(pp);
+    return rc;
+}
+
+int tm_wire_seal_decode(const uint8_t *buf, size_t len, tm_seal_entry_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (len > TM_WIRE_MAX_BODY)
+        return TM_ETOOBIG;
+    Tillmesh__Seal *m = tillmesh__seal__unpack(NULL, len, buf);
+    if (!m)
+        return TM_EPROTO;
+    int rc = TM_EPROTO;
+    if (m->n_origins > TM_SEAL_MAX_ORIGINS)
+        goto cleanup;
+    tm_seal_entry_t *e = calloc(m->n_origins + 1, sizeof *e);
+    if (!e) {
+        rc = TM_ENOMEM;
+        goto cleanup;
+    }
+    for (size_t i = 0; i < m->n_origins; i++) {
+        const Tillmesh__VersionEntry *v = m->origins[i];
+        if (!v->has_origin || v->origin.len != TM_NODE_ID_LEN || v->seq > INT64_MAX) {
+            free(e);
+            goto cleanup;
+        }
+        memcpy(e[i].origin, v->origin.data, TM_NODE_ID_LEN);
+        e[i].seq = v->seq;
+    }
+    *out = e;
+    *n = m->n_origins;
+    rc = TM_OK;
+cleanup:
+    tillmesh__seal__free_unpacked(m, NULL);
+    return rc;
+}
+
 /* ---- envelopes -------------------------------------------------------- */
 
 static int id_ok(protobuf_c_boolean has, ProtobufCBinaryData d)
@@ -391,8 +454,10 @@ static int envelope_ok(const Tillmesh__Envelope *e)
     case TILLMESH__ENVELOPE__MSG_OPS:
         for (size_t i = 0; i < e->ops->n_ops; i++) {
             const Tillmesh__Op *op = e->ops->ops[i];
-            if (!op->has_origin || op->origin.len != TM_NODE_ID_LEN || !op->has_seq ||
-                op->seq == 0)
+            if (!op->has_origin || op->origin.len != TM_NODE_ID_LEN || !op->has_seq || op->seq == 0)
+                return 0;
+            if ((op->has_sig && op->sig.len != 64) || (op->has_prev && op->prev.len != 32) ||
+                op->has_sig != op->has_prev)
                 return 0;
             /* Either a body, or (a compacted stub) a hash and no body. */
             if (op->has_hash ? op->hash.len != 32 || op->has_body

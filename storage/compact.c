@@ -24,8 +24,9 @@
 static const char *const sql[ST_COUNT] = {
     [ST_COMPACT_PICK] = "SELECT ins, sale_id, op_origin, op_seq FROM sales"
                         " WHERE acked = 1 AND op_hlc < ?1 ORDER BY op_hlc LIMIT ?2",
-    [ST_COMPACT_OP_GET] = "SELECT hlc, kind, body, hash FROM ops WHERE origin = ?1 AND seq = ?2",
-    [ST_COMPACT_OP_STUB] = "UPDATE ops SET body = zeroblob(0), hash = ?3"
+    [ST_COMPACT_OP_GET] = "SELECT hlc, kind, body, compacted FROM ops"
+                          " WHERE origin = ?1 AND seq = ?2",
+    [ST_COMPACT_OP_STUB] = "UPDATE ops SET body = zeroblob(0), hash = ?3, compacted = 1"
                            " WHERE origin = ?1 AND seq = ?2",
     [ST_COMPACT_SALE_DEL] = "DELETE FROM sales WHERE ins = ?1",
     [ST_COMPACT_LINES_DEL] = "DELETE FROM sale_lines WHERE sale_ins = ?1",
@@ -52,7 +53,7 @@ static int s_stub_op(tm_store_t *self, const uint8_t *origin, int64_t seq)
     sqlite3_bind_int64(st, 2, seq);
     int src = sqlite3_step(st);
     tm_op_t op = {.seq = (uint64_t)seq};
-    bool todo = src == SQLITE_ROW && sqlite3_column_type(st, 3) == SQLITE_NULL;
+    bool todo = src == SQLITE_ROW && !sqlite3_column_int(st, 3);
     if (todo) {
         memcpy(op.origin, origin, TM_NODE_ID_LEN);
         op.hlc = (uint64_t)sqlite3_column_int64(st, 0);

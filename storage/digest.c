@@ -89,7 +89,7 @@ static int s_rebuild(tm_store_t *self, uint8_t acc[32])
 {
     sqlite3_stmt *st = NULL;
     int src, rc = tm_store__err(
-                 self, sqlite3_prepare_v2(self->db, "SELECT origin, seq, hlc, kind, body, hash FROM ops",
+                 self, sqlite3_prepare_v2(self->db, "SELECT origin, seq, hlc, kind, body, hash, compacted FROM ops",
                                           -1, &st, NULL));
     memset(acc, 0, 32);
     if (rc)
@@ -105,7 +105,7 @@ static int s_rebuild(tm_store_t *self, uint8_t acc[32])
                       .body = (uint8_t *)(uintptr_t)sqlite3_column_blob(st, 4),
                       .body_len = (size_t)sqlite3_column_bytes(st, 4)};
         memcpy(op.origin, sqlite3_column_blob(st, 0), TM_NODE_ID_LEN);
-        if (sqlite3_column_bytes(st, 5) == 32) {
+        if (sqlite3_column_int(st, 6) && sqlite3_column_bytes(st, 5) == 32) {
             op.compacted = true;
             memcpy(op.hash, sqlite3_column_blob(st, 5), 32);
         }

@@ -111,6 +111,7 @@ int tm_store__rec_decode(uint32_t kind, const uint8_t *body, size_t len, tm_stor
     case TM_OP_CUSTOMER: rc = tm_wire_customer_decode(body, len, &out->u.cust); break;
     case TM_OP_ERP_ACK:
     case TM_OP_ERP_INTENT: rc = tm_wire_ack_decode(body, len, &out->u.ack); break;
+    case TM_OP_SEAL: rc = tm_wire_seal_decode(body, len, &out->u.seal.e, &out->u.seal.n); break;
     default: rc = TM_EPROTO; break;
     }
     if (rc) {
@@ -127,6 +128,8 @@ void tm_store__rec_free(tm_store__rec_t *rec)
         tm_sale_free(&rec->u.sale);
     else if (rec->kind == TM_OP_ERP_ACK || rec->kind == TM_OP_ERP_INTENT)
         tm_erp_ack_free(&rec->u.ack);
+    else if (rec->kind == TM_OP_SEAL)
+        free(rec->u.seal.e);
     memset(rec, 0, sizeof *rec);
 }
 
@@ -433,6 +436,7 @@ int tm_store__materialise(tm_store_t *self, const tm_op_t *op, tm_store__rec_t *
     case TM_OP_CUSTOMER: return s_cust_apply(self, op, &rec->u.cust);
     case TM_OP_ERP_ACK: return s_ack_apply(self, &rec->u.ack);
     case TM_OP_ERP_INTENT: return tm_store__intent_apply(self, op, &rec->u.ack);
+    case TM_OP_SEAL: return tm_store__seal_apply(self, rec->u.seal.e, rec->u.seal.n);
     default: return TM_EPROTO; /* rec_decode admits only the kinds above */
     }
 }

@@ -150,14 +150,41 @@ static const char *const migrations[] = {
     "CREATE INDEX sales_refund_of ON sales (lower(refund_of)) WHERE refund_of <> '';"
     "CREATE INDEX sales_review ON sales (review, refund_of, sale_id) WHERE review <> 0;",
 
-    /* 6 -> 7: retention. A compacted op keeps its row with an empty body
-     * and the hash the digest counted it by; a compacted sale's id stays
-     * known so that a late copy of its op does not bring it back. */
+    /* 6 -> 7: retention. Each op's hash is kept (NULL for ops stored
+     * before: computed from the body when needed); a compacted op keeps its
+     * row with an empty body and that hash, which the digest counted it by;
+     * a compacted sale's id stays known so that a late copy of its op does
+     * not bring it back. */
     "ALTER TABLE ops ADD COLUMN hash BLOB;"
+    "ALTER TABLE ops ADD COLUMN compacted INTEGER NOT NULL DEFAULT 0;"
     "CREATE TABLE compacted_sales ("
     "  sale_id TEXT PRIMARY KEY"
     ") WITHOUT ROWID;"
     "CREATE INDEX sales_acked_order ON sales (op_hlc) WHERE acked = 1;",
+
+    /* 7 -> 8: signed, chained ops (common/tm_sign.h). sig/prev are NULL on
+     * ops made before signing: those are accepted only up to what a seal
+     * (an OP_SEAL from a trusted till) vouches for, per origin. Ops refused
+     * for a bad signature, a fork or a broken chain are kept in evidence
+     * (bounded), never applied. */
+    "ALTER TABLE ops ADD COLUMN sig BLOB;"
+    "ALTER TABLE ops ADD COLUMN prev BLOB;"
+    "CREATE TABLE seals ("
+    "  origin BLOB PRIMARY KEY,"
+    "  seq INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE evidence ("
+    "  id INTEGER PRIMARY KEY,"
+    "  origin BLOB NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  hlc INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  body BLOB,"
+    "  hash BLOB,"
+    "  sig BLOB,"
+    "  prev BLOB,"
+    "  reason TEXT NOT NULL"
+    ");",
 };
 
 /* Work a step needs beyond its SQL, run in the same transaction. */

@@ -4,6 +4,8 @@
  */
 #include "store_int.h"
 
+#include "tm_sign.h"
+
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -19,15 +21,16 @@ static const char *const store_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     /* ON CONFLICT names the key so that a CHECK failure is still an error
      * (OR IGNORE would silently drop it). */
-    [ST_OP_INSERT] = "INSERT INTO ops (origin, seq, hlc, kind, body, hash)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (origin, seq) DO NOTHING",
+    [ST_OP_INSERT] = "INSERT INTO ops (origin, seq, hlc, kind, body, hash, compacted, sig, prev)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                     " ON CONFLICT (origin, seq) DO NOTHING",
     [ST_OP_EXISTS] = "SELECT 1 FROM ops WHERE origin = ?1 AND seq = ?2",
     [ST_OP_MAX_SEQ] = "SELECT max(seq) FROM ops WHERE origin = ?1",
     [ST_VV_GET] = "SELECT seq FROM vv WHERE origin = ?1",
     [ST_VV_PUT] = "INSERT INTO vv (origin, seq) VALUES (?1, ?2)"
                   " ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq",
     [ST_VV_ALL] = "SELECT origin, seq FROM vv WHERE seq > 0 ORDER BY origin",
-    [ST_READ_RANGE] = "SELECT seq, hlc, kind, body, hash FROM ops"
+    [ST_READ_RANGE] = "SELECT seq, hlc, kind, body, hash, compacted, sig, prev FROM ops"
                       " WHERE origin = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
     [ST_MAX_HLC] = "SELECT max(hlc) FROM ops WHERE origin = ?1",
 };
@@ -232,6 +235,8 @@ void tm_store_destroy(tm_store_t **self_p)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(self->st[i]);
     sqlite3_close(self->db);
+    sodium_memzero(self->sign_sk, sizeof self->sign_sk);
+    free(self->trusted);
     free(self);
     *self_p = NULL;
 }
@@ -281,8 +286,8 @@ static int s_check_op(const tm_op_t *op, tm_store__rec_t *rec)
     return tm_store__rec_decode(op->kind, op->body, op->body_len, rec);
 }
 
-/* Inserts an op; *fresh says whether it was new. */
-static int s_op_insert(tm_store_t *self, const tm_op_t *op, bool *fresh)
+/* Inserts an op with its hash h; *fresh says whether it was new. */
+static int s_op_insert(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], bool *fresh)
 {
     int rc = TM_OK;
     *fresh = false;
@@ -298,10 +303,15 @@ static int s_op_insert(tm_store_t *self, const tm_op_t *op, bool *fresh)
         sqlite3_bind_blob64(st, 5, op->body, op->body_len, SQLITE_STATIC);
     else
         sqlite3_bind_zeroblob(st, 5, 0);
-    if (op->compacted)
-        sqlite3_bind_blob(st, 6, op->hash, 32, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 6);
+    sqlite3_bind_blob(st, 6, h, 32, SQLITE_STATIC);
+    sqlite3_bind_int(st, 7, op->compacted);
+    if (op->has_sig) {
+        sqlite3_bind_blob(st, 8, op->sig, 64, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 9, op->prev, 32, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, 8);
+        sqlite3_bind_null(st, 9);
+    }
     rc = tm_store__exec(self, st);
     *fresh = rc == TM_OK && sqlite3_changes(self->db) == 1;
     return rc;
@@ -354,9 +364,11 @@ static int s_vv_advance(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN])
 }
 
 /* Inside a transaction: stores the ops not yet held, materialises them,
- * then advances the vector of every origin that got something new. */
-static int s_write_ops(tm_store_t *self, const tm_op_t *ops, tm_store__rec_t *recs, size_t n,
-                       size_t *n_new, uint8_t acc[32])
+ * then advances the vector of every origin that got something new. With
+ * rep (ops from peers, verification on), each op is first judged by
+ * tm_store__verify; bad[i] says op i's body did not decode. */
+static int s_write_ops(tm_store_t *self, const tm_op_t *ops, tm_store__rec_t *recs, const bool *bad,
+                       size_t n, size_t *n_new, uint8_t acc[32], tm_apply_report_t *rep)
 {
     const uint8_t **origins = calloc(n, sizeof *origins);
     size_t n_origins = 0;
@@ -366,7 +378,17 @@ static int s_write_ops(tm_store_t *self, const tm_op_t *ops, tm_store__rec_t *re
         return rc;
     for (size_t i = 0; i < n; i++) {
         bool fresh;
-        if ((rc = s_op_insert(self, &ops[i], &fresh)))
+        uint8_t h[32];
+        tm_store__op_hash(&ops[i], h);
+        if (rep) {
+            if ((rc = tm_store__verify(self, &ops[i], h, !bad || !bad[i], rep)) < 0)
+                goto cleanup;
+            if (rc == 1)
+                continue;
+        } else if (bad && bad[i]) {
+            continue;
+        }
+        if ((rc = s_op_insert(self, &ops[i], h, &fresh)))
             goto cleanup;
         if (!fresh)
             continue;
@@ -413,8 +435,12 @@ int tm_store_append_local(tm_store_t *self, uint32_t kind, uint64_t hlc, const u
     if ((rc = s_get_i64(self, ST_OP_MAX_SEQ, self->node_id, 0, &max_seq, &found)))
         goto cleanup;
     op.seq = (uint64_t)max_seq + 1;
+    uint8_t h[32];
+    tm_store__op_hash(&op, h);
+    if ((rc = tm_store__sign(self, &op, h)))
+        goto cleanup;
     memcpy(acc, self->acc, sizeof acc);
-    if ((rc = s_write_ops(self, &op, &rec, 1, &n_new, acc)))
+    if ((rc = s_write_ops(self, &op, &rec, NULL, 1, &n_new, acc, NULL)))
         goto cleanup;
     if (n_new != 1) {
         rc = TM_EIO; /* cannot happen: seq was past the last one held */
@@ -431,27 +457,47 @@ cleanup:
     return rc;
 }
 
-int tm_store_apply(tm_store_t *self, const tm_op_t *ops, size_t n, size_t *n_new)
+int tm_store_apply_report(tm_store_t *self, const tm_op_t *ops, size_t n, size_t *n_new,
+                          tm_apply_report_t *rep)
 {
     size_t fresh = 0;
     uint8_t acc[32];
     int rc = TM_OK;
+    bool verify = self->n_trusted > 0;
     if (n_new)
         *n_new = 0;
+    if (rep)
+        memset(rep, 0, sizeof *rep);
     if (n == 0)
         return TM_OK;
+    tm_apply_report_t scratch;
+    if (!rep)
+        rep = &scratch;
     tm_store__rec_t *recs = calloc(n, sizeof *recs);
-    if (!recs)
-        return TM_ENOMEM;
-    /* Decode everything first: one bad op refuses the batch unwritten. */
-    for (size_t i = 0; i < n && rc == TM_OK; i++)
+    bool *bad = calloc(n, sizeof *bad);
+    if (!recs || !bad) {
+        rc = TM_ENOMEM;
+        goto cleanup;
+    }
+    /* Decode everything first. Unverified (tools, tests): one bad op
+     * refuses the batch unwritten. Verified: a bad body is judged with its
+     * op - evidence if its origin signed it - so that one op cannot hold
+     * back the others a peer relays with it. */
+    for (size_t i = 0; i < n && rc == TM_OK; i++) {
         rc = s_check_op(&ops[i], &recs[i]);
+        if (rc == TM_EPROTO && verify && s_origin_ok(ops[i].origin) && ops[i].seq &&
+            ops[i].seq <= INT64_MAX && ops[i].hlc <= INT64_MAX) {
+            bad[i] = true;
+            rc = TM_OK;
+        }
+    }
     if (rc)
         goto cleanup;
     if ((rc = s_begin(self)))
         goto cleanup;
     memcpy(acc, self->acc, sizeof acc);
-    if ((rc = s_write_ops(self, ops, recs, n, &fresh, acc)) || (rc = s_exec_id(self, ST_COMMIT)))
+    if ((rc = s_write_ops(self, ops, recs, bad, n, &fresh, acc, verify ? rep : NULL)) ||
+        (rc = s_exec_id(self, ST_COMMIT)))
         goto cleanup;
     memcpy(self->acc, acc, sizeof acc); /* only what was committed */
     if (n_new)
@@ -459,9 +505,80 @@ int tm_store_apply(tm_store_t *self, const tm_op_t *ops, size_t n, size_t *n_new
 cleanup:
     if (rc)
         s_rollback(self);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; recs && i < n; i++)
         tm_store__rec_free(&recs[i]);
     free(recs);
+    free(bad);
+    return rc;
+}
+
+int tm_store_apply(tm_store_t *self, const tm_op_t *ops, size_t n, size_t *n_new)
+{
+    return tm_store_apply_report(self, ops, n, n_new, NULL);
+}
+
+int tm_store_set_signer(tm_store_t *self, const uint8_t pk[32], const uint8_t sk[64], bool *sealed)
+{
+    uint8_t id[TM_NODE_ID_LEN];
+    bool dummy;
+    sealed = sealed ? sealed : &dummy;
+    *sealed = false;
+    memcpy(self->sign_pk, pk, 32);
+    memcpy(self->sign_sk, sk, 64);
+    self->signer = true;
+    if (tm_sign_owns(pk, self->node_id))
+        return TM_OK; /* signing under this key already */
+    tm_sign_node_id(pk, 1, id);
+    /* Take the key's origin and vouch for the unsigned history held: one
+     * transaction, so a crash leaves the old origin and no seal, or both. */
+    tm_vv_t vv = {0};
+    tm_seal_entry_t *e = NULL;
+    uint8_t *body = NULL;
+    size_t len = 0, k = 0;
+    int rc = tm_store_vv(self, &vv);
+    if (rc)
+        return rc;
+    if (!(e = calloc(vv.n + 1, sizeof *e))) {
+        rc = TM_ENOMEM;
+        goto cleanup;
+    }
+    for (size_t i = 0; i < vv.n; i++) {
+        if (vv.e[i].seq == 0 || tm_sign_owns(pk, vv.e[i].origin))
+            continue;
+        memcpy(e[k].origin, vv.e[i].origin, TM_NODE_ID_LEN);
+        e[k++].seq = vv.e[i].seq;
+    }
+    if ((rc = tm_wire_seal_encode(e, k, &body, &len)))
+        goto cleanup;
+    /* The seal first, under the new origin, then the origin is recorded: a
+     * crash between the two writes the seal again on the next start (a
+     * second seal changes nothing); the other order could lose the seal. */
+    uint8_t old[TM_NODE_ID_LEN];
+    memcpy(old, self->node_id, sizeof old);
+    memcpy(self->node_id, id, TM_NODE_ID_LEN);
+    self->counts_ok = false;
+    rc = tm_store_append_local(self, TM_OP_SEAL, 0, body, len, NULL);
+    sqlite3_stmt *st = NULL;
+    if (rc == TM_OK) {
+        rc = tm_store__err(
+            self, sqlite3_prepare_v2(self->db, "UPDATE meta SET value = ?1 WHERE key = 'node_id'",
+                                     -1, &st, NULL));
+        if (rc == TM_OK) {
+            sqlite3_bind_blob(st, 1, id, TM_NODE_ID_LEN, SQLITE_STATIC);
+            rc = tm_store__err(self, sqlite3_step(st));
+        }
+        sqlite3_finalize(st);
+    }
+    if (rc) {
+        memcpy(self->node_id, old, TM_NODE_ID_LEN);
+        self->signer = false;
+        goto cleanup;
+    }
+    *sealed = true;
+cleanup:
+    free(body);
+    free(e);
+    tm_vv_free(&vv);
     return rc;
 }
 
@@ -610,9 +727,14 @@ static int s_read_row(sqlite3_stmt *st, const uint8_t origin[TM_NODE_ID_LEN], re
     op->hlc = (uint64_t)sqlite3_column_int64(st, 1);
     op->kind = (uint32_t)sqlite3_column_int64(st, 2);
     op->body_len = len;
-    if (sqlite3_column_bytes(st, 4) == 32) {
+    if (sqlite3_column_int(st, 5) && sqlite3_column_bytes(st, 4) == 32) {
         op->compacted = true;
         memcpy(op->hash, sqlite3_column_blob(st, 4), 32);
+    }
+    if (sqlite3_column_bytes(st, 6) == 64 && sqlite3_column_bytes(st, 7) == 32) {
+        op->has_sig = true;
+        memcpy(op->sig, sqlite3_column_blob(st, 6), 64);
+        memcpy(op->prev, sqlite3_column_blob(st, 7), 32);
     }
     a->n++;
     a->bytes += len;

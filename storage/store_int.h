@@ -60,6 +60,12 @@ enum {
     ST_COMPACT_PAYS_DEL,
     ST_COMPACT_REMEMBER,
     ST_COMPACT_IS,
+    /* trust.c */
+    ST_HELD_HASH,
+    ST_SEAL_GET,
+    ST_SEAL_PUT,
+    ST_EVIDENCE_PUT,
+    ST_EVIDENCE_TRIM,
     /* refunds.c */
     ST_ORIG_BY_ID,
     ST_RETURNS_OF,
@@ -80,6 +86,13 @@ struct tm_store {
     /* The counts cost a scan of the whole store; they are kept until the
      * next write, which clears this flag. */
     bool counts_ok;
+    /* trust.c: our signing key, and the keys peers' ops must be signed by. */
+    bool signer;
+    uint8_t sign_pk[32], sign_sk[64];
+    uint8_t (*trusted)[32];
+    size_t n_trusted;
+    uint64_t refused_total, deferred_total;
+    char last_reason[96];
     tm_store_counts_t counts;
     char errmsg[256];
 };
@@ -92,6 +105,10 @@ typedef struct {
         tm_sale_t sale;
         tm_customer_t cust;
         tm_erp_ack_t ack;
+        struct {
+            tm_seal_entry_t *e;
+            size_t n;
+        } seal;
     } u;
 } tm_store__rec_t;
 
@@ -124,6 +141,21 @@ int tm_store__digest_load(tm_store_t *self);
 int tm_store__cust_acks_apply(tm_store_t *self, const tm_erp_ack_t *a);
 /* Records a batch intent (inside a transaction). */
 int tm_store__intent_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_ack_t *a);
+
+/* ---- trust.c ---------------------------------------------------------- */
+
+/* Decides an op from a peer, inside the write transaction, before it is
+ * inserted: 0 = store it, 1 = skip it (already held, refused into
+ * evidence, or deferred; *rep says which). h is the op's hash. */
+int tm_store__verify(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], bool body_ok,
+                     tm_apply_report_t *rep);
+/* Signs a local op about to be stored (seq set): fills has_sig, sig, prev. */
+int tm_store__sign(tm_store_t *self, tm_op_t *op, const uint8_t h[32]);
+/* The hash of (origin, seq) if held: 1 found, 0 not, <0 error. */
+int tm_store__held_hash(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN], uint64_t seq,
+                        uint8_t out[32], uint8_t prev[32], bool *has_prev);
+/* Records a seal's entries (OP_SEAL materialised). */
+int tm_store__seal_apply(tm_store_t *self, const tm_seal_entry_t *e, size_t n);
 
 /* ---- schema.c --------------------------------------------------------- */
 

@@ -34,7 +34,8 @@ typedef enum {
     TM_OP_SALE = 1,
     TM_OP_CUSTOMER = 2,
     TM_OP_ERP_ACK = 3,
-    TM_OP_ERP_INTENT = 4 /* a forwarder's batch, written before it is sent */
+    TM_OP_ERP_INTENT = 4, /* a forwarder's batch, written before it is sent */
+    TM_OP_SEAL = 5        /* unsigned history this till vouches for (tm_store_set_signer) */
 } tm_op_kind_t;
 
 /* An op. In results from the store, body points into memory owned by the
@@ -52,8 +53,13 @@ typedef struct {
     uint32_t kind; /* tm_op_kind_t */
     uint8_t *body;
     size_t body_len;
-    bool compacted;    /* body gone (body_len 0); hash is the op's hash */
+    bool compacted; /* body gone (body_len 0); hash is the op's hash */
     uint8_t hash[32];
+    /* Signature of the origin over (op hash, prev) and the hash of the
+     * origin's previous op (tm_sign.h); has_sig false on sealed history. */
+    bool has_sig;
+    uint8_t sig[64];
+    uint8_t prev[32];
 } tm_op_t;
 
 typedef struct {
@@ -193,6 +199,48 @@ int tm_store_is_compacted(tm_store_t *self, const char *sale_id);
  * before it grows; a store made by this version also returns them to the
  * file system). */
 int tm_store_pages(tm_store_t *self, uint64_t *used, uint64_t *free_pages, uint64_t *page_size);
+
+/* ---- trust: signed, chained ops (storage/trust.c, common/tm_sign.h) ---- */
+
+/*
+ * Makes this store sign every local op with sk, under the origin pk names
+ * (tm_sign_node_id; the incarnation is kept in the store). The first time
+ * (a store from before signing, or a new key) the store takes that origin
+ * and, in the same transaction, appends one OP_SEAL vouching for the
+ * unsigned ops it holds: other tills go on accepting those without a
+ * signature, up to the seal. *sealed (may be NULL) says whether it did.
+ */
+int tm_store_set_signer(tm_store_t *self, const uint8_t pk[32], const uint8_t sk[64], bool *sealed);
+
+/* Ops from peers are verified against these signing keys from now on: an
+ * op must come from an origin one of them owns, signed by it, and extend
+ * its origin's chain; unsigned ops only within a seal. n == 0 turns
+ * verification off (tools, and tests of other parts). */
+int tm_store_set_trusted(tm_store_t *self, const uint8_t (*pks)[32], size_t n);
+
+#define TM_APPLY_REPORT_ORIGINS 8
+
+typedef struct {
+    size_t refused;  /* bad signature, fork, broken chain, bad body: kept as evidence */
+    size_t deferred; /* not verifiable yet (unknown key, unsealed history): not stored */
+    size_t n_origins;
+    uint8_t origins[TM_APPLY_REPORT_ORIGINS][TM_NODE_ID_LEN]; /* origins of those ops */
+    char reason[96];                                          /* the last refusal's reason */
+} tm_apply_report_t;
+
+/* tm_store_apply, verifying (see tm_store_set_trusted): refused and
+ * deferred ops are skipped and reported in *rep, the rest is applied. */
+int tm_store_apply_report(tm_store_t *self, const tm_op_t *ops, size_t n, size_t *n_new,
+                          tm_apply_report_t *rep);
+
+typedef struct {
+    uint64_t evidence;       /* ops kept as evidence (bounded table) */
+    uint64_t refused_total;  /* since open */
+    uint64_t deferred_total; /* since open */
+    char last_reason[96];
+} tm_trust_stats_t;
+
+int tm_store_trust_stats(tm_store_t *self, tm_trust_stats_t *out);
 
 /* Highest receipt_no among sales made by this till name (0 if none). */
 int tm_store_max_receipt(tm_store_t *self, const char *till, uint64_t *out);

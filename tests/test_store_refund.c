@@ -231,13 +231,15 @@ Test(refund_store, migration_flags_what_is_held)
     cr_assert_eq(counts(st).over_refund, 2);
     tm_store_destroy(&st);
 
-    /* Back to schema 5 as an older build left it (undoing steps 6 and 5). */
+    /* Back to schema 5 as an older build left it (undoing steps 8, 7, 6). */
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     char *err = NULL;
     int rc = sqlite3_exec(db,
+                          "DROP TABLE evidence; DROP TABLE seals;"
+                          "ALTER TABLE ops DROP COLUMN sig; ALTER TABLE ops DROP COLUMN prev;"
                           "DROP INDEX sales_acked_order; DROP TABLE compacted_sales;"
-                          "ALTER TABLE ops DROP COLUMN hash;"
+                          "ALTER TABLE ops DROP COLUMN hash; ALTER TABLE ops DROP COLUMN compacted;"
                           "DROP INDEX sales_refund_of;"
                           "DROP INDEX sales_review; ALTER TABLE sales DROP COLUMN review;"
                           "PRAGMA user_version = 5;",
