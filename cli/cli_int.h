@@ -135,5 +135,7 @@ int tm_cli_usage_error(const char *topic, const char *fmt, ...)
 
 /* out_prefix NULL: print both keys. name NULL: basename of out_prefix. */
 int tm_cli_keygen(const char *out_prefix, const char *name);
+/* The trusted keys line of an existing secret key file (keygen --from). */
+int tm_cli_keygen_line(const char *key_path, const char *name);
 
 #endif

@@ -1,5 +1,10 @@
 /*
- * keygen.c - `tillmesh keygen`: a CurveZMQ keypair for a till.
+ * keygen.c - `tillmesh keygen`: a CurveZMQ keypair for a till, and the
+ * trusted keys line that names it: "NAME CURVE-PUBLIC SIGNING-PUBLIC". The
+ * till's op-signing key derives from its Curve secret key (tm_sign.h), so
+ * it needs no file of its own; its public half is written to PREFIX.sign.
+ * `--from KEY` prints the line again for an existing key (upgrading a store
+ * from before signed ops).
  *
  * The secret key file is created with O_EXCL under umask 077 and mode 0600,
  * so it is never readable by others, not even for a moment, and an existing
@@ -15,6 +20,7 @@
 #include <zmq.h>
 
 #include "cli_int.h"
+#include "tm_sign.h"
 
 #define Z85_KEY_LEN 40
 
@@ -105,31 +111,49 @@ static int check_name(const char *name)
     return 0;
 }
 
+/* The Z85 op-signing public key of the till whose Curve secret is sec. */
+static int sign_pub_z85(const char *sec, char out[Z85_KEY_LEN + 1])
+{
+    uint8_t secret[32], pk[TM_SIGN_PK_LEN], sk[TM_SIGN_SK_LEN];
+    if (strlen(sec) != Z85_KEY_LEN || !zmq_z85_decode(secret, sec))
+        return -1;
+    tm_sign_keypair(secret, pk, sk);
+    explicit_bzero(secret, sizeof secret);
+    explicit_bzero(sk, sizeof sk);
+    return zmq_z85_encode(out, pk, sizeof pk) ? 0 : -1;
+}
+
 static int write_pair(const char *prefix, const char *name, const char *pub, const char *sec)
 {
-    char key_path[PATH_MAX], pub_path[PATH_MAX];
+    char key_path[PATH_MAX], pub_path[PATH_MAX], sign_path[PATH_MAX], sign[Z85_KEY_LEN + 1];
     if (snprintf(key_path, sizeof key_path, "%s.key", prefix) >= (int)sizeof key_path ||
-        snprintf(pub_path, sizeof pub_path, "%s.pub", prefix) >= (int)sizeof pub_path) {
+        snprintf(pub_path, sizeof pub_path, "%s.pub", prefix) >= (int)sizeof pub_path ||
+        snprintf(sign_path, sizeof sign_path, "%s.sign", prefix) >= (int)sizeof sign_path) {
         fprintf(stderr, "tillmesh: --out path is too long\n");
         return TM_CLI_EXIT_LOCAL;
     }
-    if (refuse_existing(key_path) || refuse_existing(pub_path) || make_parent_dirs(prefix))
+    if (sign_pub_z85(sec, sign) != 0)
+        return TM_CLI_EXIT_LOCAL;
+    if (refuse_existing(key_path) || refuse_existing(pub_path) || refuse_existing(sign_path) ||
+        make_parent_dirs(prefix))
         return TM_CLI_EXIT_LOCAL;
     mode_t old = umask(077);
     int rc = TM_CLI_EXIT_LOCAL;
     if (write_new_file(key_path, sec, 0600) != 0)
         goto cleanup;
-    if (write_new_file(pub_path, pub, 0644) != 0) {
+    if (write_new_file(pub_path, pub, 0644) != 0 || write_new_file(sign_path, sign, 0644) != 0) {
         unlink(key_path);
+        unlink(pub_path);
         goto cleanup;
     }
     rc = TM_CLI_EXIT_OK;
     printf("secret key: %s (mode 0600; keep it on this till only)\n"
            "public key: %s\n"
+           "signing key (public): %s\n"
            "public key (Z85): %s\n\n"
            "Add this line to the store's trusted keys file on every till:\n"
-           "%s %s\n",
-           key_path, pub_path, pub, name, pub);
+           "%s %s %s\n",
+           key_path, pub_path, sign_path, pub, name, pub, sign);
 cleanup:
     umask(old);
     return rc;
@@ -160,12 +184,53 @@ int tm_cli_keygen(const char *prefix, const char *name)
         rc = write_pair(prefix, name, pub, sec);
         goto cleanup;
     }
-    printf("public-key: %s\nsecret-key: %s\n", pub, sec);
+    char sign[Z85_KEY_LEN + 1];
+    if (sign_pub_z85(sec, sign) != 0)
+        goto cleanup;
+    printf("public-key: %s\nsecret-key: %s\nsigning-key: %s\n", pub, sec, sign);
     if (name)
-        printf("\nAdd this line to the store's trusted keys file on every till:\n%s %s\n", name,
-               pub);
+        printf("\nAdd this line to the store's trusted keys file on every till:\n%s %s %s\n", name,
+               pub, sign);
     rc = TM_CLI_EXIT_OK;
 cleanup:
     explicit_bzero(sec, sizeof sec);
+    return rc;
+}
+
+int tm_cli_keygen_line(const char *key_path, const char *name)
+{
+    char line[128], pub[Z85_KEY_LEN + 1], sign[Z85_KEY_LEN + 1];
+    uint8_t secret[32];
+    int rc = TM_CLI_EXIT_LOCAL;
+    FILE *f = fopen(key_path, "r");
+    if (!f) {
+        fprintf(stderr, "tillmesh: cannot read %s: %s\n", key_path, strerror(errno));
+        return rc;
+    }
+    if (!fgets(line, sizeof line, f))
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, " \t\r\n")] = '\0';
+    if (strlen(line) != Z85_KEY_LEN || !zmq_z85_decode(secret, line) ||
+        zmq_curve_public(pub, line) != 0 || sign_pub_z85(line, sign) != 0) {
+        fprintf(stderr, "tillmesh: %s does not hold a Z85 CurveZMQ secret key\n", key_path);
+        goto cleanup;
+    }
+    if (!name) {
+        const char *base = strrchr(key_path, '/') ? strrchr(key_path, '/') + 1 : key_path;
+        snprintf(line, sizeof line, "%s", base);
+        char *dot = strrchr(line, '.');
+        if (dot && strcmp(dot, ".key") == 0)
+            *dot = '\0';
+        name = line;
+    }
+    if (check_name(name) != 0) {
+        rc = tm_cli_usage_error("keygen", "keygen: the key name '%s' must be one word", name);
+        goto cleanup;
+    }
+    printf("%s %s %s\n", name, pub, sign);
+    rc = TM_CLI_EXIT_OK;
+cleanup:
+    explicit_bzero(secret, sizeof secret);
     return rc;
 }

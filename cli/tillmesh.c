@@ -33,7 +33,8 @@ enum {
     O_SET = 1 << 4,
     O_OUT = 1 << 5,
     O_NAME = 1 << 6,
-    O_INTERVAL = 1 << 7
+    O_INTERVAL = 1 << 7,
+    O_FROM = 1 << 8
 };
 
 typedef struct {
@@ -43,7 +44,7 @@ typedef struct {
 
 typedef struct {
     int json;
-    const char *since, *limit, *id_type, *out, *name, *interval;
+    const char *since, *limit, *id_type, *out, *name, *interval, *from;
     const char *sets[MAX_SETS];
     size_t n_sets;
     char **pos; /* positional arguments */
@@ -53,19 +54,13 @@ typedef struct {
 typedef int (*render_fn)(const char *json, size_t len, char **out);
 
 static const struct option LONGOPTS[] = {
-    {"api", required_argument, NULL, 'A'},
-    {"config", required_argument, NULL, 'C'},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {"json", no_argument, NULL, 'j'},
-    {"since", required_argument, NULL, 's'},
-    {"limit", required_argument, NULL, 'l'},
-    {"id-type", required_argument, NULL, 'i'},
-    {"set", required_argument, NULL, 'S'},
-    {"out", required_argument, NULL, 'o'},
-    {"name", required_argument, NULL, 'N'},
-    {"interval", required_argument, NULL, 'n'},
-    {NULL, 0, NULL, 0},
+    {"api", required_argument, NULL, 'A'},   {"config", required_argument, NULL, 'C'},
+    {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'V'},
+    {"json", no_argument, NULL, 'j'},        {"since", required_argument, NULL, 's'},
+    {"limit", required_argument, NULL, 'l'}, {"id-type", required_argument, NULL, 'i'},
+    {"set", required_argument, NULL, 'S'},   {"out", required_argument, NULL, 'o'},
+    {"name", required_argument, NULL, 'N'},  {"interval", required_argument, NULL, 'n'},
+    {"from", required_argument, NULL, 'F'},  {NULL, 0, NULL, 0},
 };
 
 static int opt_bit(int val)
@@ -79,6 +74,7 @@ static int opt_bit(int val)
     case 'o': return O_OUT;
     case 'N': return O_NAME;
     case 'n': return O_INTERVAL;
+    case 'F': return O_FROM;
     default: return 0;
     }
 }
@@ -96,6 +92,7 @@ static void store_opt(ctx_t *c, opts_t *o, int val, const char *arg)
     case 'o': o->out = arg; break;
     case 'N': o->name = arg; break;
     case 'n': o->interval = arg; break;
+    case 'F': o->from = arg; break;
     default: break;
     }
 }
@@ -539,10 +536,14 @@ static int cmd_customer(ctx_t *c, int argc, char **argv)
 static int cmd_keygen(ctx_t *c, int argc, char **argv)
 {
     opts_t o;
-    int rc = parse_opts(c, "keygen", "keygen", O_OUT | O_NAME, argc, argv, &o);
+    int rc = parse_opts(c, "keygen", "keygen", O_OUT | O_NAME | O_FROM, argc, argv, &o);
     if (rc < 0)
         rc = want_args("keygen", "keygen", &o, 0, 0);
-    return rc >= 0 ? rc : tm_cli_keygen(o.out, o.name);
+    if (rc < 0 && o.from && o.out)
+        rc = tm_cli_usage_error("keygen", "keygen: --from and --out do not go together");
+    if (rc >= 0)
+        return rc;
+    return o.from ? tm_cli_keygen_line(o.from, o.name) : tm_cli_keygen(o.out, o.name);
 }
 
 /* ---- erp ----------------------------------------------------------------- */

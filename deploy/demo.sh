@@ -45,7 +45,7 @@ chmod 600 "$DEMO/erp.token"
 : >"$DEMO/trusted_keys"
 for i in 1 2 3; do
     "$BIN/tillmesh" keygen --out "$DEMO/till-$i" >/dev/null
-    echo "till-$i $(cat "$DEMO/till-$i.pub")" >>"$DEMO/trusted_keys"
+    echo "till-$i $(cat "$DEMO/till-$i.pub") $(cat "$DEMO/till-$i.sign")" >>"$DEMO/trusted_keys"
 done
 for i in 1 2 3; do
     {

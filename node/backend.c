@@ -225,6 +225,8 @@ static json_t *status_peers(tm_daemon_t *d)
         json_object_set_new(jp, "rtt_ms",
                             p.clock_known ? json_integer((json_int_t)p.clock_rtt_ms) : json_null());
         json_object_set_new(jp, "stamps_far_ahead", json_integer((json_int_t)p.stamps_far_ahead));
+        json_object_set_new(jp, "ops_refused", json_integer((json_int_t)p.ops_refused));
+        json_object_set_new(jp, "ops_deferred", json_integer((json_int_t)p.ops_deferred));
         json_array_append_new(arr, jp);
     }
     return arr;
@@ -277,6 +279,17 @@ static json_t *status_disk(tm_daemon_t *d)
                      !tm_engine_intake(d->engine), "retention_days",
                      (json_int_t)d->cfg.retention_days, "sales_compacted",
                      (json_int_t)d->compacted_total);
+}
+
+/* Verification of peers' ops (storage/trust.c): what was refused and
+ * kept as evidence, and what could not be verified yet. */
+static json_t *status_trust(tm_daemon_t *d)
+{
+    tm_trust_stats_t ts;
+    (void)tm_store_trust_stats(d->store, &ts);
+    return json_pack("{s:I, s:I, s:I, s:o}", "evidence", (json_int_t)ts.evidence, "ops_refused",
+                     (json_int_t)ts.refused_total, "ops_deferred", (json_int_t)ts.deferred_total,
+                     "last_refusal", ts.last_reason[0] ? json_string(ts.last_reason) : json_null());
 }
 
 static json_t *status_uplink(tm_daemon_t *d)
@@ -341,11 +354,12 @@ static json_t *status_review(tm_daemon_t *d)
 static char *status_json(void *ctx)
 {
     tm_daemon_t *d = ctx;
-    json_t *root = json_pack(
-        "{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node",
-        status_node(d), "state", status_state(d), "peers", status_peers(d), "clock",
-        status_clock(d), "disk", status_disk(d), "uplink", status_uplink(d), "forwarder",
-        status_forwarder(d), "erp", status_erp(d), "review", status_review(d));
+    json_t *root =
+        json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1,
+                  "node", status_node(d), "state", status_state(d), "peers", status_peers(d),
+                  "clock", status_clock(d), "disk", status_disk(d), "trust", status_trust(d),
+                  "uplink", status_uplink(d), "forwarder", status_forwarder(d), "erp",
+                  status_erp(d), "review", status_review(d));
     if (!root)
         return NULL;
     char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -486,6 +500,17 @@ static char *metrics_text(void *ctx)
             st.ops_dropped_disk);
     COUNTER("sales_compacted_total", "Sales forgotten by retention since start.",
             d->compacted_total);
+    tm_trust_stats_t ts;
+    (void)tm_store_trust_stats(d->store, &ts);
+    COUNTER("ops_refused_total",
+            "Peer ops that failed verification (bad signature, fork, broken chain), kept as "
+            "evidence.",
+            ts.refused_total);
+    COUNTER("ops_deferred_total",
+            "Peer ops that could not be verified yet (key missing, "
+            "unsealed history).",
+            ts.deferred_total);
+    GAUGE("evidence", "Refused ops kept as evidence (at most 1000).", ts.evidence);
     tm_clock_status_t cs;
     tm_engine_clock(d->engine, tm_daemon_wall_ms(), &cs);
     fprintf(f,

@@ -2,11 +2,14 @@
 #include "daemon_int.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include "tm_sign.h"
 
 #define VERSION_STR "0.1.0"
 
@@ -63,6 +66,66 @@ static int open_store(tm_daemon_t *d)
     tm_log_info(d->log, "store %s (node id %s, schema v%d)", path, hex,
                 tm_store_schema_version(d->store));
     return TM_OK;
+}
+
+/* Gives the store the keys ops are signed and verified with: ours (from
+ * our Curve secret key) and every trusted till's signing key. A trusted
+ * line without one is said loudly: that till's new ops cannot be verified,
+ * so they wait until the line is completed (SIGHUP picks it up). */
+static int load_trust(tm_daemon_t *d)
+{
+    uint8_t pk[32], sk[64];
+    size_t n = 0;
+    const char *name;
+    const uint8_t *pub, *sign;
+    while (tm_mesh_trusted_at(d->mesh, n, &name, &pub) == TM_OK)
+        n++;
+    uint8_t(*pks)[32] = calloc(n + 1, sizeof *pks);
+    if (!pks)
+        return TM_ENOMEM;
+    tm_sign_keypair(tm_mesh_secret_key(d->mesh), pk, sk);
+    size_t k = 0;
+    memcpy(pks[k++], pk, 32);
+    for (size_t i = 0; i < n; i++) {
+        tm_mesh_trusted_at(d->mesh, i, &name, &pub);
+        if (tm_mesh_trusted_sign_at(d->mesh, i, &sign) == TM_OK)
+            memcpy(pks[k++], sign, 32);
+        else if (strcmp(name, d->cfg.name) != 0)
+            tm_log_error(d->log,
+                         "trusted keys: %s has no signing key (third field): its ops cannot be "
+                         "verified and are not taken; add it from `tillmesh keygen --from` on "
+                         "that till",
+                         name);
+    }
+    int rc = tm_store_set_trusted(d->store, (const uint8_t(*)[32])pks, k);
+    free(pks);
+    sodium_memzero(sk, sizeof sk);
+    return rc;
+}
+
+static int start_trust(tm_daemon_t *d)
+{
+    uint8_t pk[32], sk[64];
+    bool sealed = false;
+    tm_sign_keypair(tm_mesh_secret_key(d->mesh), pk, sk);
+    int rc = tm_store_set_signer(d->store, pk, sk, &sealed);
+    sodium_memzero(sk, sizeof sk);
+    if (rc) {
+        tm_log_error(d->log, "cannot set up op signing: %s", tm_strerror(rc));
+        return rc;
+    }
+    if (sealed) {
+        uint8_t id[TM_NODE_ID_LEN];
+        char hex[TM_NODE_HEX_LEN];
+        tm_store_node_id(d->store, id);
+        tm_hex(id, TM_NODE_ID_LEN, hex);
+        tm_log_warn(d->log,
+                    "first start with signed ops: this till now writes as origin %s and sealed "
+                    "the unsigned history it holds (other tills accept that history up to the "
+                    "seal)",
+                    hex);
+    }
+    return load_trust(d);
 }
 
 static int start_engine(tm_daemon_t *d)
@@ -155,8 +218,9 @@ int tm_daemon_new(const tm_config_t *cfg, const char *config_path, tm_log_t *log
         .trusted_keys_file = cfg->trusted_keys,
     };
     int rc;
-    if ((rc = open_store(d)) || (rc = tm_mesh_new(&mc, log, &d->mesh)) || (rc = start_engine(d)) ||
-        (rc = start_erp(d)) || (rc = start_api(d)) || (rc = tm_daemon_start_disc(d)))
+    if ((rc = open_store(d)) || (rc = tm_mesh_new(&mc, log, &d->mesh)) || (rc = start_trust(d)) ||
+        (rc = start_engine(d)) || (rc = start_erp(d)) || (rc = start_api(d)) ||
+        (rc = tm_daemon_start_disc(d)))
         goto fail;
     tm_log_info(log, "tillmeshd %s: till %s of store %s is up", VERSION_STR, cfg->name,
                 cfg->store_id);
@@ -199,7 +263,8 @@ static void reload(tm_daemon_t *d)
         tm_log_warn(d->log, "name, store_id, data_dir and listen addresses change only on "
                             "restart; other settings applied");
     d->log->level = nc.log_level;
-    (void)tm_mesh_reload_trusted(d->mesh);
+    if (tm_mesh_reload_trusted(d->mesh) == TM_OK)
+        (void)load_trust(d);
     for (int i = 0; i < nc.n_peers; i++)
         (void)tm_engine_add_peer(d->engine, nc.peers[i].name, nc.peers[i].endpoint, TM_SRC_STATIC,
                                  &d->outbox);

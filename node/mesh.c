@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 typedef struct {
     char name[NAME_MAX_LEN];
     uint8_t pub[32];
+    bool has_sign; /* third field: the till's op-signing key (tm_sign.h) */
+    uint8_t sign[32];
 } trusted_t;
 
 typedef struct {
@@ -67,11 +70,16 @@ static int parse_trusted_line(char *line, trusted_t *t)
 {
     char *name = strtok(line, " \t\r\n");
     char *key = name ? strtok(NULL, " \t\r\n") : NULL;
+    char *sign = key ? strtok(NULL, " \t\r\n") : NULL;
     if (!name || name[0] == '#')
         return 1; /* blank or comment */
+    memset(t, 0, sizeof *t);
     if (!key || strtok(NULL, " \t\r\n") || strlen(name) >= NAME_MAX_LEN || strlen(key) != 40 ||
         !zmq_z85_decode(t->pub, key))
         return -1;
+    if (sign && (strlen(sign) != 40 || !zmq_z85_decode(t->sign, sign)))
+        return -1;
+    t->has_sign = sign != NULL;
     tm_strlcpy(t->name, name, sizeof t->name);
     return 0;
 }
@@ -95,8 +103,8 @@ static int load_trusted(tm_mesh_t *m)
         if (r > 0)
             continue;
         if (r < 0) {
-            tm_log_error(m->log, "%s:%d: expected \"NAME Z85-PUBLIC-KEY\"", m->trusted_file,
-                         lineno);
+            tm_log_error(m->log, "%s:%d: expected \"NAME Z85-PUBLIC-KEY Z85-SIGNING-KEY\"",
+                         m->trusted_file, lineno);
             rc = TM_ECONFIG;
             break;
         }
@@ -140,6 +148,19 @@ int tm_mesh_trusted_at(const tm_mesh_t *m, size_t i, const char **name, const ui
     *name = m->trusted[i].name;
     *pub = m->trusted[i].pub;
     return TM_OK;
+}
+
+int tm_mesh_trusted_sign_at(const tm_mesh_t *m, size_t i, const uint8_t **sign)
+{
+    if (i >= m->n_trusted)
+        return TM_EINVAL;
+    *sign = m->trusted[i].has_sign ? m->trusted[i].sign : NULL;
+    return m->trusted[i].has_sign ? TM_OK : TM_ENOTFOUND;
+}
+
+const uint8_t *tm_mesh_secret_key(const tm_mesh_t *m)
+{
+    return m->secret;
 }
 
 int tm_mesh_is_trusted(const tm_mesh_t *m, const char *name)

@@ -11,8 +11,10 @@
  * what the frame claims.
  *
  * Keys are Z85 text, one key per file (`tillmesh keygen` writes them). The
- * trusted keys file has one line per till: "NAME Z85-PUBLIC-KEY"; '#' starts
- * a comment. Secret key files must not be readable by group or others.
+ * trusted keys file has one line per till: "NAME Z85-PUBLIC-KEY
+ * Z85-SIGNING-KEY" (the signing key verifies the till's ops, tm_sign.h; a
+ * line without it is accepted but that till's ops cannot be verified, so
+ * they are not taken); '#' starts a comment. Secret key files must not be readable by group or others.
  *
  * Owned by the daemon's main thread; not thread-safe.
  */
@@ -53,6 +55,12 @@ const char *tm_mesh_key_name(const tm_mesh_t *self, const uint8_t pub[32]);
 /* The trusted keys, for matching a discovered key fingerprint: entry i's
  * name and public key; TM_EINVAL past the end. */
 int tm_mesh_trusted_at(const tm_mesh_t *self, size_t i, const char **name, const uint8_t **pub);
+
+/* Entry i's op-signing public key (third field of its line): TM_ENOTFOUND
+ * (and *sign NULL) when its line has none; TM_EINVAL past the end. */
+int tm_mesh_trusted_sign_at(const tm_mesh_t *self, size_t i, const uint8_t **sign);
+/* Our CurveZMQ secret key, 32 bytes (the op-signing key derives from it). */
+const uint8_t *tm_mesh_secret_key(const tm_mesh_t *self);
 
 /* Connects (or reconnects) the DEALER for peer `name` to endpoint.
  * TM_EPERM if name has no trusted key. */

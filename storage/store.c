@@ -557,7 +557,8 @@ int tm_store_set_signer(tm_store_t *self, const uint8_t pk[32], const uint8_t sk
     memcpy(old, self->node_id, sizeof old);
     memcpy(self->node_id, id, TM_NODE_ID_LEN);
     self->counts_ok = false;
-    rc = tm_store_append_local(self, TM_OP_SEAL, 0, body, len, NULL);
+    /* Nothing unsigned held (a new store): no seal to write. */
+    rc = k ? tm_store_append_local(self, TM_OP_SEAL, 0, body, len, NULL) : TM_OK;
     sqlite3_stmt *st = NULL;
     if (rc == TM_OK) {
         rc = tm_store__err(
@@ -574,7 +575,7 @@ int tm_store_set_signer(tm_store_t *self, const uint8_t pk[32], const uint8_t sk
         self->signer = false;
         goto cleanup;
     }
-    *sealed = true;
+    *sealed = k > 0;
 cleanup:
     free(body);
     free(e);

@@ -239,8 +239,9 @@ class StoreLab(netlab.Lab):
             for n in self.names:
                 subprocess.run([self.tillmesh, "keygen", "--out", os.path.join(keys, n)],
                                check=True, capture_output=True)
-                with open(os.path.join(keys, n + ".pub")) as k:
-                    f.write(f"{n} {k.read().strip()}\n")
+                with open(os.path.join(keys, n + ".pub")) as k, \
+                        open(os.path.join(keys, n + ".sign")) as s:
+                    f.write(f"{n} {k.read().strip()} {s.read().strip()}\n")
         self.keys = keys
 
     def write_config(self, n):

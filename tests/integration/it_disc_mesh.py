@@ -37,8 +37,9 @@ def setup(lab, stores, untrusted=()):
                            capture_output=True)
             if n in untrusted:
                 continue  # it has a key, but the store does not list it
-            with open(os.path.join(keys, n + ".pub")) as k:
-                f.write(f"{n} {k.read().strip()}\n")
+            with open(os.path.join(keys, n + ".pub")) as k, \
+                    open(os.path.join(keys, n + ".sign")) as s:
+                f.write(f"{n} {k.read().strip()} {s.read().strip()}\n")
     procs = {}
     for n, store in stores.items():
         d = os.path.join(lab.root, n)

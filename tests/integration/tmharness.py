@@ -411,10 +411,9 @@ class StoreLab:
 
     def keygen(self, name):
         prefix = os.path.join(self.root, "keys", name)
-        out = subprocess.run([TILLMESH, "keygen", "--out", prefix], check=True,
-                             capture_output=True, text=True).stdout
-        with open(prefix + ".pub") as f:
-            return f.read().strip()
+        subprocess.run([TILLMESH, "keygen", "--out", prefix], check=True,
+                       capture_output=True, text=True)
+        return self.keygen_pub(name)
 
     def add(self, name, store_id="store-it", trusted=True, clock=None):
         pub = self.keygen(name)
@@ -431,14 +430,16 @@ class StoreLab:
         lines[till.name] = self.keygen_pub(till.name)
         path = os.path.join(till.dir, "trusted_keys")
         with open(path, "w") as f:
-            f.write("# NAME PUBLIC-KEY\n")
+            f.write("# NAME PUBLIC-KEY SIGNING-KEY\n")
             for n, k in sorted(lines.items()):
                 f.write(f"{n} {k}\n")
         return path
 
     def keygen_pub(self, name):
-        with open(os.path.join(self.root, "keys", name + ".pub")) as f:
-            return f.read().strip()
+        """The keys of name's trusted line: "CURVE-PUBLIC SIGNING-PUBLIC"."""
+        prefix = os.path.join(self.root, "keys", name)
+        with open(prefix + ".pub") as f, open(prefix + ".sign") as g:
+            return f"{f.read().strip()} {g.read().strip()}"
 
     def connect(self, a, b):
         """Static peer entry a -> b (b learns a from a's heartbeats)."""
