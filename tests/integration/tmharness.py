@@ -180,14 +180,18 @@ backoff_max_ms = 1000
 
     def set_clock(self, spec, timeout=10):
         """Steps the running till's wall clock (as an NTP step or an admin's
-        `date -s` would) and waits until the till shows it. Only for a till
-        started with a clock (else it has no libfaketime)."""
+        `date -s` would) and waits until the till shows it (libfaketime
+        re-reads the file within a second). Only for a till started with a
+        clock (else it has no libfaketime); on a stopped till it applies at
+        its next start."""
         if self.clock is None:
             raise AssertionError(f"{self.name} was started without clock=: "
                                  "give it clock='+0' to step it later")
         self.clock = spec
         self.clock_offset_s = clock_offset_s(spec)
         write_stamp(self.stamp_file, self.clock_offset_s)
+        if not self.proc or self.proc.poll() is not None:
+            return      # a stopped till: start() writes the file again anyway
         wait_until(self.clock_ok, timeout,
                    f"{self.name}'s wall clock to show real time {self.clock_offset_s:+d} s")
 
