@@ -12,6 +12,9 @@ to settle. Reports:
   redeliveries        deliveries of an already booked sale (allowed, counted)
   digests_equal       every till's state digest equal
   converge_s          seconds from `since` (the last heal) to convergence
+  clocks              per till: the wall clock the lab gave it and what the
+                      till says of it (status "clock", once tillmeshd has it);
+                      reported, not judged: wrong clocks must change nothing
 
     rep = check(lab, truth, since=t_heal, timeout=90)
     print(format_report(rep)); sys.exit(0 if rep["ok"] else 1)
@@ -69,6 +72,7 @@ def check(lab, truth, since=None, timeout=90.0, interval=0.5):
     dg = {n: (lab.status(n) or {}).get("state", {}).get("digest") for n in lab.names}
     rep["digests_equal"] = len(set(dg.values())) == 1 and None not in dg.values()
     rep["converge_s"] = round(converged_at - since, 2) if converged_at else None
+    rep["clocks"] = clocks(lab)
     for n, m in miss.items():
         if m:
             rep["violations"].append(f"{m} acknowledged sales missing on {n}")
@@ -86,6 +90,20 @@ def check(lab, truth, since=None, timeout=90.0, interval=0.5):
     return rep
 
 
+def clocks(lab):
+    """{till: {"set": "-10m", "offset_ms": .., "skewed": ..}} when the lab
+    runs tills under libfaketime and any clock is not right; else {}."""
+    if not getattr(lab, "clocks", None) or not any(lab.clocks.values()):
+        return {}
+    out = {}
+    for n in lab.names:
+        c = (lab.status(n) or {}).get("clock")
+        c = c if isinstance(c, dict) else {}
+        out[n] = {"set": lab.clock_label(n), "offset_ms": c.get("offset_ms"),
+                  "skewed": c.get("skewed")}
+    return out
+
+
 def format_report(rep):
     mt = " ".join(f"{n}={m}" for n, m in rep["missing_on_till"].items())
     out = [f"acknowledged sales:   {rep['acknowledged']}",
@@ -96,6 +114,11 @@ def format_report(rep):
            f"non-deduplicating ERP: {rep['would_double_book']})",
            f"ERP booked/deliveries:{rep['erp_booked']}/{rep['erp_deliveries']}",
            f"digests equal:        {rep['digests_equal']}",
-           f"converged after heal: {rep['converge_s']} s",
-           "RESULT: " + ("OK" if rep["ok"] else "VIOLATIONS: " + "; ".join(rep["violations"]))]
+           f"converged after heal: {rep['converge_s']} s"]
+    if rep.get("clocks"):
+        out.append("clocks (set; says):   " + "  ".join(
+            f"{n}={c['set']}" + ("" if c["offset_ms"] is None else " ({}{:+.0f}s)".format(
+                "skewed " if c["skewed"] else "", c["offset_ms"] / 1000))
+            for n, c in rep["clocks"].items()))
+    out.append("RESULT: " + ("OK" if rep["ok"] else "VIOLATIONS: " + "; ".join(rep["violations"])))
     return "\n".join(out)

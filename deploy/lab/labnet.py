@@ -17,6 +17,12 @@ instead, with a rate limit (tbf), random loss (iptables statistic) and 60 ms
 (+0..20 ms) delay each way (delaybox.py: the kernel has no netem): a slow,
 lossy, far-away 4G modem.
 
+Every till's tillmeshd runs under libfaketime (when installed) with a
+per-till timestamp file holding its wall-clock offset ("+0s" unless the lab
+was built with clocks= or `set_clock` changed it); rewriting the file steps
+the running daemon's wall clock within a second (fakeclock.py). The offset
+belongs to the till, not to the daemon: it survives kill -9 and start.
+
 Talking to a till's API from outside: `api(lab_or_nspath, ...)` makes the
 socket inside the till's network namespace (setns in the calling thread, then
 back), so load generators and checkers need no process per request.
@@ -38,6 +44,7 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE if os.path.exists(os.path.join(HERE, "netlab.py"))
                 else os.path.join(REPO, "tests", "integration"))
 import netlab  # noqa: E402
+import fakeclock  # noqa: E402
 from netlab import wait_until, _sh  # noqa: E402,F401
 
 ERP_STUB = os.path.join(HERE, "erp_stub.py")
@@ -118,7 +125,7 @@ class StoreLab(netlab.Lab):
     """N tills with tillmeshd, a router, an internet with the ERP stub."""
 
     def __init__(self, n, bin_dir, fourg=(), store_id="store-lab", ipv6=False,
-                 heartbeat_ms=250, peer_timeout_ms=1500, log_level="info"):
+                 heartbeat_ms=250, peer_timeout_ms=1500, log_level="info", clocks=None):
         names = [f"t{i}" for i in range(1, n + 1)]
         super().__init__(names, avahi=True, ipv6=ipv6)
         self.bin_dir = os.path.abspath(bin_dir)
@@ -139,6 +146,21 @@ class StoreLab(netlab.Lab):
         self.delayboxes = {}       # (till, "lan"|"uplink") -> [Popen, Popen]
         self.delay_counters = []   # what each stopped delaybox printed
         self.events = []           # (time, till or None, what) for timelines
+        # till -> wall-clock offset in s (libfaketime); None: no libfaketime here
+        try:
+            if os.environ.get("TM_LAB_FAKETIME") == "0":
+                raise fakeclock.FaketimeMissing("TM_LAB_FAKETIME=0: tills run on the real clock")
+            fakeclock.require()
+            self.clocks = {n: 0 for n in names}
+        except fakeclock.FaketimeMissing as e:
+            self.clocks = None
+            self.faketime_missing = str(e)
+            if clocks:
+                raise
+        for n, spec in (clocks or {}).items():
+            if n not in self.clocks:
+                raise ValueError(f"clock for {n!r}: no such till (tills: {' '.join(names)})")
+            self.clocks[n] = fakeclock.clock_offset_s(spec)
 
     # ---- building --------------------------------------------------------
     def start(self):
@@ -150,6 +172,10 @@ class StoreLab(netlab.Lab):
             self.start_till(n, wait=False)
         for n in self.names:
             wait_until(lambda n=n: self._api_up(n), 60, f"{n} API to answer")
+        for n in self.names:
+            if self.clocks and self.clocks[n]:
+                wait_until(lambda n=n: self.clock_ok(n), 10,
+                           f"{n}'s wall clock to show {fakeclock.describe(self.clocks[n])}")
         self.event(None, "up")
 
     def _api_up(self, n):
@@ -284,12 +310,65 @@ backoff_max_ms = 2000
         if self.alive(n):
             return
         cfg = self.write_config(n)
+        env = None
+        if self.clocks is not None:
+            stamp = self.stamp_file(n)
+            fakeclock.write_stamp(stamp, self.clocks[n])
+            env = fakeclock.env(stamp)
         log = open(os.path.join(self.tills[n].dir, "tillmeshd.log"), "ab")
-        self.daemons[n] = self.run_in(n, [self.tillmeshd, "-c", cfg], stdout=log, stderr=log)
+        self.daemons[n] = self.run_in(n, [self.tillmeshd, "-c", cfg], stdout=log, stderr=log,
+                                      env=env)
         log.close()
         self.event(n, "start")
         if wait:
             wait_until(lambda: self._api_up(n), 60, f"{n} API to answer")
+
+    # ---- clocks ----------------------------------------------------------
+    def stamp_file(self, n):
+        return os.path.join(self.tills[n].dir, "faketime.stamp")
+
+    def wall_clock(self, n):
+        """Till n's wall clock (epoch s, 1 s resolution): the Date header
+        its API (libmicrohttpd, time()) puts on an answer."""
+        import email.utils
+        c = _NsHTTP(self.nspath(n), "127.0.0.1", API_PORT, 3)
+        try:
+            c.request("GET", "/v1/status")
+            r = c.getresponse()
+            r.read()
+            date = r.getheader("Date")
+        finally:
+            c.close()
+        if not date:
+            raise RuntimeError(f"{n}: API answer without a Date header")
+        return email.utils.parsedate_to_datetime(date).timestamp()
+
+    def clock_ok(self, n, slack=2.5):
+        try:
+            return abs(self.wall_clock(n) - (time.time() + self.clocks[n])) <= slack
+        except OSError:
+            return False
+
+    def set_clock(self, n, spec, timeout=10):
+        """Sets till n's wall clock: an offset (-10m, +1d, -1h, ok) or a
+        date (2000-01-01) it shows from now on; a running daemon is stepped
+        (and this waits until it shows the new time), a stopped one starts
+        with it. ValueError for a bad spec or when libfaketime is missing."""
+        if n not in self.tills:
+            raise ValueError(f"no till {n!r}; tills: {' '.join(self.names)}")
+        if self.clocks is None:
+            raise ValueError(f"cannot set clocks: {self.faketime_missing} (then `down` and `up`)")
+        off = fakeclock.clock_offset_s(spec)
+        self.clocks[n] = off
+        fakeclock.write_stamp(self.stamp_file(n), off)
+        self.event(n, f"clock {fakeclock.describe(off)}")
+        if self.alive(n):
+            wait_until(lambda: self.clock_ok(n), timeout,
+                       f"{n}'s wall clock to show {fakeclock.describe(off)}")
+        return off
+
+    def clock_label(self, n):
+        return "-" if self.clocks is None else fakeclock.describe(self.clocks[n])
 
     def kill9(self, n):
         p = self.daemons.get(n)
@@ -509,7 +588,7 @@ backoff_max_ms = 2000
 
     def table(self):
         rows = [("till", "daemon", "lan", "uplink", "sales", "digest", "peers", "forwarder",
-                 "backlog", "parked", "link")]
+                 "backlog", "parked", "clock", "link")]
         for n in self.names:
             st = self.status(n)
             c = self.cables[n]
@@ -522,11 +601,12 @@ backoff_max_ms = 2000
                              (st["forwarder"]["name"] or "-") + ("*" if st["forwarder"].get(
                                  "is_self") else ""),
                              str(st["erp"]["backlog"]), str(st["erp"]["parked"]),
+                             self.clock_label(n) + own_clock(st),
                              st["uplink"]["state"] + (" " + imp if imp else "")))
             else:
                 rows.append((n, "DOWN" if not self.alive(n) else "no-api",
                              "in" if c["lan"] else "OUT", "in" if c["uplink"] else "OUT",
-                             "-", "-", "-", "-", "-", "-", imp or "-"))
+                             "-", "-", "-", "-", "-", "-", self.clock_label(n), imp or "-"))
         w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
         try:
@@ -538,6 +618,17 @@ backoff_max_ms = 2000
         if self.partition_groups:
             lines.append("partition: " + " / ".join(",".join(g) for g in self.partition_groups))
         return "\n".join(lines)
+
+
+def own_clock(st):
+    """What the till itself says of its clock, when its status says it
+    (issue 11: "clock": {"offset_ms", "skewed", ...}): " (skewed -600s)"."""
+    c = st.get("clock")
+    if not isinstance(c, dict):
+        return ""
+    off = c.get("offset_ms")
+    flag = "skewed" if c.get("skewed") else "says"
+    return f" ({flag} {off / 1000:+.0f}s)" if isinstance(off, (int, float)) else ""
 
 
 def find_bin(bin_dir, name):

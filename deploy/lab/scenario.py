@@ -52,9 +52,19 @@ def bin_dir():
     labnet.netlab.skip("no tillmeshd build found (set TM_BIN_DIR)")
 
 
-def run(name, drill, tills=4, rate=5.0, fourg=(), settle=90, warmup=3, seed=None):
+def run(name, drill, tills=4, rate=5.0, fourg=(), settle=90, warmup=3, seed=None,
+        clocks=None):
+    """clocks: {till: WHEN} wall clocks from the start (labnet, fakeclock);
+    the drill can change them with lab.set_clock(till, WHEN)."""
     labnet.netlab.require_netns(("ip", "unshare", "nsenter", "dbus-daemon", "avahi-daemon",
                                  "iptables", "tc"))
+    if clocks:
+        if os.environ.get("TM_LAB_FAKETIME") == "0":
+            labnet.netlab.skip("TM_LAB_FAKETIME=0 and this scenario needs wrong clocks")
+        try:
+            labnet.fakeclock.require()
+        except labnet.fakeclock.FaketimeMissing as e:
+            labnet.netlab.skip(str(e))
     seed = seed if seed is not None else int(os.environ.get("TM_LAB_SEED", time.time()))
     out = os.environ.get("TM_LAB_OUT") or os.path.join(
         "/tmp/tillmesh-lab-runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -64,9 +74,11 @@ def run(name, drill, tills=4, rate=5.0, fourg=(), settle=90, warmup=3, seed=None
     t_start = time.monotonic()
     ok = False
     try:
-        with labnet.StoreLab(tills, bin_dir(), fourg=fourg) as lab:
+        with labnet.StoreLab(tills, bin_dir(), fourg=fourg, clocks=clocks) as lab:
             ctx = Ctx(lab, seed)
-            ctx.log(f"store up in {time.monotonic() - t_start:.1f}s")
+            ctx.log(f"store up in {time.monotonic() - t_start:.1f}s" + (
+                "; clocks " + " ".join(f"{n}={lab.clock_label(n)}" for n in lab.names)
+                if clocks else ""))
             fw = ctx.wait(lab.forwarder_agreed, 60, "a forwarder agreed by every till")
             ctx.log(f"forwarder {fw}")
             rec = timeline.Recorder(lab).start()

@@ -15,11 +15,9 @@ or lab.add(name, clock=...), and till.set_clock(spec) steps it while it runs.
 The till's monotonic clock stays real (its timers keep working). How to see
 what a till believes: till.wall_clock() (the HTTP Date header its API sends).
 """
-import calendar
 import email.utils
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -31,69 +29,16 @@ import urllib.error
 import urllib.request
 import uuid
 
+import fakeclock
+from fakeclock import clock_offset_s, write_stamp
+
 BIN = os.environ.get("TM_BIN_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "asan"))
 TILLMESHD = os.path.join(BIN, "tillmeshd")
 TILLMESH = os.path.join(BIN, "tillmesh")
-FAKETIME_LIB = os.environ.get("TM_FAKETIME_LIB",
-                              "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 
 
 class Skip(Exception):
     """The test cannot run here; run() prints SKIP and exits 77."""
-
-
-def clock_offset_s(spec, now=None):
-    """A till clock spec -> seconds to add to the real wall clock.
-
-    "+0", "ok", "-600s", "-600", "-10m", "+1h", "+1d", "-2y" are offsets;
-    "@2000-01-01 00:00:00" or "2000-01-01" (UTC) is a date the clock shows
-    now (and runs on from). Raises ValueError with what is accepted."""
-    t = str(spec).strip()
-    if t in ("ok", "0", "+0", "-0"):
-        return 0
-    m = re.fullmatch(r"([+-])(\d+(?:\.\d+)?)([smhdy]?)", t)
-    if m:
-        mult = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}[m.group(3)]
-        v = float(m.group(2)) * mult
-        return int(-v if m.group(1) == "-" else v)
-    d = t.lstrip("@").strip()
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
-        try:
-            target = calendar.timegm(time.strptime(d, fmt))
-        except ValueError:
-            continue
-        return int(target - (now if now is not None else time.time()))
-    raise ValueError(f"{spec!r}: a clock is an offset like -10m, -600s, +1h, +1d, +0 (ok) "
-                     "or a date like 2000-01-01 or '@2000-01-01 00:00:00' (UTC)")
-
-
-def faketime_env(stamp_file, env=None):
-    """Environment that gives a process the wall clock in stamp_file
-    (libfaketime re-reads it at most once a second) and a real monotonic
-    clock. Raises Skip when libfaketime is not installed."""
-    if not os.path.exists(FAKETIME_LIB):
-        raise Skip(f"libfaketime not installed ({FAKETIME_LIB} missing; "
-                   "apt-get install libfaketime, or sh scripts/deps.sh)")
-    e = dict(os.environ if env is None else env)
-    e["LD_PRELOAD"] = FAKETIME_LIB + (" " + e["LD_PRELOAD"] if e.get("LD_PRELOAD") else "")
-    e["FAKETIME_TIMESTAMP_FILE"] = stamp_file
-    e["FAKETIME_CACHE_DURATION"] = "1"
-    e["DONT_FAKE_MONOTONIC"] = "1"
-    e.pop("FAKETIME", None)
-    # An ASan build wants its runtime first among the preloads; libfaketime
-    # in front of it is fine (its clock_gettime interceptor calls on into
-    # libfaketime's), so only the check is switched off.
-    e["ASAN_OPTIONS"] = ":".join(x for x in (e.get("ASAN_OPTIONS"),
-                                             "verify_asan_link_order=0") if x)
-    return e
-
-
-def write_stamp(path, offset_s):
-    """Atomically (rename) writes an offset libfaketime understands."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(f"{'+' if offset_s >= 0 else '-'}{abs(int(offset_s))}s\n")
-    os.replace(tmp, path)
 
 
 def free_port():
@@ -195,7 +140,10 @@ backoff_max_ms = 1000
         if self.clock is not None:
             self.clock_offset_s = clock_offset_s(self.clock)
             write_stamp(self.stamp_file, self.clock_offset_s)
-            env = faketime_env(self.stamp_file)
+            try:
+                env = fakeclock.env(self.stamp_file)
+            except fakeclock.FaketimeMissing as e:
+                raise Skip(str(e)) from None
         else:
             self.clock_offset_s = 0
         logf = open(self.log_path, "ab")
@@ -232,14 +180,18 @@ backoff_max_ms = 1000
 
     def set_clock(self, spec, timeout=10):
         """Steps the running till's wall clock (as an NTP step or an admin's
-        `date -s` would) and waits until the till shows it. Only for a till
-        started with a clock (else it has no libfaketime)."""
+        `date -s` would) and waits until the till shows it (libfaketime
+        re-reads the file within a second). Only for a till started with a
+        clock (else it has no libfaketime); on a stopped till it applies at
+        its next start."""
         if self.clock is None:
             raise AssertionError(f"{self.name} was started without clock=: "
                                  "give it clock='+0' to step it later")
         self.clock = spec
         self.clock_offset_s = clock_offset_s(spec)
         write_stamp(self.stamp_file, self.clock_offset_s)
+        if not self.proc or self.proc.poll() is not None:
+            return      # a stopped till: start() writes the file again anyway
         wait_until(self.clock_ok, timeout,
                    f"{self.name}'s wall clock to show real time {self.clock_offset_s:+d} s")
 

@@ -7,7 +7,8 @@ on a 3-till store (t3 on 4G):
   with loss + delay, and wrong tills / cables / specs (exit 1, one line, no
   traceback); load start; pull/plug; kill -9 / start; partition / heal;
   avahi-restart; clear; load stop --out; check --timeout (RESULT: OK);
-  timeline (an SVG); down, after which no namespace, process or run file of
+  timeline (an SVG); clock (a till 10 min behind, stepped, a date, ok; wrong
+  tills and specs); down, after which no namespace, process or run file of
   the lab is left.
 
 Needs root (exit 77 = SKIP).
@@ -60,8 +61,10 @@ def leftovers(sup):
 
 def drill(run):
     out = lab("--help")
-    expect(out, "impair", "delay", "partition")
+    expect(out, "impair", "delay", "partition", "clock TILL WHEN")
     expect(lab("status", want=1), "no lab running")
+    expect(lab("up", "3", "--clock", "t9=-10m", want=1), "--clock", "t1..t3")
+    expect(lab("up", "3", "--clock", "t1=soon", want=1), "--clock t1=soon", "2000-01-01")
     out = lab("up", "3", "--fourg", "t3")
     expect(out, "t1", "t2", "t3", "ERP:")
     sup = int(open(os.path.join(run, "supervisor.pid")).read())
@@ -103,6 +106,18 @@ def drill(run):
         with open(svg) as f:
             head = f.read(200)
         expect(head, "<svg")
+        # Clocks, after the check (wrong clocks are lab_clock's business).
+        # The supervisor waits until the till's own API shows the new time.
+        expect(lab("clock", "t2", "-10m"), "clock of t2: -10m")
+        expect(lab("status"), "-10m")
+        expect(lab("clock", "t2", "2000-01-01"), "shows 2000-01-01")
+        expect(lab("kill", "t2"), "killed t2")
+        expect(lab("clock", "t2", "+1d"), "+1d", "from its next start")
+        expect(lab("start", "t2"), "started t2")
+        expect(lab("clock", "t2", "ok"), "clock of t2: ok")
+        expect(lab("clock", "t9", "-10m", want=1), "no till 't9'")
+        expect(lab("clock", "t1", "yesterday", want=1), "-10m", "2000-01-01")
+        expect(lab("clock", "t1", want=1), "usage: clock TILL WHEN")
     finally:
         lab("down")
     expect(lab("status", want=1), "no lab running")
