@@ -44,7 +44,7 @@ STALL_MAX_S = 600                    # a stalled request is held at most this lo
 LINGER_S = 1.0                       # how long to drain a refused body before closing
 MODES = ("ok", "fail500", "stall", "drop_after_accept", "slow", "down", "reject",
          # bad answers (docs/erp.md: what the forwarder must survive without amplifying)
-         "batch413", "batch400", "empty200", "html200", "foreign200", "redirect302")
+         "batch413", "batch400", "empty200", "html200", "foreign200", "redirect302", "redirect302_all")
 CAPTIVE_URL = "http://captive.invalid/login"   # where redirect302 sends the client
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,%d}$" % MAX_KEY)   # printable ASCII, no spaces
@@ -451,6 +451,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- the contract -----------------------------------------------------
     def do_health(self, _):
+        if self.server.mode.peek() == "redirect302_all":
+            self.send_page(302)
+            self.log_request_line(302, None, None, "redirect302_all")
+            return
         if self.server.mode.peek() == "down":
             self.error(503, "unavailable", "the ERP is down (stub mode down)")
             return
@@ -563,7 +567,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # and the sale alone); without: any request of more than one sale.
             hit = any(sid == sale_id.lower() for sid, _ in rows) if sale_id else n > 1
             status, code = 400, "bad_batch"
-        elif mode in ("empty200", "html200", "redirect302"):
+        elif mode in ("empty200", "html200", "redirect302", "redirect302_all"):
             hit, status, code = True, None, None
         else:
             return False
@@ -580,18 +584,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.log_request_line(200, key, n, "empty200: {} and nothing booked")
         else:
             # A captive portal or a login proxy in front of the ERP.
-            page = ('<html><head><title>Login</title></head><body>Please log in to use the'
-                    ' network.</body></html>\n').encode()
-            code = 302 if mode == "redirect302" else 200
-            self.send_response(code)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(page)))
-            if code == 302:
-                self.send_header("Location", CAPTIVE_URL)
-            self.end_headers()
-            self.wfile.write(page)
+            code = 200 if mode == "html200" else 302
+            self.send_page(code)
             self.log_request_line(code, key, n, f"{mode}: nothing booked")
         return True
+
+    def send_page(self, code):
+        page = ('<html><head><title>Login</title></head><body>Please log in to use the'
+                ' network.</body></html>\n').encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        if code == 302:
+            self.send_header("Location", CAPTIVE_URL)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(page)
 
     def book(self, rows, key, meta, now, reject, suffix):
         """Books the new sales of a batch (inside the caller's transaction)."""

@@ -182,5 +182,30 @@ def batch_refused(mode, poisoned=False):
     return test
 
 
+def health_redirect(lab, stub):
+    """A captive portal catches /health too: every till sees its uplink down
+    and says why in status (erp.error names the redirect); no sale is sent,
+    refused or parked meanwhile; all flow once the portal is gone."""
+    lab.start_all()
+    f = lab[wait_forwarder(lab)]
+    warm = [f.post_sale()["sale_id"] for _ in range(3)]
+    wait_all_booked(lab, stub, warm)
+    t0, _ = requests_since(stub, 1e12)
+    stub.set_mode("redirect302_all")
+    for n in lab.tills:
+        err = wait_until(lambda n=n: status_error(lab[n]), 20, f"erp.error on {n}")
+        assert "302" in err and "/health" in err and "captive.invalid" in err, err
+        wait_until(lambda n=n: lab[n].status()["uplink"]["state"] == "down", 20, f"{n} uplink down")
+    ids = [f.post_sale()["sale_id"] for _ in range(N)]
+    time.sleep(WINDOW_S)  # a measurement window, not a wait for a condition
+    _, reqs = requests_since(stub, t0)
+    print(f"redirect302_all: {len(reqs)} /sales requests in {WINDOW_S:.0f}+ s")
+    assert len(reqs) <= 1, f"/sales requests while /health redirects: {reqs}"
+    for n in lab.tills:
+        assert lab[n].status()["erp"]["parked"] == 0
+    stub.set_mode("ok")
+    check_recovery(lab, stub, lab[wait_forwarder(lab)], ids)
+
+
 def main(test):
     run_erp(test, ["a", "b"])
