@@ -53,6 +53,7 @@ struct tm_fwd {
     char logged[200];
     uint64_t logged_at_ms;
     uint32_t repeats;
+    int last_kind; /* fail_t of the last failure */
     uint64_t now_ms, wall_ms;
 };
 
@@ -157,6 +158,7 @@ static void backoff(tm_fwd_t *f, fail_t kind, const char *why)
 {
     f->st.failures++;
     f->st.batches_failed++;
+    f->last_kind = (int)kind;
     uint64_t d = f->cfg.backoff_min_ms;
     for (uint32_t i = 1; i < f->st.failures && d < f->cfg.backoff_max_ms; i++)
         d *= 2;
@@ -178,6 +180,10 @@ static void backoff(tm_fwd_t *f, fail_t kind, const char *why)
 
 static void succeeded(tm_fwd_t *f)
 {
+    /* Say so when a failure the log reported is over. */
+    if (f->st.failures && f->logged[0] && f->last_kind != FAIL_REFUSED)
+        tm_log_info(f->log, "ERP answers well again after %u failed request(s) (last: %s)",
+                    f->st.failures, f->st.last_error);
     f->st.failures = 0;
     f->st.backoff_until_ms = 0;
     f->st.last_forward_wall_ms = f->wall_ms;
