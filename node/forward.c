@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fwd_int.h"
 #include "tm_wire.h"
 
 /* A batch the ERP refused as a whole (a 4xx): its intent is superseded by
@@ -152,6 +153,20 @@ static void log_failure(tm_fwd_t *f, fail_t kind, const char *why, uint64_t dela
     f->repeats = 0;
 }
 
+uint64_t tm_fwd__backoff_ms(uint32_t failures, uint32_t min_ms, uint32_t max_ms,
+                            tm_fwd_jitter_fn jitter, void *ctx)
+{
+    uint64_t d = min_ms;
+    for (uint32_t i = 1; i < failures && d < max_ms; i++)
+        d *= 2;
+    if (d > max_ms)
+        d = max_ms;
+    /* Jitter on the upper half: tills that failed together do not retry
+     * together, and the wait never drops under half the step. */
+    uint32_t j = jitter(ctx, (uint32_t)(d / 2));
+    return d / 2 + (j > d / 2 ? d / 2 : j);
+}
+
 /* Every failed request ends here: nothing is sent again before the backoff
  * runs out, whatever the failure. */
 static void backoff(tm_fwd_t *f, fail_t kind, const char *why)
@@ -159,15 +174,8 @@ static void backoff(tm_fwd_t *f, fail_t kind, const char *why)
     f->st.failures++;
     f->st.batches_failed++;
     f->last_kind = (int)kind;
-    uint64_t d = f->cfg.backoff_min_ms;
-    for (uint32_t i = 1; i < f->st.failures && d < f->cfg.backoff_max_ms; i++)
-        d *= 2;
-    if (d > f->cfg.backoff_max_ms)
-        d = f->cfg.backoff_max_ms;
-    /* Jitter on the upper half: tills that failed together do not retry
-     * together, and the wait never drops under half the step. */
-    uint32_t j = f->cfg.jitter(f->cfg.jitter_ctx, (uint32_t)(d / 2));
-    d = d / 2 + (j > d / 2 ? d / 2 : j);
+    uint64_t d = tm_fwd__backoff_ms(f->st.failures, f->cfg.backoff_min_ms, f->cfg.backoff_max_ms,
+                                    f->cfg.jitter, f->cfg.jitter_ctx);
     f->st.backoff_until_ms = f->now_ms + d;
     tm_strlcpy(f->st.last_error, why, sizeof f->st.last_error);
     if (kind == FAIL_PROTOCOL)
@@ -227,21 +235,18 @@ static void park(tm_fwd_t *f, const char *id, int status, const char *msg)
     }
 }
 
-/* What a 200 says of each sale of the batch. */
-enum { ANS_NONE, ANS_ACKED, ANS_REJECTED };
+typedef tm_fwd__answer_t answer_t;
+enum { ANS_NONE = TM_FWD__NONE, ANS_ACKED = TM_FWD__ACKED, ANS_REJECTED = TM_FWD__REJECTED };
 
 typedef struct {
-    uint8_t *what;     /* per batch index: ANS_... */
-    int *status;       /* rejected: the ERP's class of refusal */
-    char (*msg)[160];  /* rejected: its reason */
-    char problem[200]; /* why the answer breaks the contract, "" if it does not */
-    bool untrusted;    /* it names ids outside the batch, or is malformed: use none of it */
-} answer_t;
+    char (*ids)[TM_UUID_LEN];
+    size_t n;
+} batch_t;
 
-static size_t batch_index(const tm_fwd_t *f, const char *id)
+static size_t batch_index(const batch_t *f, const char *id)
 {
     /* The contract echoes ids "spelt as sent"; tolerate a change of case. */
-    for (size_t i = 0; i < f->n_ids; i++)
+    for (size_t i = 0; i < f->n; i++)
         if (strcasecmp(f->ids[i], id) == 0)
             return i;
     return SIZE_MAX;
@@ -262,7 +267,7 @@ static void bad_answer(answer_t *a, bool untrusted, const char *fmt, ...)
 }
 
 /* One id of accepted/duplicates (rej = NULL) or one rejected entry. */
-static void classify(const tm_fwd_t *f, answer_t *a, json_t *v, json_t *rej)
+static void classify(const batch_t *f, answer_t *a, json_t *v, json_t *rej)
 {
     const char *id = json_string_value(rej ? json_object_get(rej, "sale_id") : v);
     if (!id || !tm_uuid_valid(id)) {
@@ -299,19 +304,20 @@ static const char *snippet(const char *body, size_t len, char *out, size_t outsz
     return k ? out : "(empty)";
 }
 
-/* Checks the answer against the contract and the batch; fills a. */
-static void read_answer(const tm_fwd_t *f, const tm_erp_result_t *r, answer_t *a)
+void tm_fwd__read_answer(char (*ids)[TM_UUID_LEN], size_t n, long status, const char *body,
+                         size_t len, tm_fwd__answer_t *a)
 {
+    const batch_t batch = {ids, n}, *f = &batch;
     char head[48];
     json_error_t jerr;
-    json_t *root = json_loadb(r->body, r->body_len, 0, &jerr);
+    json_t *root = json_loadb(body, len, 0, &jerr);
     json_t *acc = json_object_get(root, "accepted"), *dup = json_object_get(root, "duplicates");
     json_t *rej = json_object_get(root, "rejected"), *v;
     size_t i;
     if (!json_is_object(root))
         bad_answer(a, true,
                    "the ERP answered HTTP %ld with a body that is not a JSON object: \"%s\"",
-                   r->status, snippet(r->body, r->body_len, head, sizeof head));
+                   status, snippet(body, len, head, sizeof head));
     else if (!json_is_array(acc) || !json_is_array(dup) || !json_is_array(rej))
         bad_answer(a, true, "the ERP's 200 answer lacks the accepted/duplicates/rejected lists");
     else {
@@ -326,11 +332,11 @@ static void read_answer(const tm_fwd_t *f, const tm_erp_result_t *r, answer_t *a
     if (a->problem[0])
         return;
     size_t missing = 0;
-    for (i = 0; i < f->n_ids; i++)
+    for (i = 0; i < f->n; i++)
         missing += a->what[i] == ANS_NONE;
     if (missing) {
         bad_answer(a, false, "the ERP's answer does not mention %zu of the batch's %zu sales",
-                   missing, f->n_ids);
+                   missing, f->n);
     }
 }
 
@@ -346,7 +352,7 @@ static void on_2xx(tm_fwd_t *f, const tm_erp_result_t *r)
     acked = calloc(f->n_ids + 1, TM_UUID_LEN);
     if (!a.what || !a.status || !a.msg || !acked)
         goto cleanup;
-    read_answer(f, r, &a);
+    tm_fwd__read_answer(f->ids, f->n_ids, r->status, r->body, r->body_len, &a);
     rc = TM_OK;
     if (a.untrusted)
         goto cleanup;
