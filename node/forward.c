@@ -386,6 +386,27 @@ cleanup:
     succeeded(f);
 }
 
+/* Answers that no waiting fixes (a redirect, a refused token, a wrong
+ * path): what to check, in why. False for any other answer. */
+static bool config_error(const tm_erp_result_t *r, const char *route, char *why, size_t sz)
+{
+    long s = r->status;
+    if (s >= 300 && s < 400)
+        snprintf(why, sz,
+                 "%s answered HTTP %ld (redirect to %.200s): redirects are not followed and no "
+                 "sale is refused for it; check [erp] url (a login proxy or captive portal in "
+                 "the way?)",
+                 route, s, r->location && r->location[0] ? r->location : "nowhere");
+    else if (s == 401 || s == 403)
+        snprintf(why, sz, "%s answered HTTP %ld: the ERP refuses our token; check [erp] token_file",
+                 route, s);
+    else if (s == 404)
+        snprintf(why, sz, "%s answered HTTP 404: check the base path in [erp] url", route);
+    else
+        return false;
+    return true;
+}
+
 static void on_customer_done(tm_fwd_t *f, const tm_erp_result_t *r)
 {
     char why[300];
@@ -411,21 +432,17 @@ static void on_customer_done(tm_fwd_t *f, const tm_erp_result_t *r)
             f->refused = v;
             f->refused[f->n_refused++] = f->cust;
         }
+        char head[100];
         tm_log_warn(f->log,
-                    "ERP refused customer %s (HTTP %ld: %.100s): not sent again until it "
-                    "changes",
-                    f->cust.id, r->status, r->body_len ? r->body : "");
+                    "ERP refused customer %s (HTTP %ld: %s): not sent again until it changes",
+                    f->cust.id, r->status, snippet(r->body, r->body_len, head, sizeof head));
         backoff(f, FAIL_REFUSED, "the ERP refused a customer record");
         return;
     }
     fail_t kind = FAIL_TRANSIENT;
-    if (r->status >= 300 && r->status < 400) {
+    if (config_error(r, "PUT /customers", why, sizeof why))
         kind = FAIL_CONFIG;
-        snprintf(why, sizeof why,
-                 "HTTP %ld on PUT /customers (redirect to %s): redirects are not followed; check "
-                 "[erp] url",
-                 r->status, r->location && r->location[0] ? r->location : "nowhere");
-    } else if (r->status)
+    else if (r->status)
         snprintf(why, sizeof why, "HTTP %ld on customer %s", r->status, f->cust.id);
     else
         snprintf(why, sizeof why, "no answer on customer %s: %s", f->cust.id,
@@ -439,9 +456,8 @@ static void on_refused(tm_fwd_t *f, const tm_erp_result_t *r)
 {
     char why[200];
     if (f->n_ids == 1) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%.150s", r->body_len ? r->body : "refused");
-        park(f, f->ids[0], (int)r->status, msg);
+        char msg[150];
+        park(f, f->ids[0], (int)r->status, snippet(r->body, r->body_len, msg, sizeof msg));
         if (f->split.single)
             f->split.next++;
         snprintf(why, sizeof why, "HTTP %ld for sale %s: parked", r->status, f->ids[0]);
@@ -480,21 +496,8 @@ static void on_done(void *ctx, const tm_erp_result_t *r)
     fail_t kind = FAIL_TRANSIENT;
     if (s == 0) {
         snprintf(why, sizeof why, "no answer: %s", r->error ? r->error : "?");
-    } else if (s >= 300 && s < 400) {
+    } else if (config_error(r, "POST /sales", why, sizeof why)) {
         kind = FAIL_CONFIG;
-        snprintf(why, sizeof why,
-                 "POST /sales answered HTTP %ld (redirect to %s): redirects are not followed "
-                 "and no sale is refused for it; check [erp] url (a login proxy or captive "
-                 "portal in the way?)",
-                 s, r->location && r->location[0] ? r->location : "nowhere");
-    } else if (s == 401 || s == 403) {
-        kind = FAIL_CONFIG;
-        snprintf(why, sizeof why, "the ERP refused our credentials (HTTP %ld): check token_file",
-                 s);
-    } else if (s == 404) {
-        kind = FAIL_CONFIG;
-        snprintf(why, sizeof why,
-                 "POST /sales answered HTTP 404: check the base path in [erp] url");
     } else if (s < 200) {
         kind = FAIL_PROTOCOL;
         snprintf(why, sizeof why, "the ERP answered HTTP %ld, which the contract does not know", s);
