@@ -28,7 +28,9 @@ typedef struct {
     char api_listen[64]; /* HOST:PORT, numeric host */
     uint32_t priority;
     tm_log_level_t log_level;
-    int api_allow_remote; /* refuse a non-loopback API address unless set */
+    int api_allow_remote;            /* refuse a non-loopback API address unless set */
+    char api_token_file[TM_CFG_STR]; /* required with api_allow_remote */
+    uint32_t api_request_timeout_s;  /* whole-request deadline of the local API */
     /* [mesh] */
     char listen[128];
     char advertise[128];
