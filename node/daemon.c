@@ -204,9 +204,12 @@ static void reload(tm_daemon_t *d)
     }
     if (strcmp(nc.name, d->cfg.name) || strcmp(nc.store_id, d->cfg.store_id) ||
         strcmp(nc.data_dir, d->cfg.data_dir) || strcmp(nc.listen, d->cfg.listen) ||
-        strcmp(nc.api_listen, d->cfg.api_listen))
-        tm_log_warn(d->log, "name, store_id, data_dir and listen addresses change only on "
-                            "restart; other settings applied");
+        strcmp(nc.api_listen, d->cfg.api_listen) ||
+        strcmp(nc.api_token_file, d->cfg.api_token_file) ||
+        nc.api_allow_remote != d->cfg.api_allow_remote ||
+        nc.api_request_timeout_s != d->cfg.api_request_timeout_s)
+        tm_log_warn(d->log, "name, store_id, data_dir, listen addresses and the api_ settings "
+                            "change only on restart; other settings applied");
     d->log->level = nc.log_level;
     (void)tm_mesh_reload_trusted(d->mesh);
     for (int i = 0; i < nc.n_peers; i++)

@@ -143,9 +143,14 @@ def slowloris_does_not_lock_out_the_pos(lab):
         with slow.lock:
             closed = slow.closed_by_server
         assert closed > 0, "the till never closed a slow connection"
-        # The log says what happened, for the store's IT person.
+        # The log and the metrics say what happened, for the store's IT person.
         wait_until(lambda: "slowloris" in a.tail(400), 15,
                    "a log line about closed slow connections")
+        st, text = a.get("/metrics")
+        m = dict(l.split(" ", 1) for l in text.splitlines() if l.startswith("tillmesh_api_"))
+        evicted, late = int(m["tillmesh_api_evicted_total"]), int(m["tillmesh_api_timed_out_total"])
+        assert st == 200 and evicted + late > 0, text
+        assert int(m["tillmesh_api_connections"]) <= 64 + 1, m  # + this request
     finally:
         slow.finish()
     st = a.status()
