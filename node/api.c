@@ -316,6 +316,7 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     /* The answer is out (or the request failed): the connection is back to
      * waiting, and its next request gets a full deadline of its own. */
     tm_api_conn_t *c = tm_api__conn_of(conn);
+    bool ours = c && c->closing;
     if (c) {
         c->in_request = false;
         c->since_ms = tm_api__now_ms();
@@ -323,7 +324,14 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     double ms = s_ms_since(&req->t0);
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+    /* Closed by us for a deadline or the cap: tm_api__log_closings sums
+     * those up, one line per connection would let a flood flood the log. */
+    if (ours)
+        tm_log_debug(self->log,
+                     "api: %s %s: connection closed by the deadline or the cap after "
+                     "%.1f ms",
+                     req->method, req->path, ms);
+    else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         tm_log_warn(self->log, "api: %s %s %u: connection closed (%s) after %.1f ms", req->method,
                     req->path, req->status, s_toe_name(toe), ms);
     /* A 404 is an answer (no such sale yet), not a fault worth a warning. */

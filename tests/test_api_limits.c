@@ -316,6 +316,58 @@ Test(api_limits, trickled_headers_closed_at_request_deadline)
     cr_expect_eq(post_sale("127.0.0.1"), 201);
 }
 
+/* Headers done, then a body a byte at a time: the same deadline, and the
+ * body's memory is given back. */
+Test(api_limits, trickled_body_closed_at_request_deadline)
+{
+    start((tm_api_cfg_t){.request_timeout_ms = 1000});
+    int fd = dial("127.0.0.1");
+    say(fd, "POST /v1/sales HTTP/1.1\r\nHost: till\r\nContent-Type: application/json\r\n"
+            "Content-Length: 100000\r\n\r\n");
+    uint64_t dl = now_ms() + WAIT_MS;
+    bool closed = false;
+    while (!closed && now_ms() < dl) {
+        (void)send(fd, " ", 1, MSG_NOSIGNAL);
+        nap_ms(100);
+        closed = closed_by_server(fd);
+    }
+    cr_assert(closed, "a trickling body was still open after %d ms", WAIT_MS);
+    cr_expect_eq(stats().timed_out, 1);
+    WAIT_FOR(stats().body_bytes == 0, "the body to be freed");
+    close(fd);
+}
+
+/* Reads one answer on a kept-alive connection; returns its status. */
+static int read_answer(int fd)
+{
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[2048];
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    int status = 0;
+    return sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : 0;
+}
+
+/* A POS that keeps its connection open between sales: each request has a
+ * deadline of its own, so a pause longer than the request deadline (but
+ * shorter than the idle one) costs nothing. */
+Test(api_limits, kept_alive_connection_gets_a_deadline_per_request)
+{
+    start((tm_api_cfg_t){.request_timeout_ms = 500});
+    int fd = dial("127.0.0.1");
+    say(fd, "GET /v1/status HTTP/1.1\r\nHost: till\r\n\r\n");
+    cr_assert_eq(read_answer(fd), 200);
+    nap_ms(1000); /* twice the request deadline: time has to pass here */
+    cr_assert_not(closed_by_server(fd), "an idle kept-alive connection was closed");
+    say(fd, "GET /v1/status HTTP/1.1\r\nHost: till\r\n\r\n");
+    cr_expect_eq(read_answer(fd), 200);
+    cr_expect_eq(stats().timed_out, 0);
+    close(fd);
+}
+
 /* A request line that never ends is no request yet: the idle deadline. */
 Test(api_limits, trickled_request_line_closed_at_idle_deadline)
 {
