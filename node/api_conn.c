@@ -303,7 +303,8 @@ const char *tm_api__auth_problem(tm_api_t *self, struct MHD_Connection *conn)
     const char *h =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h)
-        return "clients on other hosts must send Authorization: Bearer <token>";
+        return "requests from addresses other than loopback must send Authorization: Bearer "
+               "<token>";
     if (strncasecmp(h, "Bearer ", 7) != 0)
         return "the Authorization scheme must be Bearer";
     h += 7;
@@ -352,7 +353,7 @@ int tm_api_read_token(const char *path, const tm_log_t *log, char *buf, size_t b
     if (len < TM_API_TOKEN_MIN || len > TM_API_TOKEN_MAX || len >= bufsz || !tail_ok) {
         tm_log_error(log,
                      "api token file %s: must hold one line of %d to %d characters "
-                     "(make one with: head -c 32 /dev/urandom | base64)",
+                     "(make one with: umask 077; head -c 32 /dev/urandom | base64 > FILE)",
                      path, TM_API_TOKEN_MIN, TM_API_TOKEN_MAX);
         goto cleanup;
     }

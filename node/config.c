@@ -248,7 +248,7 @@ static void validate(parse_t *p)
         bad(p, 0,
             "[node] api_allow_remote = yes needs api_token_file: a file (chmod 600) with "
             "the bearer token that clients on other hosts must send; make one with: "
-            "head -c 32 /dev/urandom | base64 > FILE");
+            "(umask 077; head -c 32 /dev/urandom | base64 > FILE)");
     if (strncmp(c->listen, "tcp://", 6) != 0)
         bad(p, 0, "[mesh] listen must be tcp://HOST:PORT, not \"%s\"", c->listen);
     if (!c->secret_key[0] || !c->public_key[0] || !c->trusted_keys[0])
