@@ -251,7 +251,9 @@ static bool s_body_add(tm_api_t *self, tm_api_req_t *req, const char *data, size
             cap *= 2;
         if (cap > req->limit)
             cap = req->limit;
-        if (cap < req->len + n + 1) /* more than declared: MHD does not pass that, but */
+        /* MHD never passes more than the declared length; if it ever did,
+         * the buffer still holds what was accepted (n is within max_body). */
+        if (cap < req->len + n + 1)
             cap = req->len + n + 1;
         char *p = realloc(req->body, cap);
         if (!p) {
