@@ -321,7 +321,7 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     bool ours = c && c->closing;
     if (c) {
         c->in_request = false;
-        c->since_ms = tm_api__now_ms();
+        c->since_ms = c->cycle_ms = tm_api__now_ms();
     }
     if (!req)
         return;
@@ -522,4 +522,7 @@ void tm_api_run(tm_api_t *self)
 void tm_api_stats(const tm_api_t *self, tm_api_stats_t *out)
 {
     *out = self->stats;
+    out->in_request = 0;
+    for (const tm_api_conn_t *c = self->conns; c; c = c->next)
+        out->in_request += !c->closing && c->in_request;
 }

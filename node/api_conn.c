@@ -122,14 +122,15 @@ static void s_close(tm_api_t *self, tm_api_conn_t *c, close_why_t why)
     s_count_close(self, why, c->addr);
 }
 
-/* The connection that has gone longest without finishing a request, or
- * without starting one: the idlest or slowest. */
+/* The connection that has gone longest without finishing a request: the
+ * idlest or slowest. The list runs newest first, so "<=" makes the oldest
+ * win a tie (many connections open within one millisecond in a flood). */
 static tm_api_conn_t *s_oldest(tm_api_t *self, const tm_api_conn_t *except, bool remote_only)
 {
     tm_api_conn_t *best = NULL;
     for (tm_api_conn_t *c = self->conns; c; c = c->next)
         if (c != except && !c->closing && !(remote_only && c->loopback) &&
-            (!best || c->since_ms < best->since_ms))
+            (!best || c->cycle_ms <= best->cycle_ms))
             best = c;
     return best;
 }
@@ -172,7 +173,7 @@ static void s_conn_started(tm_api_t *self, struct MHD_Connection *conn, void **s
     c->fd = fi->connect_fd;
     c->loopback = s_addr_loopback(ai ? ai->client_addr : NULL);
     s_addr_key(ai ? ai->client_addr : NULL, &c->family, c->ip, c->addr, sizeof c->addr);
-    c->since_ms = tm_api__now_ms();
+    c->since_ms = c->cycle_ms = tm_api__now_ms();
     c->next = self->conns;
     if (self->conns)
         self->conns->prev = c;

@@ -33,7 +33,12 @@ typedef struct tm_api_conn {
     bool loopback;
     bool in_request;
     bool closing;      /* shut down by us; MHD reaps it on its next turn */
-    uint64_t since_ms; /* start of the current phase (monotonic) */
+    uint64_t since_ms; /* start of the current phase (monotonic): its deadline */
+    /* When the connection opened or last finished a request: its place in
+     * the eviction order. Not moved by a request line, or a connection that
+     * MHD has accepted but not yet read would look older than the flood
+     * that it arrived behind. */
+    uint64_t cycle_ms;
     int family;        /* AF_INET / AF_INET6, for the per-address cap */
     uint8_t ip[16];
     char addr[48]; /* for log lines */

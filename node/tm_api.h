@@ -107,6 +107,7 @@ typedef struct {
 typedef struct {
     unsigned open;        /* connections being served */
     unsigned open_remote; /* of those, from non-loopback addresses */
+    unsigned in_request;  /* of those, with a request under way */
     uint64_t evicted;     /* closed to make room for a new connection */
     uint64_t timed_out;   /* closed for not finishing a request in time */
     uint64_t refused;     /* remote connections refused at connect */

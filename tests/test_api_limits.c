@@ -412,6 +412,36 @@ Test(api_limits, newcomer_evicts_the_oldest_slow_connection)
         close(slow[i]);
 }
 
+/* The eviction order is by when a connection opened (or last finished a
+ * request), not by when its request line was read: a connection that MHD
+ * accepted but has not read yet must not look older than one that opened
+ * before it and was read after it (in a flood, that was the POS). */
+Test(api_limits, eviction_order_is_by_opening_not_by_request_line)
+{
+    start(
+        (tm_api_cfg_t){.max_conns = 3, .request_timeout_ms = LONG_MS, .idle_timeout_ms = LONG_MS});
+    int early = dial("127.0.0.1");
+    WAIT_FOR(stats().open == 1, "the early connection to be served");
+    nap_ms(5);
+    int pos = dial("127.0.0.1");
+    WAIT_FOR(stats().open == 2, "the POS connection to be served");
+    nap_ms(5);
+    say(early, "POST /v1/sales HTTP/1.1\r\nHost: till\r\n");
+    WAIT_FOR(stats().in_request == 1, "the early request line to be read");
+    nap_ms(5);
+    int third = slow_open("127.0.0.1");
+    WAIT_FOR(stats().open == 3, "the third connection to be served");
+    int fourth = slow_open("127.0.0.1");
+    WAIT_FOR(closed_by_server(early), "the earliest connection to be evicted");
+    cr_expect_not(closed_by_server(pos), "the POS connection was evicted");
+    cr_expect_not(closed_by_server(third));
+    cr_expect_eq(stats().evicted, 1);
+    close(early);
+    close(pos);
+    close(third);
+    close(fourth);
+}
+
 /* ---- body memory ------------------------------------------------------ */
 
 /* Eight clients each announce 1 MiB and send ten bytes: what is held is a
