@@ -39,7 +39,7 @@ typedef struct tm_api_conn {
      * MHD has accepted but not yet read would look older than the flood
      * that it arrived behind. */
     uint64_t cycle_ms;
-    int family;        /* AF_INET / AF_INET6, for the per-address cap */
+    int family; /* AF_INET / AF_INET6, for the per-address cap */
     uint8_t ip[16];
     char addr[48]; /* for log lines */
 } tm_api_conn_t;
