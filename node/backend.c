@@ -495,6 +495,13 @@ static char *metrics_text(void *ctx)
             fs.protocol_errors);
     GAUGE("peers", "Peers known.", npeers);
     GAUGE("peers_alive", "Peers heard from within the timeout.", alive);
+    tm_api_stats_t as = {0};
+    if (d->api)
+        tm_api_stats(d->api, &as);
+    GAUGE("api_connections", "Local API connections open.", as.open);
+    COUNTER("api_evicted_total", "API connections closed to make room (cap full).", as.evicted);
+    COUNTER("api_timed_out_total", "API connections closed for a late request.", as.timed_out);
+    COUNTER("api_refused_total", "Remote API connections refused at connect.", as.refused);
     GAUGE("uptime_seconds", "Seconds since start.", (tm_daemon_mono_ms() - d->started_ms) / 1000);
     COUNTER("frames_in_total", "Mesh frames received.", st.frames_in);
     COUNTER("frames_out_total", "Mesh frames queued for sending.", st.frames_out);

@@ -86,6 +86,10 @@ static int node_key(parse_t *p, int line, const char *k, const char *v)
         return set_u32(p, line, &c->retention_days, k, v, 0, 36500);
     if (!strcmp(k, "min_free_mb"))
         return set_u32(p, line, &c->min_free_mb, k, v, 0, 10000000);
+    if (!strcmp(k, "api_token_file"))
+        return set_path(p, line, c->api_token_file, k, v);
+    if (!strcmp(k, "api_request_timeout_s"))
+        return set_u32(p, line, &c->api_request_timeout_s, k, v, 1, 600);
     if (!strcmp(k, "api_allow_remote")) {
         c->api_allow_remote = !strcmp(v, "yes") || !strcmp(v, "true");
         return 1;
@@ -260,8 +264,13 @@ static void validate(parse_t *p)
     else if (!c->api_allow_remote && strcmp(host, "127.0.0.1") && strcmp(host, "::1"))
         bad(p, 0,
             "[node] api_listen %s is not loopback; set api_allow_remote = yes if you "
-            "really mean to expose the unauthenticated API",
+            "really mean to expose the API (it then needs api_token_file)",
             c->api_listen);
+    if (c->api_allow_remote && !c->api_token_file[0])
+        bad(p, 0,
+            "[node] api_allow_remote = yes needs api_token_file: a file (chmod 600) with "
+            "the bearer token that clients on other hosts must send; make one with: "
+            "(umask 077; head -c 32 /dev/urandom | base64 > FILE)");
     if (strncmp(c->listen, "tcp://", 6) != 0)
         bad(p, 0, "[mesh] listen must be tcp://HOST:PORT, not \"%s\"", c->listen);
     if (!c->secret_key[0] || !c->public_key[0] || !c->trusted_keys[0])
@@ -290,6 +299,7 @@ int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out)
     out->min_free_mb = 256;
     out->erp_tls_verify = 1;
     out->mdns = 1;
+    out->api_request_timeout_s = 10;
     tm_strlcpy(out->api_listen, "127.0.0.1:7780", sizeof out->api_listen);
     tm_strlcpy(out->listen, "tcp://0.0.0.0:7700", sizeof out->listen);
     parse_t p = {.cfg = out, .log = log, .path = path};

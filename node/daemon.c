@@ -186,13 +186,22 @@ static int start_erp(tm_daemon_t *d)
 
 static int start_api(tm_daemon_t *d)
 {
-    char host[64];
+    char host[64], token[TM_API_TOKEN_MAX + 1] = "";
     uint16_t port;
     tm_api_backend_t be;
     if (tm_config_split_hostport(d->cfg.api_listen, host, sizeof host, &port))
         return TM_ECONFIG;
+    int rc = TM_OK;
+    if (d->cfg.api_token_file[0] &&
+        (rc = tm_api_read_token(d->cfg.api_token_file, d->log, token, sizeof token)))
+        return rc;
     tm_daemon_backend(d, &be);
-    int rc = tm_api_new(host, port, TM_API_MAX_BODY_DEFAULT, &be, d->log, &d->api);
+    tm_api_cfg_t ac = {.addr = host,
+                       .port = port,
+                       .request_timeout_ms = d->cfg.api_request_timeout_s * 1000u,
+                       .token = token};
+    rc = tm_api_new(&ac, &be, d->log, &d->api);
+    explicit_bzero(token, sizeof token);
     if (rc)
         tm_log_error(d->log, "cannot start the local API on %s: %s", d->cfg.api_listen,
                      tm_strerror(rc));
@@ -259,9 +268,12 @@ static void reload(tm_daemon_t *d)
     }
     if (strcmp(nc.name, d->cfg.name) || strcmp(nc.store_id, d->cfg.store_id) ||
         strcmp(nc.data_dir, d->cfg.data_dir) || strcmp(nc.listen, d->cfg.listen) ||
-        strcmp(nc.api_listen, d->cfg.api_listen))
-        tm_log_warn(d->log, "name, store_id, data_dir and listen addresses change only on "
-                            "restart; other settings applied");
+        strcmp(nc.api_listen, d->cfg.api_listen) ||
+        strcmp(nc.api_token_file, d->cfg.api_token_file) ||
+        nc.api_allow_remote != d->cfg.api_allow_remote ||
+        nc.api_request_timeout_s != d->cfg.api_request_timeout_s)
+        tm_log_warn(d->log, "name, store_id, data_dir, listen addresses and the api_ settings "
+                            "change only on restart; other settings applied");
     d->log->level = nc.log_level;
     if (tm_mesh_reload_trusted(d->mesh) == TM_OK)
         (void)load_trust(d);

@@ -28,9 +28,11 @@ typedef struct {
     char api_listen[64]; /* HOST:PORT, numeric host */
     uint32_t priority;
     tm_log_level_t log_level;
-    int api_allow_remote; /* refuse a non-loopback API address unless set */
-    uint32_t retention_days; /* forget ERP-acknowledged sales older than this; 0: never */
-    uint32_t min_free_mb;    /* below this much free disk, stop taking peers' ops */
+    int api_allow_remote;            /* refuse a non-loopback API address unless set */
+    char api_token_file[TM_CFG_STR]; /* required with api_allow_remote */
+    uint32_t api_request_timeout_s;  /* whole-request deadline of the local API */
+    uint32_t retention_days;         /* forget ERP-acknowledged sales older than this; 0: never */
+    uint32_t min_free_mb;            /* below this much free disk, stop taking peers' ops */
     /* [mesh] */
     char listen[128];
     char advertise[128];

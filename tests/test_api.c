@@ -157,7 +157,8 @@ static void setup(void)
         .status_json = fake_status,
         .metrics_text = fake_metrics,
     };
-    cr_assert_eq(tm_api_new("127.0.0.1", 0, MAX_BODY, &be, &T.log, &T.api), TM_OK);
+    tm_api_cfg_t cfg = {.addr = "127.0.0.1", .max_body = MAX_BODY};
+    cr_assert_eq(tm_api_new(&cfg, &be, &T.log, &T.api), TM_OK);
     cr_assert_neq(tm_api_port(T.api), 0);
     snprintf(T.base, sizeof T.base, "http://127.0.0.1:%u", (unsigned)tm_api_port(T.api));
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -764,13 +765,22 @@ Test(api, refuses_bad_address)
         .metrics_text = fake_metrics,
     };
     tm_api_t *api = NULL;
-    cr_expect_eq(tm_api_new("localhost", 0, 0, &be, &T.log, &api), TM_EINVAL);
+    tm_api_cfg_t cfg = {.addr = "localhost"};
+    cr_expect_eq(tm_api_new(&cfg, &be, &T.log, &api), TM_EINVAL);
     cr_expect_null(api);
     /* The port the fixture holds is taken. */
-    cr_expect_eq(tm_api_new("127.0.0.1", tm_api_port(T.api), 0, &be, &T.log, &api), TM_EIO);
+    cfg.addr = "127.0.0.1";
+    cfg.port = tm_api_port(T.api);
+    cr_expect_eq(tm_api_new(&cfg, &be, &T.log, &api), TM_EIO);
+    cr_expect_null(api);
+    /* A token too short to be one. */
+    cfg.port = 0;
+    cfg.token = "short";
+    cr_expect_eq(tm_api_new(&cfg, &be, &T.log, &api), TM_EINVAL);
     cr_expect_null(api);
     /* IPv6 loopback works where the host has it. */
-    if (tm_api_new("::1", 0, 0, &be, &T.log, &api) == TM_OK) {
+    cfg = (tm_api_cfg_t){.addr = "::1"};
+    if (tm_api_new(&cfg, &be, &T.log, &api) == TM_OK) {
         cr_expect_neq(tm_api_port(api), 0);
         tm_api_destroy(&api);
     }
