@@ -97,7 +97,10 @@ static int s_exec_id(tm_store_t *self, int id)
 static int s_begin(tm_store_t *self)
 {
     self->counts_ok = false;
-    return s_exec_id(self, ST_BEGIN);
+    /* Two stat() calls against an fsync per write: never acknowledge a
+     * write that went to a file nobody will open again. */
+    int rc = tm_store_check_file(self);
+    return rc ? rc : s_exec_id(self, ST_BEGIN);
 }
 
 /* SQLite rolls some errors (SQLITE_FULL among them) back by itself; only
@@ -194,18 +197,14 @@ cleanup:
     return rc;
 }
 
-int tm_store_open(const char *path, const tm_store_opts_t *opts, tm_store_t **out)
+int tm_store__open_db(tm_store_t *self)
 {
+    tm_store_opts_t opts = {.max_pages = self->file.max_pages};
+    int src = sqlite3_open_v2(self->file.path, &self->db,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     int rc = TM_ENOMEM;
-    *out = NULL;
-    if (sodium_init() < 0)
-        return TM_EIO;
-    tm_store_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return TM_ENOMEM;
-    int src = sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (!self->db)
-        goto fail;
+        return rc;
     if ((rc = tm_store__err(self, src)))
         goto fail;
     sqlite3_extended_result_codes(self->db, 1);
@@ -214,14 +213,45 @@ int tm_store_open(const char *path, const tm_store_opts_t *opts, tm_store_t **ou
      * (switching to WAL rewrites the header). Migrations then run with the
      * default rollback journal, which is as durable. */
     if ((rc = s_quick_check(self)) || (rc = tm_store__migrate(self, &self->schema_version)) ||
-        (rc = s_pragmas(self, opts)) || (rc = s_node_id(self)) ||
-        (rc = tm_store__digest_load(self)))
+        (rc = s_pragmas(self, &opts)) || (rc = s_node_id(self)) ||
+        (rc = tm_store__digest_load(self)) || (rc = tm_store__file_note(self)))
         goto fail;
-    *out = self;
     return TM_OK;
 fail:
-    tm_store_destroy(&self);
+    tm_store__close_db(self);
     return rc;
+}
+
+void tm_store__close_db(tm_store_t *self)
+{
+    for (int i = 0; i < ST_COUNT; i++) {
+        sqlite3_finalize(self->st[i]);
+        self->st[i] = NULL;
+    }
+    sqlite3_close(self->db);
+    self->db = NULL;
+    self->counts_ok = false;
+}
+
+int tm_store_open(const char *path, const tm_store_opts_t *opts, tm_store_t **out)
+{
+    *out = NULL;
+    if (sodium_init() < 0)
+        return TM_EIO;
+    if (strlen(path) >= sizeof((tm_store_t *)0)->file.path - 16) /* room for suffixes */
+        return TM_EINVAL;
+    tm_store_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return TM_ENOMEM;
+    tm_strlcpy(self->file.path, path, sizeof self->file.path);
+    self->file.max_pages = opts ? opts->max_pages : 0;
+    int rc = tm_store__open_db(self);
+    if (rc) {
+        tm_store_destroy(&self);
+        return rc;
+    }
+    *out = self;
+    return TM_OK;
 }
 
 void tm_store_destroy(tm_store_t **self_p)
@@ -229,9 +259,7 @@ void tm_store_destroy(tm_store_t **self_p)
     tm_store_t *self = *self_p;
     if (!self)
         return;
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(self->st[i]);
-    sqlite3_close(self->db);
+    tm_store__close_db(self);
     free(self);
     *self_p = NULL;
 }

@@ -1,0 +1,457 @@
+/*
+ * heal.c - the files under the store: noticing a database deleted or
+ * replaced while open, putting it back from the open copy, moving a corrupt
+ * store aside and salvaging what can be read of its op log.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PATH_MAX_TM   600
+#define SALVAGE_SLICE 512
+
+/* The files that go with a store, -wal first: a log moved last could be
+ * applied to a fresh file created at the path meanwhile. */
+static const char *const suffixes[] = {"-wal", "-shm", "-journal", ""};
+
+static int s_errno_rc(int e)
+{
+    switch (e) {
+    case EACCES:
+    case EPERM:
+    case EROFS: return TM_EPERM;
+    case ENOSPC:
+    case EDQUOT: return TM_EFULL;
+    default: return TM_EIO;
+    }
+}
+
+/* dirname() without touching its argument; "." for a bare name. */
+static void s_dir_of(const char *path, char *out, size_t outsz)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        tm_strlcpy(out, ".", outsz);
+    else if (slash == path)
+        tm_strlcpy(out, "/", outsz);
+    else
+        snprintf(out, outsz, "%.*s", (int)(slash - path), path);
+}
+
+static const char *s_base_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* A rename is durable once its directory is. */
+static int s_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return s_errno_rc(errno);
+    int rc = fsync(fd) == 0 ? TM_OK : s_errno_rc(errno);
+    close(fd);
+    return rc;
+}
+
+/* A sentence for tm_store_errmsg(); paths may make it long, and a cut one
+ * still says what happened. */
+__attribute__((format(printf, 2, 3))) static void s_msg(tm_store_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(self->errmsg, sizeof self->errmsg, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- watching --------------------------------------------------------- */
+
+int tm_store__file_note(tm_store_t *self)
+{
+    struct stat st;
+    char wal[PATH_MAX_TM];
+    if (stat(self->file.path, &st) != 0) {
+        s_msg(self, "stat %s: %s", self->file.path, strerror(errno));
+        return s_errno_rc(errno);
+    }
+    self->file.dev = st.st_dev;
+    self->file.ino = st.st_ino;
+    snprintf(wal, sizeof wal, "%s-wal", self->file.path);
+    self->file.have_wal = stat(wal, &st) == 0;
+    self->file.wal_dev = self->file.have_wal ? st.st_dev : 0;
+    self->file.wal_ino = self->file.have_wal ? st.st_ino : 0;
+    self->file.lost = false;
+    return TM_OK;
+}
+
+/* 1 (and why) when p no longer names the file (dev, ino); an error other
+ * than "gone" tells nothing and counts as unchanged. */
+static int s_moved(const char *p, dev_t dev, ino_t ino, const char **why)
+{
+    struct stat st;
+    if (stat(p, &st) != 0) {
+        *why = "was deleted";
+        return errno == ENOENT || errno == ENOTDIR;
+    }
+    *why = "was replaced by another file";
+    return st.st_dev != dev || st.st_ino != ino;
+}
+
+int tm_store_check_file(tm_store_t *self)
+{
+    char wal[PATH_MAX_TM];
+    const char *why = NULL;
+    if (self->file.lost || !self->db)
+        return TM_ELOST;
+    snprintf(wal, sizeof wal, "%s-wal", self->file.path);
+    if (s_moved(self->file.path, self->file.dev, self->file.ino, &why)) {
+        s_msg(self, "the database file %s %s while open", self->file.path, why);
+    } else if (self->file.have_wal && s_moved(wal, self->file.wal_dev, self->file.wal_ino, &why)) {
+        snprintf(self->errmsg, sizeof self->errmsg,
+                 "the write-ahead log %s (the latest commits) %s while open", wal, why);
+    } else {
+        struct stat st;
+        /* SQLite makes the -wal on the first read after switching to WAL. */
+        if (!self->file.have_wal && stat(wal, &st) == 0) {
+            self->file.have_wal = true;
+            self->file.wal_dev = st.st_dev;
+            self->file.wal_ino = st.st_ino;
+        }
+        return TM_OK;
+    }
+    self->file.lost = true;
+    return TM_ELOST;
+}
+
+int tm_store_is_lost(const tm_store_t *self)
+{
+    return self->file.lost || !self->db;
+}
+
+const char *tm_store_lost_reason(const tm_store_t *self)
+{
+    return tm_store_is_lost(self) ? self->errmsg : "";
+}
+
+/* ---- moving aside ----------------------------------------------------- */
+
+int tm_store_quarantine(const char *path, const char *label, time_t now, char *dir_out,
+                        size_t dir_sz)
+{
+    char dir[PATH_MAX_TM], stamp[32], from[PATH_MAX_TM], to[PATH_MAX_TM * 2];
+    struct tm tmv;
+    int rc = TM_OK;
+    if (dir_sz)
+        dir_out[0] = '\0';
+    s_dir_of(path, dir, sizeof dir);
+    gmtime_r(&now, &tmv);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tmv);
+    /* Two starts in one second must not mix their files. */
+    for (int n = 1;; n++) {
+        if (n == 1)
+            snprintf(to, sizeof to, "%s/%s-%s", dir, label, stamp);
+        else
+            snprintf(to, sizeof to, "%s/%s-%s-%d", dir, label, stamp, n);
+        if (mkdir(to, 0700) == 0)
+            break;
+        if (errno != EEXIST || n >= 100)
+            return s_errno_rc(errno);
+    }
+    tm_strlcpy(dir_out, to, dir_sz);
+    size_t tolen = strlen(to);
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        snprintf(from, sizeof from, "%s%s", path, suffixes[i]);
+        snprintf(to + tolen, sizeof to - tolen, "/%s%s", s_base_of(path), suffixes[i]);
+        if (rename(from, to) != 0 && errno != ENOENT) {
+            rc = s_errno_rc(errno);
+            break;
+        }
+        to[tolen] = '\0';
+    }
+    to[tolen] = '\0';
+    if (rc == TM_OK && (rc = s_fsync_dir(to)) == TM_OK)
+        rc = s_fsync_dir(dir);
+    return rc;
+}
+
+/* ---- putting a lost store back ---------------------------------------- */
+
+/* The open connection's content into a new file at tmp, durably. */
+static int s_backup_to(tm_store_t *self, const char *tmp)
+{
+    sqlite3 *dst = NULL;
+    char j[PATH_MAX_TM];
+    snprintf(j, sizeof j, "%s-journal", tmp);
+    (void)unlink(tmp); /* a leftover from an earlier attempt */
+    (void)unlink(j);
+    int src = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    int rc;
+    if (src != SQLITE_OK) {
+        s_msg(self, "cannot create %s: %s", tmp, dst ? sqlite3_errmsg(dst) : sqlite3_errstr(src));
+        rc = (src & 0xff) == SQLITE_CANTOPEN ? s_errno_rc(dst ? sqlite3_system_errno(dst) : EIO)
+                                             : TM_EIO;
+        goto cleanup;
+    }
+    (void)sqlite3_exec(dst, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    sqlite3_backup *b = sqlite3_backup_init(dst, "main", self->db, "main");
+    if (!b) {
+        s_msg(self, "backup to %s: %s", tmp, sqlite3_errmsg(dst));
+        rc = TM_EIO;
+        goto cleanup;
+    }
+    src = sqlite3_backup_step(b, -1);
+    int fin = sqlite3_backup_finish(b);
+    if (src == SQLITE_DONE)
+        src = fin;
+    if (src != SQLITE_OK && src != SQLITE_DONE) {
+        s_msg(self, "copying the open store to %s: %s", tmp, sqlite3_errstr(src));
+        switch (src & 0xff) {
+        /* The open copy itself is unreadable: only a fresh start helps. */
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB: rc = TM_ECORRUPT; break;
+        case SQLITE_FULL: rc = TM_EFULL; break;
+        default:
+            rc = src == SQLITE_IOERR_READ || src == SQLITE_IOERR_SHORT_READ ? TM_ECORRUPT : TM_EIO;
+        }
+        goto cleanup;
+    }
+    rc = TM_OK;
+cleanup:
+    if (sqlite3_close(dst) != SQLITE_OK && rc == TM_OK)
+        rc = TM_EIO;
+    if (rc) {
+        (void)unlink(tmp);
+        (void)unlink(j);
+    }
+    return rc;
+}
+
+/* Makes the store's directory again if it went with the files. */
+static int s_mkdir_for(tm_store_t *self, const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return TM_OK;
+        s_msg(self, "%s is no longer a directory; remove what is there", dir);
+        return TM_EIO;
+    }
+    if (mkdir(dir, 0700) == 0) {
+        char parent[PATH_MAX_TM];
+        s_dir_of(dir, parent, sizeof parent);
+        return s_fsync_dir(parent);
+    }
+    s_msg(self, "cannot make the directory %s again: %s", dir, strerror(errno));
+    return s_errno_rc(errno);
+}
+
+int tm_store_restore(tm_store_t *self, time_t now, char *aside, size_t aside_sz)
+{
+    char dir[PATH_MAX_TM], tmp[PATH_MAX_TM];
+    const char *path = self->file.path;
+    uint8_t id[TM_NODE_ID_LEN];
+    struct stat st;
+    int rc;
+    if (aside_sz)
+        aside[0] = '\0';
+    if (!self->db)
+        return TM_ESTATE;
+    if (!self->file.lost)
+        return TM_OK;
+    s_dir_of(path, dir, sizeof dir);
+    snprintf(tmp, sizeof tmp, "%s.restore", path);
+    if ((rc = s_mkdir_for(self, dir)) || (rc = s_backup_to(self, tmp)))
+        return rc;
+    /* Someone else's file at the path is kept, aside, not overwritten. Our
+     * own (only the -wal went) is simply replaced. */
+    if (stat(path, &st) == 0 && (st.st_dev != self->file.dev || st.st_ino != self->file.ino)) {
+        if ((rc = tm_store_quarantine(path, "replaced", now, aside, aside_sz))) {
+            snprintf(self->errmsg, sizeof self->errmsg,
+                     "cannot move the file found at %s aside: %s", path, tm_strerror(rc));
+            (void)unlink(tmp);
+            return rc;
+        }
+    }
+    /* Close before the rename: closing checkpoints into the old inode and
+     * deletes PATH-wal, which must not be a log of the new file by then. */
+    memcpy(id, self->node_id, sizeof id);
+    tm_store__close_db(self);
+    /* From here the old connection is gone: any failure leaves no store. */
+    if (rename(tmp, path) != 0) {
+        s_msg(self, "rename %s to %s: %s", tmp, path, strerror(errno));
+        return TM_ESTATE;
+    }
+    if ((rc = s_fsync_dir(dir)) || (rc = tm_store__open_db(self)))
+        return TM_ESTATE;
+    if (memcmp(id, self->node_id, sizeof id) != 0) {
+        s_msg(self, "the restored store has another node id");
+        tm_store__close_db(self);
+        return TM_ESTATE;
+    }
+    return TM_OK;
+}
+
+/* ---- salvage ---------------------------------------------------------- */
+
+static void s_old_node_id(sqlite3 *db, tm_salvage_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'node_id'", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == TM_NODE_ID_LEN) {
+        memcpy(out->old_node_id, sqlite3_column_blob(st, 0), TM_NODE_ID_LEN);
+        out->old_node_id_known = 1;
+    }
+    sqlite3_finalize(st);
+}
+
+/* Applies a slice; if one op in it is malformed, the others one by one. */
+static int s_apply_slice(tm_store_t *self, tm_op_t *ops, size_t n, tm_salvage_t *out)
+{
+    size_t fresh = 0;
+    int rc = tm_store_apply(self, ops, n, &fresh);
+    if (rc == TM_OK) {
+        out->ops_new += fresh;
+        return TM_OK;
+    }
+    if (rc != TM_EPROTO)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        rc = tm_store_apply(self, &ops[i], 1, &fresh);
+        if (rc == TM_EPROTO) {
+            out->ops_refused++;
+            continue;
+        }
+        if (rc)
+            return rc;
+        out->ops_new += fresh;
+    }
+    return TM_OK;
+}
+
+/* One row of the old op log into ops[*n]; a row of the wrong shape counts
+ * as refused. */
+static int s_take_row(sqlite3_stmt *st, tm_op_t *ops, size_t *n, tm_salvage_t *out)
+{
+    tm_op_t *op = &ops[*n];
+    int len = sqlite3_column_bytes(st, 5);
+    memset(op, 0, sizeof *op);
+    if (sqlite3_column_bytes(st, 1) != TM_NODE_ID_LEN || sqlite3_column_int64(st, 2) <= 0 ||
+        sqlite3_column_int64(st, 3) < 0 || len < 0) {
+        out->ops_refused++;
+        return TM_OK;
+    }
+    if (len && !(op->body = malloc((size_t)len)))
+        return TM_ENOMEM;
+    if (len)
+        memcpy(op->body, sqlite3_column_blob(st, 5), (size_t)len);
+    memcpy(op->origin, sqlite3_column_blob(st, 1), TM_NODE_ID_LEN);
+    op->seq = (uint64_t)sqlite3_column_int64(st, 2);
+    op->hlc = (uint64_t)sqlite3_column_int64(st, 3);
+    op->kind = (uint32_t)sqlite3_column_int64(st, 4);
+    op->body_len = (size_t)len;
+    (*n)++;
+    return TM_OK;
+}
+
+static void s_free_slice(tm_op_t *ops, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        free(ops[i].body);
+    *n = 0;
+}
+
+/* Reads one slice of rows with id > *last into ops. *failed when reading
+ * stopped on an error; *more when the slice was full. */
+static int s_read_slice(sqlite3 *old, sqlite3_int64 *last, tm_op_t *ops, size_t *n, bool *failed,
+                        bool *more, tm_salvage_t *out)
+{
+    static const char sql[] = "SELECT id, origin, seq, hlc, kind, body FROM ops"
+                              " WHERE id > ?1 ORDER BY id LIMIT ?2";
+    sqlite3_stmt *st = NULL;
+    int src, rc = TM_OK;
+    size_t rows = 0;
+    *failed = *more = false;
+    if (sqlite3_prepare_v2(old, sql, -1, &st, NULL) != SQLITE_OK) {
+        *failed = true;
+        goto cleanup;
+    }
+    sqlite3_bind_int64(st, 1, *last);
+    sqlite3_bind_int(st, 2, SALVAGE_SLICE);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        *last = sqlite3_column_int64(st, 0);
+        out->rows_read++;
+        rows++;
+        if ((rc = s_take_row(st, ops, n, out)))
+            goto cleanup;
+    }
+    *failed = src != SQLITE_DONE;
+    *more = !*failed && rows == SALVAGE_SLICE;
+cleanup:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int s_salvage_ops(tm_store_t *self, sqlite3 *old, tm_salvage_t *out)
+{
+    tm_op_t *ops = calloc(SALVAGE_SLICE, sizeof *ops);
+    sqlite3_int64 last = 0, skip = 1;
+    size_t n = 0;
+    int rc = TM_OK;
+    if (!ops)
+        return TM_ENOMEM;
+    for (;;) {
+        bool failed, more;
+        if ((rc = s_read_slice(old, &last, ops, &n, &failed, &more, out)))
+            break;
+        if (n && (rc = s_apply_slice(self, ops, n, out)))
+            break;
+        s_free_slice(ops, &n);
+        if (!failed) {
+            if (!more)
+                break;
+            skip = 1;
+            continue;
+        }
+        /* A damaged page hides the rows behind it: probe further and
+         * further ahead until reading works again or the ids run out. */
+        out->read_errors++;
+        if (last > INT64_MAX - skip || skip > INT64_MAX / 2)
+            break;
+        last += skip;
+        skip *= 2;
+    }
+    s_free_slice(ops, &n);
+    free(ops);
+    return rc;
+}
+
+int tm_store_salvage(tm_store_t *self, const char *old_path, tm_salvage_t *out)
+{
+    sqlite3 *old = NULL;
+    memset(out, 0, sizeof *out);
+    /* Read-write only so that SQLite can read the -wal (it rebuilds the
+     * -shm index); no checkpoint on close, so the main file is not
+     * rewritten, and query_only: nothing else is either. */
+    int src = sqlite3_open_v2(old_path, &old, SQLITE_OPEN_READWRITE, NULL);
+    int rc = TM_OK;
+    if (src != SQLITE_OK) {
+        out->read_errors++;
+        goto cleanup;
+    }
+    sqlite3_db_config(old, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    (void)sqlite3_exec(old, "PRAGMA query_only = 1", NULL, NULL, NULL);
+    s_old_node_id(old, out);
+    rc = s_salvage_ops(self, old, out);
+cleanup:
+    sqlite3_close(old);
+    return rc;
+}
