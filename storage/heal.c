@@ -448,7 +448,9 @@ int tm_store_salvage(tm_store_t *self, const char *old_path, tm_salvage_t *out)
         goto cleanup;
     }
     sqlite3_db_config(old, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-    (void)sqlite3_exec(old, "PRAGMA query_only = 1", NULL, NULL, NULL);
+    /* writable_schema also lets SQLite read a file shorter than its header
+     * says (a truncated store), which it otherwise refuses outright. */
+    (void)sqlite3_exec(old, "PRAGMA query_only = 1; PRAGMA writable_schema = 1", NULL, NULL, NULL);
     s_old_node_id(old, out);
     rc = s_salvage_ops(self, old, out);
 cleanup:
