@@ -369,13 +369,15 @@ static void s_free_slice(tm_op_t *ops, size_t *n)
     *n = 0;
 }
 
-/* Reads one slice of rows with id > *last into ops. *failed when reading
+/* Reads one slice of rows with id >= *next into ops; *next moves past the
+ * last row read. ">=": seeking to k lands on the leaf that would hold k, so
+ * the first row behind a damaged leaf is reachable. *failed when reading
  * stopped on an error; *more when the slice was full. */
-static int s_read_slice(sqlite3 *old, sqlite3_int64 *last, tm_op_t *ops, size_t *n, bool *failed,
+static int s_read_slice(sqlite3 *old, sqlite3_int64 *next, tm_op_t *ops, size_t *n, bool *failed,
                         bool *more, tm_salvage_t *out)
 {
     static const char sql[] = "SELECT id, origin, seq, hlc, kind, body FROM ops"
-                              " WHERE id > ?1 ORDER BY id LIMIT ?2";
+                              " WHERE id >= ?1 ORDER BY id LIMIT ?2";
     sqlite3_stmt *st = NULL;
     int src, rc = TM_OK;
     size_t rows = 0;
@@ -384,10 +386,11 @@ static int s_read_slice(sqlite3 *old, sqlite3_int64 *last, tm_op_t *ops, size_t 
         *failed = true;
         goto cleanup;
     }
-    sqlite3_bind_int64(st, 1, *last);
+    sqlite3_bind_int64(st, 1, *next);
     sqlite3_bind_int(st, 2, SALVAGE_SLICE);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        *last = sqlite3_column_int64(st, 0);
+        sqlite3_int64 id = sqlite3_column_int64(st, 0);
+        *next = id < INT64_MAX ? id + 1 : id;
         out->rows_read++;
         rows++;
         if ((rc = s_take_row(st, ops, n, out)))
@@ -400,34 +403,81 @@ cleanup:
     return rc;
 }
 
+/* 1 if the first row with id >= k (or the end) can be reached. */
+static bool s_probe(sqlite3 *old, sqlite3_int64 k)
+{
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+    if (sqlite3_prepare_v2(old, "SELECT id FROM ops WHERE id >= ?1 ORDER BY id LIMIT 1", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, k);
+        int src = sqlite3_step(st);
+        ok = src == SQLITE_ROW || src == SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    return ok;
+}
+
+/*
+ * Reading rows with id >= bad failed (the row is behind a damaged page or
+ * is damaged itself). Returns the smallest k > bad from which reading
+ * works again: probes
+ * further and further ahead until one works, then halves the gap back to
+ * the first readable row, so the rows right behind the damage are kept.
+ * *end when nothing past the damage can be reached.
+ */
+static sqlite3_int64 s_past_damage(sqlite3 *old, sqlite3_int64 bad, bool *end)
+{
+    sqlite3_int64 lo = bad, hi = bad, step = 1; /* lo: known to fail */
+    *end = false;
+    for (;;) {
+        if (hi > INT64_MAX - step) {
+            *end = true;
+            return bad;
+        }
+        hi += step;
+        if (s_probe(old, hi))
+            break;
+        lo = hi;
+        if (step > INT64_MAX / 2) {
+            *end = true;
+            return bad;
+        }
+        step *= 2;
+    }
+    while (hi - lo > 1) {
+        sqlite3_int64 mid = lo + (hi - lo) / 2;
+        if (s_probe(old, mid))
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return hi;
+}
+
 static int s_salvage_ops(tm_store_t *self, sqlite3 *old, tm_salvage_t *out)
 {
     tm_op_t *ops = calloc(SALVAGE_SLICE, sizeof *ops);
-    sqlite3_int64 last = 0, skip = 1;
+    sqlite3_int64 next = 1;
     size_t n = 0;
     int rc = TM_OK;
     if (!ops)
         return TM_ENOMEM;
     for (;;) {
-        bool failed, more;
-        if ((rc = s_read_slice(old, &last, ops, &n, &failed, &more, out)))
+        bool failed, more, end;
+        if ((rc = s_read_slice(old, &next, ops, &n, &failed, &more, out)))
             break;
         if (n && (rc = s_apply_slice(self, ops, n, out)))
             break;
         s_free_slice(ops, &n);
-        if (!failed) {
-            if (!more)
-                break;
-            skip = 1;
-            continue;
-        }
-        /* A damaged page hides the rows behind it: probe further and
-         * further ahead until reading works again or the ids run out. */
-        out->read_errors++;
-        if (last > INT64_MAX - skip || skip > INT64_MAX / 2)
+        if (!failed && !more)
             break;
-        last += skip;
-        skip *= 2;
+        if (!failed)
+            continue;
+        out->read_errors++;
+        next = s_past_damage(old, next, &end);
+        if (end)
+            break;
     }
     s_free_slice(ops, &n);
     free(ops);
