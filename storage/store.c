@@ -218,6 +218,9 @@ int tm_store__open_db(tm_store_t *self)
         goto fail;
     return TM_OK;
 fail:
+    /* A store that failed its checks is left as found, -wal included, for
+     * tm_store_quarantine and tm_store_salvage: no checkpoint into it. */
+    sqlite3_db_config(self->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     tm_store__close_db(self);
     return rc;
 }
