@@ -283,7 +283,12 @@ int tm_store_restore(tm_store_t *self, time_t now, char *aside, size_t aside_sz)
     /* Close before the rename: closing checkpoints into the old inode and
      * deletes PATH-wal, which must not be a log of the new file by then. */
     memcpy(id, self->node_id, sizeof id);
-    tm_store__close_db(self);
+    if (tm_store__close_db(self) != TM_OK) {
+        /* A connection closing later would delete PATH-wal: the new file's. */
+        s_msg(self, "the open store could not be closed (a statement is still open)");
+        (void)unlink(tmp);
+        return TM_EIO;
+    }
     /* From here the old connection is gone: any failure leaves no store. */
     if (rename(tmp, path) != 0) {
         s_msg(self, "rename %s to %s: %s", tmp, path, strerror(errno));
@@ -293,7 +298,7 @@ int tm_store_restore(tm_store_t *self, time_t now, char *aside, size_t aside_sz)
         return TM_ESTATE;
     if (memcmp(id, self->node_id, sizeof id) != 0) {
         s_msg(self, "the restored store has another node id");
-        tm_store__close_db(self);
+        (void)tm_store__close_db(self);
         return TM_ESTATE;
     }
     return TM_OK;

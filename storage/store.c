@@ -221,19 +221,26 @@ fail:
     /* A store that failed its checks is left as found, -wal included, for
      * tm_store_quarantine and tm_store_salvage: no checkpoint into it. */
     sqlite3_db_config(self->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-    tm_store__close_db(self);
+    if (tm_store__close_db(self) != TM_OK) {
+        sqlite3_close_v2(self->db);
+        self->db = NULL;
+    }
     return rc;
 }
 
-void tm_store__close_db(tm_store_t *self)
+int tm_store__close_db(tm_store_t *self)
 {
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(self->st[i]);
         self->st[i] = NULL;
     }
-    sqlite3_close(self->db);
-    self->db = NULL;
     self->counts_ok = false;
+    /* SQLITE_BUSY: a statement outside the cache is still open; the
+     * connection stays as it is. */
+    if (sqlite3_close(self->db) != SQLITE_OK)
+        return TM_ESTATE;
+    self->db = NULL;
+    return TM_OK;
 }
 
 int tm_store_open(const char *path, const tm_store_opts_t *opts, tm_store_t **out)
@@ -262,7 +269,8 @@ void tm_store_destroy(tm_store_t **self_p)
     tm_store_t *self = *self_p;
     if (!self)
         return;
-    tm_store__close_db(self);
+    if (tm_store__close_db(self) != TM_OK)
+        sqlite3_close_v2(self->db); /* closes once the last statement goes */
     free(self);
     *self_p = NULL;
 }

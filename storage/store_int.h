@@ -108,8 +108,9 @@ int tm_store__exec(tm_store_t *self, sqlite3_stmt *st);
  * migrates, sets the pragmas, reads or makes the node id, loads the digest
  * and notes the files (tm_store__file_note). On error self->db is NULL. */
 int tm_store__open_db(tm_store_t *self);
-/* Finalizes the cached statements and closes the connection. */
-void tm_store__close_db(tm_store_t *self);
+/* Finalizes the cached statements and closes the connection (self->db =
+ * NULL). TM_ESTATE, connection left open, if another statement is open. */
+int tm_store__close_db(tm_store_t *self);
 
 /* ---- heal.c ----------------------------------------------------------- */
 
