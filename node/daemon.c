@@ -407,7 +407,10 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
         uint64_t now = tm_daemon_mono_ms();
         if (d->erp)
             run_erp(d, now);
-        if (now >= d->store_check_at && watch_store(d, now) != TM_OK)
+        /* A write that found the store lost is acted on at once; retries
+         * then keep the one-second pace. */
+        bool noticed = !d->store_lost_wall_ms && tm_store_is_lost(d->store);
+        if ((noticed || now >= d->store_check_at) && watch_store(d, now) != TM_OK)
             return TM_ELOST;
         if (now >= tm_engine_next_deadline(d->engine)) {
             (void)tm_engine_tick(d->engine, now, tm_daemon_wall_ms(), &d->outbox);

@@ -89,6 +89,7 @@ int tm_store__file_note(tm_store_t *self)
     self->file.wal_dev = self->file.have_wal ? st.st_dev : 0;
     self->file.wal_ino = self->file.have_wal ? st.st_ino : 0;
     self->file.lost = false;
+    self->file.why[0] = '\0';
     return TM_OK;
 }
 
@@ -128,6 +129,7 @@ int tm_store_check_file(tm_store_t *self)
         return TM_OK;
     }
     self->file.lost = true;
+    tm_strlcpy(self->file.why, self->errmsg, sizeof self->file.why);
     return TM_ELOST;
 }
 
@@ -138,7 +140,9 @@ int tm_store_is_lost(const tm_store_t *self)
 
 const char *tm_store_lost_reason(const tm_store_t *self)
 {
-    return tm_store_is_lost(self) ? self->errmsg : "";
+    if (!tm_store_is_lost(self))
+        return "";
+    return self->file.why[0] ? self->file.why : "the store was closed after a failed restore";
 }
 
 /* ---- moving aside ----------------------------------------------------- */

@@ -64,6 +64,7 @@ typedef struct {
     ino_t ino, wal_ino;
     bool have_wal; /* the -wal existed when last looked at */
     bool lost;     /* sticky until tm_store_restore() */
+    char why[700]; /* what the check found (tm_store_lost_reason) */
 } tm_store__file_t;
 
 struct tm_store {
