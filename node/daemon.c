@@ -417,6 +417,11 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
             tm_daemon_flush(d);
         }
     }
+    /* Files deleted just before a stop (rm, then a restart) are written
+     * back first: the next start must find this till's sales and id. To
+     * reset a till on purpose, stop it, then delete. */
+    if (tm_store_check_file(d->store) != TM_OK && watch_store(d, tm_daemon_mono_ms()) != TM_OK)
+        return TM_ELOST;
     tm_log_info(d->log, "shutting down");
     return TM_OK;
 }

@@ -13,6 +13,7 @@ Three tills in a full mesh. On till a:
 3. A plain `rm` of the three files while sales are being posted: every sale
    answered 201 is still there after a kill -9 and restart (written to the
    real file, not to an unlinked inode), on a and on its peers.
+4. `rm` and a stop at once: the stop writes the store back first.
 """
 import os
 import shutil
@@ -101,6 +102,18 @@ def store_lost(lab):
     wait_until(lab.converged, 30, "equal digests after the restart")
     for sid in acked:
         assert b.has_sale(sid) and c.has_sale(sid), sid
+
+    # 4. rm, then a stop at once (an attempt to "reset" a running till):
+    # the stop writes the store back first; the restart has every sale and
+    # the same node id.
+    for p in db_files(a):
+        if os.path.exists(p):
+            os.unlink(p)
+    assert a.stop() == 0, a.tail()
+    assert os.path.exists(db_files(a)[0]), "stopped without writing the store back"
+    a.start()
+    assert a.status()["node"]["id"] == node_id
+    assert a.status()["state"]["sales"] == len(set(ids)), a.status()["state"]
     print(f"store_lost: {len(acked)} sales acknowledged around the rm, all kept")
 
 
