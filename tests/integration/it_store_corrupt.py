@@ -11,6 +11,7 @@ salvaged ones, and re-seed the rest from its peers when they come back.
 """
 import os
 import sqlite3
+import sys
 
 from tmharness import run, wait_until
 
@@ -21,6 +22,9 @@ def leaves(db, table):
     try:
         rows = con.execute("SELECT pageno, ncell, path FROM dbstat WHERE name = ? AND "
                            "pagetype = 'leaf'", (table,)).fetchall()
+    except sqlite3.OperationalError as e:
+        print(f"SKIP it_store_corrupt: python's SQLite has no dbstat table to find pages ({e})")
+        sys.exit(77)
     finally:
         con.close()
     return [(p, n) for p, n, _ in sorted(rows, key=lambda r: r[2])]
