@@ -116,8 +116,7 @@ int tm_store_check_file(tm_store_t *self)
     if (s_moved(self->file.path, self->file.dev, self->file.ino, &why)) {
         s_msg(self, "the database file %s %s while open", self->file.path, why);
     } else if (self->file.have_wal && s_moved(wal, self->file.wal_dev, self->file.wal_ino, &why)) {
-        snprintf(self->errmsg, sizeof self->errmsg,
-                 "the write-ahead log %s (the latest commits) %s while open", wal, why);
+        s_msg(self, "the write-ahead log %s (the latest commits) %s while open", wal, why);
     } else {
         struct stat st;
         /* SQLite makes the -wal on the first read after switching to WAL. */
@@ -259,7 +258,7 @@ static int s_mkdir_for(tm_store_t *self, const char *dir)
 
 int tm_store_restore(tm_store_t *self, time_t now, char *aside, size_t aside_sz)
 {
-    char dir[PATH_MAX_TM], tmp[PATH_MAX_TM];
+    char dir[PATH_MAX_TM], tmp[PATH_MAX_TM], wal[PATH_MAX_TM];
     const char *path = self->file.path;
     uint8_t id[TM_NODE_ID_LEN];
     struct stat st;
@@ -274,12 +273,17 @@ int tm_store_restore(tm_store_t *self, time_t now, char *aside, size_t aside_sz)
     snprintf(tmp, sizeof tmp, "%s.restore", path);
     if ((rc = s_mkdir_for(self, dir)) || (rc = s_backup_to(self, tmp)))
         return rc;
+    /* Our own -wal, if still there, is in the copy now; it must not go
+     * aside next to someone else's file, which it would then corrupt. */
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    if (self->file.have_wal && stat(wal, &st) == 0 && st.st_dev == self->file.wal_dev &&
+        st.st_ino == self->file.wal_ino)
+        (void)unlink(wal);
     /* Someone else's file at the path is kept, aside, not overwritten. Our
      * own (only the -wal went) is simply replaced. */
     if (stat(path, &st) == 0 && (st.st_dev != self->file.dev || st.st_ino != self->file.ino)) {
         if ((rc = tm_store_quarantine(path, "replaced", now, aside, aside_sz))) {
-            snprintf(self->errmsg, sizeof self->errmsg,
-                     "cannot move the file found at %s aside: %s", path, tm_strerror(rc));
+            s_msg(self, "cannot move the file found at %s aside: %s", path, tm_strerror(rc));
             (void)unlink(tmp);
             return rc;
         }

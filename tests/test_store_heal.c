@@ -208,7 +208,12 @@ Test(heal, replaced_file_is_moved_aside_not_overwritten)
     cr_assert_not_null(fgets(line, sizeof line, f));
     fclose(f);
     cr_assert_str_eq(line, "an old backup, say\n");
+    snprintf(moved, sizeof moved, "%s/store.db-wal", aside);
+    cr_assert(!exists(moved), "our -wal must not go aside with the stranger's file");
     cr_assert_eq(append_sale(st, 6), TM_OK);
+    cr_assert_eq(count_sales(st), 6);
+    tm_store_destroy(&st);
+    st = open_store();
     cr_assert_eq(count_sales(st), 6);
     tm_store_destroy(&st);
 }
