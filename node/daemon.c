@@ -422,6 +422,11 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
      * reset a till on purpose, stop it, then delete. */
     if (tm_store_check_file(d->store) != TM_OK && watch_store(d, tm_daemon_mono_ms()) != TM_OK)
         return TM_ELOST;
+    if (tm_store_is_lost(d->store))
+        tm_log_error(d->log,
+                     "stopping with the store lost (%s): what only this till held is "
+                     "gone; the next start re-seeds from peers",
+                     tm_store_lost_reason(d->store));
     tm_log_info(d->log, "shutting down");
     return TM_OK;
 }
