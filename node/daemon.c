@@ -56,21 +56,21 @@ static void on_frame(void *ctx, const char *peer, const uint8_t *frame, size_t l
  * id's highest seq is unknown (peers may hold seqs the salvage could not
  * read), and a reused seq would be a different op under a key peers
  * already hold. Old ops keep their origin and merge idempotently. */
-static int heal_corrupt(tm_daemon_t *d, int why)
+static int heal_corrupt(tm_daemon_t *d, const char *why, const char *label)
 {
     char old[sizeof d->store_corrupt_dir + 16], hex[TM_NODE_HEX_LEN] = "unknown";
-    tm_log_error(d->log, "store %s cannot be used: %s", d->store_path, tm_strerror(why));
-    int rc = tm_store_quarantine(d->store_path, "corrupt", time(NULL), d->store_corrupt_dir,
+    tm_log_error(d->log, "store %s cannot be used: %s", d->store_path, why);
+    int rc = tm_store_quarantine(d->store_path, label, time(NULL), d->store_corrupt_dir,
                                  sizeof d->store_corrupt_dir);
     if (rc) {
         tm_log_error(d->log,
-                     "cannot move the corrupt store out of the way (%s): not starting; "
+                     "cannot move the old store out of the way (%s): not starting; "
                      "move %s and its -wal and -shm files elsewhere by hand",
                      tm_strerror(rc), d->store_path);
         return rc;
     }
     tm_log_error(d->log,
-                 "moved the corrupt store to %s; starting with a fresh store (new node id), "
+                 "moved the old store to %s; starting with a fresh store (new node id), "
                  "re-seeding from peers and salvaging what can be read of the old one",
                  d->store_corrupt_dir);
     if ((rc = tm_store_open(d->store_path, NULL, &d->store))) {
@@ -83,10 +83,11 @@ static int heal_corrupt(tm_daemon_t *d, int why)
     if (d->salvage.old_node_id_known)
         tm_hex(d->salvage.old_node_id, TM_NODE_ID_LEN, hex);
     tm_log_warn(d->log,
-                "salvage: %llu ops kept of %llu rows read from the old store (old node id %s); "
+                "salvage: %llu ops kept of %llu rows read from the old %s (old node id %s); "
                 "%llu unreadable places skipped, %llu rows not valid ops%s%s",
                 (unsigned long long)d->salvage.ops_new, (unsigned long long)d->salvage.rows_read,
-                hex, (unsigned long long)d->salvage.read_errors,
+                d->salvage.wal_only ? "write-ahead log" : "store", hex,
+                (unsigned long long)d->salvage.read_errors,
                 (unsigned long long)d->salvage.ops_refused, rc ? "; stopped early: " : "",
                 rc ? tm_strerror(rc) : "");
     return TM_OK; /* a partial salvage still leaves a working till */
@@ -99,9 +100,19 @@ static int open_store(tm_daemon_t *d)
         return TM_EIO;
     }
     snprintf(d->store_path, sizeof d->store_path, "%s/tillmesh.db", d->cfg.data_dir);
-    int rc = tm_store_open(d->store_path, NULL, &d->store);
-    if (rc == TM_ECORRUPT)
-        rc = heal_corrupt(d, rc);
+    /* SQLite would delete a -wal found without its database, and with it
+     * the latest commits (the database deleted after a crash). */
+    char wal[sizeof d->store_path + 8];
+    struct stat sb;
+    snprintf(wal, sizeof wal, "%s-wal", d->store_path);
+    int rc = TM_OK;
+    if (stat(d->store_path, &sb) != 0 && errno == ENOENT && stat(wal, &sb) == 0 && sb.st_size > 32)
+        rc = heal_corrupt(d,
+                          "the database file is gone but its write-ahead log (the latest "
+                          "commits) is there: it was deleted while tillmeshd was stopped",
+                          "orphan-wal");
+    else if ((rc = tm_store_open(d->store_path, NULL, &d->store)) == TM_ECORRUPT)
+        rc = heal_corrupt(d, tm_strerror(rc), "corrupt");
     if (rc) {
         if (!d->store_healed)
             tm_log_error(d->log, "cannot open store %s: %s", d->store_path, tm_strerror(rc));

@@ -497,10 +497,71 @@ static int s_salvage_ops(tm_store_t *self, sqlite3 *old, tm_salvage_t *out)
     return rc;
 }
 
+static uint32_t s_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The pages a write-ahead log names: its page size and the highest page
+ * number or database size in its frame headers (SQLite's WAL format: a
+ * 32-byte header, then frames of a 24-byte header and one page). */
+static int s_wal_extent(FILE *f, uint32_t *page_size, uint64_t *pages)
+{
+    uint8_t h[32];
+    *pages = 0;
+    if (fread(h, 1, sizeof h, f) != sizeof h)
+        return TM_ECORRUPT;
+    uint32_t magic = s_be32(h), ps = s_be32(h + 8);
+    if ((magic != 0x377f0682 && magic != 0x377f0683) || ps < 512 || ps > 65536 || (ps & (ps - 1)))
+        return TM_ECORRUPT;
+    *page_size = ps;
+    for (uint64_t off = sizeof h;; off += 24 + (uint64_t)ps) {
+        uint8_t fh[24];
+        if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(fh, 1, sizeof fh, f) != sizeof fh)
+            break;
+        uint32_t pgno = s_be32(fh), commit = s_be32(fh + 4);
+        if (pgno > *pages)
+            *pages = pgno;
+        if (commit > *pages)
+            *pages = commit;
+    }
+    return *pages ? TM_OK : TM_ECORRUPT;
+}
+
+/* See tm_store_salvage: a sparse file of zeroes under an orphaned -wal. */
+static int s_main_from_wal(const char *old_path, tm_salvage_t *out)
+{
+    char wal[PATH_MAX_TM];
+    struct stat st;
+    uint32_t ps = 0;
+    uint64_t pages = 0;
+    if (stat(old_path, &st) == 0 || errno != ENOENT)
+        return TM_OK;
+    snprintf(wal, sizeof wal, "%s-wal", old_path);
+    FILE *f = fopen(wal, "rb");
+    if (!f)
+        return TM_OK; /* nothing at all: the open below says so */
+    int rc = s_wal_extent(f, &ps, &pages);
+    fclose(f);
+    if (rc)
+        return rc;
+    int fd = open(old_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return s_errno_rc(errno);
+    rc = ftruncate(fd, (off_t)(pages * ps)) == 0 ? TM_OK : s_errno_rc(errno);
+    close(fd);
+    out->wal_only = rc == TM_OK;
+    return rc;
+}
+
 int tm_store_salvage(tm_store_t *self, const char *old_path, tm_salvage_t *out)
 {
     sqlite3 *old = NULL;
     memset(out, 0, sizeof *out);
+    if (s_main_from_wal(old_path, out) != TM_OK) {
+        out->read_errors++;
+        return TM_OK;
+    }
     /* Read-write only so that SQLite can read the -wal (it rebuilds the
      * -shm index); no checkpoint on close, so the main file is not
      * rewritten, and query_only: nothing else is either. */

@@ -191,6 +191,7 @@ typedef struct {
     uint64_t read_errors;  /* places where reading failed and was skipped */
     int old_node_id_known; /* 1 if the old node id could be read */
     uint8_t old_node_id[TM_NODE_ID_LEN];
+    int wal_only; /* the database was gone: read from its -wal alone */
 } tm_salvage_t;
 
 /*
@@ -201,6 +202,10 @@ typedef struct {
  * ahead, doubling) and counted in read_errors. The old file is opened
  * without checkpointing, so it stays as it was found. Returns TM_OK even if
  * nothing could be read (see *out); an error only when self refused writes.
+ * If old_path is gone but old_path-wal is there (the database deleted after
+ * a crash, its latest commits still in the log), an empty file of the size
+ * the log names is made at old_path so that SQLite reads the pages the log
+ * holds; the rest reads as damage and is skipped (wal_only = 1).
  */
 int tm_store_salvage(tm_store_t *self, const char *old_path, tm_salvage_t *out);
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tm_store.h"
@@ -387,6 +388,41 @@ Test(heal, garbage_file_is_moved_aside_and_nothing_salvaged)
     cr_assert_eq(sv.old_node_id_known, 0);
     cr_assert_geq(sv.read_errors, 1);
     cr_assert_eq(append_sale(st, 1), TM_OK, "the fresh store works");
+    tm_store_destroy(&st);
+}
+
+Test(heal, orphaned_wal_is_salvaged_not_deleted)
+{
+    /* A till that crashed: its commits are in the -wal, not checkpointed. */
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        tm_store_t *st = NULL;
+        if (tm_store_open(path, NULL, &st) != TM_OK)
+            _exit(1);
+        for (int i = 1; i <= 30; i++)
+            if (append_sale(st, i) != TM_OK)
+                _exit(1);
+        _exit(0); /* no close, no checkpoint */
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    unlink_sfx(""); /* then the database alone is deleted */
+    char wal[160], aside[256], old[300];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    cr_assert(exists(wal));
+    cr_assert_eq(tm_store_quarantine(path, "orphan-wal", time(NULL), aside, sizeof aside), TM_OK);
+    tm_store_t *st = open_store();
+    tm_salvage_t sv;
+    snprintf(old, sizeof old, "%s/store.db", aside);
+    cr_assert_eq(tm_store_salvage(st, old, &sv), TM_OK);
+    cr_assert_eq(sv.wal_only, 1);
+    cr_assert_eq(sv.ops_new, 30, "salvaged %llu of 30 from the -wal alone (%llu read errors)",
+                 (unsigned long long)sv.ops_new, (unsigned long long)sv.read_errors);
+    cr_assert_eq(count_sales(st), 30);
+    snprintf(old, sizeof old, "%s/store.db-wal", aside);
+    cr_assert(exists(old), "the log stays as found");
     tm_store_destroy(&st);
 }
 
