@@ -634,10 +634,11 @@ static void render_store_banner(sbuf_t *b, const json_t *root)
         char dir[2 * CELL], ops[32];
         fld_str(h, "moved_to", "?", dir, sizeof dir, 2 * CELL - 1);
         fld_int(h, "ops_salvaged", NULL, ops, sizeof ops);
-        sb_printf(b,
-                  "NOTE: the store was corrupt at start: moved to %s, %s ops salvaged, the "
-                  "rest re-seeded from peers\n\n",
-                  dir, ops);
+        sb_printf(
+            b,
+            "NOTE: the store was rebuilt at start: old files moved to %s, %s ops salvaged, the "
+            "rest re-seeded from peers\n\n",
+            dir, ops);
     }
 }
 

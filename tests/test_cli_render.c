@@ -158,7 +158,7 @@ Test(cli_render, a_lost_or_healed_store_gets_a_banner)
     free(t);
     t = status_text("{\"api_version\":1,\"store\":{\"state\":\"ok\",\"healed_at_start\":{"
                     "\"moved_to\":\"/d/corrupt-20261126T065244\",\"ops_salvaged\":31}}}");
-    cr_assert(has_line(t, "NOTE: the store was corrupt at start: moved to "
+    cr_assert(has_line(t, "NOTE: the store was rebuilt at start: old files moved to "
                           "/d/corrupt-20261126T065244, 31 ops salvaged, the rest re-seeded from "
                           "peers"),
               "%s", t);
