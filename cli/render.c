@@ -617,6 +617,31 @@ int tm_cli_render_parked(const char *json, size_t len, char **out)
     return finish(&b, out);
 }
 
+/* The store's file (docs/api.md, status.store): lost while running, or
+ * found corrupt at start and rebuilt. Top of the page, like the clock. */
+static void render_store_banner(sbuf_t *b, const json_t *root)
+{
+    const json_t *store = json_object_get(root, "store");
+    const json_t *state = json_object_get(store, "state");
+    if (json_is_string(state) && strcmp(json_string_value(state), "lost") == 0) {
+        char m[2 * CELL];
+        fld_str(store, "message", "the store's database file was deleted or replaced", m, sizeof m,
+                2 * CELL - 1);
+        sb_printf(b, "WARNING: STORE LOST: %s\n\n", m);
+    }
+    const json_t *h = json_object_get(store, "healed_at_start");
+    if (json_is_object(h)) {
+        char dir[2 * CELL], ops[32];
+        fld_str(h, "moved_to", "?", dir, sizeof dir, 2 * CELL - 1);
+        fld_int(h, "ops_salvaged", NULL, ops, sizeof ops);
+        sb_printf(
+            b,
+            "NOTE: the store was rebuilt at start: old files moved to %s, %s ops salvaged, the "
+            "rest re-seeded from peers\n\n",
+            dir, ops);
+    }
+}
+
 int tm_cli_render_status(const char *json, size_t len, char **out)
 {
     int rc;
@@ -636,6 +661,7 @@ int tm_cli_render_status(const char *json, size_t len, char **out)
                 2 * CELL - 1);
         sb_printf(&b, "WARNING: %s\n\n", m);
     }
+    render_store_banner(&b, root);
     render_node(&b, root);
     sb_puts(&b, "\n");
     render_state(&b, root);

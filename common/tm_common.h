@@ -35,7 +35,8 @@
     X(TM_ECONFIG, -14, "configuration error")                                                      \
     X(TM_EPERM, -15, "permission denied")                                                          \
     X(TM_ECONFLICT, -16, "conflicts with an existing record")                                      \
-    X(TM_ESTATE, -17, "operation not allowed in the current state")
+    X(TM_ESTATE, -17, "operation not allowed in the current state")                                \
+    X(TM_ELOST, -24, "the store's database file was deleted or replaced while open")
 
 enum tm_err {
 #define TM_ERR_ENUM(name, value, msg) name = value,

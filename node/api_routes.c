@@ -123,6 +123,11 @@ static enum MHD_Result s_backend_error(tm_api_t *self, struct MHD_Connection *co
     if (rc == TM_EFULL)
         return tm_api__error(conn, req, MHD_HTTP_INSUFFICIENT_STORAGE, "disk_full",
                              "the till's disk is full: nothing was written");
+    if (rc == TM_ELOST)
+        return tm_api__error_hdr(conn, req, MHD_HTTP_SERVICE_UNAVAILABLE, "store_lost",
+                                 MHD_HTTP_HEADER_RETRY_AFTER, "2",
+                                 "the till's database file was deleted or replaced: nothing was "
+                                 "written; the till is putting it back (see GET /v1/status)");
     tm_log_warn(self->log, "api: %s %s: %s", req->method, req->path, tm_strerror(rc));
     return tm_api__error(conn, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
                          "internal error: %s", tm_strerror(rc));

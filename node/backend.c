@@ -373,6 +373,7 @@ static char *status_json(void *ctx)
                   status_erp(d), "review", status_review(d));
     if (!root)
         return NULL;
+    json_object_set_new(root, "store", tm_daemon_store_json(d));
     char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);
     return s;
@@ -461,6 +462,10 @@ static char *metrics_text(void *ctx)
     GAUGE("local_ops", "Ops made at this till.", c.local_ops);
     GAUGE("sales", "Sales held.", c.sales);
     GAUGE("customers", "Customers held.", c.customers);
+    GAUGE("store_ok", "0 when the store's file was deleted or replaced and writes are refused.",
+          !tm_store_is_lost(d->store));
+    COUNTER("store_restored_total", "Times the store was written back after its file was lost.",
+            d->store_restored);
     tm_backlog_t bl = {0};
     tm_fwd_stats_t fs = {0};
     tm_forwarder_t fw;

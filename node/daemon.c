@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <sodium.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,9 @@
 #include "tm_sign.h"
 
 #define VERSION_STR "0.1.0"
+
+/* How often the store's path is compared with the open files. */
+#define STORE_CHECK_MS 1000
 
 uint64_t tm_daemon_mono_ms(void)
 {
@@ -46,24 +50,82 @@ static void on_frame(void *ctx, const char *peer, const uint8_t *frame, size_t l
                              &d->outbox);
 }
 
+/* A store that fails its checks at start (quick_check, "file is not a
+ * database") is moved aside, not repaired in place and not left to keep the
+ * till down: a fresh store with a new node id starts, peers re-seed it by
+ * the normal pull, and whatever of the old op log can still be read is
+ * applied with its old origins, so this till's own sales that no peer got
+ * are kept where readable. A new node id rather than the old one: the old
+ * id's highest seq is unknown (peers may hold seqs the salvage could not
+ * read), and a reused seq would be a different op under a key peers
+ * already hold. Old ops keep their origin and merge idempotently. */
+static int heal_corrupt(tm_daemon_t *d, const char *why, const char *label)
+{
+    char old[sizeof d->store_corrupt_dir + 16], hex[TM_NODE_HEX_LEN] = "unknown";
+    tm_log_error(d->log, "store %s cannot be used: %s", d->store_path, why);
+    int rc = tm_store_quarantine(d->store_path, label, time(NULL), d->store_corrupt_dir,
+                                 sizeof d->store_corrupt_dir);
+    if (rc) {
+        tm_log_error(d->log,
+                     "cannot move the old store out of the way (%s): not starting; "
+                     "move %s and its -wal and -shm files elsewhere by hand",
+                     tm_strerror(rc), d->store_path);
+        return rc;
+    }
+    tm_log_error(d->log,
+                 "moved the old store to %s; starting with a fresh store (new node id), "
+                 "re-seeding from peers and salvaging what can be read of the old one",
+                 d->store_corrupt_dir);
+    if ((rc = tm_store_open(d->store_path, NULL, &d->store))) {
+        tm_log_error(d->log, "cannot create a fresh store %s: %s", d->store_path, tm_strerror(rc));
+        return rc;
+    }
+    d->store_healed = true;
+    snprintf(old, sizeof old, "%s/tillmesh.db", d->store_corrupt_dir);
+    rc = tm_store_salvage(d->store, old, &d->salvage);
+    if (d->salvage.old_node_id_known)
+        tm_hex(d->salvage.old_node_id, TM_NODE_ID_LEN, hex);
+    tm_log_warn(d->log,
+                "salvage: %llu ops kept of %llu rows read from the old %s (old node id %s); "
+                "%llu unreadable places skipped, %llu rows not valid ops%s%s",
+                (unsigned long long)d->salvage.ops_new, (unsigned long long)d->salvage.rows_read,
+                d->salvage.wal_only ? "write-ahead log" : "store", hex,
+                (unsigned long long)d->salvage.read_errors,
+                (unsigned long long)d->salvage.ops_refused, rc ? "; stopped early: " : "",
+                rc ? tm_strerror(rc) : "");
+    return TM_OK; /* a partial salvage still leaves a working till */
+}
+
 static int open_store(tm_daemon_t *d)
 {
-    char path[600];
     if (mkdir(d->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
         tm_log_error(d->log, "cannot create data_dir %s: %s", d->cfg.data_dir, strerror(errno));
         return TM_EIO;
     }
-    snprintf(path, sizeof path, "%s/tillmesh.db", d->cfg.data_dir);
-    int rc = tm_store_open(path, NULL, &d->store);
+    snprintf(d->store_path, sizeof d->store_path, "%s/tillmesh.db", d->cfg.data_dir);
+    /* SQLite would delete a -wal found without its database, and with it
+     * the latest commits (the database deleted after a crash). */
+    char wal[sizeof d->store_path + 8];
+    struct stat sb;
+    snprintf(wal, sizeof wal, "%s-wal", d->store_path);
+    int rc = TM_OK;
+    if (stat(d->store_path, &sb) != 0 && errno == ENOENT && stat(wal, &sb) == 0 && sb.st_size > 32)
+        rc = heal_corrupt(d,
+                          "the database file is gone but its write-ahead log (the latest "
+                          "commits) is there: it was deleted while tillmeshd was stopped",
+                          "orphan-wal");
+    else if ((rc = tm_store_open(d->store_path, NULL, &d->store)) == TM_ECORRUPT)
+        rc = heal_corrupt(d, tm_strerror(rc), "corrupt");
     if (rc) {
-        tm_log_error(d->log, "cannot open store %s: %s", path, tm_strerror(rc));
+        if (!d->store_healed)
+            tm_log_error(d->log, "cannot open store %s: %s", d->store_path, tm_strerror(rc));
         return rc;
     }
     uint8_t id[TM_NODE_ID_LEN];
     char hex[TM_NODE_HEX_LEN];
     tm_store_node_id(d->store, id);
     tm_hex(id, TM_NODE_ID_LEN, hex);
-    tm_log_info(d->log, "store %s (node id %s, schema v%d)", path, hex,
+    tm_log_info(d->log, "store %s (node id %s, schema v%d)", d->store_path, hex,
                 tm_store_schema_version(d->store));
     return TM_OK;
 }
@@ -126,6 +188,97 @@ static int start_trust(tm_daemon_t *d)
                     hex);
     }
     return load_trust(d);
+}
+
+/* Once a second: is the path still our file? A lost store is written back
+ * from the open copy in place (same node id, nothing to re-seed); while it
+ * cannot be, writes are refused (503 store_lost) and the attempt repeats.
+ * Only when the open copy itself is unreadable, or the swap failed half
+ * way, does the daemon stop (exit 4) for systemd to start it afresh. */
+static int watch_store(tm_daemon_t *d, uint64_t now)
+{
+    d->store_check_at = now + STORE_CHECK_MS;
+    if (!tm_store_is_lost(d->store) && tm_store_check_file(d->store) == TM_OK)
+        return TM_OK;
+    uint64_t wall = tm_daemon_wall_ms();
+    if (!d->store_lost_wall_ms) {
+        d->store_lost_wall_ms = wall;
+        d->store_restore_error[0] = '\0';
+        tm_log_error(d->log,
+                     "store lost: %s. Sales and customer edits are refused (503 store_lost) "
+                     "until it is back; writing it back from the copy still open. Never delete "
+                     "or replace files under data_dir while tillmeshd runs",
+                     tm_store_lost_reason(d->store));
+    }
+    char aside[700];
+    int rc = tm_store_restore(d->store, time(NULL), aside, sizeof aside);
+    if (rc == TM_OK) {
+        d->store_restored++;
+        if (aside[0])
+            tm_log_warn(d->log, "the file found at %s was not ours: moved to %s", d->store_path,
+                        aside);
+        tm_log_warn(d->log,
+                    "store restored at %s from the open copy after %llu ms: nothing lost, same "
+                    "node id; sales are taken again",
+                    d->store_path, (unsigned long long)(wall - d->store_lost_wall_ms));
+        d->store_lost_wall_ms = 0;
+        return TM_OK;
+    }
+    const char *msg = tm_store_errmsg(d->store);
+    if (rc == TM_ECORRUPT || rc == TM_ESTATE) {
+        tm_log_error(d->log,
+                     "cannot restore the store (%s): exiting with status %d so that systemd "
+                     "starts tillmeshd again; it will open or re-create %s and re-seed from peers",
+                     msg, TM_DAEMON_EXIT_STORE_LOST, d->store_path);
+        return TM_ELOST;
+    }
+    /* Same trouble every second: say it when it changes, else every 30 s. */
+    if (strcmp(msg, d->store_restore_error) != 0 || now - d->store_restore_logged_ms >= 30000) {
+        tm_log_error(d->log,
+                     "cannot write the store back yet (%s): retrying every second; "
+                     "sales stay refused until then",
+                     msg);
+        tm_strlcpy(d->store_restore_error, msg, sizeof d->store_restore_error);
+        d->store_restore_logged_ms = now;
+    }
+    return TM_OK;
+}
+
+static json_t *wall_json(uint64_t wall_ms)
+{
+    char buf[40];
+    if (!wall_ms)
+        return json_null();
+    time_t secs = (time_t)(wall_ms / 1000);
+    struct tm tmv;
+    gmtime_r(&secs, &tmv);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    return json_string(buf);
+}
+
+json_t *tm_daemon_store_json(tm_daemon_t *d)
+{
+    int lost = tm_store_is_lost(d->store);
+    char msg[400] = "";
+    if (lost)
+        snprintf(msg, sizeof msg, "%s; sales are refused until the till writes it back%s%s",
+                 tm_store_lost_reason(d->store), d->store_restore_error[0] ? ": " : "",
+                 d->store_restore_error);
+    json_t *healed = json_null();
+    if (d->store_healed) {
+        char hex[TM_NODE_HEX_LEN];
+        tm_hex(d->salvage.old_node_id, TM_NODE_ID_LEN, hex);
+        healed = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o}", "moved_to", d->store_corrupt_dir,
+                           "rows_read", (json_int_t)d->salvage.rows_read, "ops_salvaged",
+                           (json_int_t)d->salvage.ops_new, "read_errors",
+                           (json_int_t)d->salvage.read_errors, "rows_refused",
+                           (json_int_t)d->salvage.ops_refused, "old_node_id",
+                           d->salvage.old_node_id_known ? json_string(hex) : json_null());
+    }
+    return json_pack("{s:s, s:s, s:o, s:o, s:I, s:o}", "state", lost ? "lost" : "ok", "path",
+                     d->store_path, "message", lost ? json_string(msg) : json_null(), "lost_since",
+                     wall_json(lost ? d->store_lost_wall_ms : 0), "restored",
+                     (json_int_t)d->store_restored, "healed_at_start", healed);
 }
 
 static int start_engine(tm_daemon_t *d)
@@ -346,11 +499,26 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
         if (d->erp)
             run_erp(d, now);
         tm_daemon_housekeep(d, now);
+        /* A write that found the store lost is acted on at once; retries
+         * then keep the one-second pace. */
+        bool noticed = !d->store_lost_wall_ms && tm_store_is_lost(d->store);
+        if ((noticed || now >= d->store_check_at) && watch_store(d, now) != TM_OK)
+            return TM_ELOST;
         if (now >= tm_engine_next_deadline(d->engine)) {
             (void)tm_engine_tick(d->engine, now, tm_daemon_wall_ms(), &d->outbox);
             tm_daemon_flush(d);
         }
     }
+    /* Files deleted just before a stop (rm, then a restart) are written
+     * back first: the next start must find this till's sales and id. To
+     * reset a till on purpose, stop it, then delete. */
+    if (tm_store_check_file(d->store) != TM_OK && watch_store(d, tm_daemon_mono_ms()) != TM_OK)
+        return TM_ELOST;
+    if (tm_store_is_lost(d->store))
+        tm_log_error(d->log,
+                     "stopping with the store lost (%s): what only this till held is "
+                     "gone; the next start re-seeds from peers",
+                     tm_store_lost_reason(d->store));
     tm_log_info(d->log, "shutting down");
     return TM_OK;
 }

@@ -3,6 +3,8 @@
 #ifndef TM_DAEMON_INT_H
 #define TM_DAEMON_INT_H
 
+#include <stdbool.h>
+
 #include "tm_api.h"
 #include "tm_daemon.h"
 #include "tm_disc.h"
@@ -32,6 +34,17 @@ struct tm_daemon {
     uint64_t disk_free;               /* bytes free for data_dir, last read */
     bool compact_more;                /* a full batch was compacted: more is due */
     uint64_t compacted_pass, compacted_total;
+    /* The store's file watch (daemon.c). */
+    char store_path[600];
+    uint64_t store_check_at;     /* monotonic ms of the next check */
+    uint64_t store_lost_wall_ms; /* when the store was found lost; 0 if not lost */
+    uint64_t store_restored;     /* times it was written back while running */
+    char store_restore_error[256];
+    uint64_t store_restore_logged_ms;
+    /* A corrupt store moved aside at start (store_healed). */
+    bool store_healed;
+    char store_corrupt_dir[700];
+    tm_salvage_t salvage;
 };
 
 uint64_t tm_daemon_mono_ms(void);
@@ -46,6 +59,9 @@ void tm_daemon_disc_events(tm_daemon_t *d);
 /* housekeep.c */
 void tm_daemon_housekeep(tm_daemon_t *d, uint64_t now);
 long tm_daemon_housekeep_timeout(const tm_daemon_t *d, uint64_t now);
+/* daemon.c: the "store" object of GET /v1/status (docs/api.md). */
+struct json_t;
+struct json_t *tm_daemon_store_json(tm_daemon_t *d);
 
 /* backend.c */
 void tm_daemon_backend(tm_daemon_t *d, tm_api_backend_t *be);

@@ -828,7 +828,9 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
     if (rc) {
         if (rc == TM_EPROTO)
             p->info.frames_bad++;
-        tm_log_warn(e->log, "ops from %s not applied: %s", p->info.name, tm_strerror(rc));
+        /* A lost store is the daemon's to report, once, not per batch. */
+        if (rc != TM_ELOST)
+            tm_log_warn(e->log, "ops from %s not applied: %s", p->info.name, tm_strerror(rc));
         goto cleanup;
     }
     /* Clocks never gate replication: every op is applied whatever its

@@ -45,7 +45,9 @@ static void usage(FILE *f)
                "(log level, peers, trusted keys).\n"
                "\n"
                "Exit status: 0 clean stop or configuration OK; 1 configuration error;\n"
-               "2 usage error; 3 the node could not start (store, keys, ports).\n"
+               "2 usage error; 3 the node could not start (store, keys, ports);\n"
+               "4 the store's file was deleted or replaced while running and could not be\n"
+               "written back (systemd's Restart=on-failure starts it again).\n"
                "\n"
                "See deploy/tillmeshd.conf for every setting, docs/api.md for the local API.\n");
 }
@@ -125,5 +127,7 @@ int main(int argc, char **argv)
     int rc = tm_daemon_run(d, &g_stop, &g_reload);
     tm_daemon_destroy(&d);
     tm_log_info(&log, "stopped");
+    if (rc == TM_ELOST)
+        return TM_DAEMON_EXIT_STORE_LOST;
     return rc ? 3 : 0;
 }

@@ -25,8 +25,16 @@ int tm_daemon_new(const tm_config_t *cfg, const char *config_path, tm_log_t *log
                   tm_daemon_t **out);
 void tm_daemon_destroy(tm_daemon_t **self_p);
 
+/* Exit status of tillmeshd when the store was lost while running and could
+ * not be put back: systemd (Restart=on-failure) starts it again. */
+#define TM_DAEMON_EXIT_STORE_LOST 4
+
 /* Runs until *stop is set. *reload set means: re-read the config file and
- * apply what can change at run time (log level, peers, trusted keys). */
+ * apply what can change at run time (log level, peers, trusted keys).
+ * Once a second the store's files are checked (tm_store_check_file); a
+ * lost store is written back in place (tm_store_restore). Returns TM_OK
+ * on a stop, TM_ELOST when the store was lost and could not be restored,
+ * another error when polling failed. */
 int tm_daemon_run(tm_daemon_t *self, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload);
 
 #endif

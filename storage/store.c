@@ -100,7 +100,10 @@ static int s_exec_id(tm_store_t *self, int id)
 static int s_begin(tm_store_t *self)
 {
     self->counts_ok = false;
-    return s_exec_id(self, ST_BEGIN);
+    /* Two stat() calls against an fsync per write: never acknowledge a
+     * write that went to a file nobody will open again. */
+    int rc = tm_store_check_file(self);
+    return rc ? rc : s_exec_id(self, ST_BEGIN);
 }
 
 /* SQLite rolls some errors (SQLITE_FULL among them) back by itself; only
@@ -197,18 +200,14 @@ cleanup:
     return rc;
 }
 
-int tm_store_open(const char *path, const tm_store_opts_t *opts, tm_store_t **out)
+int tm_store__open_db(tm_store_t *self)
 {
+    tm_store_opts_t opts = {.max_pages = self->file.max_pages};
+    int src = sqlite3_open_v2(self->file.path, &self->db,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     int rc = TM_ENOMEM;
-    *out = NULL;
-    if (sodium_init() < 0)
-        return TM_EIO;
-    tm_store_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return TM_ENOMEM;
-    int src = sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (!self->db)
-        goto fail;
+        return rc;
     if ((rc = tm_store__err(self, src)))
         goto fail;
     sqlite3_extended_result_codes(self->db, 1);
@@ -217,14 +216,55 @@ int tm_store_open(const char *path, const tm_store_opts_t *opts, tm_store_t **ou
      * (switching to WAL rewrites the header). Migrations then run with the
      * default rollback journal, which is as durable. */
     if ((rc = s_quick_check(self)) || (rc = tm_store__migrate(self, &self->schema_version)) ||
-        (rc = s_pragmas(self, opts)) || (rc = s_node_id(self)) ||
-        (rc = tm_store__digest_load(self)))
+        (rc = s_pragmas(self, &opts)) || (rc = s_node_id(self)) ||
+        (rc = tm_store__digest_load(self)) || (rc = tm_store__file_note(self)))
         goto fail;
-    *out = self;
     return TM_OK;
 fail:
-    tm_store_destroy(&self);
+    /* A store that failed its checks is left as found, -wal included, for
+     * tm_store_quarantine and tm_store_salvage: no checkpoint into it. */
+    sqlite3_db_config(self->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    if (tm_store__close_db(self) != TM_OK) {
+        sqlite3_close_v2(self->db);
+        self->db = NULL;
+    }
     return rc;
+}
+
+int tm_store__close_db(tm_store_t *self)
+{
+    for (int i = 0; i < ST_COUNT; i++) {
+        sqlite3_finalize(self->st[i]);
+        self->st[i] = NULL;
+    }
+    self->counts_ok = false;
+    /* SQLITE_BUSY: a statement outside the cache is still open; the
+     * connection stays as it is. */
+    if (sqlite3_close(self->db) != SQLITE_OK)
+        return TM_ESTATE;
+    self->db = NULL;
+    return TM_OK;
+}
+
+int tm_store_open(const char *path, const tm_store_opts_t *opts, tm_store_t **out)
+{
+    *out = NULL;
+    if (sodium_init() < 0)
+        return TM_EIO;
+    if (strlen(path) >= sizeof((tm_store_t *)0)->file.path - 16) /* room for suffixes */
+        return TM_EINVAL;
+    tm_store_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return TM_ENOMEM;
+    tm_strlcpy(self->file.path, path, sizeof self->file.path);
+    self->file.max_pages = opts ? opts->max_pages : 0;
+    int rc = tm_store__open_db(self);
+    if (rc) {
+        tm_store_destroy(&self);
+        return rc;
+    }
+    *out = self;
+    return TM_OK;
 }
 
 void tm_store_destroy(tm_store_t **self_p)
@@ -232,9 +272,8 @@ void tm_store_destroy(tm_store_t **self_p)
     tm_store_t *self = *self_p;
     if (!self)
         return;
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(self->st[i]);
-    sqlite3_close(self->db);
+    if (tm_store__close_db(self) != TM_OK)
+        sqlite3_close_v2(self->db); /* closes once the last statement goes */
     sodium_memzero(self->sign_sk, sizeof self->sign_sk);
     free(self->trusted);
     free(self);
@@ -528,7 +567,13 @@ int tm_store_set_signer(tm_store_t *self, const uint8_t pk[32], const uint8_t sk
     self->signer = true;
     if (tm_sign_owns(pk, self->node_id))
         return TM_OK; /* signing under this key already */
-    tm_sign_node_id(pk, 1, id);
+    /* A random incarnation per store: a store made afresh for the same key
+     * (a corrupt one moved aside, a wiped data_dir) writes as a new origin,
+     * and never re-uses a seq that peers hold from the old one. */
+    uint32_t inc = 0;
+    while (inc == 0)
+        tm_random(&inc, sizeof inc);
+    tm_sign_node_id(pk, inc, id);
     /* Take the key's origin and vouch for the unsigned history held: one
      * transaction, so a crash leaves the old origin and no seal, or both. */
     tm_vv_t vv = {0};

@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "tm_store.h"
 #include "tm_wire.h"
@@ -76,8 +77,21 @@ enum {
     ST_COUNT
 };
 
+/* The files under the open connection (heal.c): what the path named when
+ * the store was opened, so that a deleted or replaced file is noticed. */
+typedef struct {
+    char path[512];
+    uint64_t max_pages; /* tm_store_opts_t, kept for a reopen */
+    dev_t dev, wal_dev;
+    ino_t ino, wal_ino;
+    bool have_wal; /* the -wal existed when last looked at */
+    bool lost;     /* sticky until tm_store_restore() */
+    char why[700]; /* what the check found (tm_store_lost_reason) */
+} tm_store__file_t;
+
 struct tm_store {
     sqlite3 *db;
+    tm_store__file_t file;
     uint8_t node_id[TM_NODE_ID_LEN];
     int schema_version;
     sqlite3_stmt *st[ST_COUNT];
@@ -94,7 +108,7 @@ struct tm_store {
     uint64_t refused_total, deferred_total;
     char last_reason[96];
     tm_store_counts_t counts;
-    char errmsg[256];
+    char errmsg[768];
 };
 
 /* An op body, decoded once before the transaction starts so that a bad
@@ -123,6 +137,19 @@ sqlite3_stmt *tm_store__stmt(tm_store_t *self, int id, const char *sql, int *rc)
 /* Steps a statement that returns no row (or whose rows are not wanted),
  * resets it and maps the result. */
 int tm_store__exec(tm_store_t *self, sqlite3_stmt *st);
+
+/* Opens self->file.path into self->db (self->db must be NULL): checks,
+ * migrates, sets the pragmas, reads or makes the node id, loads the digest
+ * and notes the files (tm_store__file_note). On error self->db is NULL. */
+int tm_store__open_db(tm_store_t *self);
+/* Finalizes the cached statements and closes the connection (self->db =
+ * NULL). TM_ESTATE, connection left open, if another statement is open. */
+int tm_store__close_db(tm_store_t *self);
+
+/* ---- heal.c ----------------------------------------------------------- */
+
+/* Notes which files the path names now (after an open or a restore). */
+int tm_store__file_note(tm_store_t *self);
 
 /* ---- digest.c --------------------------------------------------------- */
 

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "tm_common.h"
 #include "tm_record.h"
@@ -154,6 +155,74 @@ typedef struct {
 } tm_store_counts_t;
 
 int tm_store_counts(tm_store_t *self, tm_store_counts_t *out);
+
+/* ---- the file under the store ----------------------------------------- */
+
+/*
+ * Whether the path still names the files the connection has open: the
+ * database and its -wal (the -wal holds the latest commits until a
+ * checkpoint). A file deleted (rm, a cleanup script) or replaced (a copy put
+ * in its place) while open means that every write would go to an inode that
+ * no later open will see. Then TM_ELOST, and every write is refused with
+ * TM_ELOST (nothing written) until tm_store_restore() succeeds; reads still
+ * answer from the open files. Every write transaction checks this first.
+ * Two stat() calls; an error other than "no such file" counts as unchanged.
+ */
+int tm_store_check_file(tm_store_t *self);
+/* 1 while lost (see tm_store_check_file), else 0. */
+int tm_store_is_lost(const tm_store_t *self);
+/* What was found by the check that lost the store, for logs and status
+ * ("" if not lost). */
+const char *tm_store_lost_reason(const tm_store_t *self);
+
+/*
+ * Puts a lost store back at its path from the files the connection still
+ * has open (SQLite's online backup into PATH.restore, fsync, rename), then
+ * reopens it in place: same node id, nothing lost, no re-seed needed. A
+ * file put at the path by someone else is first moved aside into
+ * DIR/replaced-YYYYmmddTHHMMSS/ (its name in aside, else aside = "").
+ * The directory is made again if it is gone. Errors: TM_EIO, TM_EPERM,
+ * TM_EFULL when the new file cannot be written (the store stays lost and
+ * open; call again later); TM_ECORRUPT when the open copy cannot be read
+ * (the store stays lost). TM_ESTATE when the old connection was closed and
+ * the new file could not be put in place or opened (rare): the store is
+ * then unusable (tm_store_is_lost stays 1) and the caller must stop.
+ */
+int tm_store_restore(tm_store_t *self, time_t now, char *aside, size_t aside_sz);
+
+/*
+ * Moves the store's files (PATH, -wal, -shm, -journal) out of the way into
+ * DIR/LABEL-YYYYmmddTHHMMSS/ (UTC, a -N suffix if taken), -wal first so a
+ * stray log is never applied to a new file. *dir_out receives the folder.
+ * For a store that fails to open (TM_ECORRUPT), before opening a fresh one.
+ */
+int tm_store_quarantine(const char *path, const char *label, time_t now, char *dir_out,
+                        size_t dir_sz);
+
+typedef struct {
+    uint64_t rows_read;    /* op rows read from the old file */
+    uint64_t ops_new;      /* of those, new to this store */
+    uint64_t ops_refused;  /* rows that were not a valid op */
+    uint64_t read_errors;  /* places where reading failed and was skipped */
+    int old_node_id_known; /* 1 if the old node id could be read */
+    uint8_t old_node_id[TM_NODE_ID_LEN];
+    int wal_only; /* the database was gone: read from its -wal alone */
+} tm_salvage_t;
+
+/*
+ * Reads what can be read of the op log of an old (corrupt) store file and
+ * applies it to self with tm_store_apply, keeping each op's origin and seq:
+ * applying is idempotent, so what peers send later merges with it. Reading
+ * goes by rowid in slices; a slice that fails is skipped (probing further
+ * ahead, doubling) and counted in read_errors. The old file is opened
+ * without checkpointing, so it stays as it was found. Returns TM_OK even if
+ * nothing could be read (see *out); an error only when self refused writes.
+ * If old_path is gone but old_path-wal is there (the database deleted after
+ * a crash, its latest commits still in the log), an empty file of the size
+ * the log names is made at old_path so that SQLite reads the pages the log
+ * holds; the rest reads as damage and is skipped (wal_only = 1).
+ */
+int tm_store_salvage(tm_store_t *self, const char *old_path, tm_salvage_t *out);
 
 /* ---- materialised records --------------------------------------------- */
 

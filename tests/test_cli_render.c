@@ -147,6 +147,29 @@ Test(cli_render, a_wrong_clock_gets_a_banner_at_the_top)
     free(t);
 }
 
+Test(cli_render, a_lost_or_healed_store_gets_a_banner)
+{
+    char *t = status_text(
+        "{\"api_version\":1,\"store\":{\"state\":\"lost\",\"message\":\"the database file "
+        "/x/tillmesh.db was deleted while open\",\"healed_at_start\":null}}");
+    cr_assert(has_line(t, "WARNING: STORE LOST: the database file /x/tillmesh.db was deleted while "
+                          "open"),
+              "%s", t);
+    free(t);
+    t = status_text("{\"api_version\":1,\"store\":{\"state\":\"ok\",\"healed_at_start\":{"
+                    "\"moved_to\":\"/d/corrupt-20261126T065244\",\"ops_salvaged\":31}}}");
+    cr_assert(has_line(t, "NOTE: the store was rebuilt at start: old files moved to "
+                          "/d/corrupt-20261126T065244, 31 ops salvaged, the rest re-seeded from "
+                          "peers"),
+              "%s", t);
+    cr_assert_null(strstr(t, "WARNING"));
+    free(t);
+    t = status_text("{\"api_version\":1,\"store\":{\"state\":\"ok\",\"healed_at_start\":null}}");
+    cr_assert_null(strstr(t, "STORE"));
+    cr_assert_null(strstr(t, "NOTE"));
+    free(t);
+}
+
 Test(cli_render, clock_offsets_in_a_unit_a_person_reads)
 {
     char b[32];

@@ -242,17 +242,29 @@ Test(trust, a_trusted_till_cannot_write_as_another_origin)
 
 Test(trust, a_till_restored_from_a_backup_forks_and_the_fork_is_refused)
 {
-    /* Same key, two stores: what a restored data folder is. The second
-     * store's seq 2 differs from the first's: b keeps the first. */
+    /* A copy of a's data folder taken after its first sale (a backup),
+     * restored later as a2: same origin, and its seq 2 differs from the
+     * live till's. b keeps the first it got and refuses the other. */
     key_t_ ka = key(1), kb = key(2), ks[2] = {ka, kb};
-    tm_store_t *a = till(&ka, ks, 2), *a2 = till(&ka, ks, 2), *b = till(&kb, ks, 2);
+    tm_store_t *a = till(&ka, ks, 2), *b = till(&kb, ks, 2);
     sell(a, 100, NULL);
     tm_op_t *ops;
     size_t n, fresh;
     own_ops(a, &ops, &n);
-    apply(a2, ops, n, NULL); /* the backup holds seq 1 */
     apply(b, ops, n, NULL);
     tm_store_ops_free(ops, n);
+    tm_store_destroy(&a); /* checkpoints: the file is the whole store */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "cp %s/s0.db %s/backup.db", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/s0.db", dir);
+    cr_assert_eq(tm_store_open(path, NULL, &a), TM_OK);
+    cr_assert_eq(tm_store_set_signer(a, ka.pk, ka.sk, NULL), TM_OK);
+    tm_store_t *a2;
+    snprintf(path, sizeof path, "%s/backup.db", dir);
+    cr_assert_eq(tm_store_open(path, NULL, &a2), TM_OK);
+    cr_assert_eq(tm_store_set_signer(a2, ka.pk, ka.sk, NULL), TM_OK);
     sell(a, 200, NULL);  /* seq 2 on the live till */
     sell(a2, 300, NULL); /* seq 2 on the restored one */
     own_ops(a, &ops, &n);
