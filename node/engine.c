@@ -101,6 +101,7 @@ int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t 
         free(e);
         return rc;
     }
+    e->own_seq_at_start = tm_vv_get(&e->vv, e->node_id);
     *out = e;
     return TM_OK;
 }
@@ -732,6 +733,41 @@ static void vv_raise(tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN], uint64_t
     vv->n++;
 }
 
+/* A peer holds more of our own chain than we do: our store is older than
+ * what we once wrote - restored from a backup, or copied from another
+ * till. Ops we made since we started may then reuse seqs the peers hold
+ * with other content (a fork they refuse), and more would: move to a new
+ * origin now, taking those ops with us (tm_store_reincarnate). Once. */
+static void check_restored(tm_engine_t *e, const peer_t *p)
+{
+    uint64_t theirs = tm_vv_get(&p->vv, e->node_id), ours = tm_vv_get(&e->vv, e->node_id);
+    if (e->reincarnated || theirs <= ours)
+        return;
+    size_t moved = 0;
+    char was[TM_NODE_HEX_LEN], now[TM_NODE_HEX_LEN];
+    tm_hex(e->node_id, TM_NODE_ID_LEN, was);
+    int rc = tm_store_reincarnate(e->store, e->own_seq_at_start, &moved);
+    if (rc) {
+        tm_log_error(e->log,
+                     "peer %s holds %llu ops of ours, we hold %llu, and taking a new "
+                     "origin failed: %s",
+                     p->info.name, (unsigned long long)theirs, (unsigned long long)ours,
+                     tm_strerror(rc));
+        return;
+    }
+    e->reincarnated = true;
+    tm_store_node_id(e->store, e->node_id);
+    (void)refresh_vv(e);
+    tm_hex(e->node_id, TM_NODE_ID_LEN, now);
+    tm_log_error(e->log,
+                 "peer %s holds %llu ops of this till's own origin, the store only %llu: it was "
+                 "restored from a backup (or copied). This till now writes as origin %s (was "
+                 "%s) and re-issued the %zu op(s) it made since it started; its older ops come "
+                 "back from its peers",
+                 p->info.name, (unsigned long long)theirs, (unsigned long long)ours, now, was,
+                 moved);
+}
+
 static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_outbox_t *out)
 {
     peer_t *p = &e->peers[idx];
@@ -744,6 +780,7 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
     }
     tm_vv_free(&p->vv);
     p->vv = vv;
+    check_restored(e, p);
     p->info.uplink_up = ni->has_uplink && ni->uplink == TILLMESH__UPLINK_STATE__UPLINK_UP;
     p->info.uplink_since_ms = ni->uplink_since_ms;
     p->info.priority = ni->priority;

@@ -61,6 +61,10 @@ struct tm_engine {
     bool clock_reported;
     uint64_t clock_logged_ms;
     bool intake_off; /* disk watermark: peers' ops are not taken */
+    /* Restore from backup: the highest seq of our own origin when we
+     * started, and whether we already moved to a new incarnation. */
+    uint64_t own_seq_at_start;
+    bool reincarnated;
 };
 
 /* Ops that vector a covers and vector b does not. */

@@ -62,6 +62,20 @@ void tm_store__op_hash(const tm_op_t *op, uint8_t out[32])
         s_op_hash(op->origin, op->seq, op->hlc, op->kind, op->body, op->body_len, out);
 }
 
+void tm_store__digest_sub(uint8_t acc[32], const tm_op_t *op)
+{
+    /* acc - h = acc + (2^256 - h): the two's complement of h. */
+    uint8_t h[32], neg[32];
+    unsigned carry = 1;
+    tm_store__op_hash(op, h);
+    for (int i = 31; i >= 0; i--) {
+        unsigned s = (unsigned)(uint8_t)~h[i] + carry;
+        neg[i] = (uint8_t)s;
+        carry = s >> 8;
+    }
+    s_add(acc, neg);
+}
+
 void tm_store__digest_add(uint8_t acc[32], const tm_op_t *op)
 {
     uint8_t h[32];
@@ -89,8 +103,10 @@ static int s_rebuild(tm_store_t *self, uint8_t acc[32])
 {
     sqlite3_stmt *st = NULL;
     int src, rc = tm_store__err(
-                 self, sqlite3_prepare_v2(self->db, "SELECT origin, seq, hlc, kind, body, hash, compacted FROM ops",
-                                          -1, &st, NULL));
+                 self,
+                 sqlite3_prepare_v2(self->db,
+                                    "SELECT origin, seq, hlc, kind, body, hash, compacted FROM ops",
+                                    -1, &st, NULL));
     memset(acc, 0, 32);
     if (rc)
         return rc;

@@ -556,6 +556,84 @@ int tm_store_apply(tm_store_t *self, const tm_op_t *ops, size_t n, size_t *n_new
     return tm_store_apply_report(self, ops, n, n_new, NULL);
 }
 
+int tm_store_reincarnate(tm_store_t *self, uint64_t keep, size_t *n_moved)
+{
+    tm_range_t r = {.from = keep + 1, .to = INT64_MAX};
+    tm_op_t *old = NULL;
+    size_t n = 0;
+    uint8_t acc[32], id[TM_NODE_ID_LEN], was[TM_NODE_ID_LEN];
+    *n_moved = 0;
+    if (!self->signer)
+        return TM_ESTATE;
+    memcpy(r.origin, self->node_id, TM_NODE_ID_LEN);
+    memcpy(was, self->node_id, TM_NODE_ID_LEN);
+    int rc = tm_store_read_ops(self, &r, 1, 0, 0, &old, &n);
+    if (rc)
+        return rc;
+    uint32_t inc = 0;
+    while (inc == 0)
+        tm_random(&inc, sizeof inc);
+    tm_sign_node_id(self->sign_pk, inc, id);
+    tm_store__rec_t *recs = calloc(n + 1, sizeof *recs);
+    if (!recs) {
+        rc = TM_ENOMEM;
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n && rc == TM_OK; i++)
+        rc = old[i].compacted ? TM_OK : s_check_op(&old[i], &recs[i]);
+    if (rc || (rc = s_begin(self)))
+        goto cleanup;
+    memcpy(acc, self->acc, sizeof acc);
+    /* The forked ops leave the old origin (whose real ops come back from
+     * the peers), and the store takes the new origin... */
+    static const char del[] = "DELETE FROM ops WHERE origin = ?1 AND seq > ?2;"
+                              "UPDATE vv SET seq = min(seq, ?2) WHERE origin = ?1;"
+                              "UPDATE meta SET value = ?3 WHERE key = 'node_id';";
+    const char *tail = del;
+    while (rc == TM_OK && *tail) {
+        sqlite3_stmt *st = NULL;
+        rc = tm_store__err(self, sqlite3_prepare_v2(self->db, tail, -1, &st, &tail));
+        if (rc || !st)
+            break;
+        sqlite3_bind_blob(st, 1, was, TM_NODE_ID_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, keep > INT64_MAX ? INT64_MAX : (sqlite3_int64)keep);
+        if (sqlite3_bind_parameter_count(st) >= 3)
+            sqlite3_bind_blob(st, 3, id, TM_NODE_ID_LEN, SQLITE_STATIC);
+        rc = tm_store__err(self, sqlite3_step(st));
+        sqlite3_finalize(st);
+    }
+    memcpy(self->node_id, id, TM_NODE_ID_LEN);
+    /* ... under which they are said again, re-signed. */
+    for (size_t i = 0; i < n && rc == TM_OK; i++) {
+        size_t fresh = 0;
+        tm_store__digest_sub(acc, &old[i]);
+        if (old[i].compacted)
+            continue; /* a booked sale: nothing to say again */
+        tm_op_t op = old[i];
+        memcpy(op.origin, id, TM_NODE_ID_LEN);
+        op.seq = ++*n_moved;
+        op.has_sig = false;
+        uint8_t h[32];
+        tm_store__op_hash(&op, h);
+        if ((rc = tm_store__sign(self, &op, h)) == TM_OK)
+            rc = s_write_ops(self, &op, &recs[i], NULL, 1, &fresh, acc, NULL);
+    }
+    if (rc == TM_OK && (rc = tm_store__digest_save(self, acc)) == TM_OK &&
+        (rc = s_exec_id(self, ST_COMMIT)) == TM_OK)
+        memcpy(self->acc, acc, sizeof acc);
+cleanup:
+    if (rc) {
+        s_rollback(self);
+        memcpy(self->node_id, was, TM_NODE_ID_LEN);
+        *n_moved = 0;
+    }
+    for (size_t i = 0; recs && i < n; i++)
+        tm_store__rec_free(&recs[i]);
+    free(recs);
+    tm_store_ops_free(old, n);
+    return rc;
+}
+
 int tm_store_set_signer(tm_store_t *self, const uint8_t pk[32], const uint8_t sk[64], bool *sealed)
 {
     uint8_t id[TM_NODE_ID_LEN];

@@ -155,6 +155,8 @@ int tm_store__file_note(tm_store_t *self);
 
 /* Adds one op to an accumulator. */
 void tm_store__digest_add(uint8_t acc[32], const tm_op_t *op);
+/* Takes an op out of the accumulator (tm_store_reincarnate only). */
+void tm_store__digest_sub(uint8_t acc[32], const tm_op_t *op);
 /* The hash an op counts for in the digest (its stored hash if compacted). */
 void tm_store__op_hash(const tm_op_t *op, uint8_t out[32]);
 /* Writes an accumulator to the meta table (inside the caller's transaction). */

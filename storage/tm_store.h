@@ -287,6 +287,18 @@ int tm_store_set_signer(tm_store_t *self, const uint8_t pk[32], const uint8_t sk
  * verification off (tools, and tests of other parts). */
 int tm_store_set_trusted(tm_store_t *self, const uint8_t (*pks)[32], size_t n);
 
+/*
+ * Restored from a backup: peers hold more of this till's own chain than
+ * its store does, so the ops it made since it started (seq > keep) fork
+ * that chain and its peers refuse them. This takes a new origin (a new
+ * incarnation of the same key) and, in one transaction, moves those ops
+ * to it: re-signed under the new origin with the same stamp, kind and body
+ * (a sale keeps its sale_id, so it is one sale whichever copy arrives),
+ * and taken out of the old origin, whose real ops then come back from the
+ * peers. *n_moved: how many ops moved.
+ */
+int tm_store_reincarnate(tm_store_t *self, uint64_t keep, size_t *n_moved);
+
 #define TM_APPLY_REPORT_ORIGINS 8
 
 typedef struct {

@@ -425,3 +425,74 @@ Test(trust, evidence_is_bounded)
     tm_store_destroy(&a);
     tm_store_destroy(&b);
 }
+
+Test(trust, a_restored_till_moves_its_new_ops_to_a_new_origin_and_nothing_is_lost)
+{
+    /* a sells 1, is backed up, sells 2 and 3 (b gets them), is restored from
+     * the backup as a2 and sells 4 (seq 2 again: a fork b refuses). a2 then
+     * learns from b that it is behind on its own chain and reincarnates:
+     * sale 4 moves to a new origin, b takes it, a2 gets back 2 and 3. */
+    key_t_ ka = key(1), kb = key(2), ks[2] = {ka, kb};
+    tm_store_t *a = till(&ka, ks, 2), *b = till(&kb, ks, 2);
+    char ids[4][TM_UUID_LEN];
+    sell(a, 100, ids[0]);
+    tm_store_destroy(&a);
+    char cmd[256], path[128];
+    snprintf(cmd, sizeof cmd, "cp %s/s0.db %s/backup.db", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/s0.db", dir);
+    cr_assert_eq(tm_store_open(path, NULL, &a), TM_OK);
+    cr_assert_eq(tm_store_set_signer(a, ka.pk, ka.sk, NULL), TM_OK);
+    sell(a, 200, ids[1]);
+    sell(a, 300, ids[2]);
+    tm_op_t *ops;
+    size_t n, fresh, moved;
+    own_ops(a, &ops, &n);
+    apply(b, ops, n, NULL);
+    tm_store_ops_free(ops, n);
+    tm_store_destroy(&a); /* the till dies; its folder is restored */
+    tm_store_t *a2;
+    snprintf(path, sizeof path, "%s/backup.db", dir);
+    cr_assert_eq(tm_store_open(path, NULL, &a2), TM_OK);
+    cr_assert_eq(tm_store_set_signer(a2, ka.pk, ka.sk, NULL), TM_OK);
+    uint8_t pks[2][32];
+    memcpy(pks[0], ka.pk, 32);
+    memcpy(pks[1], kb.pk, 32);
+    cr_assert_eq(tm_store_set_trusted(a2, (const uint8_t(*)[32])pks, 2), TM_OK);
+    uint8_t old_id[TM_NODE_ID_LEN], new_id[TM_NODE_ID_LEN];
+    tm_store_node_id(a2, old_id);
+    sell(a2, 400, ids[3]); /* seq 2 again */
+    own_ops(a2, &ops, &n);
+    tm_apply_report_t rep = apply(b, ops, n, &fresh);
+    cr_assert_eq(rep.refused, 1, "the restored till's seq 2 is a fork");
+    tm_store_ops_free(ops, n);
+    cr_assert_eq(tm_store_reincarnate(a2, 1, &moved), TM_OK);
+    cr_assert_eq(moved, 1);
+    tm_store_node_id(a2, new_id);
+    cr_assert(memcmp(old_id, new_id, TM_NODE_ID_LEN) != 0);
+    cr_assert(tm_sign_owns(ka.pk, new_id), "same key, new incarnation");
+    own_ops(a2, &ops, &n); /* the new origin's ops */
+    cr_assert_eq(n, 1);
+    rep = apply(b, ops, n, &fresh);
+    cr_assert_eq(fresh, 1);
+    cr_assert_eq(rep.refused, 0);
+    tm_store_ops_free(ops, n);
+    /* b hands back the old origin's real seq 2 and 3. */
+    tm_range_t r = {.from = 1, .to = 100};
+    memcpy(r.origin, old_id, TM_NODE_ID_LEN);
+    cr_assert_eq(tm_store_read_ops(b, &r, 1, 100, 0, &ops, &n), TM_OK);
+    rep = apply(a2, ops, n, &fresh);
+    cr_assert_eq(fresh, 2);
+    cr_assert_eq(rep.refused, 0);
+    tm_store_ops_free(ops, n);
+    for (int i = 0; i < 4; i++) {
+        tm_sale_t s;
+        cr_assert_eq(tm_store_get_sale(b, ids[i], &s), TM_OK, "sale %d on b", i);
+        tm_sale_free(&s);
+        cr_assert_eq(tm_store_get_sale(a2, ids[i], &s), TM_OK, "sale %d on a2", i);
+        tm_sale_free(&s);
+    }
+    assert_same_digest(a2, b);
+    tm_store_destroy(&a2);
+    tm_store_destroy(&b);
+}
