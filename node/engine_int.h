@@ -17,7 +17,22 @@ typedef struct {
     uint64_t echo_tx_mono; /* its monotonic send time of its last heartbeat */
     uint64_t echo_rx_mono; /* our monotonic time when that arrived */
     bool clock_reported;   /* we logged its clock as off the store's */
+    uint64_t seen_wall_ms; /* discovery: last announced or withdrawn (wall) */
+    /* Over-bound frames: when we last logged one, and how many since. */
+    uint64_t bound_logged_ms;
+    uint64_t bound_unlogged;
 } peer_t;
+
+/* One origin's quota: a token bucket of cfg.origin_quota_ops_per_hour
+ * ops, refilled over an hour (monotonic time). */
+typedef struct {
+    uint8_t origin[TM_NODE_ID_LEN];
+    double tokens;
+    uint64_t at_ms; /* tokens as of this time */
+    bool limited;   /* spent: taken again once a minute's worth is back */
+    uint64_t refused;
+    uint64_t since_wall_ms;
+} quota_t;
 
 struct tm_engine {
     tm_engine_cfg_t cfg;
@@ -51,7 +66,10 @@ struct tm_engine {
      * not every heartbeat. */
     bool clock_reported;
     uint64_t clock_logged_ms;
-    bool intake_off; /* disk watermark: peers' ops are not taken */
+    bool intake_off;  /* disk watermark: peers' ops are not taken */
+    size_t n_trusted; /* keys in the trusted keys file: frame bounds */
+    quota_t *quota;   /* per origin, bounded by TM_ENGINE_QUOTA_ORIGINS */
+    size_t n_quota;
 };
 
 /* Ops that vector a covers and vector b does not. */

@@ -21,6 +21,7 @@ typedef struct {
 typedef struct {
     char name[NAME_MAX_LEN];
     char endpoint[256];
+    uint8_t server_pub[32]; /* the key it was connected with */
     void *dealer;
 } link_t;
 
@@ -37,6 +38,9 @@ struct tm_mesh {
     size_t n_trusted;
     link_t *links;
     size_t n_links;
+    /* Frames from a key no longer trusted (revoked since it connected). */
+    uint64_t frames_refused;
+    uint64_t refused_logged; /* frames_refused when last logged */
 };
 
 /* ---- keys ------------------------------------------------------------- */
@@ -120,17 +124,61 @@ static int load_trusted(tm_mesh_t *m)
     return TM_OK;
 }
 
-int tm_mesh_reload_trusted(tm_mesh_t *m)
-{
-    return load_trusted(m);
-}
-
 static const trusted_t *find_trusted_name(const tm_mesh_t *m, const char *name)
 {
     for (size_t i = 0; i < m->n_trusted; i++)
         if (strcmp(m->trusted[i].name, name) == 0)
             return &m->trusted[i];
     return NULL;
+}
+
+static void *new_dealer(tm_mesh_t *m, const uint8_t server_pub[32]);
+
+/* After a reload: a link whose name left the trusted keys is closed (its
+ * queued frames are discarded: LINGER 0); a link whose name now has
+ * another key is reconnected with that key, so that we only ever talk to
+ * the till holding it. */
+static void revise_links(tm_mesh_t *m)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_links; i++) {
+        link_t *l = &m->links[i];
+        const trusted_t *t = find_trusted_name(m, l->name);
+        if (!t) {
+            if (l->dealer)
+                zmq_close(l->dealer);
+            tm_log_warn(m->log, "peer %s: key removed from %s: connection to %s closed", l->name,
+                        m->trusted_file, l->endpoint);
+            continue;
+        }
+        if (memcmp(t->pub, l->server_pub, 32) != 0) {
+            if (l->dealer)
+                zmq_close(l->dealer);
+            tm_log_warn(m->log, "peer %s: its key changed in %s: reconnecting with the new key",
+                        l->name, m->trusted_file);
+            memcpy(l->server_pub, t->pub, 32);
+            l->dealer = new_dealer(m, t->pub);
+            if (l->dealer && zmq_connect(l->dealer, l->endpoint) != 0) {
+                zmq_close(l->dealer);
+                l->dealer = NULL;
+            }
+        }
+        m->links[k++] = *l;
+    }
+    m->n_links = k;
+}
+
+int tm_mesh_reload_trusted(tm_mesh_t *m)
+{
+    int rc = load_trusted(m);
+    if (rc == TM_OK)
+        revise_links(m);
+    return rc;
+}
+
+uint64_t tm_mesh_frames_refused(const tm_mesh_t *m)
+{
+    return m->frames_refused;
 }
 
 int tm_mesh_trusted_at(const tm_mesh_t *m, size_t i, const char **name, const uint8_t **pub)
@@ -297,6 +345,7 @@ int tm_mesh_connect(tm_mesh_t *m, const char *name, const char *endpoint)
         l->dealer = NULL;
     }
     tm_strlcpy(l->endpoint, endpoint, sizeof l->endpoint);
+    memcpy(l->server_pub, t->pub, 32);
     if (!(l->dealer = new_dealer(m, t->pub)))
         return TM_EIO;
     if (zmq_connect(l->dealer, endpoint) != 0) {
@@ -368,12 +417,17 @@ static void zap_serve_one(tm_mesh_t *m)
     if (n < 0)
         return;
     const char *user = NULL;
+    char user_z85[41];
     if (n >= 7 && zmq_msg_size(&p[5]) == 5 && memcmp(zmq_msg_data(&p[5]), "CURVE", 5) == 0 &&
         zmq_msg_size(&p[6]) == 32)
         user = tm_mesh_key_name(m, zmq_msg_data(&p[6]));
     if (n >= 2) {
         if (user) {
-            zap_reply(m->zap, &p[1], "200", "OK", user);
+            /* The User-Id is the key itself, not its name: every frame is
+             * checked against the trusted keys as they are when it
+             * arrives, so a key revoked later is refused at once. */
+            zmq_z85_encode(user_z85, zmq_msg_data(&p[6]), 32);
+            zap_reply(m->zap, &p[1], "200", "OK", user_z85);
         } else {
             char z85[41] = "?";
             if (n >= 7 && zmq_msg_size(&p[6]) == 32)
@@ -412,8 +466,25 @@ static void router_recv_one(tm_mesh_t *m, tm_mesh_frame_fn fn, void *ctx, int *g
         zmq_msg_close(&x);
     }
     const char *user = zmq_msg_gets(&body, "User-Id");
-    if (user && *user)
-        fn(ctx, user, zmq_msg_data(&body), zmq_msg_size(&body));
+    uint8_t pub[32];
+    const char *name = NULL;
+    if (user && strlen(user) == 40 && zmq_z85_decode(pub, user))
+        name = tm_mesh_key_name(m, pub);
+    if (name) {
+        fn(ctx, name, zmq_msg_data(&body), zmq_msg_size(&body));
+    } else {
+        /* Its key left the trusted keys after it connected. libzmq cannot
+         * close one peer's connection on a ROUTER; its frames go nowhere
+         * and a reconnect is refused by the ZAP handler. */
+        m->frames_refused++;
+        if (m->frames_refused - m->refused_logged >= 1000 || m->refused_logged == 0) {
+            tm_log_warn(m->log,
+                        "dropped frames from key %.40s: not in the trusted keys "
+                        "(revoked); %llu so far",
+                        user ? user : "?", (unsigned long long)m->frames_refused);
+            m->refused_logged = m->frames_refused;
+        }
+    }
 cleanup:
     zmq_msg_close(&ident);
     zmq_msg_close(&body);

@@ -28,7 +28,7 @@ typedef struct {
     char api_listen[64]; /* HOST:PORT, numeric host */
     uint32_t priority;
     tm_log_level_t log_level;
-    int api_allow_remote; /* refuse a non-loopback API address unless set */
+    int api_allow_remote;    /* refuse a non-loopback API address unless set */
     uint32_t retention_days; /* forget ERP-acknowledged sales older than this; 0: never */
     uint32_t min_free_mb;    /* below this much free disk, stop taking peers' ops */
     /* [mesh] */
@@ -40,7 +40,8 @@ typedef struct {
     uint32_t heartbeat_ms;
     uint32_t peer_timeout_ms;
     uint32_t batch_max_ops;
-    uint32_t clock_warn_ms; /* report a clock this far from the store's; 0: default */
+    uint32_t clock_warn_ms;             /* report a clock this far from the store's; 0: default */
+    uint32_t origin_quota_ops_per_hour; /* new ops one origin may make us store an hour */
     /* [erp] (no url: this till never forwards; its uplink stays unknown) */
     char erp_url[256];
     char erp_token_file[TM_CFG_STR];
