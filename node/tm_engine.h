@@ -244,14 +244,16 @@ void tm_engine_stats(const tm_engine_t *self, tm_engine_stats_t *out);
  * Every count in a frame is bounded before any work is done on it:
  *  - version vector entries and pull ranges: at most what we hold plus
  *    TM_ENGINE_ORIGINS_PER_KEY per trusted key (a till gets a new origin
- *    when its store is rebuilt) plus a small slack;
+ *    when its store is rebuilt) plus a slack for a store's history of
+ *    rebuilt tills (a new till holds nothing yet and must still take its
+ *    peers' vectors);
  *  - ops per batch: at most batch_max_ops (a pull answer never holds more
  *    than we asked for; a push holds one).
  * A frame over a bound is dropped whole, counted (frames_over_bound) and
  * logged at most once a minute per peer.
  */
 #define TM_ENGINE_ORIGINS_PER_KEY 4
-#define TM_ENGINE_ORIGINS_SLACK   16
+#define TM_ENGINE_ORIGINS_SLACK   256
 /* The number of keys in the trusted keys file (the daemon sets it at start
  * and on reload); the bounds above are derived from it. */
 void tm_engine_set_trusted_count(tm_engine_t *self, size_t n);

@@ -7,8 +7,9 @@
  * DEALER to that peer; all frames it receives come in on its ROUTER. A ZAP
  * handler, served on this same thread, admits a connecting client only if
  * its public key is in the store's trusted keys file, and tags its frames
- * with the key's name: the engine knows which till spoke without trusting
- * what the frame claims.
+ * with that key; each frame is delivered under the key's name as the
+ * trusted keys are when it arrives (a key revoked since is dropped): the
+ * engine knows which till spoke without trusting what the frame claims.
  *
  * Keys are Z85 text, one key per file (`tillmesh keygen` writes them). The
  * trusted keys file has one line per till: "NAME Z85-PUBLIC-KEY"; '#' starts
