@@ -849,7 +849,11 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
     }
     /* A peer that connected to us but that we did not know: connect back,
      * so that pushes and pull answers reach it. */
-    if (ni->mesh_endpoint && !p->info.endpoint[0] && strlen(ni->mesh_endpoint) < TM_ENDPOINT_MAX) {
+    /* A learned peer that moved (restarted on another port, new address)
+     * is followed; static and mDNS endpoints come from their own source. */
+    if (ni->mesh_endpoint && ni->mesh_endpoint[0] && strlen(ni->mesh_endpoint) < TM_ENDPOINT_MAX &&
+        (!p->info.endpoint[0] ||
+         (p->info.source == TM_SRC_LEARNED && strcmp(p->info.endpoint, ni->mesh_endpoint) != 0))) {
         tm_strlcpy(p->info.endpoint, ni->mesh_endpoint, sizeof p->info.endpoint);
         tm_log_info(e->log, "peer %s: learned endpoint %s", p->info.name, p->info.endpoint);
         int rc = queue_connect(out, p);

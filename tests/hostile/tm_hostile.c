@@ -392,6 +392,9 @@ static int cmd_flood(hostile_t *h, uint64_t n, uint64_t batch, size_t name_bytes
 
 static int cmd_pull(hostile_t *h, size_t n, uint64_t from, uint64_t to)
 {
+    /* The first range names the target's own origin: wait to hear it. */
+    for (int i = 0; i < 50 && !h->have_target; i++)
+        pump(h, 100);
     Tillmesh__Range *rs = calloc(n + 1, sizeof *rs), **rp = calloc(n + 1, sizeof *rp);
     uint8_t *ids = calloc(n + 1, TM_NODE_ID_LEN);
     int rc = TM_ENOMEM;

@@ -4,6 +4,8 @@
 O(n^2) merge). The till must keep selling: every POST /v1/sales answers 201
 within a POS's client timeout while the heartbeats arrive, and status counts
 the frames as dropped over the bound. p99 of POST is printed, not asserted.
+Then pull requests: 100,000 ranges are dropped over the bound; one range
+1..2^63 of the till's own origin is answered with one bounded batch.
 """
 import sys
 
@@ -29,6 +31,16 @@ def test_hostile_heartbeat(lab):
         f"status does not count the 3 over-bound heartbeats: {trust}"
     p = hl.peer(a, "hostile")
     assert p and p.get("frames_over_bound", 0) >= 3, f"peer entry: {p}"
+
+    rep = hl.finish(hl.start(lab, a, ["pull", "100000"], key, wait_ms=1000))
+    trust = a.status()["trust"]
+    assert trust["frames_over_bound"] >= 4, f"a pull with 100,000 ranges was not dropped: {trust}"
+    assert rep["recv_ops"] == 0, f"a pull with 100,000 ranges was answered: {rep}"
+    rep = hl.finish(hl.start(lab, a, ["pull", "1", "1", str(2 ** 63)], key, wait_ms=1000))
+    held = a.status()["state"]["local_ops"]
+    print(f"a pull of 1..2^63 of a's {held} ops got {rep['recv_ops']} ops back", flush=True)
+    assert 0 < rep["recv_ops"] <= 1000 and rep["recv_ops"] <= held, \
+        f"a pull of 1..2^63 got {rep['recv_ops']} ops (batch_max_ops 1000, a holds {held})"
 
 
 if __name__ == "__main__":
