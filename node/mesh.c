@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "tm_wire.h"
 
@@ -41,6 +42,10 @@ struct tm_mesh {
     /* Frames from a key no longer trusted (revoked since it connected). */
     uint64_t frames_refused;
     uint64_t refused_logged; /* frames_refused when last logged */
+    /* Connections refused by ZAP: logged once a minute at most, with the
+     * count, so that a till retrying with a revoked key cannot fill the
+     * disk with our logs. */
+    uint64_t zap_refused, zap_refused_logged, zap_logged_at;
 };
 
 /* ---- keys ------------------------------------------------------------- */
@@ -168,11 +173,63 @@ static void revise_links(tm_mesh_t *m)
     m->n_links = k;
 }
 
+/* Closes every inbound connection by unbinding the ROUTER's listener (its
+ * accepted connections go with it) and binding the same endpoint again.
+ * libzmq has no call to drop one client of a ROUTER; the honest tills'
+ * DEALERs reconnect within their reconnect interval and pass ZAP again,
+ * a revoked key does not. Frames lost in between are repaired by pull. */
+static int reset_router(tm_mesh_t *m)
+{
+    if (zmq_unbind(m->router, m->endpoint) != 0) {
+        tm_log_error(m->log, "cannot close the inbound connections on %s: %s", m->endpoint,
+                     zmq_strerror(zmq_errno()));
+        return TM_EIO;
+    }
+    /* The listener closes on libzmq's I/O thread: retry briefly. */
+    for (int i = 0; i < 100; i++) {
+        if (zmq_bind(m->router, m->endpoint) == 0) {
+            tm_log_info(m->log,
+                        "inbound connections closed and %s listening again: every "
+                        "till reconnects and its key is checked again",
+                        m->endpoint);
+            return TM_OK;
+        }
+        if (zmq_errno() != EADDRINUSE)
+            break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    tm_log_error(m->log,
+                 "cannot listen on %s again: %s; peers cannot connect to this till "
+                 "until tillmeshd is restarted",
+                 m->endpoint, zmq_strerror(zmq_errno()));
+    return TM_EIO;
+}
+
+/* True when a key of old[] is not in the trusted keys now. */
+static int key_removed(const tm_mesh_t *m, const trusted_t *old, size_t n_old)
+{
+    for (size_t i = 0; i < n_old; i++)
+        if (!tm_mesh_key_name(m, old[i].pub))
+            return 1;
+    return 0;
+}
+
 int tm_mesh_reload_trusted(tm_mesh_t *m)
 {
+    trusted_t *old = NULL;
+    size_t n_old = m->n_trusted;
+    if (n_old && !(old = malloc(n_old * sizeof *old)))
+        return TM_ENOMEM;
+    if (n_old)
+        memcpy(old, m->trusted, n_old * sizeof *old);
     int rc = load_trusted(m);
-    if (rc == TM_OK)
+    if (rc == TM_OK) {
         revise_links(m);
+        if (key_removed(m, old, n_old))
+            rc = reset_router(m);
+    }
+    free(old);
     return rc;
 }
 
@@ -436,7 +493,19 @@ static void zap_serve_one(tm_mesh_t *m)
             if (n >= 4)
                 snprintf(addr, sizeof addr, "%.*s", (int)zmq_msg_size(&p[3]),
                          (const char *)zmq_msg_data(&p[3]));
-            tm_log_warn(m->log, "refused a connection from %s: key %s is not trusted", addr, z85);
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t now = (uint64_t)ts.tv_sec;
+            m->zap_refused++;
+            if (m->zap_refused == 1 || now - m->zap_logged_at >= 60) {
+                tm_log_warn(m->log,
+                            "refused a connection from %s: key %s is not trusted (%llu refused "
+                            "since the last report)",
+                            addr, z85,
+                            (unsigned long long)(m->zap_refused - m->zap_refused_logged));
+                m->zap_refused_logged = m->zap_refused;
+                m->zap_logged_at = now;
+            }
             zap_reply(m->zap, &p[1], "400", "untrusted key", "");
         }
     }

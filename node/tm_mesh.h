@@ -71,10 +71,12 @@ void tm_mesh_process(tm_mesh_t *self, tm_mesh_frame_fn fn, void *ctx);
 
 /* Re-reads the trusted keys file (SIGHUP). Revocation: our connection to
  * a name no longer trusted is closed (a name whose key changed is
- * reconnected with the new key), and frames from a key no longer trusted
- * are dropped from then on, whatever connection they come on (the frame's
- * CURVE key is looked up for every frame). On a file with errors nothing
- * changes (TM_ECONFIG). */
+ * reconnected with the new key); if any key was removed, every inbound
+ * connection is closed (the other tills reconnect at once and pass the
+ * ZAP check again; the removed key does not); and frames from a key no
+ * longer trusted are dropped from then on, whatever connection they come
+ * on (the frame's CURVE key is looked up for every frame). On a file with
+ * errors nothing changes (TM_ECONFIG). */
 int tm_mesh_reload_trusted(tm_mesh_t *self);
 /* Frames dropped because their key is not trusted (any more). */
 uint64_t tm_mesh_frames_refused(const tm_mesh_t *self);

@@ -59,7 +59,9 @@ static void usage(FILE *f)
           "  squat ORIGIN SEQ           one sale op claiming origin ORIGIN (hex) and seq SEQ\n"
           "  raw FILE                   the bytes of FILE as one frame\n"
           "\n"
-          "Output (stdout): {\"sent_frames\":..,\"sent_bytes\":..,\"recv_frames\":..,\n"
+          "Output (stdout): {\"sent_frames\":..,\"sent_bytes\":..,\"send_failed\":..\n"
+          " (frames not sent: no connection, e.g. the target closed it and refuses us),\n"
+          " \"recv_frames\":..,\"node_id\":\"HEX\" (ours),\n"
           " \"recv_hello\":..,\"recv_heartbeats\":..,\"recv_pulls\":..,\"recv_ops\":..,\n"
           " \"recv_pushed_ops\":..,\"recv_bad\":..,\"target_node_id\":\"HEX\"|null,\n"
           " \"target_vv\":{\"HEX\":SEQ,..}}; errors on stderr, exit 2 on bad usage.\n",
@@ -78,6 +80,7 @@ typedef struct {
     uint64_t n_bodies; /* made */
     uint64_t n_ops;    /* pushed so far: what our vector advertises */
     /* what we saw */
+    uint64_t send_failed; /* no connection to the target (closed, refused) */
     uint64_t sent_frames, sent_bytes, recv_frames, recv_hello, recv_hb, recv_pulls, recv_ops,
         recv_pushed, recv_bad;
     int have_target;
@@ -116,9 +119,15 @@ static void env_init(hostile_t *h, Tillmesh__Envelope *env)
 
 static int send_frame(hostile_t *h, const uint8_t *buf, size_t len)
 {
-    /* Blocking send: a hostile peer does not care about being polite, and
-     * the test wants every frame to leave. */
-    if (zmq_send(h->dealer, buf, len, 0) < 0) {
+    /* Blocking send (up to SNDTIMEO) while connected: a hostile peer does
+     * not care about being polite, and the test wants every frame to
+     * leave. Once a send found no connection (the target closed it and
+     * refuses us), later ones do not wait: they are counted as failed. */
+    if (zmq_send(h->dealer, buf, len, h->send_failed ? ZMQ_DONTWAIT : 0) < 0) {
+        if (zmq_errno() == EAGAIN) {
+            h->send_failed++;
+            return TM_OK;
+        }
         fprintf(stderr, "tm_hostile: send: %s\n", zmq_strerror(zmq_errno()));
         return TM_EIO;
     }
@@ -547,7 +556,7 @@ static void report(hostile_t *h)
            h->sent_frames, h->sent_bytes, h->recv_frames, h->recv_hello, h->recv_hb, h->recv_pulls,
            h->recv_ops, h->recv_pushed, h->recv_bad);
     tm_hex(h->node_id, TM_NODE_ID_LEN, hex);
-    printf(",\"node_id\":\"%s\"", hex);
+    printf(",\"node_id\":\"%s\",\"send_failed\":%" PRIu64, hex, h->send_failed);
     if (h->have_target) {
         tm_hex(h->target_id, TM_NODE_ID_LEN, hex);
         printf(",\"target_node_id\":\"%s\",\"target_vv\":{", hex);
