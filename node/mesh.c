@@ -11,8 +11,9 @@
 
 #include "tm_wire.h"
 
-#define NAME_MAX_LEN 64
-#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define NAME_MAX_LEN              64
+#define TM_MESH_PROCESS_BUDGET_MS 10
+#define ZAP_ENDPOINT              "inproc://zeromq.zap.01"
 
 typedef struct {
     char name[NAME_MAX_LEN];
@@ -563,8 +564,15 @@ void tm_mesh_process(tm_mesh_t *m, tm_mesh_frame_fn fn, void *ctx)
 {
     int events;
     size_t sz = sizeof events;
-    /* Bounded rounds keep one busy peer from starving the HTTP API. */
+    /* Bounded rounds, and a time budget: every frame may be a fsynced
+     * write, and a flooding peer must not keep the HTTP API waiting. */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int round = 0; round < 256; round++) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (round && (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >=
+                         TM_MESH_PROCESS_BUDGET_MS)
+            break;
         int did = 0, got;
         if (zmq_getsockopt(m->zap, ZMQ_EVENTS, &events, &sz) == 0 && (events & ZMQ_POLLIN)) {
             zap_serve_one(m);
