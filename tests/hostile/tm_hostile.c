@@ -63,7 +63,8 @@ static void usage(FILE *f)
           " (frames not sent: no connection, e.g. the target closed it and refuses us),\n"
           " \"recv_frames\":..,\"node_id\":\"HEX\" (ours),\n"
           " \"recv_hello\":..,\"recv_heartbeats\":..,\"recv_pulls\":..,\"recv_ops\":..,\n"
-          " \"recv_pushed_ops\":..,\"recv_bad\":..,\"target_node_id\":\"HEX\"|null,\n"
+          " \"recv_pushed_ops\":..,\"recv_bad\":..,\"recv_sale_ids\":[the first 64 sale ids\n"
+          " received],\"target_node_id\":\"HEX\"|null,\n"
           " \"target_vv\":{\"HEX\":SEQ,..}}; errors on stderr, exit 2 on bad usage.\n",
           f);
 }
@@ -83,6 +84,8 @@ typedef struct {
     uint64_t send_failed; /* no connection to the target (closed, refused) */
     uint64_t sent_frames, sent_bytes, recv_frames, recv_hello, recv_hb, recv_pulls, recv_ops,
         recv_pushed, recv_bad;
+    char sale_ids[64][TM_UUID_LEN]; /* sales the target sent us (first 64) */
+    size_t n_sale_ids;
     int have_target;
     uint8_t target_id[TM_NODE_ID_LEN];
     tm_vv_t target_vv;
@@ -297,6 +300,15 @@ static void on_frame(hostile_t *h, const uint8_t *buf, size_t len)
         h->recv_ops += env->ops->n_ops;
         if (!env->ops->is_reply)
             h->recv_pushed += env->ops->n_ops;
+        for (size_t i = 0; i < env->ops->n_ops && h->n_sale_ids < 64; i++) {
+            const Tillmesh__Op *o = env->ops->ops[i];
+            tm_sale_t sale;
+            if (o->kind != TILLMESH__OP_KIND__OP_SALE ||
+                tm_wire_sale_decode(o->body.data, o->body.len, &sale) != TM_OK)
+                continue;
+            tm_strlcpy(h->sale_ids[h->n_sale_ids++], sale.sale_id, TM_UUID_LEN);
+            tm_sale_free(&sale);
+        }
         break;
     default: break;
     }
@@ -556,7 +568,11 @@ static void report(hostile_t *h)
            h->sent_frames, h->sent_bytes, h->recv_frames, h->recv_hello, h->recv_hb, h->recv_pulls,
            h->recv_ops, h->recv_pushed, h->recv_bad);
     tm_hex(h->node_id, TM_NODE_ID_LEN, hex);
-    printf(",\"node_id\":\"%s\",\"send_failed\":%" PRIu64, hex, h->send_failed);
+    printf(",\"node_id\":\"%s\",\"send_failed\":%" PRIu64 ",\"recv_sale_ids\":[", hex,
+           h->send_failed);
+    for (size_t i = 0; i < h->n_sale_ids; i++)
+        printf("%s\"%s\"", i ? "," : "", h->sale_ids[i]);
+    printf("]");
     if (h->have_target) {
         tm_hex(h->target_id, TM_NODE_ID_LEN, hex);
         printf(",\"target_node_id\":\"%s\",\"target_vv\":{", hex);
