@@ -375,11 +375,11 @@ static json_t *status_trust(tm_daemon_t *d)
 static char *status_json(void *ctx)
 {
     tm_daemon_t *d = ctx;
-    json_t *root =
-        json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node",
-                  status_node(d), "state", status_state(d), "peers", status_peers(d), "clock",
-                  status_clock(d), "disk", status_disk(d), "uplink", status_uplink(d), "forwarder",
-                  status_forwarder(d), "erp", status_erp(d), "review", status_review(d));
+    json_t *root = json_pack(
+        "{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node",
+        status_node(d), "state", status_state(d), "peers", status_peers(d), "clock",
+        status_clock(d), "disk", status_disk(d), "uplink", status_uplink(d), "forwarder",
+        status_forwarder(d), "erp", status_erp(d), "review", status_review(d));
     if (!root)
         return NULL;
     json_object_set_new(root, "trust", status_trust(d));

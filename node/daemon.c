@@ -228,10 +228,14 @@ static void reload(tm_daemon_t *d)
         tm_log_warn(d->log, "name, store_id, data_dir and listen addresses change only on "
                             "restart; other settings applied");
     d->log->level = nc.log_level;
-    if (tm_mesh_reload_trusted(d->mesh) == TM_OK)
+    /* TM_EIO: the keys were read but the listener could not be reset
+     * (logged); the new keys apply all the same. */
+    int trc = tm_mesh_reload_trusted(d->mesh);
+    if (trc == TM_OK || trc == TM_EIO)
         apply_trust(d);
     else
-        tm_log_error(d->log, "trusted keys file has errors: still using the keys read before");
+        tm_log_error(d->log, "trusted keys not reloaded (%s): still using the keys read before",
+                     tm_strerror(trc));
     for (int i = 0; i < nc.n_peers; i++)
         (void)tm_engine_add_peer(d->engine, nc.peers[i].name, nc.peers[i].endpoint, TM_SRC_STATIC,
                                  &d->outbox);

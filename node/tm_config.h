@@ -28,7 +28,7 @@ typedef struct {
     char api_listen[64]; /* HOST:PORT, numeric host */
     uint32_t priority;
     tm_log_level_t log_level;
-    int api_allow_remote;    /* refuse a non-loopback API address unless set */
+    int api_allow_remote; /* refuse a non-loopback API address unless set */
     uint32_t retention_days; /* forget ERP-acknowledged sales older than this; 0: never */
     uint32_t min_free_mb;    /* below this much free disk, stop taking peers' ops */
     /* [mesh] */
