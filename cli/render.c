@@ -662,6 +662,12 @@ int tm_cli_render_status(const char *json, size_t len, char **out)
         sb_printf(&b, "WARNING: %s\n\n", m);
     }
     render_store_banner(&b, root);
+    const json_t *trust = json_object_get(root, "trust");
+    if (json_is_true(json_object_get(trust, "quota_hit"))) {
+        char m[2 * CELL];
+        fld_str(trust, "message", "a till sent more ops than its quota", m, sizeof m, 2 * CELL - 1);
+        sb_printf(&b, "WARNING: %s\n\n", m);
+    }
     render_node(&b, root);
     sb_puts(&b, "\n");
     render_state(&b, root);

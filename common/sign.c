@@ -39,6 +39,29 @@ bool tm_sign_owns(const uint8_t pk[TM_SIGN_PK_LEN], const uint8_t node_id[TM_NOD
     return sodium_memcmp(k, node_id, TM_SIGN_ID_KEYB) == 0;
 }
 
+static void be(uint8_t *p, uint64_t v, int len)
+{
+    for (int i = len - 1; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+void tm_sign_op_hash(const uint8_t origin[TM_NODE_ID_LEN], uint64_t seq, uint64_t hlc,
+                     uint32_t kind, const void *body, size_t len, uint8_t out[32])
+{
+    crypto_hash_sha256_state h;
+    uint8_t hdr[TM_NODE_ID_LEN + 8 + 8 + 4 + 8];
+    memcpy(hdr, origin, TM_NODE_ID_LEN);
+    be(hdr + 16, seq, 8);
+    be(hdr + 24, hlc, 8);
+    be(hdr + 32, kind, 4);
+    be(hdr + 36, len, 8);
+    crypto_hash_sha256_init(&h);
+    crypto_hash_sha256_update(&h, hdr, sizeof hdr);
+    if (len)
+        crypto_hash_sha256_update(&h, body, len);
+    crypto_hash_sha256_final(&h, out);
+}
+
 static void message(const uint8_t op_hash[32], const uint8_t prev[32], uint8_t m[5 + 64])
 {
     memcpy(m, msg_tag, 5);

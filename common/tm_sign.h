@@ -19,6 +19,7 @@
 #define TM_SIGN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tm_common.h"
@@ -38,6 +39,12 @@ void tm_sign_node_id(const uint8_t pk[TM_SIGN_PK_LEN], uint32_t incarnation,
 
 /* True when node_id is one of pk's origins (any incarnation). */
 bool tm_sign_owns(const uint8_t pk[TM_SIGN_PK_LEN], const uint8_t node_id[TM_NODE_ID_LEN]);
+
+/* The hash of an op, as signatures and the state digest count it: SHA-256
+ * of origin (16 bytes), seq (8, big endian), hlc (8), kind (4), body
+ * length (8), body. Fixed widths keep the encoding unambiguous. */
+void tm_sign_op_hash(const uint8_t origin[TM_NODE_ID_LEN], uint64_t seq, uint64_t hlc,
+                     uint32_t kind, const void *body, size_t len, uint8_t out[32]);
 
 /* Signs / checks "tmop1" || op_hash || prev. prev is the hash of the
  * origin's op seq - 1 (32 zero bytes for seq 1). */

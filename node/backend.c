@@ -227,6 +227,7 @@ static json_t *status_peers(tm_daemon_t *d)
         json_object_set_new(jp, "stamps_far_ahead", json_integer((json_int_t)p.stamps_far_ahead));
         json_object_set_new(jp, "ops_refused", json_integer((json_int_t)p.ops_refused));
         json_object_set_new(jp, "ops_deferred", json_integer((json_int_t)p.ops_deferred));
+        json_object_set_new(jp, "frames_over_bound", json_integer((json_int_t)p.frames_over_bound));
         json_array_append_new(arr, jp);
     }
     return arr;
@@ -279,17 +280,6 @@ static json_t *status_disk(tm_daemon_t *d)
                      !tm_engine_intake(d->engine), "retention_days",
                      (json_int_t)d->cfg.retention_days, "sales_compacted",
                      (json_int_t)d->compacted_total);
-}
-
-/* Verification of peers' ops (storage/trust.c): what was refused and
- * kept as evidence, and what could not be verified yet. */
-static json_t *status_trust(tm_daemon_t *d)
-{
-    tm_trust_stats_t ts;
-    (void)tm_store_trust_stats(d->store, &ts);
-    return json_pack("{s:I, s:I, s:I, s:o}", "evidence", (json_int_t)ts.evidence, "ops_refused",
-                     (json_int_t)ts.refused_total, "ops_deferred", (json_int_t)ts.deferred_total,
-                     "last_refusal", ts.last_reason[0] ? json_string(ts.last_reason) : json_null());
 }
 
 static json_t *status_uplink(tm_daemon_t *d)
@@ -360,6 +350,46 @@ static json_t *status_review(tm_daemon_t *d)
     }
     return json_pack("{s:I, s:I, s:o}", "over_refund", (json_int_t)c.over_refund,
                      "original_unknown", (json_int_t)c.original_unknown, "sales", arr);
+}
+
+/* Bounds and quota (docs/security.md): origins whose ops wait for their
+ * quota, frames dropped as over-bound or from revoked keys, and a sentence
+ * for the banner while any origin is limited. */
+static json_t *status_trust(tm_daemon_t *d)
+{
+    tm_quota_info_t q[16];
+    tm_engine_stats_t st;
+    uint64_t now = tm_daemon_mono_ms();
+    size_t n = tm_engine_quota_limited(d->engine, now, q, 16);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n && i < 16; i++)
+        json_array_append_new(arr, json_pack("{s:o, s:o, s:I, s:o}", "origin",
+                                             hex_or_null(q[i].origin, TM_NODE_ID_LEN, 1), "name",
+                                             q[i].name[0] ? json_string(q[i].name) : json_null(),
+                                             "ops_waiting", (json_int_t)q[i].refused, "since",
+                                             wall_or_null(q[i].since_wall_ms)));
+    tm_engine_stats(d->engine, &st);
+    char msg[256] = "";
+    if (n)
+        snprintf(msg, sizeof msg,
+                 "%zu till origin(s) sent more than %u ops this hour: their further ops wait "
+                 "and are pulled again as the quota refills; check that till (tillmesh status "
+                 "there) for a fault or a compromise",
+                 n, tm_engine_quota_per_hour(d->engine));
+    /* Verification of peers' ops (storage/trust.c): what was refused and
+     * kept as evidence, and what could not be verified yet. */
+    tm_trust_stats_t ts;
+    (void)tm_store_trust_stats(d->store, &ts);
+    return json_pack("{s:I, s:I, s:I, s:o, s:I, s:b, s:I, s:o, s:I, s:I, s:I, s:o}", "evidence",
+                     (json_int_t)ts.evidence, "ops_refused", (json_int_t)ts.refused_total,
+                     "ops_deferred", (json_int_t)ts.deferred_total, "last_refusal",
+                     ts.last_reason[0] ? json_string(ts.last_reason) : json_null(),
+                     "quota_ops_per_hour", (json_int_t)tm_engine_quota_per_hour(d->engine),
+                     "quota_hit", n > 0, "origins_over_quota", (json_int_t)n, "over_quota", arr,
+                     "ops_over_quota", (json_int_t)st.ops_over_quota, "frames_over_bound",
+                     (json_int_t)st.frames_over_bound, "frames_revoked",
+                     (json_int_t)(st.frames_revoked + tm_mesh_frames_refused(d->mesh)), "message",
+                     msg[0] ? json_string(msg) : json_null());
 }
 
 static char *status_json(void *ctx)
@@ -539,6 +569,23 @@ static char *metrics_text(void *ctx)
             "unsealed history).",
             ts.deferred_total);
     GAUGE("evidence", "Refused ops kept as evidence (at most 1000).", ts.evidence);
+    COUNTER("frames_over_bound_total",
+            "Mesh frames dropped for holding more entries than the trusted keys allow.",
+            st.frames_over_bound);
+    COUNTER("frames_revoked_total", "Mesh frames dropped because their key was revoked.",
+            st.frames_revoked + tm_mesh_frames_refused(d->mesh));
+    COUNTER("ops_over_quota_total",
+            "Peer ops not taken (yet) because their origin spent its hourly quota.",
+            st.ops_over_quota);
+    GAUGE("origins_over_quota", "Origins whose ops wait for their quota to refill.",
+          tm_engine_quota_limited(d->engine, tm_daemon_mono_ms(), NULL, 0));
+    size_t revoked = 0;
+    for (size_t i = 0; i < npeers; i++) {
+        tm_peer_info_t p;
+        if (tm_engine_peer_info(d->engine, i, &p) == TM_OK && p.state == TM_PEER_REVOKED)
+            revoked++;
+    }
+    GAUGE("peers_revoked", "Peers cut off because their key left the trusted keys.", revoked);
     tm_clock_status_t cs;
     tm_engine_clock(d->engine, tm_daemon_wall_ms(), &cs);
     fprintf(f,

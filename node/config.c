@@ -121,6 +121,8 @@ static int mesh_key(parse_t *p, int line, const char *k, const char *v)
         return set_u32(p, line, &c->peer_timeout_ms, k, v, 50, 600000);
     if (!strcmp(k, "batch_max_ops"))
         return set_u32(p, line, &c->batch_max_ops, k, v, 1, 100000);
+    if (!strcmp(k, "origin_quota_ops_per_hour"))
+        return set_u32(p, line, &c->origin_quota_ops_per_hour, k, v, 10, 100000000);
     if (!strcmp(k, "clock_warn_ms"))
         return set_u32(p, line, &c->clock_warn_ms, k, v, 100, 3600000);
     if (!strcmp(k, "max_clock_drift_s")) {

@@ -2,8 +2,8 @@
 #include "daemon_int.h"
 
 #include <errno.h>
-#include <sodium.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +281,32 @@ json_t *tm_daemon_store_json(tm_daemon_t *d)
                      (json_int_t)d->store_restored, "healed_at_start", healed);
 }
 
+static size_t trusted_count(const tm_mesh_t *m)
+{
+    const char *name;
+    const uint8_t *pub;
+    size_t n = 0;
+    while (tm_mesh_trusted_at(m, n, &name, &pub) == TM_OK)
+        n++;
+    return n;
+}
+
+/* After the trusted keys were re-read: peers whose key is gone are cut off
+ * (tm_engine_revoke), peers whose key came back are let in again. Entries
+ * named "untrusted:..." are discovery's and have no key to lose. */
+static void apply_trust(tm_daemon_t *d)
+{
+    tm_engine_set_trusted_count(d->engine, trusted_count(d->mesh));
+    for (size_t i = 0; i < tm_engine_peer_count(d->engine); i++) {
+        tm_peer_info_t p;
+        if (tm_engine_peer_info(d->engine, i, &p) || p.state == TM_PEER_UNTRUSTED)
+            continue;
+        bool trusted = tm_mesh_is_trusted(d->mesh, p.name);
+        if (!trusted || p.state == TM_PEER_REVOKED)
+            (void)tm_engine_revoke(d->engine, p.name, !trusted, &d->outbox);
+    }
+}
+
 static int start_engine(tm_daemon_t *d)
 {
     const char *ep = d->cfg.advertise[0] ? d->cfg.advertise : tm_mesh_endpoint(d->mesh);
@@ -297,8 +323,11 @@ static int start_engine(tm_daemon_t *d)
         .batch_max_ops = d->cfg.batch_max_ops,
         .clock_warn_ms = d->cfg.clock_warn_ms,
         .priority = d->cfg.priority,
+        .origin_quota_ops_per_hour = d->cfg.origin_quota_ops_per_hour,
     };
     int rc = tm_engine_new(&ec, d->store, d->log, &d->engine);
+    if (rc == TM_OK)
+        tm_engine_set_trusted_count(d->engine, trusted_count(d->mesh));
     for (int i = 0; rc == TM_OK && i < d->cfg.n_peers; i++)
         rc = tm_engine_add_peer(d->engine, d->cfg.peers[i].name, d->cfg.peers[i].endpoint,
                                 TM_SRC_STATIC, &d->outbox);
@@ -428,8 +457,16 @@ static void reload(tm_daemon_t *d)
         tm_log_warn(d->log, "name, store_id, data_dir, listen addresses and the api_ settings "
                             "change only on restart; other settings applied");
     d->log->level = nc.log_level;
-    if (tm_mesh_reload_trusted(d->mesh) == TM_OK)
+    /* TM_EIO: the keys were read but the listener could not be reset
+     * (logged); the new keys apply all the same. */
+    int trc = tm_mesh_reload_trusted(d->mesh);
+    if (trc == TM_OK || trc == TM_EIO) {
         (void)load_trust(d);
+        apply_trust(d);
+    } else {
+        tm_log_error(d->log, "trusted keys not reloaded (%s): still using the keys read before",
+                     tm_strerror(trc));
+    }
     for (int i = 0; i < nc.n_peers; i++)
         (void)tm_engine_add_peer(d->engine, nc.peers[i].name, nc.peers[i].endpoint, TM_SRC_STATIC,
                                  &d->outbox);

@@ -6,12 +6,13 @@
 
 #include "engine_int.h"
 
-static const char *const state_names[] = {"connecting", "alive", "down", "foreign", "untrusted"};
+static const char *const state_names[] = {"connecting", "alive",     "down",
+                                          "foreign",    "untrusted", "revoked"};
 static const char *const source_names[] = {"static", "mdns", "learned"};
 
 const char *tm_peer_state_name(tm_peer_state_t s)
 {
-    return (unsigned)s < 5 ? state_names[s] : "?";
+    return (unsigned)s < 6 ? state_names[s] : "?";
 }
 
 const char *tm_peer_source_name(tm_peer_source_t s)
@@ -68,6 +69,8 @@ static void cfg_defaults(tm_engine_cfg_t *c)
         c->hlc_adopt_ms = 60 * 1000;
     if (!c->clock_warn_ms)
         c->clock_warn_ms = 5000;
+    if (!c->origin_quota_ops_per_hour)
+        c->origin_quota_ops_per_hour = 20000;
 }
 
 int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t *log,
@@ -114,6 +117,7 @@ void tm_engine_destroy(tm_engine_t **self_p)
     for (size_t i = 0; i < e->n_peers; i++)
         tm_vv_free(&e->peers[i].vv);
     tm_wire_envelope_free(e->pending);
+    free(e->quota);
     free(e->peers);
     tm_vv_free(&e->vv);
     free(e);
@@ -161,6 +165,59 @@ static void set_state(tm_engine_t *e, peer_t *p, tm_peer_state_t s, const char *
     p->info.state = s;
 }
 
+/* Removes peer idx, keeping the indices the engine holds right. */
+static void remove_peer(tm_engine_t *e, size_t idx)
+{
+    if (e->pull_busy && e->pull_peer == idx)
+        e->pull_busy = false;
+    else if (e->pull_busy && e->pull_peer > idx)
+        e->pull_peer--;
+    if (e->pending && e->pending_idx == idx) {
+        tm_wire_envelope_free(e->pending);
+        e->pending = NULL;
+    } else if (e->pending && e->pending_idx > idx) {
+        e->pending_idx--;
+    }
+    tm_vv_free(&e->peers[idx].vv);
+    memmove(&e->peers[idx], &e->peers[idx + 1], (e->n_peers - idx - 1) * sizeof *e->peers);
+    e->n_peers--;
+}
+
+/* Forgets the least recently seen untrusted entries until at most keep
+ * remain. */
+static void evict_untrusted(tm_engine_t *e, size_t keep)
+{
+    for (;;) {
+        size_t n = 0, oldest = 0;
+        for (size_t i = 0; i < e->n_peers; i++) {
+            if (e->peers[i].info.state != TM_PEER_UNTRUSTED)
+                continue;
+            if (n++ == 0 || e->peers[i].seen_wall_ms < e->peers[oldest].seen_wall_ms)
+                oldest = i;
+        }
+        if (n <= keep)
+            return;
+        tm_log_info(e->log, "peer %s: forgotten (more than %u untrusted tills announced)",
+                    e->peers[oldest].info.name, TM_ENGINE_UNTRUSTED_MAX);
+        remove_peer(e, oldest);
+    }
+}
+
+/* Untrusted entries unannounced for TM_ENGINE_UNTRUSTED_EXPIRE_MS go. */
+static void expire_untrusted(tm_engine_t *e, uint64_t wall_ms)
+{
+    for (size_t i = e->n_peers; i-- > 0;) {
+        const peer_t *p = &e->peers[i];
+        if (p->info.state == TM_PEER_UNTRUSTED && !p->info.announced &&
+            wall_ms - p->seen_wall_ms >= TM_ENGINE_UNTRUSTED_EXPIRE_MS &&
+            wall_ms >= p->seen_wall_ms) {
+            tm_log_info(e->log, "peer %s: forgotten (untrusted, not announced for %u min)",
+                        p->info.name, TM_ENGINE_UNTRUSTED_EXPIRE_MS / 60000);
+            remove_peer(e, i);
+        }
+    }
+}
+
 static int queue_connect(tm_outbox_t *out, const peer_t *p)
 {
     tm_out_t *o = outbox_push(out);
@@ -181,6 +238,8 @@ int tm_engine_add_peer(tm_engine_t *e, const char *name, const char *endpoint,
     if (strcmp(name, e->name) == 0)
         return TM_OK; /* ourselves */
     peer_t *p = find_peer(e, name, NULL);
+    if (p && p->info.state == TM_PEER_REVOKED)
+        return TM_EPERM; /* until its key is trusted again */
     if (p && strcmp(p->info.endpoint, endpoint) == 0)
         return TM_OK;
     if (!p && !(p = new_peer(e, name, source)))
@@ -196,8 +255,12 @@ int tm_engine_note_peer(tm_engine_t *e, const char *name, const char *endpoint,
     if (!name || !*name || strlen(name) >= TM_PEER_NAME_MAX)
         return TM_EINVAL;
     peer_t *p = find_peer(e, name, NULL);
+    if (!p && state == TM_PEER_UNTRUSTED)
+        evict_untrusted(e, TM_ENGINE_UNTRUSTED_MAX - 1);
     if (!p && !(p = new_peer(e, name, TM_SRC_MDNS)))
         return TM_ENOMEM;
+    if (p->info.state == TM_PEER_REVOKED)
+        return TM_OK; /* stays cut off whatever discovery says */
     tm_strlcpy(p->info.endpoint, endpoint ? endpoint : "", sizeof p->info.endpoint);
     if (store_id)
         tm_strlcpy(p->info.store_id, store_id, sizeof p->info.store_id);
@@ -214,6 +277,7 @@ void tm_engine_peer_announced(tm_engine_t *e, const char *name, const char *addr
     if (!p)
         return;
     p->info.announced = up;
+    p->seen_wall_ms = wall_ms;
     if (up) {
         p->info.announced_wall_ms = wall_ms;
         tm_strlcpy(p->info.addresses, addresses ? addresses : "", sizeof p->info.addresses);
@@ -227,12 +291,30 @@ size_t tm_engine_peer_count(const tm_engine_t *e)
     return e->n_peers;
 }
 
+/* tm_vv_get for a sorted vector without duplicates (ours from the store,
+ * peers' from vv_from_wire): O(log n). */
+static uint64_t vv_find(const tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN])
+{
+    size_t lo = 0, hi = vv->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(vv->e[mid].origin, origin, TM_NODE_ID_LEN);
+        if (c == 0)
+            return vv->e[mid].seq;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
 uint64_t tm_engine__sum_ahead(const tm_vv_t *a, const tm_vv_t *b)
 {
     /* Ops that vector a covers and vector b does not. */
     uint64_t n = 0;
     for (size_t i = 0; i < a->n; i++) {
-        uint64_t s = tm_vv_get(b, a->e[i].origin);
+        uint64_t s = vv_find(b, a->e[i].origin);
         if (a->e[i].seq > s)
             n += a->e[i].seq - s;
     }
@@ -490,7 +572,7 @@ static int send_heartbeats(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm
         peer_t *p = &e->peers[i];
         /* Foreign peers still hear who we are, so that each side can tell
          * the other is of another store; they get no ops and no answers. */
-        if (p->info.state == TM_PEER_UNTRUSTED)
+        if (p->info.state == TM_PEER_UNTRUSTED || p->info.state == TM_PEER_REVOKED)
             continue;
         env_init(e, &env);
         tillmesh__timing__init(&tm);
@@ -546,6 +628,10 @@ static void defer_origin(peer_t *p, const uint8_t origin[TM_NODE_ID_LEN], uint64
     p->defer[slot].until = now_ms + DEFER_MS;
 }
 
+static bool quota_limited(tm_engine_t *e, const uint8_t origin[TM_NODE_ID_LEN], uint64_t now_ms);
+static uint64_t vouched_seq(const tm_engine_t *e, size_t sender,
+                            const uint8_t origin[TM_NODE_ID_LEN]);
+
 /* Asks p for what its vector shows `mine` lacks, unless a pull is in
  * flight. */
 static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t now_ms,
@@ -560,12 +646,23 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
         return TM_OK;
     if ((rc = tm_vv_missing(mine, &p->vv, &ranges, &n)))
         return rc;
+    /* An origin past its quota is asked only for what another till
+     * vouches for (see quota_filter); an origin whose ops this peer sent
+     * us and we refused is not asked of it for a while (defer_origin). */
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!deferred(p, ranges[i].origin, now_ms))
-            ranges[k++] = ranges[i];
-    n = k;
-    if (n == 0) {
+    for (size_t i = 0; i < n; i++) {
+        if (deferred(p, ranges[i].origin, now_ms))
+            continue;
+        if (quota_limited(e, ranges[i].origin, now_ms)) {
+            uint64_t v = vouched_seq(e, idx, ranges[i].origin);
+            if (v < ranges[i].from)
+                continue;
+            if (v < ranges[i].to)
+                ranges[i].to = v;
+        }
+        ranges[k++] = ranges[i];
+    }
+    if ((n = k) == 0) {
         free(ranges);
         return TM_OK;
     }
@@ -712,20 +809,25 @@ cleanup:
 
 static void vv_raise(tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN], uint64_t seq)
 {
-    for (size_t i = 0; i < vv->n; i++) {
-        if (memcmp(vv->e[i].origin, origin, TM_NODE_ID_LEN) == 0) {
-            if (vv->e[i].seq < seq)
-                vv->e[i].seq = seq;
+    /* Binary search: the vector is sorted by origin, as the store returns
+     * it; only a new origin costs a move. */
+    size_t at = 0, hi = vv->n;
+    while (at < hi) {
+        size_t mid = at + (hi - at) / 2;
+        int c = memcmp(vv->e[mid].origin, origin, TM_NODE_ID_LEN);
+        if (c == 0) {
+            if (vv->e[mid].seq < seq)
+                vv->e[mid].seq = seq;
             return;
         }
+        if (c < 0)
+            at = mid + 1;
+        else
+            hi = mid;
     }
     tm_vv_entry_t *v = realloc(vv->e, (vv->n + 1) * sizeof *v);
     if (!v)
         return; /* only an optimisation; the next heartbeat corrects it */
-    /* Keep the vector sorted by origin, as the store returns it. */
-    size_t at = 0;
-    while (at < vv->n && memcmp(v[at].origin, origin, TM_NODE_ID_LEN) < 0)
-        at++;
     memmove(&v[at + 1], &v[at], (vv->n - at) * sizeof *v);
     memcpy(v[at].origin, origin, TM_NODE_ID_LEN);
     v[at].seq = seq;
@@ -768,16 +870,41 @@ static void check_restored(tm_engine_t *e, const peer_t *p)
                  moved);
 }
 
+static int vv_entry_cmp(const void *a, const void *b)
+{
+    const tm_vv_entry_t *x = a, *y = b;
+    int c = memcmp(x->origin, y->origin, TM_NODE_ID_LEN);
+    if (c)
+        return c;
+    return x->seq > y->seq ? -1 : x->seq < y->seq; /* highest seq first */
+}
+
+/* A peer's vector as a sorted vector without duplicate origins (the
+ * highest seq wins): one sort, O(n log n), whatever order it came in. */
+static int vv_from_wire(Tillmesh__VersionEntry **ents, size_t n, tm_vv_t *out)
+{
+    tm_vv_t vv = {calloc(n + 1, sizeof(tm_vv_entry_t)), 0};
+    if (!vv.e)
+        return TM_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(vv.e[i].origin, ents[i]->origin.data, TM_NODE_ID_LEN);
+        vv.e[i].seq = ents[i]->seq;
+    }
+    qsort(vv.e, n, sizeof *vv.e, vv_entry_cmp);
+    for (size_t i = 0; i < n; i++)
+        if (vv.n == 0 || memcmp(vv.e[vv.n - 1].origin, vv.e[i].origin, TM_NODE_ID_LEN) != 0)
+            vv.e[vv.n++] = vv.e[i];
+    *out = vv;
+    return TM_OK;
+}
+
 static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_outbox_t *out)
 {
     peer_t *p = &e->peers[idx];
-    tm_vv_t vv = {calloc(ni->n_vv + 1, sizeof(tm_vv_entry_t)), 0};
-    if (!vv.e)
-        return TM_ENOMEM;
-    for (size_t i = 0; i < ni->n_vv; i++) {
-        /* Sorted insert also drops duplicate origins a hostile peer sends. */
-        vv_raise(&vv, ni->vv[i]->origin.data, ni->vv[i]->seq);
-    }
+    tm_vv_t vv;
+    int vrc = vv_from_wire(ni->vv, ni->n_vv, &vv);
+    if (vrc)
+        return vrc;
     tm_vv_free(&p->vv);
     p->vv = vv;
     check_restored(e, p);
@@ -794,7 +921,11 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
     }
     /* A peer that connected to us but that we did not know: connect back,
      * so that pushes and pull answers reach it. */
-    if (ni->mesh_endpoint && !p->info.endpoint[0] && strlen(ni->mesh_endpoint) < TM_ENDPOINT_MAX) {
+    /* A learned peer that moved (restarted on another port, new address)
+     * is followed; static and mDNS endpoints come from their own source. */
+    if (ni->mesh_endpoint && ni->mesh_endpoint[0] && strlen(ni->mesh_endpoint) < TM_ENDPOINT_MAX &&
+        (!p->info.endpoint[0] ||
+         (p->info.source == TM_SRC_LEARNED && strcmp(p->info.endpoint, ni->mesh_endpoint) != 0))) {
         tm_strlcpy(p->info.endpoint, ni->mesh_endpoint, sizeof p->info.endpoint);
         tm_log_info(e->log, "peer %s: learned endpoint %s", p->info.name, p->info.endpoint);
         int rc = queue_connect(out, p);
@@ -831,6 +962,184 @@ static void note_refusals(tm_engine_t *e, peer_t *p, const tm_apply_report_t *re
                     p->info.name, rep->deferred);
 }
 
+/* ---- quota: what one origin may make us store ------------------------- */
+
+#define TM_ENGINE_QUOTA_ORIGINS 1024
+
+static const char *origin_name(const tm_engine_t *e, const uint8_t origin[TM_NODE_ID_LEN])
+{
+    for (size_t i = 0; i < e->n_peers; i++)
+        if (e->peers[i].info.have_node_id &&
+            memcmp(e->peers[i].info.node_id, origin, TM_NODE_ID_LEN) == 0)
+            return e->peers[i].info.name;
+    return "";
+}
+
+/* Brings q's tokens up to now; an origin limited takes ops again once a
+ * minute's worth is back, so that a pull fetches a useful batch. */
+static void quota_refill(tm_engine_t *e, quota_t *q, uint64_t now_ms)
+{
+    double per_hour = e->cfg.origin_quota_ops_per_hour;
+    if (now_ms > q->at_ms) {
+        q->tokens += (double)(now_ms - q->at_ms) * per_hour / 3600000.0;
+        if (q->tokens > per_hour)
+            q->tokens = per_hour;
+    }
+    q->at_ms = now_ms;
+    double resume = per_hour / 60 > 1 ? per_hour / 60 : 1;
+    if (q->limited && q->tokens >= resume) {
+        char hex[TM_NODE_HEX_LEN];
+        tm_hex(q->origin, TM_NODE_ID_LEN, hex);
+        tm_log_info(e->log,
+                    "origin %s (%s): quota refilled; taking its ops again (%llu waited and are "
+                    "pulled again now)",
+                    hex, origin_name(e, q->origin)[0] ? origin_name(e, q->origin) : "no peer",
+                    (unsigned long long)q->refused);
+        q->limited = false;
+        q->refused = 0;
+    }
+}
+
+static quota_t *quota_find(const tm_engine_t *e, const uint8_t origin[TM_NODE_ID_LEN])
+{
+    for (size_t i = 0; i < e->n_quota; i++)
+        if (memcmp(e->quota[i].origin, origin, TM_NODE_ID_LEN) == 0)
+            return &e->quota[i];
+    return NULL;
+}
+
+/* The bucket for origin, made full if new; NULL when the table is full of
+ * origins that all spent some of their quota (then their ops wait). */
+static quota_t *quota_get(tm_engine_t *e, const uint8_t origin[TM_NODE_ID_LEN], uint64_t now_ms)
+{
+    quota_t *q = quota_find(e, origin);
+    if (q) {
+        quota_refill(e, q, now_ms);
+        return q;
+    }
+    if (!e->quota && !(e->quota = calloc(TM_ENGINE_QUOTA_ORIGINS, sizeof *e->quota)))
+        return NULL;
+    if (e->n_quota == TM_ENGINE_QUOTA_ORIGINS) {
+        /* A full bucket says nothing a new one would not. */
+        size_t k = 0;
+        for (size_t i = 0; i < e->n_quota; i++) {
+            quota_refill(e, &e->quota[i], now_ms);
+            if (e->quota[i].limited || e->quota[i].tokens < e->cfg.origin_quota_ops_per_hour)
+                e->quota[k++] = e->quota[i];
+        }
+        e->n_quota = k;
+        if (k == TM_ENGINE_QUOTA_ORIGINS)
+            return NULL;
+    }
+    q = &e->quota[e->n_quota++];
+    memset(q, 0, sizeof *q);
+    memcpy(q->origin, origin, TM_NODE_ID_LEN);
+    q->tokens = e->cfg.origin_quota_ops_per_hour;
+    q->at_ms = now_ms;
+    return q;
+}
+
+static bool quota_limited(tm_engine_t *e, const uint8_t origin[TM_NODE_ID_LEN], uint64_t now_ms)
+{
+    quota_t *q = quota_find(e, origin);
+    if (!q)
+        return false;
+    quota_refill(e, q, now_ms);
+    return q->limited;
+}
+
+/* True when a live peer other than the sender and the origin itself says
+ * it holds the op: that till took it already (within its own quota), so
+ * storing it here adds nothing an origin alone could force. This keeps a
+ * new till's catch-up of history unthrottled. */
+static uint64_t vouched_seq(const tm_engine_t *e, size_t sender,
+                            const uint8_t origin[TM_NODE_ID_LEN])
+{
+    uint64_t best = 0;
+    for (size_t j = 0; j < e->n_peers; j++) {
+        const peer_t *q = &e->peers[j];
+        if (j == sender || q->info.state != TM_PEER_ALIVE || !q->info.have_node_id ||
+            memcmp(q->info.node_id, origin, TM_NODE_ID_LEN) == 0)
+            continue;
+        uint64_t s = vv_find(&q->vv, origin);
+        if (s > best)
+            best = s;
+    }
+    return best;
+}
+
+static bool vouched(const tm_engine_t *e, size_t sender, const tm_op_t *op)
+{
+    return vouched_seq(e, sender, op->origin) >= op->seq;
+}
+
+/* Keeps, in order, the ops the quota lets in; returns how many. Ops held
+ * already cost nothing. Once an origin is limited, all its further ops
+ * wait (its run stays contiguous) and pull_from leaves it out until the
+ * bucket refills. */
+static size_t quota_filter(tm_engine_t *e, size_t sender, tm_op_t *ops, size_t n, uint64_t now_ms,
+                           uint64_t wall_ms)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const tm_op_t *op = &ops[i];
+        bool keep = op->seq <= vv_find(&e->vv, op->origin) ||
+                    memcmp(op->origin, e->node_id, TM_NODE_ID_LEN) == 0 || vouched(e, sender, op);
+        if (!keep) {
+            quota_t *q = quota_get(e, op->origin, now_ms);
+            if (q && !q->limited && q->tokens >= 1) {
+                q->tokens -= 1;
+                keep = true;
+            } else if (q && !q->limited) {
+                char hex[TM_NODE_HEX_LEN];
+                tm_hex(q->origin, TM_NODE_ID_LEN, hex);
+                const char *nm = origin_name(e, q->origin);
+                tm_log_error(e->log,
+                             "origin %s (%s) made this till store more than its quota of %u ops "
+                             "an hour: its further ops wait (not stored, pulled again when the "
+                             "quota refills); received from %s",
+                             hex, nm[0] ? nm : "no peer", e->cfg.origin_quota_ops_per_hour,
+                             e->peers[sender].info.name);
+                q->limited = true;
+                q->since_wall_ms = wall_ms;
+            }
+            if (!keep) {
+                if (q)
+                    q->refused++;
+                e->stats.ops_over_quota++;
+                continue;
+            }
+        }
+        ops[k++] = *op;
+    }
+    return k;
+}
+
+size_t tm_engine_quota_limited(const tm_engine_t *e, uint64_t now_ms, tm_quota_info_t *out,
+                               size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->n_quota; i++) {
+        quota_t *q = &e->quota[i];
+        quota_refill((tm_engine_t *)(uintptr_t)e, q, now_ms); /* status sees the present */
+        if (!q->limited)
+            continue;
+        if (n < max) {
+            memcpy(out[n].origin, q->origin, TM_NODE_ID_LEN);
+            tm_strlcpy(out[n].name, origin_name(e, q->origin), sizeof out[n].name);
+            out[n].refused = q->refused;
+            out[n].since_wall_ms = q->since_wall_ms;
+        }
+        n++;
+    }
+    return n;
+}
+
+uint32_t tm_engine_quota_per_hour(const tm_engine_t *e)
+{
+    return e->cfg.origin_quota_ops_per_hour;
+}
+
 static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uint64_t now_ms,
                      uint64_t wall_ms)
 {
@@ -857,9 +1166,10 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
             memcpy(ops[i].prev, o->prev.data, 32);
         }
     }
-    size_t n_new = 0;
+    size_t n_new = 0, n_ops = quota_filter(e, idx, ops, b->n_ops, now_ms, wall_ms);
     tm_apply_report_t rep;
-    rc = tm_store_apply_report(e->store, ops, b->n_ops, &n_new, &rep);
+    memset(&rep, 0, sizeof rep);
+    rc = n_ops ? tm_store_apply_report(e->store, ops, n_ops, &n_new, &rep) : TM_OK;
     if (rc == TM_OK && (rep.refused || rep.deferred))
         note_refusals(e, p, &rep, now_ms);
     if (rc) {
@@ -874,7 +1184,7 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
      * stamp; a stamp too far ahead is only not adopted by our clock (see
      * tm_hlc.h), and counted, so that status can say which peer sends
      * them. The peer's clock itself is reported from its heartbeats. */
-    for (size_t i = 0; i < b->n_ops; i++) {
+    for (size_t i = 0; i < n_ops; i++) {
         if (!tm_hlc_recv(&e->hlc, ops[i].hlc, wall_ms)) {
             e->stats.stamps_far_ahead++;
             p->info.stamps_far_ahead++;
@@ -884,7 +1194,7 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
     e->stats.ops_applied += n_new;
     if (b->is_reply)
         e->stats.ops_pulled += n_new;
-    for (size_t i = 0; i < b->n_ops; i++)
+    for (size_t i = 0; i < n_ops; i++)
         if (memcmp(ops[i].origin, p->info.node_id, TM_NODE_ID_LEN) == 0)
             vv_raise(&p->vv, ops[i].origin, ops[i].seq); /* its own ops are dense */
     rc = refresh_vv(e);
@@ -910,6 +1220,91 @@ static void on_timing(tm_engine_t *e, peer_t *p, const Tillmesh__Timing *t, uint
     if (t->has_echo_mono_ms && t->has_echo_hold_ms &&
         tm_clock_sample(t->wall_ms, t->echo_mono_ms, t->echo_hold_ms, now_ms, wall_ms, &off, &rtt))
         tm_clock_filter_add(&p->clk, off, rtt);
+}
+
+void tm_engine_set_trusted_count(tm_engine_t *e, size_t n)
+{
+    e->n_trusted = n;
+}
+
+size_t tm_engine_max_entries(const tm_engine_t *e)
+{
+    size_t keys = e->n_trusted > e->n_peers ? e->n_trusted : e->n_peers;
+    return e->vv.n + TM_ENGINE_ORIGINS_PER_KEY * (keys + 1) + TM_ENGINE_ORIGINS_SLACK;
+}
+
+/* True (and counted, and logged at most once a minute per peer) when a
+ * count in the frame is past its bound (tm_engine.h): checked right after
+ * decoding, before any work that grows with the count. */
+static bool over_bound(tm_engine_t *e, peer_t *p, const Tillmesh__Envelope *env, size_t len,
+                       uint64_t now_ms)
+{
+    size_t n = 0, max = tm_engine_max_entries(e);
+    const char *what = "";
+    switch (env->msg_case) {
+    case TILLMESH__ENVELOPE__MSG_HELLO:
+    case TILLMESH__ENVELOPE__MSG_HEARTBEAT: {
+        const Tillmesh__NodeInfo *ni = env->msg_case == TILLMESH__ENVELOPE__MSG_HELLO
+                                           ? env->hello->info
+                                           : env->heartbeat->info;
+        n = ni ? ni->n_vv : 0;
+        what = "version vector entries";
+        break;
+    }
+    case TILLMESH__ENVELOPE__MSG_PULL:
+        n = env->pull->n_ranges;
+        what = "pull ranges";
+        break;
+    case TILLMESH__ENVELOPE__MSG_OPS:
+        n = env->ops->n_ops;
+        max = e->cfg.batch_max_ops;
+        what = "ops in one batch";
+        break;
+    default: return false;
+    }
+    if (n <= max)
+        return false;
+    e->stats.frames_over_bound++;
+    p->info.frames_over_bound++;
+    if (p->bound_logged_ms == 0 || now_ms - p->bound_logged_ms >= 60000) {
+        tm_log_error(e->log,
+                     "peer %s: dropped a %zu-byte frame with %zu %s (bound %zu: %zu trusted "
+                     "keys); %llu more dropped since the last report",
+                     p->info.name, len, n, what, max, e->n_trusted,
+                     (unsigned long long)p->bound_unlogged);
+        p->bound_logged_ms = now_ms ? now_ms : 1;
+        p->bound_unlogged = 0;
+    } else {
+        p->bound_unlogged++;
+    }
+    return true;
+}
+
+int tm_engine_revoke(tm_engine_t *e, const char *name, bool revoked, tm_outbox_t *out)
+{
+    size_t idx;
+    peer_t *p = find_peer(e, name, &idx);
+    if (!p)
+        return TM_ENOTFOUND;
+    if (revoked == (p->info.state == TM_PEER_REVOKED))
+        return TM_OK;
+    if (!revoked) {
+        set_state(e, p, TM_PEER_CONNECTING, "its key is trusted again");
+        p->info.heard = false;
+        return p->info.endpoint[0] ? queue_connect(out, p) : TM_OK;
+    }
+    tm_log_error(e->log,
+                 "peer %s: its key is no longer in the trusted keys: revoked (connections "
+                 "closed; nothing more is sent to it or taken from it)",
+                 p->info.name);
+    set_state(e, p, TM_PEER_REVOKED, "key revoked");
+    if (e->pull_busy && e->pull_peer == idx)
+        e->pull_busy = false;
+    if (e->pending && e->pending_idx == idx) {
+        tm_wire_envelope_free(e->pending);
+        e->pending = NULL;
+    }
+    return TM_OK; /* the next tick re-runs the election without it */
 }
 
 static int note_sender(tm_engine_t *e, peer_t *p, const Tillmesh__Envelope *env, uint64_t now_ms)
@@ -968,6 +1363,11 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
     }
     (void)run_pending(e, now_ms, wall_ms, out); /* keep the order of arrival */
     p = &e->peers[idx];
+    if (p->info.state == TM_PEER_REVOKED) {
+        /* The shell drops them too; this covers what was already queued. */
+        e->stats.frames_revoked++;
+        return TM_EPERM;
+    }
     e->stats.frames_in++;
     p->info.frames_in++;
     int rc = tm_wire_envelope_decode(frame, len, &env);
@@ -981,6 +1381,8 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
                         tm_strerror(rc), (unsigned long long)p->info.frames_bad);
         return rc;
     }
+    if (over_bound(e, p, env, len, now_ms))
+        goto cleanup;
     if (note_sender(e, p, env, now_ms) != TM_OK)
         goto cleanup;
     switch (env->msg_case) {
@@ -1078,6 +1480,7 @@ int tm_engine_local_op(tm_engine_t *e, uint32_t kind, uint64_t hlc, const uint8_
 int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_t *out)
 {
     (void)run_pending(e, now_ms, wall_ms, out);
+    expire_untrusted(e, wall_ms);
     for (size_t i = 0; i < e->n_peers; i++) {
         peer_t *p = &e->peers[i];
         if (p->info.state == TM_PEER_ALIVE &&

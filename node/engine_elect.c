@@ -68,7 +68,8 @@ void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
     me->epoch = me->claims ? e->elect.epoch : 0;
     for (size_t i = 0; i < e->n_peers; i++) {
         const tm_peer_info_t *p = &e->peers[i].info;
-        if (!p->have_node_id || p->state == TM_PEER_FOREIGN || p->state == TM_PEER_UNTRUSTED)
+        if (!p->have_node_id || p->state == TM_PEER_FOREIGN || p->state == TM_PEER_UNTRUSTED ||
+            p->state == TM_PEER_REVOKED)
             continue;
         tm_elect_node_t *x = &nodes[n++];
         memcpy(x->node_id, p->node_id, TM_NODE_ID_LEN);

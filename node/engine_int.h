@@ -26,7 +26,22 @@ typedef struct {
         uint64_t until;
     } defer[TM_APPLY_REPORT_ORIGINS];
     uint64_t refused_logged; /* monotonic ms of the last refusal log line */
+    uint64_t seen_wall_ms; /* discovery: last announced or withdrawn (wall) */
+    /* Over-bound frames: when we last logged one, and how many since. */
+    uint64_t bound_logged_ms;
+    uint64_t bound_unlogged;
 } peer_t;
+
+/* One origin's quota: a token bucket of cfg.origin_quota_ops_per_hour
+ * ops, refilled over an hour (monotonic time). */
+typedef struct {
+    uint8_t origin[TM_NODE_ID_LEN];
+    double tokens;
+    uint64_t at_ms; /* tokens as of this time */
+    bool limited;   /* spent: taken again once a minute's worth is back */
+    uint64_t refused;
+    uint64_t since_wall_ms;
+} quota_t;
 
 struct tm_engine {
     tm_engine_cfg_t cfg;
@@ -65,6 +80,9 @@ struct tm_engine {
      * started, and whether we already moved to a new incarnation. */
     uint64_t own_seq_at_start;
     bool reincarnated;
+    size_t n_trusted; /* keys in the trusted keys file: frame bounds */
+    quota_t *quota;   /* per origin, bounded by TM_ENGINE_QUOTA_ORIGINS */
+    size_t n_quota;
 };
 
 /* Ops that vector a covers and vector b does not. */

@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "tm_wire.h"
 
-#define NAME_MAX_LEN 64
-#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define NAME_MAX_LEN              64
+#define TM_MESH_PROCESS_BUDGET_MS 10
+#define ZAP_ENDPOINT              "inproc://zeromq.zap.01"
 
 typedef struct {
     char name[NAME_MAX_LEN];
@@ -24,6 +26,7 @@ typedef struct {
 typedef struct {
     char name[NAME_MAX_LEN];
     char endpoint[256];
+    uint8_t server_pub[32]; /* the key it was connected with */
     void *dealer;
 } link_t;
 
@@ -40,6 +43,13 @@ struct tm_mesh {
     size_t n_trusted;
     link_t *links;
     size_t n_links;
+    /* Frames from a key no longer trusted (revoked since it connected). */
+    uint64_t frames_refused;
+    uint64_t refused_logged; /* frames_refused when last logged */
+    /* Connections refused by ZAP: logged once a minute at most, with the
+     * count, so that a till retrying with a revoked key cannot fill the
+     * disk with our logs. */
+    uint64_t zap_refused, zap_refused_logged, zap_logged_at;
 };
 
 /* ---- keys ------------------------------------------------------------- */
@@ -128,17 +138,113 @@ static int load_trusted(tm_mesh_t *m)
     return TM_OK;
 }
 
-int tm_mesh_reload_trusted(tm_mesh_t *m)
-{
-    return load_trusted(m);
-}
-
 static const trusted_t *find_trusted_name(const tm_mesh_t *m, const char *name)
 {
     for (size_t i = 0; i < m->n_trusted; i++)
         if (strcmp(m->trusted[i].name, name) == 0)
             return &m->trusted[i];
     return NULL;
+}
+
+static void *new_dealer(tm_mesh_t *m, const uint8_t server_pub[32]);
+
+/* After a reload: a link whose name left the trusted keys is closed (its
+ * queued frames are discarded: LINGER 0); a link whose name now has
+ * another key is reconnected with that key, so that we only ever talk to
+ * the till holding it. */
+static void revise_links(tm_mesh_t *m)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_links; i++) {
+        link_t *l = &m->links[i];
+        const trusted_t *t = find_trusted_name(m, l->name);
+        if (!t) {
+            if (l->dealer)
+                zmq_close(l->dealer);
+            tm_log_warn(m->log, "peer %s: key removed from %s: connection to %s closed", l->name,
+                        m->trusted_file, l->endpoint);
+            continue;
+        }
+        if (memcmp(t->pub, l->server_pub, 32) != 0) {
+            if (l->dealer)
+                zmq_close(l->dealer);
+            tm_log_warn(m->log, "peer %s: its key changed in %s: reconnecting with the new key",
+                        l->name, m->trusted_file);
+            memcpy(l->server_pub, t->pub, 32);
+            l->dealer = new_dealer(m, t->pub);
+            if (l->dealer && zmq_connect(l->dealer, l->endpoint) != 0) {
+                zmq_close(l->dealer);
+                l->dealer = NULL;
+            }
+        }
+        m->links[k++] = *l;
+    }
+    m->n_links = k;
+}
+
+/* Closes every inbound connection by unbinding the ROUTER's listener (its
+ * accepted connections go with it) and binding the same endpoint again.
+ * libzmq has no call to drop one client of a ROUTER; the honest tills'
+ * DEALERs reconnect within their reconnect interval and pass ZAP again,
+ * a revoked key does not. Frames lost in between are repaired by pull. */
+static int reset_router(tm_mesh_t *m)
+{
+    if (zmq_unbind(m->router, m->endpoint) != 0) {
+        tm_log_error(m->log, "cannot close the inbound connections on %s: %s", m->endpoint,
+                     zmq_strerror(zmq_errno()));
+        return TM_EIO;
+    }
+    /* The listener closes on libzmq's I/O thread: retry briefly. */
+    for (int i = 0; i < 100; i++) {
+        if (zmq_bind(m->router, m->endpoint) == 0) {
+            tm_log_info(m->log,
+                        "inbound connections closed and %s listening again: every "
+                        "till reconnects and its key is checked again",
+                        m->endpoint);
+            return TM_OK;
+        }
+        if (zmq_errno() != EADDRINUSE)
+            break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    tm_log_error(m->log,
+                 "cannot listen on %s again: %s; peers cannot connect to this till "
+                 "until tillmeshd is restarted",
+                 m->endpoint, zmq_strerror(zmq_errno()));
+    return TM_EIO;
+}
+
+/* True when a key of old[] is not in the trusted keys now. */
+static int key_removed(const tm_mesh_t *m, const trusted_t *old, size_t n_old)
+{
+    for (size_t i = 0; i < n_old; i++)
+        if (!tm_mesh_key_name(m, old[i].pub))
+            return 1;
+    return 0;
+}
+
+int tm_mesh_reload_trusted(tm_mesh_t *m)
+{
+    trusted_t *old = NULL;
+    size_t n_old = m->n_trusted;
+    if (n_old && !(old = malloc(n_old * sizeof *old)))
+        return TM_ENOMEM;
+    if (n_old)
+        memcpy(old, m->trusted, n_old * sizeof *old);
+    int rc = load_trusted(m);
+    if (rc == TM_OK) {
+        revise_links(m);
+        if (key_removed(m, old, n_old))
+            rc = reset_router(m);
+    }
+    free(old);
+    return rc;
+}
+
+uint64_t tm_mesh_frames_refused(const tm_mesh_t *m)
+{
+    return m->frames_refused;
 }
 
 int tm_mesh_trusted_at(const tm_mesh_t *m, size_t i, const char **name, const uint8_t **pub)
@@ -318,6 +424,7 @@ int tm_mesh_connect(tm_mesh_t *m, const char *name, const char *endpoint)
         l->dealer = NULL;
     }
     tm_strlcpy(l->endpoint, endpoint, sizeof l->endpoint);
+    memcpy(l->server_pub, t->pub, 32);
     if (!(l->dealer = new_dealer(m, t->pub)))
         return TM_EIO;
     if (zmq_connect(l->dealer, endpoint) != 0) {
@@ -389,12 +496,17 @@ static void zap_serve_one(tm_mesh_t *m)
     if (n < 0)
         return;
     const char *user = NULL;
+    char user_z85[41];
     if (n >= 7 && zmq_msg_size(&p[5]) == 5 && memcmp(zmq_msg_data(&p[5]), "CURVE", 5) == 0 &&
         zmq_msg_size(&p[6]) == 32)
         user = tm_mesh_key_name(m, zmq_msg_data(&p[6]));
     if (n >= 2) {
         if (user) {
-            zap_reply(m->zap, &p[1], "200", "OK", user);
+            /* The User-Id is the key itself, not its name: every frame is
+             * checked against the trusted keys as they are when it
+             * arrives, so a key revoked later is refused at once. */
+            zmq_z85_encode(user_z85, zmq_msg_data(&p[6]), 32);
+            zap_reply(m->zap, &p[1], "200", "OK", user_z85);
         } else {
             char z85[41] = "?";
             if (n >= 7 && zmq_msg_size(&p[6]) == 32)
@@ -403,7 +515,19 @@ static void zap_serve_one(tm_mesh_t *m)
             if (n >= 4)
                 snprintf(addr, sizeof addr, "%.*s", (int)zmq_msg_size(&p[3]),
                          (const char *)zmq_msg_data(&p[3]));
-            tm_log_warn(m->log, "refused a connection from %s: key %s is not trusted", addr, z85);
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t now = (uint64_t)ts.tv_sec;
+            m->zap_refused++;
+            if (m->zap_refused == 1 || now - m->zap_logged_at >= 60) {
+                tm_log_warn(m->log,
+                            "refused a connection from %s: key %s is not trusted (%llu refused "
+                            "since the last report)",
+                            addr, z85,
+                            (unsigned long long)(m->zap_refused - m->zap_refused_logged));
+                m->zap_refused_logged = m->zap_refused;
+                m->zap_logged_at = now;
+            }
             zap_reply(m->zap, &p[1], "400", "untrusted key", "");
         }
     }
@@ -433,8 +557,25 @@ static void router_recv_one(tm_mesh_t *m, tm_mesh_frame_fn fn, void *ctx, int *g
         zmq_msg_close(&x);
     }
     const char *user = zmq_msg_gets(&body, "User-Id");
-    if (user && *user)
-        fn(ctx, user, zmq_msg_data(&body), zmq_msg_size(&body));
+    uint8_t pub[32];
+    const char *name = NULL;
+    if (user && strlen(user) == 40 && zmq_z85_decode(pub, user))
+        name = tm_mesh_key_name(m, pub);
+    if (name) {
+        fn(ctx, name, zmq_msg_data(&body), zmq_msg_size(&body));
+    } else {
+        /* Its key left the trusted keys after it connected. libzmq cannot
+         * close one peer's connection on a ROUTER; its frames go nowhere
+         * and a reconnect is refused by the ZAP handler. */
+        m->frames_refused++;
+        if (m->frames_refused - m->refused_logged >= 1000 || m->refused_logged == 0) {
+            tm_log_warn(m->log,
+                        "dropped frames from key %.40s: not in the trusted keys "
+                        "(revoked); %llu so far",
+                        user ? user : "?", (unsigned long long)m->frames_refused);
+            m->refused_logged = m->frames_refused;
+        }
+    }
 cleanup:
     zmq_msg_close(&ident);
     zmq_msg_close(&body);
@@ -444,8 +585,15 @@ void tm_mesh_process(tm_mesh_t *m, tm_mesh_frame_fn fn, void *ctx)
 {
     int events;
     size_t sz = sizeof events;
-    /* Bounded rounds keep one busy peer from starving the HTTP API. */
+    /* Bounded rounds, and a time budget: every frame may be a fsynced
+     * write, and a flooding peer must not keep the HTTP API waiting. */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int round = 0; round < 256; round++) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (round && (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >=
+                         TM_MESH_PROCESS_BUDGET_MS)
+            break;
         int did = 0, got;
         if (zmq_getsockopt(m->zap, ZMQ_EVENTS, &events, &sz) == 0 && (events & ZMQ_POLLIN)) {
             zap_serve_one(m);

@@ -42,7 +42,8 @@ typedef struct {
     uint32_t heartbeat_ms;
     uint32_t peer_timeout_ms;
     uint32_t batch_max_ops;
-    uint32_t clock_warn_ms; /* report a clock this far from the store's; 0: default */
+    uint32_t clock_warn_ms;             /* report a clock this far from the store's; 0: default */
+    uint32_t origin_quota_ops_per_hour; /* new ops one origin may make us store an hour */
     /* [erp] (no url: this till never forwards; its uplink stays unknown) */
     char erp_url[256];
     char erp_token_file[TM_CFG_STR];

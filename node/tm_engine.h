@@ -60,6 +60,10 @@ typedef struct {
     uint64_t hlc_adopt_ms;  /* a peer stamp this far ahead is adopted; default 60 s */
     uint64_t clock_warn_ms; /* a clock this far from the store's is reported; default 5 s */
     uint32_t priority;      /* uplink election priority (advertised) */
+    /* How many new ops one origin may make this till store per hour (a
+     * token bucket of that size refilled over the hour); ops past it wait
+     * and are pulled again when the bucket allows. Default 20000. */
+    uint32_t origin_quota_ops_per_hour;
 } tm_engine_cfg_t;
 
 typedef enum { TM_OUT_SEND = 1, TM_OUT_CONNECT = 2 } tm_out_kind_t;
@@ -85,9 +89,10 @@ void tm_outbox_free(tm_outbox_t *box);
 typedef enum {
     TM_PEER_CONNECTING = 0, /* known, nothing heard yet */
     TM_PEER_ALIVE,
-    TM_PEER_DOWN,     /* silent for longer than peer_timeout_ms */
-    TM_PEER_FOREIGN,  /* speaks for another store id: ignored */
-    TM_PEER_UNTRUSTED /* discovered, but its key is not in our trusted keys */
+    TM_PEER_DOWN,      /* silent for longer than peer_timeout_ms */
+    TM_PEER_FOREIGN,   /* speaks for another store id: ignored */
+    TM_PEER_UNTRUSTED, /* discovered, but its key is not in our trusted keys */
+    TM_PEER_REVOKED    /* its key was removed from the trusted keys: cut off */
 } tm_peer_state_t;
 
 typedef enum { TM_SRC_STATIC = 0, TM_SRC_MDNS, TM_SRC_LEARNED } tm_peer_source_t;
@@ -111,6 +116,7 @@ typedef struct {
     uint64_t they_lack; /* ops we hold that the peer's vector lacks */
     uint64_t we_lack;   /* ops the peer's vector has that we lack */
     uint64_t frames_in, frames_bad, ops_in;
+    uint64_t frames_over_bound; /* frames with more entries than allowed (dropped) */
     /* Discovery (mDNS): where it was announced, and when. */
     char addresses[256];
     bool announced;             /* currently announced */
@@ -225,12 +231,62 @@ typedef struct {
     uint64_t frames_in, frames_out, frames_bad;
     uint64_t ops_pushed, ops_pulled, ops_applied;
     uint64_t pulls_sent, pulls_timed_out;
-    uint64_t stamps_far_ahead; /* peer op stamps too far ahead to adopt */
-    uint64_t ops_dropped_disk; /* peer ops dropped while intake was off */
-    uint64_t ops_refused;      /* failed verification: kept as evidence */
-    uint64_t ops_deferred;     /* not verifiable yet */
+    uint64_t stamps_far_ahead;  /* peer op stamps too far ahead to adopt */
+    uint64_t ops_dropped_disk;  /* peer ops dropped while intake was off */
+    uint64_t ops_refused;       /* failed verification: kept as evidence */
+    uint64_t ops_deferred;      /* not verifiable yet */
+    uint64_t frames_over_bound; /* frames with more entries than allowed (dropped) */
+    uint64_t frames_revoked;    /* frames from a revoked peer (dropped) */
+    uint64_t ops_over_quota;    /* peer ops not taken (yet) for their origin's quota */
 } tm_engine_stats_t;
 
 void tm_engine_stats(const tm_engine_t *self, tm_engine_stats_t *out);
+
+/* ---- bounds, quota, revocation ------------------------------------- */
+
+/*
+ * Every count in a frame is bounded before any work is done on it:
+ *  - version vector entries and pull ranges: at most what we hold plus
+ *    TM_ENGINE_ORIGINS_PER_KEY per trusted key (a till gets a new origin
+ *    when its store is rebuilt) plus a slack for a store's history of
+ *    rebuilt tills (a new till holds nothing yet and must still take its
+ *    peers' vectors);
+ *  - ops per batch: at most batch_max_ops (a pull answer never holds more
+ *    than we asked for; a push holds one).
+ * A frame over a bound is dropped whole, counted (frames_over_bound) and
+ * logged at most once a minute per peer.
+ */
+#define TM_ENGINE_ORIGINS_PER_KEY 4
+#define TM_ENGINE_ORIGINS_SLACK   256
+/* The number of keys in the trusted keys file (the daemon sets it at start
+ * and on reload); the bounds above are derived from it. */
+void tm_engine_set_trusted_count(tm_engine_t *self, size_t n);
+/* The largest vector (or pull request) a peer may send us now. */
+size_t tm_engine_max_entries(const tm_engine_t *self);
+
+/* A peer whose key left the trusted keys (revoked = true): state revoked,
+ * nothing more is sent to it or taken from it (its frames are dropped and
+ * counted), it takes no part in the election. revoked = false undoes it
+ * (its key came back) and queues a CONNECT. TM_ENOTFOUND if unknown. */
+int tm_engine_revoke(tm_engine_t *self, const char *name, bool revoked, tm_outbox_t *out);
+
+/* Origins whose quota is spent: their ops are not taken until it refills. */
+typedef struct {
+    uint8_t origin[TM_NODE_ID_LEN];
+    char name[TM_PEER_NAME_MAX]; /* the peer with that node id, "" if none */
+    uint64_t refused;            /* ops not taken (yet) since it was hit */
+    uint64_t since_wall_ms;      /* when it was hit */
+} tm_quota_info_t;
+
+/* Fills up to max entries; returns how many origins are limited now. */
+size_t tm_engine_quota_limited(const tm_engine_t *self, uint64_t now_ms, tm_quota_info_t *out,
+                               size_t max);
+uint32_t tm_engine_quota_per_hour(const tm_engine_t *self);
+
+/* Entries for tills discovered with an untrusted key are forgotten once
+ * unannounced for this long, and at most this many are kept (the oldest
+ * goes first): anyone on the LAN can announce fingerprints. */
+#define TM_ENGINE_UNTRUSTED_EXPIRE_MS (10u * 60u * 1000u)
+#define TM_ENGINE_UNTRUSTED_MAX       32
 
 #endif

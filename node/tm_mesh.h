@@ -7,8 +7,9 @@
  * DEALER to that peer; all frames it receives come in on its ROUTER. A ZAP
  * handler, served on this same thread, admits a connecting client only if
  * its public key is in the store's trusted keys file, and tags its frames
- * with the key's name: the engine knows which till spoke without trusting
- * what the frame claims.
+ * with that key; each frame is delivered under the key's name as the
+ * trusted keys are when it arrives (a key revoked since is dropped): the
+ * engine knows which till spoke without trusting what the frame claims.
  *
  * Keys are Z85 text, one key per file (`tillmesh keygen` writes them). The
  * trusted keys file has one line per till: "NAME Z85-PUBLIC-KEY
@@ -76,8 +77,17 @@ size_t tm_mesh_pollitems(tm_mesh_t *self, zmq_pollitem_t *items, size_t max);
  * blocks. */
 void tm_mesh_process(tm_mesh_t *self, tm_mesh_frame_fn fn, void *ctx);
 
-/* Re-reads the trusted keys file (SIGHUP). Existing connections stay. */
+/* Re-reads the trusted keys file (SIGHUP). Revocation: our connection to
+ * a name no longer trusted is closed (a name whose key changed is
+ * reconnected with the new key); if any key was removed, every inbound
+ * connection is closed (the other tills reconnect at once and pass the
+ * ZAP check again; the removed key does not); and frames from a key no
+ * longer trusted are dropped from then on, whatever connection they come
+ * on (the frame's CURVE key is looked up for every frame). On a file with
+ * errors nothing changes (TM_ECONFIG). */
 int tm_mesh_reload_trusted(tm_mesh_t *self);
+/* Frames dropped because their key is not trusted (any more). */
+uint64_t tm_mesh_frames_refused(const tm_mesh_t *self);
 
 /* Reads a Z85 key file into 32 bytes. TM_EPERM if `secret` and the file is
  * group/world readable; TM_ECONFIG if it does not hold one Z85 key. */

@@ -16,32 +16,9 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "tm_sign.h"
+
 static const char acc_key[] = "digest_acc";
-
-static void s_be(uint8_t *p, uint64_t v, int len)
-{
-    for (int i = len - 1; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-/* Per op: SHA-256 of origin (16 bytes), seq (8, big endian), hlc (8), kind
- * (4), body length (8), body. Fixed widths keep the encoding unambiguous. */
-static void s_op_hash(const uint8_t origin[TM_NODE_ID_LEN], uint64_t seq, uint64_t hlc,
-                      uint32_t kind, const void *body, size_t len, uint8_t out[32])
-{
-    crypto_hash_sha256_state h;
-    uint8_t hdr[TM_NODE_ID_LEN + 8 + 8 + 4 + 8];
-    memcpy(hdr, origin, TM_NODE_ID_LEN);
-    s_be(hdr + 16, seq, 8);
-    s_be(hdr + 24, hlc, 8);
-    s_be(hdr + 32, kind, 4);
-    s_be(hdr + 36, len, 8);
-    crypto_hash_sha256_init(&h);
-    crypto_hash_sha256_update(&h, hdr, sizeof hdr);
-    if (len)
-        crypto_hash_sha256_update(&h, body, len);
-    crypto_hash_sha256_final(&h, out);
-}
 
 /* acc += x (mod 2^256), both big endian. */
 static void s_add(uint8_t acc[32], const uint8_t x[32])
@@ -59,7 +36,7 @@ void tm_store__op_hash(const tm_op_t *op, uint8_t out[32])
     if (op->compacted)
         memcpy(out, op->hash, 32); /* the body is gone; its hash is what counted */
     else
-        s_op_hash(op->origin, op->seq, op->hlc, op->kind, op->body, op->body_len, out);
+        tm_sign_op_hash(op->origin, op->seq, op->hlc, op->kind, op->body, op->body_len, out);
 }
 
 void tm_store__digest_sub(uint8_t acc[32], const tm_op_t *op)

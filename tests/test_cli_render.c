@@ -170,6 +170,22 @@ Test(cli_render, a_lost_or_healed_store_gets_a_banner)
     free(t);
 }
 
+Test(cli_render, an_origin_over_its_quota_gets_a_banner_and_revoked_peers_show)
+{
+    const char *json = "{\"api_version\":1,\"node\":{\"name\":\"till-1\"},"
+                       "\"peers\":[{\"name\":\"till-9\",\"state\":\"revoked\"}],"
+                       "\"trust\":{\"quota_hit\":true,\"origins_over_quota\":1,"
+                       "\"message\":\"1 till origin(s) sent more than 20000 ops this hour\"}}";
+    char *t = status_text(json);
+    const char *want = "WARNING: 1 till origin(s) sent more than 20000 ops this hour\n\n";
+    cr_assert_eq(strncmp(t, want, strlen(want)), 0, "%s", t);
+    cr_assert_not_null(strstr(t, "revoked"), "%s", t);
+    free(t);
+    t = status_text("{\"api_version\":1,\"trust\":{\"quota_hit\":false}}");
+    cr_assert_null(strstr(t, "WARNING"), "%s", t);
+    free(t);
+}
+
 Test(cli_render, clock_offsets_in_a_unit_a_person_reads)
 {
     char b[32];

@@ -55,6 +55,8 @@ Test(config, unknown_keys_bad_numbers_and_missing_fields_are_errors)
         "[node]\nname=a\nstore_id=s\ndata_dir=/d\nlog_level=loud\n[mesh]\nlisten=tcp://x:1\n"
         "secret_key=a\npublic_key=b\ntrusted_keys=c\n",
         "this is not ini\n",
+        "[node]\nname=a\nstore_id=s\ndata_dir=/d\n[mesh]\nlisten=tcp://x:1\n"
+        "secret_key=a\npublic_key=b\ntrusted_keys=c\norigin_quota_ops_per_hour=0\n",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *p = write_tmp(cases[i]);
@@ -62,6 +64,24 @@ Test(config, unknown_keys_bad_numbers_and_missing_fields_are_errors)
         cr_assert_eq(tm_config_load(p, &quiet, &c), TM_ECONFIG, "case %zu accepted", i);
         unlink(p);
     }
+}
+
+Test(config, origin_quota_is_read_and_defaults_to_the_engines)
+{
+    char text[512];
+    const char *peers = strstr(good, "[peers]");
+    cr_assert_not_null(peers);
+    snprintf(text, sizeof text, "%.*s[mesh]\norigin_quota_ops_per_hour = 500\n%s",
+             (int)(peers - good), good, peers);
+    char *p = write_tmp(text);
+    tm_config_t c;
+    cr_assert_eq(tm_config_load(p, &quiet, &c), TM_OK);
+    cr_assert_eq(c.origin_quota_ops_per_hour, 500);
+    unlink(p);
+    p = write_tmp(good);
+    cr_assert_eq(tm_config_load(p, &quiet, &c), TM_OK);
+    cr_assert_eq(c.origin_quota_ops_per_hour, 0, "0: the engine's default (20000)");
+    unlink(p);
 }
 
 Test(config, a_missing_file_is_a_config_error)

@@ -421,3 +421,212 @@ Test(engine, status_lag_counts_what_each_side_lacks)
     cr_assert_eq(p.we_lack, 0);
     net_free(&net);
 }
+
+/* ---- bounds, quota, revocation, untrusted entries (issue 13) ---------- */
+
+/* A heartbeat from `from` to `to` with n vector entries (random origins,
+ * every 7th repeated), encoded as a hostile peer would. */
+static void send_big_heartbeat(net_t *net, int from, int to, size_t n, int expect_rc)
+{
+    Tillmesh__VersionEntry *ents = calloc(n, sizeof *ents), **pp = calloc(n, sizeof *pp);
+    uint8_t(*ids)[TM_NODE_ID_LEN] = calloc(n, TM_NODE_ID_LEN);
+    cr_assert(ents && pp && ids);
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < TM_NODE_ID_LEN; k++)
+            ids[i][k] = (uint8_t)rand();
+        if (i % 7 == 6)
+            memcpy(ids[i], ids[i - 1], TM_NODE_ID_LEN);
+        tillmesh__version_entry__init(&ents[i]);
+        ents[i].has_origin = ents[i].has_seq = 1;
+        ents[i].origin.data = ids[i];
+        ents[i].origin.len = TM_NODE_ID_LEN;
+        ents[i].seq = (uint64_t)i + 1;
+        pp[i] = &ents[i];
+    }
+    uint8_t node[TM_NODE_ID_LEN];
+    tm_store_node_id(net->store[from], node);
+    Tillmesh__NodeInfo ni = TILLMESH__NODE_INFO__INIT;
+    ni.has_node_id = 1;
+    ni.node_id.data = node;
+    ni.node_id.len = TM_NODE_ID_LEN;
+    ni.store_id = "store-1";
+    char name[8];
+    snprintf(name, sizeof name, "%s", net->names[from]);
+    ni.name = name;
+    ni.n_vv = n;
+    ni.vv = pp;
+    Tillmesh__Heartbeat hb = TILLMESH__HEARTBEAT__INIT;
+    hb.info = &ni;
+    Tillmesh__Envelope env = TILLMESH__ENVELOPE__INIT;
+    env.store_id = "store-1";
+    env.has_sender = 1;
+    env.sender.data = node;
+    env.sender.len = TM_NODE_ID_LEN;
+    env.msg_case = TILLMESH__ENVELOPE__MSG_HEARTBEAT;
+    env.heartbeat = &hb;
+    uint8_t *frame;
+    size_t len;
+    cr_assert_eq(tm_wire_envelope_encode(&env, &frame, &len), TM_OK);
+    cr_assert_eq(tm_engine_on_frame(net->eng[to], net->names[from], frame, len, net->now, net->wall,
+                                    &net->box[to]),
+                 expect_rc);
+    free(frame);
+    free(ents);
+    free(pp);
+    free(ids);
+}
+
+Test(engine, a_4_mb_heartbeat_with_170000_entries_is_dropped_and_counted_before_any_work)
+{
+    net_t net;
+    net_init(&net, 2, 1000);
+    tm_engine_set_trusted_count(net.eng[1], 3);
+    net_link(&net, 0, 1, 1);
+    run_for(&net, 300);
+    cr_assert_lt(tm_engine_max_entries(net.eng[1]), 400);
+    send_big_heartbeat(&net, 0, 1, 170000, TM_OK); /* 4 MB, the frame limit */
+    tm_engine_stats_t st;
+    tm_engine_stats(net.eng[1], &st);
+    cr_assert_eq(st.frames_over_bound, 1);
+    tm_peer_info_t p;
+    tm_engine_peer_info(net.eng[1], 0, &p);
+    cr_assert_eq(p.frames_over_bound, 1);
+    cr_assert_eq(p.we_lack, 0, "the dropped vector must not be taken: we_lack %llu",
+                 (unsigned long long)p.we_lack);
+    /* Within the bound, duplicates collapse to one entry per origin. */
+    send_big_heartbeat(&net, 0, 1, 14, TM_OK);
+    tm_engine_peer_info(net.eng[1], 0, &p);
+    uint64_t want = 0;
+    for (size_t i = 0; i < 14; i++)
+        want += i % 7 == 5 ? 0 : i + 1; /* entry i repeats i-1 with a higher seq */
+    cr_assert_eq(p.we_lack, want, "we_lack %llu, want %llu", (unsigned long long)p.we_lack,
+                 (unsigned long long)want);
+    net_free(&net);
+}
+
+/* Re-creates till i's engine with an hourly quota. */
+static void set_quota(net_t *net, int i, uint32_t per_hour)
+{
+    tm_engine_destroy(&net->eng[i]);
+    tm_engine_cfg_t cfg = {.name = net->names[i],
+                           .store_id = "store-1",
+                           .mesh_endpoint = "tcp://127.0.0.1:1",
+                           .heartbeat_ms = 100,
+                           .batch_max_ops = 1000,
+                           .origin_quota_ops_per_hour = per_hour};
+    cr_assert_eq(tm_engine_new(&cfg, net->store[i], &quiet, &net->eng[i]), TM_OK);
+}
+
+Test(engine, an_origin_past_its_quota_waits_and_is_pulled_again_when_it_refills)
+{
+    net_t net;
+    net_init(&net, 2, 1000);
+    set_quota(&net, 0, 60); /* a takes 60 of b's ops an hour; a minute's worth is 1 */
+    net_link(&net, 0, 1, 1);
+    run_for(&net, 300);
+    for (int k = 0; k < 150; k++)
+        local_sale(&net, 1, k);
+    run_for(&net, 500);
+    cr_assert_eq(ops_held(&net, 0), 60);
+    tm_quota_info_t q;
+    cr_assert_eq(tm_engine_quota_limited(net.eng[0], net.now, &q, 1), 1);
+    cr_assert_str_eq(q.name, "b");
+    tm_engine_stats_t st;
+    tm_engine_stats(net.eng[0], &st);
+    cr_assert_eq(st.ops_over_quota, 90);
+    /* An hour later the bucket is full again: 60 more are pulled. */
+    net.now += 3600 * 1000;
+    net.wall += 3600 * 1000;
+    run_for(&net, 500);
+    cr_assert_eq(ops_held(&net, 0), 120);
+    net.now += 3600 * 1000;
+    net.wall += 3600 * 1000;
+    run_for(&net, 500);
+    cr_assert_eq(ops_held(&net, 0), 150);
+    assert_converged(&net);
+    cr_assert_eq(tm_engine_quota_limited(net.eng[0], net.now, NULL, 0), 0);
+    net_free(&net);
+}
+
+Test(engine, ops_another_till_already_holds_do_not_count_against_the_quota)
+{
+    /* c joins late: a and b hold b's 150 ops; what a relays of b's, b
+     * vouches for, so c's catch-up is not throttled. */
+    net_t net;
+    net_init(&net, 3, 1000);
+    set_quota(&net, 2, 60);
+    net_link(&net, 0, 1, 1);
+    for (int k = 0; k < 150; k++)
+        local_sale(&net, 1, k);
+    run_for(&net, 500);
+    cr_assert_eq(ops_held(&net, 0), 150);
+    net_link(&net, 2, 0, 1);
+    net_link(&net, 2, 1, 1);
+    run_for(&net, 1000);
+    cr_assert_eq(ops_held(&net, 2), 150);
+    assert_converged(&net);
+    net_free(&net);
+}
+
+Test(engine, a_revoked_peer_gets_nothing_and_gives_nothing)
+{
+    net_t net;
+    net_init(&net, 2, 1000);
+    net_link(&net, 0, 1, 1);
+    run_for(&net, 300);
+    cr_assert_eq(tm_engine_revoke(net.eng[0], "b", true, &net.box[0]), TM_OK);
+    tm_peer_info_t p;
+    tm_engine_peer_info(net.eng[0], 0, &p);
+    cr_assert_str_eq(tm_peer_state_name(p.state), "revoked");
+    local_sale(&net, 1, 1); /* b's sale: pushed, and advertised to a */
+    local_sale(&net, 0, 2); /* a's sale: must not go to b */
+    for (size_t k = 0; k < net.box[0].n; k++)
+        cr_assert_neq(strcmp(net.box[0].v[k].peer, "b"), 0, "a queued a frame for b");
+    run_for(&net, 1000);
+    cr_assert_eq(ops_held(&net, 0), 2 - 1, "a took b's sale");
+    cr_assert_eq(ops_held(&net, 1), 1, "b got a's sale");
+    tm_engine_peer_info(net.eng[0], 0, &p);
+    cr_assert_eq(p.state, TM_PEER_REVOKED);
+    tm_engine_stats_t st;
+    tm_engine_stats(net.eng[0], &st);
+    cr_assert_gt(st.frames_revoked, 0);
+    /* Static config re-read on reload must not bring it back. */
+    cr_assert_eq(tm_engine_add_peer(net.eng[0], "b", "tcp://y:1", TM_SRC_STATIC, &net.box[0]),
+                 TM_EPERM);
+    /* Trusted again: it rejoins and both converge. */
+    cr_assert_eq(tm_engine_revoke(net.eng[0], "b", false, &net.box[0]), TM_OK);
+    run_for(&net, 1000);
+    assert_converged(&net);
+    net_free(&net);
+}
+
+Test(engine, untrusted_entries_expire_when_unannounced_and_are_capped)
+{
+    net_t net;
+    net_init(&net, 1, 1000);
+    tm_engine_t *e = net.eng[0];
+    char name[64];
+    for (int k = 0; k < 40; k++) {
+        snprintf(name, sizeof name, "untrusted:%016x", k);
+        cr_assert_eq(
+            tm_engine_note_peer(e, name, "tcp://10.0.0.9:7700", TM_PEER_UNTRUSTED, "store-1"),
+            TM_OK);
+        tm_engine_peer_announced(e, name, "10.0.0.9", true, net.wall + (uint64_t)k);
+    }
+    cr_assert_eq(tm_engine_peer_count(e), TM_ENGINE_UNTRUSTED_MAX);
+    tm_peer_info_t p;
+    tm_engine_peer_info(e, 0, &p);
+    cr_assert_str_eq(p.name, "untrusted:0000000000000008", "the oldest go first: %s", p.name);
+    /* All withdrawn; still shown for 10 minutes, then gone. */
+    for (int k = 8; k < 40; k++) {
+        snprintf(name, sizeof name, "untrusted:%016x", k);
+        tm_engine_peer_announced(e, name, NULL, false, net.wall);
+    }
+    net.wall += TM_ENGINE_UNTRUSTED_EXPIRE_MS - 1000;
+    tm_engine_tick(e, net.now += 1000, net.wall, &net.box[0]);
+    cr_assert_eq(tm_engine_peer_count(e), TM_ENGINE_UNTRUSTED_MAX);
+    net.wall += 2000;
+    tm_engine_tick(e, net.now += 2000, net.wall, &net.box[0]);
+    cr_assert_eq(tm_engine_peer_count(e), 0);
+    net_free(&net);
+}
