@@ -65,6 +65,8 @@ for i in 1 2 3; do
         echo "[erp]"
         echo "url = http://127.0.0.1:$ERP_PORT"
         echo "token_file = $DEMO/erp.token"
+        echo "# the demo ERP is plain http on loopback"
+        echo "allow_insecure_http = yes"
         echo "[peers]"
         for j in 1 2 3; do [ "$i" = "$j" ] || echo "till-$j = tcp://127.0.0.1:770$j"; done
     } >"$DEMO/till-$i.conf"

@@ -297,6 +297,15 @@ static json_t *status_forwarder(tm_daemon_t *d)
                      (json_int_t)f.epoch, "is_self", f.is_self);
 }
 
+/* A configuration or protocol error that stops forwarding until a person
+ * acts: the forwarder's (what /sales answered), else the probe's. */
+static const char *erp_error(tm_daemon_t *d, const tm_fwd_stats_t *fs)
+{
+    if (fs->error[0])
+        return fs->error;
+    return d->erp ? tm_erp_error(d->erp) : NULL;
+}
+
 static json_t *status_erp(tm_daemon_t *d)
 {
     tm_backlog_t bl = {0};
@@ -309,12 +318,14 @@ static json_t *status_erp(tm_daemon_t *d)
     if (bl.unsent && bl.oldest_hlc)
         age = json_integer(
             (json_int_t)(wall > (bl.oldest_hlc >> 16) ? (wall - (bl.oldest_hlc >> 16)) / 1000 : 0));
-    return json_pack("{s:I, s:o, s:o, s:I, s:b, s:I, s:s, s:I, s:I}", "backlog",
+    const char *err = erp_error(d, &fs);
+    return json_pack("{s:I, s:o, s:o, s:I, s:b, s:I, s:s, s:I, s:I, s:o, s:I}", "backlog",
                      (json_int_t)bl.unsent, "oldest_unsent_age_s", age, "last_forward_at",
                      wall_or_null(fs.last_forward_wall_ms), "parked", (json_int_t)bl.parked,
                      "in_flight", fs.in_flight, "failures", (json_int_t)fs.failures, "last_error",
                      fs.last_error, "sales_acked_here", (json_int_t)fs.sales_acked, "batches_ok",
-                     (json_int_t)fs.batches_ok);
+                     (json_int_t)fs.batches_ok, "error", err ? json_string(err) : json_null(),
+                     "protocol_errors", (json_int_t)fs.protocol_errors);
 }
 
 /* Returns flagged for review: counts, and the first few so that a person
@@ -463,6 +474,11 @@ static char *metrics_text(void *ctx)
     COUNTER("erp_batches_failed_total", "ERP batches that failed and were retried.",
             fs.batches_failed);
     COUNTER("erp_sales_acked_total", "Sales acknowledged through this till.", fs.sales_acked);
+    GAUGE("erp_error",
+          "1 while a configuration or protocol error stops forwarding (status: erp.error).",
+          erp_error(d, &fs) != NULL);
+    COUNTER("erp_protocol_errors_total", "ERP answers that broke the contract.",
+            fs.protocol_errors);
     GAUGE("peers", "Peers known.", npeers);
     GAUGE("peers_alive", "Peers heard from within the timeout.", alive);
     GAUGE("uptime_seconds", "Seconds since start.", (tm_daemon_mono_ms() - d->started_ms) / 1000);

@@ -156,6 +156,15 @@ static int erp_key(parse_t *p, int line, const char *k, const char *v)
         return set_u32(p, line, &c->erp_backoff_min_ms, k, v, 10, 3600000);
     if (!strcmp(k, "backoff_max_ms"))
         return set_u32(p, line, &c->erp_backoff_max_ms, k, v, 10, 3600000);
+    if (!strcmp(k, "allow_insecure_http")) {
+        if (!strcmp(v, "yes") || !strcmp(v, "true"))
+            c->erp_allow_insecure_http = 1;
+        else if (!strcmp(v, "no") || !strcmp(v, "false"))
+            c->erp_allow_insecure_http = 0;
+        else
+            bad(p, line, "allow_insecure_http must be yes or no, not \"%s\"", v);
+        return 1;
+    }
     if (!strcmp(k, "tls_verify")) {
         if (!strcmp(v, "yes") || !strcmp(v, "true"))
             c->erp_tls_verify = 1;
@@ -261,6 +270,12 @@ static void validate(parse_t *p)
             "(make keys with: tillmesh keygen)");
     if (c->erp_url[0] && strncmp(c->erp_url, "http://", 7) && strncmp(c->erp_url, "https://", 8))
         bad(p, 0, "[erp] url must start with http:// or https://, not \"%s\"", c->erp_url);
+    /* The bearer token would travel in clear on every probe and POST. */
+    if (!strncmp(c->erp_url, "http://", 7) && c->erp_token_file[0] && !c->erp_allow_insecure_http)
+        bad(p, 0,
+            "[erp] url %s is plain http:// but token_file is set: the token would be sent in "
+            "clear; use https://, or set allow_insecure_http = yes in [erp] (tests only)",
+            c->erp_url);
     for (int i = 0; i < c->n_peers; i++)
         if (strncmp(c->peers[i].endpoint, "tcp://", 6) != 0)
             bad(p, 0, "[peers] %s: endpoint must be tcp://HOST:PORT", c->peers[i].name);

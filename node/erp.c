@@ -36,6 +36,8 @@ struct tm_erp {
     uint64_t uplink_since;
     tm_erp_done_fn done;
     void *done_ctx;
+    char probe_error[600]; /* a configuration error seen by the probe, or "" */
+    char location[256];    /* the last POST's 3xx Location */
 };
 
 static size_t on_body(char *data, size_t size, size_t n, void *userp)
@@ -148,6 +150,12 @@ int tm_erp_new(const tm_erp_cfg_t *cfg, const tm_log_t *log, tm_erp_t **out)
         !(e->post.easy = curl_easy_init()))
         goto fail;
     e->cfg.token_file = NULL;
+    /* The config admits this pair only with allow_insecure_http = yes. */
+    if (e->token[0] && !strncmp(e->url, "http://", 7))
+        tm_log_warn(log,
+                    "INSECURE: [erp] url %s is plain http:// and the ERP token is sent on every "
+                    "request in clear (allow_insecure_http = yes); use https:// outside tests",
+                    e->url);
     *out = e;
     return TM_OK;
 fail:
@@ -217,6 +225,20 @@ tm_uplink_t tm_erp_uplink(const tm_erp_t *e, uint64_t *since_wall_ms)
     return e->uplink;
 }
 
+const char *tm_erp_error(const tm_erp_t *e)
+{
+    return e->probe_error[0] ? e->probe_error : NULL;
+}
+
+/* The Location of a 3xx answer, for the operator ("" if none). */
+static void redirect_target(CURL *easy, char *out, size_t outsz)
+{
+    char *loc = NULL;
+    out[0] = '\0';
+    if (curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
+        snprintf(out, outsz, "%.*s", (int)(outsz - 1), loc);
+}
+
 void tm_erp_probe_now(tm_erp_t *e)
 {
     e->next_probe = 0;
@@ -253,6 +275,31 @@ static void set_uplink(tm_erp_t *e, tm_uplink_t u, uint64_t wall_ms, const char 
     e->uplink_since = wall_ms;
 }
 
+/* Answers that no waiting will fix: say what to change. The uplink state
+ * change is logged once by set_uplink; this is for status. */
+static void probe_config_error(tm_erp_t *e, long status)
+{
+    char loc[200];
+    if (status >= 300 && status < 400) {
+        redirect_target(e->probe.easy, loc, sizeof loc);
+        snprintf(
+            e->probe_error, sizeof e->probe_error,
+            "GET %.200s/health answered HTTP %ld (redirect to %s): redirects are not followed; "
+            "check [erp] url (a login proxy or captive portal in the way?)",
+            e->url, status, loc[0] ? loc : "nowhere");
+    } else if (status == 401 || status == 403) {
+        snprintf(e->probe_error, sizeof e->probe_error,
+                 "GET %.200s/health answered HTTP %ld: the ERP refuses our token; check [erp] "
+                 "token_file",
+                 e->url, status);
+    } else if (status == 404) {
+        snprintf(e->probe_error, sizeof e->probe_error,
+                 "GET %.200s/health answered HTTP 404: check the base path in [erp] url", e->url);
+    } else {
+        e->probe_error[0] = '\0';
+    }
+}
+
 static void probe_done(tm_erp_t *e, CURLcode cc, uint64_t now_ms, uint64_t wall_ms)
 {
     long status = 0;
@@ -260,6 +307,7 @@ static void probe_done(tm_erp_t *e, CURLcode cc, uint64_t now_ms, uint64_t wall_
     curl_easy_getinfo(e->probe.easy, CURLINFO_RESPONSE_CODE, &status);
     bool ok = cc == CURLE_OK && status == 200;
     if (ok) {
+        e->probe_error[0] = '\0';
         e->fail_run = 0;
         if (++e->ok_run >= e->cfg.rise)
             set_uplink(e, TM_UPLINK_UP, wall_ms, "");
@@ -270,6 +318,7 @@ static void probe_done(tm_erp_t *e, CURLcode cc, uint64_t now_ms, uint64_t wall_
                      e->probe.errbuf[0] ? e->probe.errbuf : curl_easy_strerror(cc));
         else
             snprintf(why, sizeof why, "health check answered %ld", status);
+        probe_config_error(e, status);
         if (++e->fail_run >= e->cfg.fall)
             set_uplink(e, TM_UPLINK_DOWN, wall_ms, why);
     }
@@ -337,12 +386,16 @@ static void post_done(tm_erp_t *e, CURLcode cc)
     tm_erp_result_t r = {0};
     double secs = 0;
     curl_easy_getinfo(e->post.easy, CURLINFO_TOTAL_TIME, &secs);
-    if (cc == CURLE_OK)
+    e->location[0] = '\0';
+    if (cc == CURLE_OK) {
         curl_easy_getinfo(e->post.easy, CURLINFO_RESPONSE_CODE, &r.status);
-    else
+        if (r.status >= 300 && r.status < 400)
+            redirect_target(e->post.easy, e->location, sizeof e->location);
+    } else
         r.error = e->post.errbuf[0] ? e->post.errbuf : curl_easy_strerror(cc);
     r.body = e->post.buf ? e->post.buf : "";
     r.body_len = e->post.len;
+    r.location = e->location;
     r.seconds = secs;
     e->post_busy = false;
     if (e->done)

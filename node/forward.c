@@ -3,11 +3,23 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tm_wire.h"
+
+/* A batch the ERP refused as a whole (a 4xx): its intent is superseded by
+ * one-sale intents, taken in its order from `next` on. Kept in memory
+ * only: after a restart, or on a successor, the batch is sent once more,
+ * refused once more, and split there (one request, under backoff). */
+typedef struct {
+    char key[72]; /* "" when no split is under way */
+    size_t next;
+    bool single; /* the request in flight is one of this split's sales */
+} split_t;
 
 struct tm_fwd {
     tm_fwd_cfg_t cfg;
@@ -35,10 +47,21 @@ struct tm_fwd {
      * to query again until it holds more (or an operator retries). */
     bool idle;
     uint64_t idle_ops;
-    /* After a 4xx for a whole batch: send one sale at a time for a while. */
-    uint32_t single_left;
+    split_t split;
+    /* Rate limit of the failure log: the same message at most once a
+     * minute, with the count of repeats not logged. */
+    char logged[200];
+    uint64_t logged_at_ms;
+    uint32_t repeats;
+    int last_kind; /* fail_t of the last failure */
     uint64_t now_ms, wall_ms;
 };
+
+uint32_t tm_fwd_jitter_random(void *ctx, uint32_t upper)
+{
+    (void)ctx;
+    return upper == UINT32_MAX ? randombytes_random() : randombytes_uniform(upper + 1);
+}
 
 int tm_fwd_new(const tm_fwd_cfg_t *cfg, tm_store_t *store, tm_engine_t *engine, tm_erp_t *erp,
                tm_outbox_t *outbox, const tm_log_t *log, tm_fwd_t **out)
@@ -56,6 +79,10 @@ int tm_fwd_new(const tm_fwd_cfg_t *cfg, tm_store_t *store, tm_engine_t *engine, 
         f->cfg.backoff_min_ms = 200;
     if (!f->cfg.backoff_max_ms)
         f->cfg.backoff_max_ms = 30000;
+    if (f->cfg.backoff_max_ms < f->cfg.backoff_min_ms)
+        f->cfg.backoff_max_ms = f->cfg.backoff_min_ms;
+    if (!f->cfg.jitter)
+        f->cfg.jitter = tm_fwd_jitter_random;
     tm_strlcpy(f->till, cfg->till ? cfg->till : "", sizeof f->till);
     f->store = store;
     f->engine = engine;
@@ -96,22 +123,74 @@ long tm_fwd_timeout_ms(const tm_fwd_t *f, uint64_t now_ms)
 
 /* ---- outcomes --------------------------------------------------------- */
 
-static void backoff(tm_fwd_t *f, const char *why)
+typedef enum {
+    FAIL_TRANSIENT, /* the ERP is down or busy: waiting fixes it */
+    FAIL_CONFIG,    /* a person must change the config or the network */
+    FAIL_PROTOCOL,  /* the answer breaks the contract (docs/erp.md) */
+    FAIL_REFUSED,   /* the ERP refused the request (4xx): sales parked or split */
+} fail_t;
+
+static void log_failure(tm_fwd_t *f, fail_t kind, const char *why, uint64_t delay)
+{
+    bool same = strcmp(f->logged, why) == 0 && f->now_ms - f->logged_at_ms < 60000;
+    if (same && kind != FAIL_REFUSED) {
+        f->repeats++;
+        tm_log_debug(f->log, "ERP: %s (again; next try in %llu ms)", why,
+                     (unsigned long long)delay);
+        return;
+    }
+    const char *what = kind == FAIL_CONFIG     ? "configuration error: "
+                       : kind == FAIL_PROTOCOL ? "protocol error: "
+                                               : "";
+    if (f->repeats)
+        tm_log_warn(f->log, "ERP %s%s; retrying in %llu ms (%u more like it in the last minute)",
+                    what, why, (unsigned long long)delay, f->repeats);
+    else
+        tm_log_warn(f->log, "ERP %s%s; retrying in %llu ms", what, why, (unsigned long long)delay);
+    tm_strlcpy(f->logged, why, sizeof f->logged);
+    f->logged_at_ms = f->now_ms;
+    f->repeats = 0;
+}
+
+/* Every failed request ends here: nothing is sent again before the backoff
+ * runs out, whatever the failure. */
+static void backoff(tm_fwd_t *f, fail_t kind, const char *why)
 {
     f->st.failures++;
     f->st.batches_failed++;
+    f->last_kind = (int)kind;
     uint64_t d = f->cfg.backoff_min_ms;
     for (uint32_t i = 1; i < f->st.failures && d < f->cfg.backoff_max_ms; i++)
         d *= 2;
     if (d > f->cfg.backoff_max_ms)
         d = f->cfg.backoff_max_ms;
-    /* Full jitter on the upper half: tills that failed together do not
-     * retry together. */
-    d = d / 2 + randombytes_uniform((uint32_t)(d / 2 + 1));
+    /* Jitter on the upper half: tills that failed together do not retry
+     * together, and the wait never drops under half the step. */
+    uint32_t j = f->cfg.jitter(f->cfg.jitter_ctx, (uint32_t)(d / 2));
+    d = d / 2 + (j > d / 2 ? d / 2 : j);
     f->st.backoff_until_ms = f->now_ms + d;
     tm_strlcpy(f->st.last_error, why, sizeof f->st.last_error);
-    tm_log_warn(f->log, "ERP batch of %zu (key %s) failed: %s; retrying in %llu ms", f->n_ids,
-                f->key, why, (unsigned long long)d);
+    if (kind == FAIL_PROTOCOL)
+        f->st.protocol_errors++;
+    if (kind == FAIL_CONFIG || kind == FAIL_PROTOCOL)
+        snprintf(f->st.error, sizeof f->st.error, "%s error: %s",
+                 kind == FAIL_CONFIG ? "configuration" : "protocol", why);
+    log_failure(f, kind, why, d);
+}
+
+static void succeeded(tm_fwd_t *f)
+{
+    /* Say so when a failure the log reported is over. */
+    if (f->st.failures && f->logged[0] && f->last_kind != FAIL_REFUSED)
+        tm_log_info(f->log, "ERP answers well again after %u failed request(s) (last: %s)",
+                    f->st.failures, f->st.last_error);
+    f->st.failures = 0;
+    f->st.backoff_until_ms = 0;
+    f->st.last_forward_wall_ms = f->wall_ms;
+    f->st.last_error[0] = '\0';
+    f->st.error[0] = '\0';
+    f->logged[0] = '\0';
+    f->repeats = 0;
 }
 
 /* Records acknowledged ids as ERP_ACK ops (replicated to every till). */
@@ -148,85 +227,164 @@ static void park(tm_fwd_t *f, const char *id, int status, const char *msg)
     }
 }
 
-/* Collects the valid uuids of a JSON array into ids (capacity cap). */
-static size_t collect(json_t *arr, char (*ids)[TM_UUID_LEN], size_t k, size_t cap)
+/* What a 200 says of each sale of the batch. */
+enum { ANS_NONE, ANS_ACKED, ANS_REJECTED };
+
+typedef struct {
+    uint8_t *what;     /* per batch index: ANS_... */
+    int *status;       /* rejected: the ERP's class of refusal */
+    char (*msg)[160];  /* rejected: its reason */
+    char problem[200]; /* why the answer breaks the contract, "" if it does not */
+    bool untrusted;    /* it names ids outside the batch, or is malformed: use none of it */
+} answer_t;
+
+static size_t batch_index(const tm_fwd_t *f, const char *id)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach (arr, i, v) {
-        const char *s = json_string_value(v);
-        if (s && tm_uuid_valid(s) && k < cap)
-            tm_strlcpy(ids[k++], s, TM_UUID_LEN);
-    }
-    return k;
+    /* The contract echoes ids "spelt as sent"; tolerate a change of case. */
+    for (size_t i = 0; i < f->n_ids; i++)
+        if (strcasecmp(f->ids[i], id) == 0)
+            return i;
+    return SIZE_MAX;
 }
 
-/* An id the ERP's answer does not mention would be re-sent with the same
- * key forever and get the same replayed answer: park it for a person.
- * answered[0..k) holds every id the answer listed. */
-static void park_unanswered(tm_fwd_t *f, char (*answered)[TM_UUID_LEN], size_t k)
+static void bad_answer(answer_t *a, bool untrusted, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void bad_answer(answer_t *a, bool untrusted, const char *fmt, ...)
 {
-    for (size_t i = 0; i < f->n_ids; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < k && !seen; j++)
-            seen = strcmp(f->ids[i], answered[j]) == 0;
-        if (!seen && tm_store_is_acked(f->store, f->ids[i]) == 0)
-            park(f, f->ids[i], 502, "the ERP's answer did not mention this sale");
+    if (!a->problem[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(a->problem, sizeof a->problem, fmt, ap);
+        va_end(ap);
+    }
+    a->untrusted |= untrusted;
+}
+
+/* One id of accepted/duplicates (rej = NULL) or one rejected entry. */
+static void classify(const tm_fwd_t *f, answer_t *a, json_t *v, json_t *rej)
+{
+    const char *id = json_string_value(rej ? json_object_get(rej, "sale_id") : v);
+    if (!id || !tm_uuid_valid(id)) {
+        bad_answer(a, true, "the ERP's answer lists an entry that is not a sale id");
+        return;
+    }
+    size_t i = batch_index(f, id);
+    if (i == SIZE_MAX) {
+        bad_answer(a, true, "the ERP's answer names sale %s, which was not in the batch", id);
+        return;
+    }
+    uint8_t w = rej ? ANS_REJECTED : ANS_ACKED;
+    if (a->what[i] != ANS_NONE && a->what[i] != w) {
+        bad_answer(a, true, "the ERP's answer lists sale %s as both booked and rejected", id);
+        return;
+    }
+    a->what[i] = w;
+    if (rej) {
+        json_t *st = json_object_get(rej, "status");
+        json_int_t s = json_is_integer(st) ? json_integer_value(st) : 422;
+        const char *m = json_string_value(json_object_get(rej, "message"));
+        a->status[i] = s >= 400 && s < 500 ? (int)s : 422;
+        snprintf(a->msg[i], sizeof a->msg[i], "%.150s", m ? m : "rejected");
     }
 }
 
-static void on_200(tm_fwd_t *f, const tm_erp_result_t *r)
+/* The start of an answer's body, printable, for a log line or status. */
+static const char *snippet(const char *body, size_t len, char *out, size_t outsz)
 {
+    size_t k = 0;
+    for (size_t i = 0; i < len && k + 1 < outsz; i++)
+        out[k++] = body[i] >= 0x20 && body[i] < 0x7f ? body[i] : ' ';
+    out[k] = '\0';
+    return k ? out : "(empty)";
+}
+
+/* Checks the answer against the contract and the batch; fills a. */
+static void read_answer(const tm_fwd_t *f, const tm_erp_result_t *r, answer_t *a)
+{
+    char head[48];
     json_error_t jerr;
     json_t *root = json_loadb(r->body, r->body_len, 0, &jerr);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        backoff(f, "ERP answered 200 without a JSON object");
-        return;
-    }
-    /* Room for the acknowledged ids, then the rejected ones after them. */
-    size_t cap = 2 * f->n_ids;
-    char(*answered)[TM_UUID_LEN] = calloc(cap + 1, TM_UUID_LEN);
-    size_t k = 0, n_answered;
-    if (answered) {
-        k = collect(json_object_get(root, "accepted"), answered, k, f->n_ids);
-        k = collect(json_object_get(root, "duplicates"), answered, k, f->n_ids);
-    }
-    int rc = record_acks(f, answered, k);
-    n_answered = k;
+    json_t *acc = json_object_get(root, "accepted"), *dup = json_object_get(root, "duplicates");
+    json_t *rej = json_object_get(root, "rejected"), *v;
     size_t i;
-    json_t *rej;
-    json_array_foreach (json_object_get(root, "rejected"), i, rej) {
-        const char *id = json_string_value(json_object_get(rej, "sale_id"));
-        json_t *jst = json_object_get(rej, "status");
-        const char *msg = json_string_value(json_object_get(rej, "message"));
-        if (!id || !tm_uuid_valid(id))
-            continue;
-        park(f, id, json_is_integer(jst) ? (int)json_integer_value(jst) : 422,
-             msg ? msg : "rejected");
-        if (answered && n_answered < cap)
-            tm_strlcpy(answered[n_answered++], id, TM_UUID_LEN);
+    if (!json_is_object(root))
+        bad_answer(a, true,
+                   "the ERP answered HTTP %ld with a body that is not a JSON object: \"%s\"",
+                   r->status, snippet(r->body, r->body_len, head, sizeof head));
+    else if (!json_is_array(acc) || !json_is_array(dup) || !json_is_array(rej))
+        bad_answer(a, true, "the ERP's 200 answer lacks the accepted/duplicates/rejected lists");
+    else {
+        json_array_foreach (acc, i, v)
+            classify(f, a, v, NULL);
+        json_array_foreach (dup, i, v)
+            classify(f, a, v, NULL);
+        json_array_foreach (rej, i, v)
+            classify(f, a, NULL, json_is_object(v) ? v : json_null());
     }
     json_decref(root);
-    if (rc == TM_OK && answered)
-        park_unanswered(f, answered, n_answered);
-    free(answered);
+    if (a->problem[0])
+        return;
+    size_t missing = 0;
+    for (i = 0; i < f->n_ids; i++)
+        missing += a->what[i] == ANS_NONE;
+    if (missing) {
+        bad_answer(a, false, "the ERP's answer does not mention %zu of the batch's %zu sales",
+                   missing, f->n_ids);
+    }
+}
+
+static void on_2xx(tm_fwd_t *f, const tm_erp_result_t *r)
+{
+    answer_t a = {0};
+    char(*acked)[TM_UUID_LEN] = NULL;
+    size_t k = 0;
+    int rc = TM_ENOMEM;
+    a.what = calloc(f->n_ids, 1);
+    a.status = calloc(f->n_ids, sizeof *a.status);
+    a.msg = calloc(f->n_ids, sizeof *a.msg);
+    acked = calloc(f->n_ids + 1, TM_UUID_LEN);
+    if (!a.what || !a.status || !a.msg || !acked)
+        goto cleanup;
+    read_answer(f, r, &a);
+    rc = TM_OK;
+    if (a.untrusted)
+        goto cleanup;
+    /* Only ids of this batch, spelt as we sent them; a re-sent batch's
+     * earlier acks are not recorded twice. */
+    for (size_t i = 0; i < f->n_ids; i++)
+        if (a.what[i] == ANS_ACKED && tm_store_is_acked(f->store, f->ids[i]) == 0)
+            tm_strlcpy(acked[k++], f->ids[i], TM_UUID_LEN);
+    rc = record_acks(f, acked, k);
+    for (size_t i = 0; rc == TM_OK && i < f->n_ids; i++)
+        if (a.what[i] == ANS_REJECTED)
+            park(f, f->ids[i], a.status[i], a.msg[i]);
+cleanup:
+    free(a.what);
+    free(a.status);
+    free(a.msg);
+    free(acked);
+    f->resend = true; /* unless it all went well, below */
     if (rc) {
-        backoff(f, "could not record the acknowledgement locally");
+        backoff(f, FAIL_TRANSIENT, "could not record the acknowledgement locally");
         return;
     }
-    f->st.failures = 0;
-    f->st.backoff_until_ms = 0;
+    if (a.problem[0]) {
+        backoff(f, FAIL_PROTOCOL, a.problem);
+        return;
+    }
+    f->resend = false;
     f->st.batches_ok++;
-    f->st.last_forward_wall_ms = f->wall_ms;
-    f->st.last_error[0] = '\0';
+    if (f->split.single)
+        f->split.next++;
+    succeeded(f);
 }
 
 static void on_customer_done(tm_fwd_t *f, const tm_erp_result_t *r)
 {
-    char why[200];
+    char why[300];
     f->customer = false;
-    if (r->status == 200) {
+    if (r->status >= 200 && r->status < 300) {
         tm_erp_ack_t a = {.epoch = f->epoch, .customers = &f->cust, .n_customers = 1};
         uint8_t *body;
         size_t len;
@@ -237,8 +395,7 @@ static void on_customer_done(tm_fwd_t *f, const tm_erp_result_t *r)
                 tm_log_error(f->log, "could not record the ERP's copy of customer %s", f->cust.id);
             free(body);
         }
-        f->st.failures = 0;
-        f->st.last_forward_wall_ms = f->wall_ms;
+        succeeded(f);
         return;
     }
     if (r->status >= 400 && r->status < 500 && r->status != 401 && r->status != 403 &&
@@ -252,55 +409,96 @@ static void on_customer_done(tm_fwd_t *f, const tm_erp_result_t *r)
                     "ERP refused customer %s (HTTP %ld: %.100s): not sent again until it "
                     "changes",
                     f->cust.id, r->status, r->body_len ? r->body : "");
+        backoff(f, FAIL_REFUSED, "the ERP refused a customer record");
         return;
     }
-    if (r->status)
+    fail_t kind = FAIL_TRANSIENT;
+    if (r->status >= 300 && r->status < 400) {
+        kind = FAIL_CONFIG;
+        snprintf(why, sizeof why,
+                 "HTTP %ld on PUT /customers (redirect to %s): redirects are not followed; check "
+                 "[erp] url",
+                 r->status, r->location && r->location[0] ? r->location : "nowhere");
+    } else if (r->status)
         snprintf(why, sizeof why, "HTTP %ld on customer %s", r->status, f->cust.id);
     else
         snprintf(why, sizeof why, "no answer on customer %s: %s", f->cust.id,
                  r->error ? r->error : "?");
-    backoff(f, why);
+    backoff(f, kind, why);
     tm_erp_probe_now(f->erp);
+}
+
+/* A 4xx for the request as a whole. */
+static void on_refused(tm_fwd_t *f, const tm_erp_result_t *r)
+{
+    char why[200];
+    if (f->n_ids == 1) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%.150s", r->body_len ? r->body : "refused");
+        park(f, f->ids[0], (int)r->status, msg);
+        if (f->split.single)
+            f->split.next++;
+        snprintf(why, sizeof why, "HTTP %ld for sale %s: parked", r->status, f->ids[0]);
+    } else {
+        /* One bad sale must not hold back the rest: find it, one sale per
+         * request, in the batch's order. The batch's intent stays open until
+         * each of its sales is acknowledged or parked, but is no longer
+         * re-sent as a whole (tm_fwd_step). */
+        tm_strlcpy(f->split.key, f->key, sizeof f->split.key);
+        f->split.next = 0;
+        snprintf(why, sizeof why, "HTTP %ld for a batch of %zu (key %s): sending them one by one",
+                 r->status, f->n_ids, f->key);
+    }
+    f->resend = false;
+    backoff(f, FAIL_REFUSED, why);
 }
 
 static void on_done(void *ctx, const tm_erp_result_t *r)
 {
     tm_fwd_t *f = ctx;
-    char why[200];
+    char why[400];
+    long s = r->status;
     if (f->customer) {
         on_customer_done(f, r);
         return;
     }
-    if (r->status == 200) {
-        on_200(f, r);
-    } else if (r->status == 0 || r->status >= 500 || r->status == 408 || r->status == 429 ||
-               r->status == 401 || r->status == 403 || r->status == 404) {
-        if (r->status == 0)
-            snprintf(why, sizeof why, "no answer: %s", r->error ? r->error : "?");
-        else
-            snprintf(why, sizeof why, "HTTP %ld", r->status);
-        if (r->status == 401 || r->status == 403)
-            tm_log_error(f->log, "the ERP refused our credentials (HTTP %ld): check token_file",
-                         r->status);
-        backoff(f, why);
-        tm_erp_probe_now(f->erp);
-        /* A re-delivery carries the same sales and the same key. */
-        f->resend = true;
+    if (s >= 200 && s < 300) {
+        on_2xx(f, r);
         return;
-    } else if (f->n_ids == 1) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%.150s", r->body_len ? r->body : "refused");
-        park(f, f->ids[0], (int)r->status, msg);
-        f->st.failures = 0;
-    } else {
-        /* One bad sale must not hold back the rest: find it. */
-        tm_log_warn(f->log, "ERP refused a batch of %zu (HTTP %ld): sending them one by one",
-                    f->n_ids, r->status);
-        f->single_left = (uint32_t)f->n_ids;
     }
-    free(f->ids);
-    f->ids = NULL;
-    f->n_ids = 0;
+    if (s >= 400 && s < 500 && s != 401 && s != 403 && s != 404 && s != 408 && s != 429) {
+        on_refused(f, r);
+        return;
+    }
+    /* Everything else: the same sales again, under the same key, later. */
+    fail_t kind = FAIL_TRANSIENT;
+    if (s == 0) {
+        snprintf(why, sizeof why, "no answer: %s", r->error ? r->error : "?");
+    } else if (s >= 300 && s < 400) {
+        kind = FAIL_CONFIG;
+        snprintf(why, sizeof why,
+                 "POST /sales answered HTTP %ld (redirect to %s): redirects are not followed "
+                 "and no sale is refused for it; check [erp] url (a login proxy or captive "
+                 "portal in the way?)",
+                 s, r->location && r->location[0] ? r->location : "nowhere");
+    } else if (s == 401 || s == 403) {
+        kind = FAIL_CONFIG;
+        snprintf(why, sizeof why, "the ERP refused our credentials (HTTP %ld): check token_file",
+                 s);
+    } else if (s == 404) {
+        kind = FAIL_CONFIG;
+        snprintf(why, sizeof why,
+                 "POST /sales answered HTTP 404: check the base path in [erp] url");
+    } else if (s < 200) {
+        kind = FAIL_PROTOCOL;
+        snprintf(why, sizeof why, "the ERP answered HTTP %ld, which the contract does not know", s);
+    } else {
+        snprintf(why, sizeof why, "HTTP %ld", s);
+    }
+    backoff(f, kind, why);
+    tm_erp_probe_now(f->erp);
+    /* A re-delivery carries the same sales and the same key. */
+    f->resend = true;
 }
 
 /* ---- starting a batch ------------------------------------------------- */
@@ -399,29 +597,20 @@ static void step_customer(tm_fwd_t *f, const tm_forwarder_t *who)
     free(cv);
 }
 
-/* Forms the next batch and records it as an intent op before it is sent:
- * the intent reaches the other tills ahead of the POST, so if we die after
- * the ERP booked the batch but before its acknowledgement is replicated, a
- * successor re-sends exactly this batch under this key and the ERP replays
- * its answer. TM_ENOTFOUND when no sale waits (a customer may be sent). */
-static int new_batch(tm_fwd_t *f, const tm_forwarder_t *who)
+/* Records the batch in f->ids as an intent op, under its key, before it is
+ * sent: the intent reaches the other tills ahead of the POST, so if we die
+ * after the ERP booked the batch but before its acknowledgement is
+ * replicated, a successor re-sends exactly this batch under this key and
+ * the ERP replays its answer. */
+static int write_intent(tm_fwd_t *f, const tm_forwarder_t *who)
 {
-    size_t max = f->single_left ? 1 : f->cfg.batch_max;
-    int rc = tm_store_unacked_sales(f->store, max, &f->ids, &f->n_ids);
-    if (rc)
-        return rc;
-    if (f->n_ids == 0) {
-        step_customer(f, who);
-        return TM_ENOTFOUND;
-    }
-    if (f->single_left)
-        f->single_left--;
     batch_key(f, f->key);
     tm_erp_ack_t intent = {.sale_ids = f->ids, .n = f->n_ids, .epoch = who->epoch};
     tm_strlcpy(intent.idempotency_key, f->key, sizeof intent.idempotency_key);
     uint8_t *body;
     size_t len;
-    if ((rc = tm_wire_ack_encode(&intent, &body, &len)))
+    int rc = tm_wire_ack_encode(&intent, &body, &len);
+    if (rc)
         return rc;
     uint64_t hlc = tm_engine_hlc_now(f->engine, f->wall_ms);
     rc = tm_engine_local_op(f->engine, TM_OP_ERP_INTENT, hlc, body, len, f->now_ms, f->outbox);
@@ -429,6 +618,68 @@ static int new_batch(tm_fwd_t *f, const tm_forwarder_t *who)
     if (rc)
         tm_log_error(f->log, "could not record the batch intent: %s", tm_strerror(rc));
     return rc;
+}
+
+/* Forms the next batch from the unacknowledged sales. TM_ENOTFOUND when no
+ * sale waits (a customer may be sent). */
+static int new_batch(tm_fwd_t *f, const tm_forwarder_t *who)
+{
+    int rc = tm_store_unacked_sales(f->store, f->cfg.batch_max, &f->ids, &f->n_ids);
+    if (rc)
+        return rc;
+    if (f->n_ids == 0) {
+        step_customer(f, who);
+        return TM_ENOTFOUND;
+    }
+    return write_intent(f, who);
+}
+
+/* f->ids is the open intent of a batch the ERP refused as a whole: replace
+ * it by its next sale not yet acknowledged, as a one-sale batch with an
+ * intent of its own. Sales before the cursor were acknowledged or parked
+ * (the intent closes once all are). */
+static int next_single(tm_fwd_t *f, const tm_forwarder_t *who)
+{
+    size_t i = f->split.next;
+    while (i < f->n_ids && tm_store_is_acked(f->store, f->ids[i]) == 1)
+        i++;
+    if (i >= f->n_ids) {
+        /* Nothing left after the cursor, yet the intent is open: a sale
+         * before it is waiting again. Send the batch whole; a refusal
+         * splits it from the start. */
+        f->split.key[0] = '\0';
+        return TM_OK;
+    }
+    char(*one)[TM_UUID_LEN] = calloc(1, TM_UUID_LEN);
+    if (!one)
+        return TM_ENOMEM;
+    tm_strlcpy(one[0], f->ids[i], TM_UUID_LEN);
+    free(f->ids);
+    f->ids = one;
+    f->n_ids = 1;
+    f->split.next = i;
+    f->split.single = true;
+    return write_intent(f, who);
+}
+
+/* The batch to send: the oldest open intent (a predecessor's, or ours
+ * refused and being split), else a new one. */
+static int pick_batch(tm_fwd_t *f, const tm_forwarder_t *who)
+{
+    free(f->ids);
+    f->ids = NULL;
+    f->n_ids = 0;
+    f->split.single = false;
+    int rc = tm_store_open_intent(f->store, &f->ids, &f->n_ids, f->key);
+    if (rc == TM_ENOTFOUND)
+        return new_batch(f, who);
+    if (rc)
+        return rc;
+    if (f->split.key[0] && strcmp(f->key, f->split.key) == 0)
+        return next_single(f, who);
+    tm_log_debug(f->log, "ERP: re-sending batch %s (%zu sales) from an open intent", f->key,
+                 f->n_ids);
+    return TM_OK;
 }
 
 void tm_fwd_wake(tm_fwd_t *f)
@@ -462,20 +713,15 @@ void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
         return;
     f->idle = false;
     if (!f->resend || !f->n_ids) {
-        free(f->ids);
-        f->ids = NULL;
-        f->n_ids = 0;
-        int rc = tm_store_open_intent(f->store, &f->ids, &f->n_ids, f->key);
-        if (rc == TM_OK) {
-            tm_log_debug(f->log, "ERP: re-sending batch %s (%zu sales) from an open intent", f->key,
-                         f->n_ids);
-        } else if (rc != TM_ENOTFOUND || (rc = new_batch(f, &who)) != TM_OK) {
-            if (rc == TM_ENOTFOUND && !tm_erp_busy(f->erp)) {
-                f->idle = true; /* no intent, no sale, no customer to send */
-                f->idle_ops = ops_held(f);
-            }
-            return;
+        int rc = pick_batch(f, &who);
+        if (rc == TM_ENOTFOUND && !tm_erp_busy(f->erp)) {
+            f->idle = true; /* no intent, no sale, no customer to send */
+            f->idle_ops = ops_held(f);
+        } else if (rc && rc != TM_ENOTFOUND) {
+            backoff(f, FAIL_TRANSIENT, "could not form the next batch locally");
         }
+        if (rc)
+            return;
     }
     f->resend = false;
     char *body = NULL;
@@ -486,7 +732,7 @@ void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
         rc = tm_erp_post_sales(f->erp, body, len, f->key, f->epoch, f->till, on_done, f);
     free(body);
     if (rc) {
-        backoff(f, tm_strerror(rc));
+        backoff(f, FAIL_TRANSIENT, tm_strerror(rc));
         return;
     }
     tm_log_debug(f->log, "ERP: sending %zu sale(s), key %s, epoch %llu", f->n_ids, f->key,

@@ -47,6 +47,7 @@ typedef struct {
     uint32_t erp_probe_interval_ms, erp_probe_timeout_ms, erp_rise, erp_fall;
     uint32_t erp_request_timeout_ms, erp_batch_max, erp_backoff_min_ms, erp_backoff_max_ms;
     int erp_tls_verify;
+    int erp_allow_insecure_http; /* a token over http:// (tests only) */
     /* [discovery] */
     int mdns; /* publish and browse _tillmesh._tcp through avahi-daemon */
     /* [peers] NAME = ENDPOINT */

@@ -14,7 +14,10 @@
  *
  * TLS certificates are verified unless tls_verify is off (tests only). The
  * bearer token is read from a file that must not be group- or
- * world-readable.
+ * world-readable; with a plain http:// URL it would travel in clear, so the
+ * config refuses that pair unless allow_insecure_http is set (tm_config.h).
+ * Redirects are never followed: the token must not go where the URL does
+ * not say.
  */
 #ifndef TM_ERP_H
 #define TM_ERP_H
@@ -44,7 +47,8 @@ typedef struct {
     const char *error; /* curl's message when status == 0 */
     const char *body;  /* response body, NUL-terminated ("" if none) */
     size_t body_len;
-    double seconds; /* request duration */
+    const char *location; /* a 3xx's Location, "" if none (never followed) */
+    double seconds;       /* request duration */
 } tm_erp_result_t;
 
 typedef void (*tm_erp_done_fn)(void *ctx, const tm_erp_result_t *r);
@@ -60,6 +64,10 @@ void tm_erp_run(tm_erp_t *self, uint64_t now_ms, uint64_t wall_ms);
 
 /* The probe's verdict after hysteresis, and since when (wall ms). */
 tm_uplink_t tm_erp_uplink(const tm_erp_t *self, uint64_t *since_wall_ms);
+/* Why the probe fails when that is a configuration error a person must fix
+ * (a redirect, a refused token, a wrong URL), else NULL. Cleared by the
+ * next good probe. */
+const char *tm_erp_error(const tm_erp_t *self);
 /* Asks for a probe at the next tm_erp_run (e.g. after a failed POST). */
 void tm_erp_probe_now(tm_erp_t *self);
 

@@ -12,12 +12,26 @@
  * replay; a sale the ERP already booked comes back as a duplicate. Either
  * way it is acknowledged, and booked once.
  *
- * Failures: 5xx, 408, 429, 401/403/404 (configuration or ERP trouble, not
- * the sale's fault) and transport errors back off exponentially (capped,
- * with jitter) and retry the same batch. A 4xx for a whole batch re-sends
- * its sales one by one to find the culprit; a sale refused on its own (or
- * listed in the answer's "rejected") is parked: shown in status, retried
- * only on `tillmesh erp retry`.
+ * Failures never amplify: every failed request is followed by a capped
+ * exponential backoff with jitter before the next one.
+ *  - 5xx, 408, 429, 401/403/404 and transport errors: the ERP or its
+ *    configuration is in trouble, not the sales. Retry the same batch with
+ *    the same key.
+ *  - 3xx (a login proxy, a moved URL; redirects are never followed): a
+ *    configuration error, shown in stats.error; retried like a 5xx, nothing
+ *    parked.
+ *  - A 2xx whose body is not the contract's JSON, that leaves ids of the
+ *    batch unaccounted for, or that names ids outside the batch: a protocol
+ *    error, shown in stats.error; the same batch is sent again under the
+ *    same key. Only ids of the batch are ever acknowledged; an answer that
+ *    names foreign ids acknowledges nothing.
+ *  - Another 4xx for a batch of several sales: that batch's intent is
+ *    superseded by one-sale intents, taken in the batch's order, to find the
+ *    culprit; a sale refused on its own (or listed in the answer's
+ *    "rejected") is parked: shown in status, retried only on
+ *    `tillmesh erp retry`.
+ * Configuration and protocol errors are logged at most once a minute while
+ * they repeat unchanged.
  */
 #ifndef TM_FWD_H
 #define TM_FWD_H
@@ -30,11 +44,18 @@
 
 typedef struct tm_fwd tm_fwd_t;
 
+/* Randomness seam for the backoff jitter: a uniform value in [0, upper]. */
+typedef uint32_t (*tm_fwd_jitter_fn)(void *ctx, uint32_t upper);
+/* The daemon's jitter: libsodium's randombytes_uniform. */
+uint32_t tm_fwd_jitter_random(void *ctx, uint32_t upper);
+
 typedef struct {
     uint32_t batch_max;      /* sales per POST, default 500 */
     uint32_t backoff_min_ms; /* default 200 */
     uint32_t backoff_max_ms; /* default 30000 */
     const char *till;        /* our name, sent as X-Tillmesh-Till */
+    tm_fwd_jitter_fn jitter; /* NULL: tm_fwd_jitter_random */
+    void *jitter_ctx;
 } tm_fwd_cfg_t;
 
 typedef struct {
@@ -43,6 +64,11 @@ typedef struct {
     uint64_t backoff_until_ms;     /* monotonic; 0: not backing off */
     uint32_t failures;             /* consecutive */
     char last_error[160];
+    /* A configuration or protocol error (3xx, 401/403/404, an answer that
+     * breaks the contract) that stops forwarding until someone fixes it;
+     * "" when none. Cleared by the next good answer. */
+    char error[400];
+    uint64_t protocol_errors; /* answers that broke the contract, total */
     bool in_flight;
 } tm_fwd_stats_t;
 

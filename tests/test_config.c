@@ -83,3 +83,30 @@ Test(config, hostport_split)
     cr_assert_eq(tm_config_split_hostport("h:99999", h, sizeof h, &port), TM_EINVAL);
     cr_assert_eq(tm_config_split_hostport(":80", h, sizeof h, &port), TM_EINVAL);
 }
+
+/* A bearer token over plain http:// travels in clear: refused unless the
+ * file says allow_insecure_http = yes. */
+Test(config, a_token_over_plain_http_needs_allow_insecure_http)
+{
+    static const char *base = "[node]\nname=a\nstore_id=s\ndata_dir=/d\n[mesh]\nlisten=tcp://x:1\n"
+                              "secret_key=a\npublic_key=b\ntrusted_keys=c\n[erp]\n";
+    static const struct {
+        const char *erp;
+        int rc;
+    } cases[] = {
+        {"url = http://erp.example/v1\ntoken_file = /etc/tillmesh/erp.token\n", TM_ECONFIG},
+        {"url = http://erp.example/v1\ntoken_file = /t\nallow_insecure_http = no\n", TM_ECONFIG},
+        {"url = http://erp.example/v1\ntoken_file = /t\nallow_insecure_http = yes\n", TM_OK},
+        {"url = https://erp.example/v1\ntoken_file = /etc/tillmesh/erp.token\n", TM_OK},
+        {"url = http://erp.example/v1\n", TM_OK}, /* no token: nothing to leak */
+        {"url = http://erp.example/v1\ntoken_file = /t\nallow_insecure_http = maybe\n", TM_ECONFIG},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "%s%s", base, cases[i].erp);
+        char *p = write_tmp(text);
+        tm_config_t c;
+        cr_expect_eq(tm_config_load(p, &quiet, &c), cases[i].rc, "case %zu: %s", i, cases[i].erp);
+        unlink(p);
+    }
+}

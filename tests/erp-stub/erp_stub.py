@@ -35,13 +35,17 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import uuid
 
 MAX_BODY = 16 * 1024 * 1024          # bytes; larger bodies get 413 unread
 MAX_KEY = 128                        # Idempotency-Key length
 MAX_ID = 128                         # customer id length in the path
 STALL_MAX_S = 600                    # a stalled request is held at most this long
 LINGER_S = 1.0                       # how long to drain a refused body before closing
-MODES = ("ok", "fail500", "stall", "drop_after_accept", "slow", "down", "reject")
+MODES = ("ok", "fail500", "stall", "drop_after_accept", "slow", "down", "reject",
+         # bad answers (docs/erp.md: what the forwarder must survive without amplifying)
+         "batch413", "batch400", "empty200", "html200", "foreign200", "redirect302", "redirect302_all")
+CAPTIVE_URL = "http://captive.invalid/login"   # where redirect302 sends the client
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,%d}$" % MAX_KEY)   # printable ASCII, no spaces
 
@@ -70,6 +74,14 @@ CREATE TABLE IF NOT EXISTS idempotency (
     body_sha256 TEXT NOT NULL,           -- of the canonical JSON of the request body
     response    TEXT NOT NULL,           -- the 200 answer, replayed verbatim
     at          REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (    -- one row per /sales request that reached the handler
+    id      INTEGER PRIMARY KEY,
+    at      REAL NOT NULL,
+    status  INTEGER NOT NULL,            -- the status answered (0: no answer: stall, dropped)
+    n       INTEGER,                     -- sales in the body, when it parsed
+    key     TEXT,
+    mode    TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS customers (
     id      TEXT PRIMARY KEY,
@@ -161,7 +173,7 @@ class Store:
     def reset(self):
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")
-            for t in ("bookings", "deliveries", "idempotency", "customers"):
+            for t in ("bookings", "deliveries", "idempotency", "customers", "requests"):
                 self.db.execute(f"DELETE FROM {t}")
             self.db.execute("COMMIT")
 
@@ -177,6 +189,17 @@ class Store:
                             (sid if sid is not None else "", key, now, outcome, int(booked),
                              meta.get("till"), meta.get("epoch")))
 
+    def note_request(self, status, n, key, mode):
+        with self.lock:
+            self.db.execute("INSERT INTO requests (at, status, n, key, mode) VALUES (?,?,?,?,?)",
+                            (time.time(), status, n, key, mode))
+
+    def requests(self, since):
+        with self.lock:
+            rows = self.db.execute("SELECT at, status, n, key, mode FROM requests WHERE at >= ?"
+                                   " ORDER BY id DESC LIMIT 100000", (since,)).fetchall()
+        return [{"at": a, "status": st, "n": n, "key": k, "mode": m} for a, st, n, k, m in reversed(rows)]
+
     def stats(self, detail, mode):
         with self.lock:
             q = lambda sql, *a: self.db.execute(sql, a).fetchone()[0]
@@ -188,6 +211,7 @@ class Store:
                 "keys": q("SELECT count(*) FROM idempotency"),
                 "customers": q("SELECT count(*) FROM customers"),
                 "customer_puts": q("SELECT coalesce(sum(puts), 0) FROM customers"),
+                "sales_requests": q("SELECT count(*) FROM requests"),
                 "outcomes": dict(self.db.execute(
                     "SELECT outcome, count(*) FROM deliveries GROUP BY outcome ORDER BY outcome")),
                 "mode": mode["mode"],
@@ -238,6 +262,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             parts.append(note)
         sys.stderr.write("erp-stub: " + " ".join(parts) + "\n")
         sys.stderr.flush()
+
+    def send_response(self, code, message=None):
+        self.answered = code
+        super().send_response(code, message)
 
     def send_json(self, status, obj, close=False, extra=None):
         body = (obj if isinstance(obj, str) else canonical(obj)).encode() + b"\n"
@@ -312,6 +340,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- routing ----------------------------------------------------------
     CONTROL = {"/_stub/stats": {"GET": "stats"},
+               "/_stub/requests": {"GET": "requests"},
                "/_stub/mode": {"POST": "mode", "GET": "get_mode"},
                "/_stub/reset": {"POST": "reset"}}
     CONTRACT = {"/health": {"GET": "health", "HEAD": "health"},
@@ -374,6 +403,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return super().handle_expect_100()
 
     def dispatch(self):
+        self.answered, self.sales_n = 0, None
+        if not getattr(self, "preflight_done", False):
+            self.route_name = None
+        try:
+            self.dispatch_routed()
+        finally:
+            if self.route_name == "sales" or (self.route_name is None and
+                                              urllib.parse.urlsplit(self.path).path.endswith("/sales")):
+                key = (self.headers.get("Idempotency-Key") or "")[:MAX_KEY] or None
+                self.server.store.note_request(self.answered, self.sales_n, key,
+                                               self.server.mode.peek())
+
+    def dispatch_routed(self):
         if not getattr(self, "preflight_done", False) and not self.preflight():
             return
         self.preflight_done = False
@@ -409,6 +451,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- the contract -----------------------------------------------------
     def do_health(self, _):
+        if self.server.mode.peek() == "redirect302_all":
+            self.send_page(302)
+            self.log_request_line(302, None, None, "redirect302_all")
+            return
         if self.server.mode.peek() == "down":
             self.error(503, "unavailable", "the ERP is down (stub mode down)")
             return
@@ -439,10 +485,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 rows.append((sid.lower(), s))
             else:
                 rows.append((None, s))
-        n = len(sales)
+        n = self.sales_n = len(sales)
         mode, rej_id, delay_ms = self.server.mode.take()
         st = self.server.store
         now = time.time()
+        if self.bad_answer(mode, rows, rej_id, key, meta, now):
+            return
 
         if mode in ("fail500", "down", "stall"):
             with st.lock:
@@ -495,10 +543,63 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.log_request_line("dropped", key, n, "answer dropped after commit" +
                                   (" (replay)" if note else ""))
             return
+        if mode == "foreign200":
+            # An adapter bug or a proxy mixing up answers: the bookings are
+            # right, the answer also names a sale this request did not carry.
+            a = json.loads(answer)
+            a["accepted"].append(rej_id or str(uuid.uuid4()))
+            answer = canonical(a)
         self.send_json(200, answer)
         a = json.loads(answer)
         self.log_request_line(200, key, n, f"accepted={len(a['accepted'])} duplicates={len(a['duplicates'])}"
                               f" rejected={len(a['rejected'])}" + (" replay" if note else ""))
+
+    def bad_answer(self, mode, rows, sale_id, key, meta, now):
+        """The modes that answer wrongly without booking anything; True when
+        the request was answered here."""
+        n = len(rows)
+        st = self.server.store
+        if mode == "batch413":
+            # A proxy (or the ERP) with a body limit that a single sale fits under.
+            hit, status, code = n > 1, 413, "too_large"
+        elif mode == "batch400":
+            # With sale_id: any request carrying that sale (a poisoned batch,
+            # and the sale alone); without: any request of more than one sale.
+            hit = any(sid == sale_id.lower() for sid, _ in rows) if sale_id else n > 1
+            status, code = 400, "bad_batch"
+        elif mode in ("empty200", "html200", "redirect302", "redirect302_all"):
+            hit, status, code = True, None, None
+        else:
+            return False
+        if not hit:
+            return False
+        with st.lock:
+            st.db.execute("BEGIN IMMEDIATE")
+            st.record(rows, key, mode, meta, now)
+            st.db.execute("COMMIT")
+        if status:
+            self.error(status, code, f"refused by the stub ERP (mode {mode})", key=key, n=n)
+        elif mode == "empty200":
+            self.send_json(200, {})
+            self.log_request_line(200, key, n, "empty200: {} and nothing booked")
+        else:
+            # A captive portal or a login proxy in front of the ERP.
+            code = 200 if mode == "html200" else 302
+            self.send_page(code)
+            self.log_request_line(code, key, n, f"{mode}: nothing booked")
+        return True
+
+    def send_page(self, code):
+        page = ('<html><head><title>Login</title></head><body>Please log in to use the'
+                ' network.</body></html>\n').encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        if code == 302:
+            self.send_header("Location", CAPTIVE_URL)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(page)
 
     def book(self, rows, key, meta, now, reject, suffix):
         """Books the new sales of a batch (inside the caller's transaction)."""
@@ -601,6 +702,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         qs = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         detail = qs.get("detail", ["0"])[0] not in ("0", "", "false")
         self.send_json(200, self.server.store.stats(detail, self.server.mode.describe()))
+        self.log_request_line(200)
+
+    def do_requests(self, _):
+        qs = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        try:
+            since = float(qs.get("since", ["0"])[0])
+        except ValueError:
+            self.error(400, "bad_request", "since must be a number (seconds since the epoch)")
+            return
+        self.send_json(200, {"now": time.time(), "requests": self.server.store.requests(since)})
         self.log_request_line(200)
 
     def do_get_mode(self, _):

@@ -177,6 +177,8 @@ mdns = {"yes" if self.mdns else "no"}
 [erp]
 url = {self.erp_url}
 token_file = {self.lab.token_file}
+# the stub ERP speaks plain http on loopback
+allow_insecure_http = yes
 probe_interval_ms = 100
 probe_timeout_ms = 500
 rise = 2
