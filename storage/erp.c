@@ -229,6 +229,82 @@ int tm_store__intent_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_ack
     }
     sqlite3_finalize(st);
     free(ids);
+    return rc == TM_OK ? tm_store__sale_acks_apply(self, op, a, true) : rc;
+}
+
+/* ERP acknowledgements are bound to the till that sent the batch: the
+ * forwarder writes an intent (its sale ids under the request's key) before
+ * the POST and an ack under the same key after the answer. A sale counts
+ * as booked when some origin has both an ack and an intent naming it under
+ * one key, so a till that never wrote the intent (or wrote it for other
+ * sales) cannot mark sales booked. Acks and intents may arrive in any
+ * order: each side is kept and the grant made when the pair is complete. */
+int tm_store__sale_acks_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_ack_t *a,
+                              bool intent)
+{
+    sqlite3_stmt *put = NULL, *other = NULL, *grant = NULL, *mark = NULL;
+    if (!a->n)
+        return TM_OK;
+    if (!a->idempotency_key[0])
+        return TM_OK; /* no key, no intent it can belong to: never counts */
+    int rc = s_prepare(self,
+                       intent ? "INSERT INTO erp_intent_ids (origin, key, sale_id)"
+                                " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
+                              : "INSERT INTO erp_ack_claims (origin, key, sale_id)"
+                                " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                       &put);
+    if (rc == TM_OK)
+        rc = s_prepare(self,
+                       intent ? "SELECT 1 FROM erp_ack_claims WHERE origin = ?1 AND key = ?2"
+                                " AND sale_id = ?3"
+                              : "SELECT 1 FROM erp_intent_ids WHERE origin = ?1 AND key = ?2"
+                                " AND sale_id = ?3",
+                       &other);
+    if (rc == TM_OK)
+        rc = s_prepare(self, "INSERT INTO erp_acks (sale_id) VALUES (?1) ON CONFLICT DO NOTHING",
+                       &grant);
+    if (rc == TM_OK)
+        rc = s_prepare(self, "UPDATE sales SET acked = 1 WHERE sale_id = ?1 AND acked = 0", &mark);
+    for (size_t i = 0; rc == TM_OK && i < a->n; i++) {
+        sqlite3_stmt *q[2] = {put, other};
+        for (int j = 0; j < 2; j++) {
+            sqlite3_bind_blob(q[j], 1, op->origin, TM_NODE_ID_LEN, SQLITE_STATIC);
+            sqlite3_bind_text(q[j], 2, a->idempotency_key, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q[j], 3, a->sale_ids[i], -1, SQLITE_STATIC);
+        }
+        if ((rc = tm_store__exec(self, put)))
+            break;
+        int src = sqlite3_step(other);
+        bool paired = src == SQLITE_ROW;
+        rc = tm_store__err(self, src);
+        sqlite3_reset(other);
+        if (rc || !paired)
+            continue;
+        sqlite3_bind_text(grant, 1, a->sale_ids[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(mark, 1, a->sale_ids[i], -1, SQLITE_STATIC);
+        if ((rc = tm_store__exec(self, grant)) == TM_OK)
+            rc = tm_store__exec(self, mark);
+    }
+    sqlite3_finalize(put);
+    sqlite3_finalize(other);
+    sqlite3_finalize(grant);
+    sqlite3_finalize(mark);
+    return rc;
+}
+
+int tm_store_intent_written_by(tm_store_t *self, const char *key,
+                               const uint8_t origin[TM_NODE_ID_LEN])
+{
+    sqlite3_stmt *st = NULL;
+    int rc =
+        s_prepare(self, "SELECT 1 FROM erp_intent_ids WHERE origin = ?1 AND key = ?2 LIMIT 1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_blob(st, 1, origin, TM_NODE_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    rc = src == SQLITE_ROW ? 1 : tm_store__err(self, src);
+    sqlite3_finalize(st);
     return rc;
 }
 

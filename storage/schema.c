@@ -158,6 +158,51 @@ static const char *const migrations[] = {
     "  sale_id TEXT PRIMARY KEY"
     ") WITHOUT ROWID;"
     "CREATE INDEX sales_acked_order ON sales (op_hlc) WHERE acked = 1;",
+
+    /* 7 -> 8: records are owned (owned.c). origin_names binds a node id to
+     * the till that speaks for it; every sale op is a claim on its sale_id;
+     * the claims not shown are kept aside in sale_conflicts (derived).
+     * Claims of an older store are the sales it shows: the ops that lost
+     * under the old timestamp rule are not judged again. An ERP ack counts
+     * only for ids of an intent its own origin wrote under the same key
+     * (erp.c); acks already held stay. */
+    "CREATE TABLE origin_names ("
+    "  origin BLOB PRIMARY KEY,"
+    "  name TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE sale_claims ("
+    "  origin BLOB NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  sale_id TEXT NOT NULL,"
+    "  PRIMARY KEY (origin, seq)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX sale_claims_id ON sale_claims (sale_id, origin, seq);"
+    "INSERT INTO sale_claims (origin, seq, sale_id) SELECT op_origin, op_seq, sale_id FROM sales;"
+    "CREATE TABLE sale_conflicts ("
+    "  origin BLOB NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  sale_id TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  PRIMARY KEY (origin, seq)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX sale_conflicts_id ON sale_conflicts (sale_id);"
+    "ALTER TABLE sales ADD COLUMN dup_receipt INTEGER NOT NULL DEFAULT 0;"
+    "DROP INDEX sales_till_receipt;"
+    "CREATE INDEX sales_till_receipt ON sales (till, receipt_no, dup_receipt);"
+    "UPDATE sales SET dup_receipt = 1 WHERE (till, receipt_no) IN"
+    " (SELECT till, receipt_no FROM sales GROUP BY till, receipt_no HAVING count(*) > 1);"
+    "CREATE TABLE erp_ack_claims ("
+    "  origin BLOB NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  sale_id TEXT NOT NULL,"
+    "  PRIMARY KEY (origin, key, sale_id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE erp_intent_ids ("
+    "  origin BLOB NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  sale_id TEXT NOT NULL,"
+    "  PRIMARY KEY (origin, key, sale_id)"
+    ") WITHOUT ROWID;",
 };
 
 /* Work a step needs beyond its SQL, run in the same transaction. */
