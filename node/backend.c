@@ -349,14 +349,42 @@ static json_t *status_review(tm_daemon_t *d)
                      "original_unknown", (json_int_t)c.original_unknown, "sales", arr);
 }
 
+/* Ops kept aside instead of shown as sales (records are owned), by
+ * reason, and the first few so that a person can find them. */
+static json_t *status_conflicts(tm_daemon_t *d)
+{
+    tm_sale_conflict_t *v = NULL;
+    tm_conflict_counts_t c = {0};
+    size_t n = 0;
+    json_t *arr = json_array();
+    if (tm_store_conflicts(d->store, STATUS_REVIEW_MAX, &v, &n, &c) == TM_OK) {
+        for (size_t i = 0; i < n; i++) {
+            char hex[TM_NODE_HEX_LEN], name[TM_TILL_MAX];
+            tm_hex(v[i].origin, TM_NODE_ID_LEN, hex);
+            if (tm_store_origin_name(d->store, v[i].origin, name) != TM_OK)
+                name[0] = '\0';
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:s, s:s?, s:I, s:s}", "sale_id", v[i].sale_id,
+                                            "origin", hex, "origin_name", name[0] ? name : NULL,
+                                            "seq", (json_int_t)v[i].seq, "reason", v[i].reason));
+        }
+        free(v);
+    }
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "total", (json_int_t)c.total,
+                     "different_body", (json_int_t)c.different_body, "till_not_origin",
+                     (json_int_t)c.till_not_origin, "invalid", (json_int_t)c.invalid,
+                     "duplicate_receipts", (json_int_t)c.dup_receipt, "ops", arr);
+}
+
 static char *status_json(void *ctx)
 {
     tm_daemon_t *d = ctx;
-    json_t *root = json_pack(
-        "{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1, "node",
-        status_node(d), "state", status_state(d), "peers", status_peers(d), "clock",
-        status_clock(d), "disk", status_disk(d), "uplink", status_uplink(d), "forwarder",
-        status_forwarder(d), "erp", status_erp(d), "review", status_review(d));
+    json_t *root =
+        json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1,
+                  "node", status_node(d), "state", status_state(d), "peers", status_peers(d),
+                  "clock", status_clock(d), "disk", status_disk(d), "uplink", status_uplink(d),
+                  "forwarder", status_forwarder(d), "erp", status_erp(d), "review",
+                  status_review(d), "conflicts", status_conflicts(d));
     if (!root)
         return NULL;
     char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -465,6 +493,17 @@ static char *metrics_text(void *ctx)
           rc.over_refund);
     GAUGE("review_original_unknown", "Returns whose original sale is not held here (yet).",
           rc.original_unknown);
+    tm_sale_conflict_t *cv = NULL;
+    tm_conflict_counts_t cc = {0};
+    size_t ncv = 0;
+    if (tm_store_conflicts(d->store, 0, &cv, &ncv, &cc) == TM_OK)
+        free(cv);
+    GAUGE("ops_kept_aside",
+          "Sale ops held but not shown: a second body for a sale id, a sale "
+          "naming another till, or one breaking the sale rules.",
+          cc.total);
+    GAUGE("sales_duplicate_receipt", "Sales whose till and receipt number another sale has too.",
+          cc.dup_receipt);
     GAUGE("erp_backlog", "Sales neither acknowledged by the ERP nor parked.", bl.unsent);
     GAUGE("erp_parked", "Sales the ERP refused, parked here.", bl.parked);
     GAUGE("uplink_up", "1 when this till's ERP health probe passes.", up == TM_UPLINK_UP);

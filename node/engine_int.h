@@ -54,6 +54,12 @@ struct tm_engine {
     bool intake_off; /* disk watermark: peers' ops are not taken */
 };
 
+/* Binds node_id to the till name that speaks for it (tm_store_bind_origin),
+ * logging a refusal; TM_ECONFLICT when it belongs to another name. */
+int tm_engine__bind_origin(tm_engine_t *e, const uint8_t node_id[TM_NODE_ID_LEN], const char *name);
+/* Conflict counts of the store (see tm_store_conflicts). */
+int tm_engine__conflicts(tm_engine_t *e, tm_conflict_counts_t *out);
+
 /* Ops that vector a covers and vector b does not. */
 uint64_t tm_engine__sum_ahead(const tm_vv_t *a, const tm_vv_t *b);
 /* Our own view that we lack no op a live peer advertises. */

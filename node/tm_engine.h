@@ -225,6 +225,7 @@ typedef struct {
     uint64_t pulls_sent, pulls_timed_out;
     uint64_t stamps_far_ahead; /* peer op stamps too far ahead to adopt */
     uint64_t ops_dropped_disk; /* peer ops dropped while intake was off */
+    uint64_t ops_kept_aside;   /* peer ops kept in the log but not shown (conflicts) */
 } tm_engine_stats_t;
 
 void tm_engine_stats(const tm_engine_t *self, tm_engine_stats_t *out);

@@ -189,6 +189,7 @@ static const char *const migrations[] = {
     "ALTER TABLE sales ADD COLUMN dup_receipt INTEGER NOT NULL DEFAULT 0;"
     "DROP INDEX sales_till_receipt;"
     "CREATE INDEX sales_till_receipt ON sales (till, receipt_no, dup_receipt);"
+    "CREATE INDEX sales_dup_receipt ON sales (ins) WHERE dup_receipt = 1;"
     "UPDATE sales SET dup_receipt = 1 WHERE (till, receipt_no) IN"
     " (SELECT till, receipt_no FROM sales GROUP BY till, receipt_no HAVING count(*) > 1);"
     "CREATE TABLE erp_ack_claims ("

@@ -239,6 +239,7 @@ Test(refund_store, migration_flags_what_is_held)
                           "DROP TABLE origin_names; DROP TABLE sale_claims;"
                           "DROP TABLE sale_conflicts; DROP TABLE erp_ack_claims;"
                           "DROP TABLE erp_intent_ids; DROP INDEX sales_till_receipt;"
+                          "DROP INDEX sales_dup_receipt;"
                           "ALTER TABLE sales DROP COLUMN dup_receipt;"
                           "CREATE INDEX sales_till_receipt ON sales (till, receipt_no);"
                           "DROP INDEX sales_acked_order; DROP TABLE compacted_sales;"
