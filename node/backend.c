@@ -225,6 +225,12 @@ static json_t *status_peers(tm_daemon_t *d)
         json_object_set_new(jp, "rtt_ms",
                             p.clock_known ? json_integer((json_int_t)p.clock_rtt_ms) : json_null());
         json_object_set_new(jp, "stamps_far_ahead", json_integer((json_int_t)p.stamps_far_ahead));
+        /* What it advertises for the election, as heard (bounds: tm_elect.h). */
+        json_object_set_new(jp, "uplink_up", json_boolean(p.uplink_up));
+        json_object_set_new(jp, "priority", json_integer((json_int_t)p.priority));
+        json_object_set_new(jp, "claims_forwarder", json_boolean(p.claims));
+        json_object_set_new(jp, "forwarder_epoch",
+                            json_integer((json_int_t)(p.epoch > INT64_MAX ? INT64_MAX : p.epoch)));
         json_array_append_new(arr, jp);
     }
     return arr;
@@ -504,6 +510,14 @@ static char *metrics_text(void *ctx)
           cc.total);
     GAUGE("sales_duplicate_receipt", "Sales whose till and receipt number another sale has too.",
           cc.dup_receipt);
+    tm_engine_stats_t es;
+    tm_engine_stats(d->engine, &es);
+    COUNTER("forwarders_passed_over_total",
+            "Forwarders passed over because the backlog did not shrink in time.",
+            es.forwarders_passed_over);
+    COUNTER("election_implausible_total",
+            "Heartbeats advertising a priority or epoch outside the configured range.",
+            es.claims_implausible);
     GAUGE("erp_backlog", "Sales neither acknowledged by the ERP nor parked.", bl.unsent);
     GAUGE("erp_parked", "Sales the ERP refused, parked here.", bl.parked);
     GAUGE("uplink_up", "1 when this till's ERP health probe passes.", up == TM_UPLINK_UP);

@@ -81,6 +81,7 @@ static int start_engine(tm_daemon_t *d)
         .batch_max_ops = d->cfg.batch_max_ops,
         .clock_warn_ms = d->cfg.clock_warn_ms,
         .priority = d->cfg.priority,
+        .forwarder_stall_ms = d->cfg.erp_url[0] ? d->cfg.erp_forwarder_stall_ms : 0,
     };
     int rc = tm_engine_new(&ec, d->store, d->log, &d->engine);
     for (int i = 0; rc == TM_OK && i < d->cfg.n_peers; i++)

@@ -726,8 +726,10 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
     p->info.uplink_since_ms = ni->uplink_since_ms;
     p->info.priority = ni->priority;
     p->info.complete = ni->has_complete ? ni->complete : true;
+    /* A claim is about the node id the key speaks for (note_sender), not
+     * whatever node_id the body names. */
     p->info.claims =
-        ni->has_forwarder && memcmp(ni->forwarder.data, ni->node_id.data, TM_NODE_ID_LEN) == 0;
+        ni->has_forwarder && memcmp(ni->forwarder.data, p->info.node_id, TM_NODE_ID_LEN) == 0;
     p->info.epoch = p->info.claims ? ni->forwarder_epoch : 0;
     if (ni->has_digest) {
         memcpy(p->info.digest, ni->digest.data, 32);
@@ -1021,6 +1023,7 @@ int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_
                     e->peers[e->pull_peer].info.name, e->cfg.pull_timeout_ms);
         e->pull_busy = false;
     }
+    tm_engine__watch_forwarder(e, now_ms);
     tm_engine__elect(e, now_ms);
     if (now_ms >= e->next_heartbeat) {
         e->next_heartbeat = now_ms + e->cfg.heartbeat_ms;

@@ -52,6 +52,20 @@ struct tm_engine {
     bool clock_reported;
     uint64_t clock_logged_ms;
     bool intake_off; /* disk watermark: peers' ops are not taken */
+    /* The forwarder's progress as this till sees it: the oldest unsent
+     * sale, and since when it has been the oldest under that forwarder. */
+    struct {
+        bool have;
+        uint8_t node[TM_NODE_ID_LEN];
+        uint64_t oldest_hlc, since_ms, next_ms;
+    } watch;
+    /* Forwarders passed over: not candidates before until_ms, nor while
+     * they still claim the role. */
+    struct {
+        uint8_t node[TM_NODE_ID_LEN];
+        uint64_t until_ms;
+    } passed[8];
+    size_t n_passed;
 };
 
 /* Binds node_id to the till name that speaks for it (tm_store_bind_origin),
@@ -64,6 +78,8 @@ int tm_engine__conflicts(tm_engine_t *e, tm_conflict_counts_t *out);
 uint64_t tm_engine__sum_ahead(const tm_vv_t *a, const tm_vv_t *b);
 /* Our own view that we lack no op a live peer advertises. */
 bool tm_engine__self_complete(const tm_engine_t *e);
+/* Checks that the forwarder shrinks the backlog (tm_engine_tick). */
+void tm_engine__watch_forwarder(tm_engine_t *e, uint64_t now_ms);
 /* Re-runs the election; logs a change and, if the result changed, makes
  * the next heartbeat go out now. */
 void tm_engine__elect(tm_engine_t *e, uint64_t now_ms);

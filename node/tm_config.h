@@ -28,7 +28,7 @@ typedef struct {
     char api_listen[64]; /* HOST:PORT, numeric host */
     uint32_t priority;
     tm_log_level_t log_level;
-    int api_allow_remote; /* refuse a non-loopback API address unless set */
+    int api_allow_remote;    /* refuse a non-loopback API address unless set */
     uint32_t retention_days; /* forget ERP-acknowledged sales older than this; 0: never */
     uint32_t min_free_mb;    /* below this much free disk, stop taking peers' ops */
     /* [mesh] */
@@ -46,6 +46,9 @@ typedef struct {
     char erp_token_file[TM_CFG_STR];
     uint32_t erp_probe_interval_ms, erp_probe_timeout_ms, erp_rise, erp_fall;
     uint32_t erp_request_timeout_ms, erp_batch_max, erp_backoff_min_ms, erp_backoff_max_ms;
+    /* A forwarder that leaves the backlog as it is this long is passed
+     * over; reconcile: how often, and how many acknowledged sales a time. */
+    uint32_t erp_forwarder_stall_ms, erp_reconcile_interval_ms, erp_reconcile_batch;
     int erp_tls_verify;
     int erp_allow_insecure_http; /* a token over http:// (tests only) */
     /* [discovery] */

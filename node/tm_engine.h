@@ -60,6 +60,9 @@ typedef struct {
     uint64_t hlc_adopt_ms;  /* a peer stamp this far ahead is adopted; default 60 s */
     uint64_t clock_warn_ms; /* a clock this far from the store's is reported; default 5 s */
     uint32_t priority;      /* uplink election priority (advertised) */
+    /* A forwarder under which the oldest unsent sale stays the oldest this
+     * long is passed over (0: never; default off). */
+    uint32_t forwarder_stall_ms;
 } tm_engine_cfg_t;
 
 typedef enum { TM_OUT_SEND = 1, TM_OUT_CONNECT = 2 } tm_out_kind_t;
@@ -223,9 +226,11 @@ typedef struct {
     uint64_t frames_in, frames_out, frames_bad;
     uint64_t ops_pushed, ops_pulled, ops_applied;
     uint64_t pulls_sent, pulls_timed_out;
-    uint64_t stamps_far_ahead; /* peer op stamps too far ahead to adopt */
-    uint64_t ops_dropped_disk; /* peer ops dropped while intake was off */
-    uint64_t ops_kept_aside;   /* peer ops kept in the log but not shown (conflicts) */
+    uint64_t stamps_far_ahead;       /* peer op stamps too far ahead to adopt */
+    uint64_t ops_dropped_disk;       /* peer ops dropped while intake was off */
+    uint64_t ops_kept_aside;         /* peer ops kept in the log but not shown (conflicts) */
+    uint64_t forwarders_passed_over; /* forwarders whose backlog did not shrink in time */
+    uint64_t claims_implausible;     /* heartbeats with priority or epoch out of range */
 } tm_engine_stats_t;
 
 void tm_engine_stats(const tm_engine_t *self, tm_engine_stats_t *out);

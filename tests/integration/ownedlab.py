@@ -33,7 +33,8 @@ class Forge:
         self.name = name
         self.node_id = node_id or uuid.uuid4().hex
         self.till = lab.tills[name]  # made by lab.add: keys and trusted file
-        self.port = h.free_port()
+        # Where the other tills' configs expect this till, if they name it.
+        self.port = self.till.mesh_port
 
     def run(self, to, ops=(), heartbeat=None, seconds=2.0, wait=True):
         spec = {
