@@ -602,9 +602,17 @@ static void step_customer(tm_fwd_t *f, const tm_forwarder_t *who)
  * after the ERP booked the batch but before its acknowledgement is
  * replicated, a successor re-sends exactly this batch under this key and
  * the ERP replays its answer. */
+static int record_intent(tm_fwd_t *f, const tm_forwarder_t *who);
+
 static int write_intent(tm_fwd_t *f, const tm_forwarder_t *who)
 {
     batch_key(f, f->key);
+    return record_intent(f, who);
+}
+
+/* The intent op for f->ids under f->key as it is. */
+static int record_intent(tm_fwd_t *f, const tm_forwarder_t *who)
+{
     tm_erp_ack_t intent = {.sale_ids = f->ids, .n = f->n_ids, .epoch = who->epoch};
     tm_strlcpy(intent.idempotency_key, f->key, sizeof intent.idempotency_key);
     uint8_t *body;
@@ -679,7 +687,15 @@ static int pick_batch(tm_fwd_t *f, const tm_forwarder_t *who)
         return next_single(f, who);
     tm_log_debug(f->log, "ERP: re-sending batch %s (%zu sales) from an open intent", f->key,
                  f->n_ids);
-    return TM_OK;
+    /* Acks count only for intents their own origin wrote (tm_store.h): a
+     * successor re-sending its predecessor's batch writes the same intent
+     * (same ids, same key) as its own first. */
+    uint8_t me[TM_NODE_ID_LEN];
+    tm_store_node_id(f->store, me);
+    rc = tm_store_intent_written_by(f->store, f->key, me);
+    if (rc < 0)
+        return rc;
+    return rc == 1 ? TM_OK : record_intent(f, who);
 }
 
 void tm_fwd_wake(tm_fwd_t *f)

@@ -28,7 +28,8 @@ static const char *const mat_sql[ST_COUNT] = {
                        " customer_id, customer_id_type, customer_email, refund_of, op_origin,"
                        " op_seq, op_hlc, clock_offset_ms, clock_skewed, acked) VALUES (?1, ?2,"
                        " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-                       " EXISTS (SELECT 1 FROM erp_acks WHERE sale_id = ?1))",
+                       " EXISTS (SELECT 1 FROM erp_acks a WHERE a.sale_id = ?1 AND a.hlc >"
+                       " coalesce((SELECT hlc FROM erp_revoked WHERE sale_id = ?1), -1)))",
     [ST_SALE_UPDATE] = "UPDATE sales SET sale_id = ?1, till = ?2, receipt_no = ?3,"
                        " created_at = ?4, currency = ?5, total = ?6, customer_id = ?7,"
                        " customer_id_type = ?8, customer_email = ?9, refund_of = ?10,"
@@ -57,7 +58,8 @@ static const char *const mat_sql[ST_COUNT] = {
                           " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (customer_id, field)"
                           " DO UPDATE SET value = excluded.value, hlc = excluded.hlc,"
                           " node = excluded.node",
-    [ST_ACK_IS] = "SELECT 1 FROM erp_acks WHERE sale_id = ?1",
+    [ST_ACK_IS] = "SELECT 1 FROM erp_acks a WHERE a.sale_id = ?1 AND a.hlc >"
+                  " coalesce((SELECT hlc FROM erp_revoked WHERE sale_id = ?1), -1)",
     [ST_UNACKED] = "SELECT sale_id FROM sales WHERE acked = 0"
                    " AND sale_id NOT IN (SELECT sale_id FROM parked WHERE active = 1)"
                    " ORDER BY op_hlc, op_origin, op_seq LIMIT ?1",

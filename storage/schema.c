@@ -196,7 +196,17 @@ static const char *const migrations[] = {
     "  origin BLOB NOT NULL,"
     "  key TEXT NOT NULL,"
     "  sale_id TEXT NOT NULL,"
+    "  hlc INTEGER NOT NULL,"
     "  PRIMARY KEY (origin, key, sale_id)"
+    ") WITHOUT ROWID;"
+    /* Reconcile: a sale is acknowledged when its latest granted ack is
+     * stamped after its latest revocation (the ERP said it did not hold
+     * it); gen counts revocations, for the idempotency key of the re-send. */
+    "ALTER TABLE erp_acks ADD COLUMN hlc INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE erp_revoked ("
+    "  sale_id TEXT PRIMARY KEY,"
+    "  hlc INTEGER NOT NULL,"
+    "  gen INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE TABLE erp_intent_ids ("
     "  origin BLOB NOT NULL,"

@@ -293,8 +293,9 @@ int tm_store_park(tm_store_t *self, const char *sale_id, int status, const char 
 /* An operator's retry: the sale leaves the parked list and is sent again.
  * TM_ENOTFOUND if the sale was not parked. */
 int tm_store_unpark(tm_store_t *self, const char *sale_id);
-/* How many times the sale was retried by an operator (0 for most sales):
- * part of the idempotency key, so a retry is a new request to the ERP. */
+/* How many times the sale was retried by an operator, plus how many times
+ * reconcile found the ERP did not hold it (0 for most sales): part of the
+ * idempotency key, so a retry is a new request to the ERP. */
 int tm_store_retry_gen(tm_store_t *self, const char *sale_id, uint32_t *gen);
 /* Up to max parked sales, oldest first; *out malloc'd (NULL if none). */
 int tm_store_parked(tm_store_t *self, size_t max, tm_parked_t **out, size_t *n);
@@ -312,6 +313,12 @@ int tm_store_backlog(tm_store_t *self, tm_backlog_t *out);
  * idempotency key. TM_ENOTFOUND if none. *ids malloc'd. A successor re-sends
  * exactly that batch under that key, so the ERP sees a replay. */
 int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n, char key[64]);
+
+/* Reconcile: up to max acknowledged sales after the row cursor after_ins,
+ * in the order this store first saw them; *last_ins is the cursor for the
+ * next window (0 and *n == 0: start again from the beginning). */
+int tm_store_acked_window(tm_store_t *self, uint64_t after_ins, size_t max,
+                          char (**ids)[TM_UUID_LEN], size_t *n, uint64_t *last_ins);
 
 /* 1 if origin has written an intent under key, 0 if not, <0 on error. A
  * forwarder re-sending another till's open intent writes its own first:

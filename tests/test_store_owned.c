@@ -208,6 +208,12 @@ static tm_op_t ack_op(uint8_t o, uint64_t seq, uint32_t kind, const char *key, c
     char ids[1][TM_UUID_LEN];
     strcpy(ids[0], id);
     tm_erp_ack_t a = {.sale_ids = ids, .n = 1, .epoch = 1};
+    if (!key) { /* a revocation (reconcile) */
+        a.n = 0;
+        a.revoked = ids;
+        a.n_revoked = 1;
+        key = "";
+    }
     strcpy(a.idempotency_key, key);
     tm_op_t op = {.seq = seq, .hlc = 100 + seq, .kind = kind};
     node(o, op.origin);
@@ -246,4 +252,37 @@ Test(owned, an_ack_counts_only_for_an_intent_of_its_own_origin)
     free(forged.body);
     free(intent.body);
     free(ack.body);
+}
+
+Test(owned, a_revoked_ack_counts_again_only_after_a_later_ack)
+{
+    tm_op_t sale = sale_op(0xA0, 1, 10, SALE_ID, "till-a", 1, 100, 100);
+    tm_op_t intent = ack_op(0xF0, 1, TM_OP_ERP_INTENT, "k1", SALE_ID);
+    tm_op_t ack = ack_op(0xF0, 2, TM_OP_ERP_ACK, "k1", SALE_ID);        /* hlc 102 */
+    tm_op_t revoke = ack_op(0xF0, 3, TM_OP_ERP_ACK, NULL, SALE_ID);     /* hlc 103 */
+    tm_op_t intent2 = ack_op(0xF0, 4, TM_OP_ERP_INTENT, "k2", SALE_ID); /* hlc 104 */
+    tm_op_t ack2 = ack_op(0xF0, 5, TM_OP_ERP_ACK, "k2", SALE_ID);       /* hlc 105 */
+    const tm_op_t *in_order[] = {&sale, &intent, &ack, &revoke};
+    const tm_op_t *reversed[] = {&revoke, &ack, &intent, &sale};
+    for (int order = 0; order < 2; order++) {
+        tm_store_t *st = fresh();
+        for (int i = 0; i < 4; i++)
+            apply(st, (order ? reversed : in_order)[i]);
+        cr_assert_eq(tm_store_is_acked(st, SALE_ID), 0, "order %d", order);
+        uint32_t gen = 0;
+        cr_assert_eq(tm_store_retry_gen(st, SALE_ID, &gen), TM_OK);
+        cr_assert_eq(gen, 1, "the re-send goes under a new key");
+        char(*ids)[TM_UUID_LEN] = NULL;
+        size_t n = 0;
+        cr_assert_eq(tm_store_unacked_sales(st, 10, &ids, &n), TM_OK);
+        cr_assert_eq(n, 1, "it is sent again");
+        free(ids);
+        apply(st, &intent2);
+        apply(st, &ack2);
+        cr_assert_eq(tm_store_is_acked(st, SALE_ID), 1);
+        tm_store_destroy(&st);
+    }
+    tm_op_t *all[] = {&sale, &intent, &ack, &revoke, &intent2, &ack2};
+    for (int i = 0; i < 6; i++)
+        free(all[i]->body);
 }
