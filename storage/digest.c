@@ -88,10 +88,9 @@ int tm_store__digest_save(tm_store_t *self, const uint8_t acc[32])
 static int s_rebuild(tm_store_t *self, uint8_t acc[32])
 {
     sqlite3_stmt *st = NULL;
-    int src,
-        rc = tm_store__err(
-            self, sqlite3_prepare_v2(self->db, "SELECT origin, seq, hlc, kind, body, hash FROM ops",
-                                     -1, &st, NULL));
+    int src, rc = tm_store__err(
+                 self, sqlite3_prepare_v2(self->db, "SELECT origin, seq, hlc, kind, body, hash FROM ops",
+                                          -1, &st, NULL));
     memset(acc, 0, 32);
     if (rc)
         return rc;
