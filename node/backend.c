@@ -325,13 +325,16 @@ static json_t *status_erp(tm_daemon_t *d)
         age = json_integer(
             (json_int_t)(wall > (bl.oldest_hlc >> 16) ? (wall - (bl.oldest_hlc >> 16)) / 1000 : 0));
     const char *err = erp_error(d, &fs);
-    return json_pack("{s:I, s:o, s:o, s:I, s:b, s:I, s:s, s:I, s:I, s:o, s:I}", "backlog",
+    json_t *rec = json_pack("{s:I, s:I, s:o, s:b}", "checked", (json_int_t)fs.reconcile_checked,
+                            "missing", (json_int_t)fs.reconcile_missing, "last_at",
+                            wall_or_null(fs.reconcile_last_wall_ms), "off", fs.reconcile_off);
+    return json_pack("{s:I, s:o, s:o, s:I, s:b, s:I, s:s, s:I, s:I, s:o, s:I, s:o}", "backlog",
                      (json_int_t)bl.unsent, "oldest_unsent_age_s", age, "last_forward_at",
                      wall_or_null(fs.last_forward_wall_ms), "parked", (json_int_t)bl.parked,
                      "in_flight", fs.in_flight, "failures", (json_int_t)fs.failures, "last_error",
                      fs.last_error, "sales_acked_here", (json_int_t)fs.sales_acked, "batches_ok",
                      (json_int_t)fs.batches_ok, "error", err ? json_string(err) : json_null(),
-                     "protocol_errors", (json_int_t)fs.protocol_errors);
+                     "protocol_errors", (json_int_t)fs.protocol_errors, "reconcile", rec);
 }
 
 /* Returns flagged for review: counts, and the first few so that a person
@@ -512,6 +515,11 @@ static char *metrics_text(void *ctx)
           cc.dup_receipt);
     tm_engine_stats_t es;
     tm_engine_stats(d->engine, &es);
+    COUNTER("erp_reconcile_checked_total",
+            "Acknowledged sales this till asked the ERP about (reconcile).", fs.reconcile_checked);
+    COUNTER("erp_reconcile_missing_total",
+            "Acknowledged sales the ERP did not hold, found by reconcile and sent again.",
+            fs.reconcile_missing);
     COUNTER("forwarders_passed_over_total",
             "Forwarders passed over because the backlog did not shrink in time.",
             es.forwarders_passed_over);

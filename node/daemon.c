@@ -115,7 +115,9 @@ static int start_erp(tm_daemon_t *d)
     tm_fwd_cfg_t fc = {.batch_max = c->erp_batch_max,
                        .backoff_min_ms = c->erp_backoff_min_ms,
                        .backoff_max_ms = c->erp_backoff_max_ms,
-                       .till = c->name};
+                       .till = c->name,
+                       .reconcile_interval_ms = c->erp_reconcile_interval_ms,
+                       .reconcile_batch = c->erp_reconcile_batch};
     rc = tm_fwd_new(&fc, d->store, d->engine, d->erp, &d->outbox, d->log, &d->fwd);
     if (rc == TM_OK)
         tm_log_info(d->log, "ERP at %s (priority %u)", c->erp_url, c->priority);
