@@ -1,7 +1,10 @@
 /*
  * owned.c - a sale belongs to the till that made it, and never changes.
  *
- * Every sale op is a claim on its sale_id (sale_claims). What the sales
+ * Every sale op is a claim on its sale_id (the first one is the sales row
+ * or its conflict; from the second on, all are listed in sale_claims,
+ * which keeps a catch-up of distinct sales at one b-tree write less per
+ * sale). What the sales
  * table shows for a sale_id is a function of the claims held and of the
  * origin names bound, never of the order they arrived in:
  *  - a claim is valid when its body passes the API's rules
@@ -47,6 +50,14 @@ static const char *const own_sql[ST_COUNT] = {
                             " reason = excluded.reason",
     [ST_OWN_RECEIPT_N] = "SELECT count(*) FROM (SELECT 1 FROM sales WHERE till = ?1"
                          " AND receipt_no = ?2 LIMIT 2)",
+    [ST_OWN_CLAIMED] = "SELECT EXISTS (SELECT 1 FROM sales WHERE sale_id = ?1) OR EXISTS (SELECT 1"
+                       " FROM sale_claims WHERE sale_id = ?1) OR EXISTS (SELECT 1 FROM"
+                       " sale_conflicts WHERE sale_id = ?1)",
+    /* A sale_id's claims are written out only once it has two: until then
+     * its one claim is the sales row or its conflict. */
+    [ST_OWN_BACKFILL] = "INSERT INTO sale_claims (sale_id, origin, seq) SELECT sale_id, op_origin,"
+                        " op_seq FROM sales WHERE sale_id = ?1 UNION ALL SELECT sale_id, origin,"
+                        " seq FROM sale_conflicts WHERE sale_id = ?1 ON CONFLICT DO NOTHING",
     [ST_OWN_RECEIPT_SET] = "UPDATE sales SET dup_receipt = ?3 WHERE till = ?1 AND receipt_no = ?2"
                            " AND dup_receipt <> ?3",
 };
@@ -69,6 +80,10 @@ int tm_store__origin_name(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN]
 {
     int rc = TM_OK;
     name[0] = '\0';
+    if (self->name_cached && memcmp(self->name_origin, origin, TM_NODE_ID_LEN) == 0) {
+        tm_strlcpy(name, self->name, TM_TILL_MAX);
+        return TM_OK;
+    }
     sqlite3_stmt *st = s_stmt(self, ST_OWN_NAME_GET, &rc);
     if (!st)
         return rc;
@@ -78,6 +93,11 @@ int tm_store__origin_name(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN]
         s_col_text(st, 0, name, TM_TILL_MAX);
     rc = tm_store__err(self, src);
     sqlite3_reset(st);
+    if (rc == TM_OK) {
+        memcpy(self->name_origin, origin, TM_NODE_ID_LEN);
+        tm_strlcpy(self->name, name, sizeof self->name);
+        self->name_cached = true;
+    }
     return rc;
 }
 
@@ -263,7 +283,14 @@ static int s_settle(tm_store_t *self, const char *sale_id)
     claim_t *v = NULL;
     size_t n = 0;
     row_t row;
-    int rc = s_claims_load(self, sale_id, CLAIMS_MAX + 1, &v, &n);
+    int rc = TM_OK;
+    sqlite3_stmt *fill = s_stmt(self, ST_OWN_BACKFILL, &rc);
+    if (!fill)
+        return rc;
+    sqlite3_bind_text(fill, 1, sale_id, -1, SQLITE_STATIC);
+    if ((rc = tm_store__exec(self, fill)) ||
+        (rc = s_claims_load(self, sale_id, CLAIMS_MAX + 1, &v, &n)))
+        return rc;
     if (rc)
         return rc;
     const claim_t *win = NULL;
@@ -308,9 +335,74 @@ cleanup:
     return rc;
 }
 
-int tm_store__sale_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
+/* 1 if some op already claims sale_id, 0 if none, <0 on error. */
+static int s_claimed(tm_store_t *self, const char *sale_id)
 {
     int rc = TM_OK;
+    sqlite3_stmt *st = s_stmt(self, ST_OWN_CLAIMED, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    rc = src == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : tm_store__err(self, src);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* The first claim on a sale_id (nearly every sale): judged from the body
+ * already decoded, with the same rules as s_settle, without reading
+ * anything back. */
+static int s_first_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
+{
+    claim_t c = {.seq = op->seq};
+    tm_field_errors_t errs;
+    char owner[TM_TILL_MAX];
+    int64_t ins;
+    memcpy(c.origin, op->origin, TM_NODE_ID_LEN);
+    tm_field_errors_init(&errs);
+    if (tm_sale_validate(s, &errs) != TM_OK) {
+        snprintf(c.reason, sizeof c.reason, "invalid:%.40s:%.40s", errs.n ? errs.e[0].field : "",
+                 errs.n ? errs.e[0].rule : "");
+    } else {
+        int rc = tm_store__origin_name(self, op->origin, owner);
+        if (rc)
+            return rc;
+        if (owner[0] && strcmp(owner, s->till) != 0)
+            tm_strlcpy(c.reason, "till_not_origin", sizeof c.reason);
+    }
+    if (c.reason[0])
+        return s_conflict_put(self, op->origin, op->seq, s->sale_id, c.reason);
+    int rc = tm_store__sale_put(self, op, s, 0, &ins);
+    if (rc)
+        return rc;
+    /* Only another sale with this receipt number needs the flags set. */
+    sqlite3_stmt *st = s_stmt(self, ST_OWN_RECEIPT_N, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_text(st, 1, s->till, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)s->receipt_no);
+    int src = sqlite3_step(st);
+    bool dup = src == SQLITE_ROW && sqlite3_column_int(st, 0) > 1;
+    rc = tm_store__err(self, src);
+    sqlite3_reset(st);
+    if (rc == TM_OK && dup)
+        rc = s_receipt_group(self, s->till, (int64_t)s->receipt_no);
+    return rc ? rc : tm_store__sale_reviews(self, s->sale_id, s, "");
+}
+
+int tm_store__sale_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
+{
+    int rc = s_claimed(self, s->sale_id);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return s_first_claim(self, op, s);
+    sqlite3_stmt *fill = s_stmt(self, ST_OWN_BACKFILL, &rc);
+    if (!fill)
+        return rc;
+    sqlite3_bind_text(fill, 1, s->sale_id, -1, SQLITE_STATIC);
+    if ((rc = tm_store__exec(self, fill)))
+        return rc;
     sqlite3_stmt *st = s_stmt(self, ST_OWN_CLAIM_PUT, &rc);
     if (!st)
         return rc;
@@ -388,12 +480,14 @@ int tm_store_bind_origin(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN],
         rc = tm_store__exec(self, st);
     }
     sqlite3_finalize(st);
+    self->name_cached = false;
     if (rc == TM_OK)
         rc = s_resettle_origin(self, origin, name);
     if (rc == TM_OK)
         rc = s_exec_sql(self, "COMMIT");
     if (rc) {
         (void)sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+        self->name_cached = false; /* may hold the name just rolled back */
         return rc;
     }
     self->counts_ok = false;

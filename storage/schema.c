@@ -162,7 +162,8 @@ static const char *const migrations[] = {
     /* 7 -> 8: records are owned (owned.c). origin_names binds a node id to
      * the till that speaks for it; every sale op is a claim on its sale_id;
      * the claims not shown are kept aside in sale_conflicts (derived).
-     * Claims of an older store are the sales it shows: the ops that lost
+     * Claims of an older store are the sales it shows (a sales row is its
+     * sale_id's claim until a second one comes): the ops that lost
      * under the old timestamp rule are not judged again. An ERP ack counts
      * only for ids of an intent its own origin wrote under the same key
      * (erp.c); acks already held stay. */
@@ -170,14 +171,13 @@ static const char *const migrations[] = {
     "  origin BLOB PRIMARY KEY,"
     "  name TEXT NOT NULL"
     ") WITHOUT ROWID;"
+    /* One b-tree, by sale_id: what settling a sale reads. */
     "CREATE TABLE sale_claims ("
+    "  sale_id TEXT NOT NULL,"
     "  origin BLOB NOT NULL,"
     "  seq INTEGER NOT NULL,"
-    "  sale_id TEXT NOT NULL,"
-    "  PRIMARY KEY (origin, seq)"
+    "  PRIMARY KEY (sale_id, origin, seq)"
     ") WITHOUT ROWID;"
-    "CREATE INDEX sale_claims_id ON sale_claims (sale_id, origin, seq);"
-    "INSERT INTO sale_claims (origin, seq, sale_id) SELECT op_origin, op_seq, sale_id FROM sales;"
     "CREATE TABLE sale_conflicts ("
     "  origin BLOB NOT NULL,"
     "  seq INTEGER NOT NULL,"

@@ -74,6 +74,8 @@ enum {
     ST_OWN_CONFLICT_PUT,
     ST_OWN_RECEIPT_N,
     ST_OWN_RECEIPT_SET,
+    ST_OWN_CLAIMED,
+    ST_OWN_BACKFILL,
     ST_COUNT
 };
 
@@ -89,6 +91,11 @@ struct tm_store {
     bool counts_ok;
     tm_store_counts_t counts;
     char errmsg[256];
+    /* owned.c: the last origin name looked up (a catch-up brings many ops
+     * of one origin in a row); cleared when a name is bound. */
+    bool name_cached;
+    uint8_t name_origin[TM_NODE_ID_LEN];
+    char name[TM_TILL_MAX];
 };
 
 /* An op body, decoded once before the transaction starts so that a bad
