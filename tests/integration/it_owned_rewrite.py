@@ -80,7 +80,17 @@ def history_rewrite_refused(lab):
         log = open(t1.log_path, errors="replace").read()
         assert "kept aside" in log, "till-1's log does not say ops were kept aside"
 
+    def node_id_bound_to_key():
+        # The same key now speaks for till-1's node id: every frame refused.
+        other = str(uuid.uuid4())
+        Forge(lab, "evil", node_id=node_id(t1)).run([t2], seconds=1.5, ops=[
+            {"origin": uuid.uuid4().hex, "seq": 1, "hlc": 9, "sale": sale_json(other, "evil", 9, 100)}])
+        wait_until(lambda: "speaks for node" in open(t2.log_path, errors="replace").read(), 10,
+                   "till-2 to log the refusal")
+        assert not t2.has_sale(other), "a frame from a key speaking for another till was taken"
+
     f.check("control: evil's own sale is taken", control)
+    f.check("a key cannot speak for another till's node id", node_id_bound_to_key)
     f.check("the sale keeps its body on every till", sale_unchanged)
     f.check("a sale as another till, and a broken one, are not shown", not_shown)
     f.check("status, metrics and log report what was kept aside", reported)
