@@ -87,6 +87,14 @@ static int post_sale(void *ctx, tm_sale_t *s, tm_field_errors_t *errs)
     }
     if (!s->till[0])
         tm_strlcpy(s->till, d->cfg.name, sizeof s->till);
+    /* A sale belongs to the till that records it: every till judges a
+     * received sale by whether its `till` names the till that made it, so
+     * one taken here under another name would be shown nowhere. */
+    if (strcmp(s->till, d->cfg.name) != 0) {
+        tm_field_errors_add(errs, "till", "not_this_till",
+                            "till must be this till's name (%.63s) or absent", d->cfg.name);
+        return TM_EVALIDATE;
+    }
     if (!s->created_at[0])
         rfc3339_now(s->created_at, sizeof s->created_at);
     if (!s->receipt_no) {

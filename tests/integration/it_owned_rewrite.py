@@ -89,7 +89,16 @@ def history_rewrite_refused(lab):
                    "till-2 to log the refusal")
         assert not t2.has_sale(other), "a frame from a key speaking for another till was taken"
 
+    def api_refuses_another_till():
+        body = sale_json(str(uuid.uuid4()), "till-2", 1, 100)
+        st, js = t1.request("POST", "/v1/sales", body)
+        assert st == 422 and any(e["rule"] == "not_this_till" for e in js["fields"]), (st, js)
+        body["till"] = "till-1"
+        st, js = t1.request("POST", "/v1/sales", body)
+        assert st == 201, (st, js)
+
     f.check("control: evil's own sale is taken", control)
+    f.check("the API takes a sale only under this till's name", api_refuses_another_till)
     f.check("a key cannot speak for another till's node id", node_id_bound_to_key)
     f.check("the sale keeps its body on every till", sale_unchanged)
     f.check("a sale as another till, and a broken one, are not shown", not_shown)
