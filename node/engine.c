@@ -115,15 +115,6 @@ int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t 
     return TM_OK;
 }
 
-int tm_engine__conflicts(tm_engine_t *e, tm_conflict_counts_t *out)
-{
-    tm_sale_conflict_t *v = NULL;
-    size_t n = 0;
-    int rc = tm_store_conflicts(e->store, 0, &v, &n, out);
-    free(v);
-    return rc;
-}
-
 void tm_engine_destroy(tm_engine_t **self_p)
 {
     tm_engine_t *e = *self_p;
@@ -768,8 +759,7 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
         }
     }
     size_t n_new = 0;
-    tm_conflict_counts_t before = {0}, after = {0};
-    (void)tm_engine__conflicts(e, &before);
+    uint64_t kept_before = tm_store_kept_aside(e->store);
     rc = tm_store_apply(e->store, ops, b->n_ops, &n_new);
     if (rc) {
         if (rc == TM_EPROTO)
@@ -789,14 +779,15 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
     }
     p->info.ops_in += b->n_ops;
     e->stats.ops_applied += n_new;
-    if (n_new && tm_engine__conflicts(e, &after) == TM_OK && after.total > before.total) {
+    uint64_t kept = tm_store_kept_aside(e->store) - kept_before;
+    if (kept) {
         /* Kept in the log (the vector advances), not shown as sales. */
-        e->stats.ops_kept_aside += after.total - before.total;
+        e->stats.ops_kept_aside += kept;
         tm_log_warn(e->log,
                     "%llu op(s) received from %s kept aside, not shown as sales (a second body "
                     "for a sale id, a sale naming another till, or one that breaks the sale "
                     "rules): see `conflicts` in status",
-                    (unsigned long long)(after.total - before.total), p->info.name);
+                    (unsigned long long)kept, p->info.name);
     }
     if (b->is_reply)
         e->stats.ops_pulled += n_new;
@@ -867,7 +858,13 @@ static int note_sender(tm_engine_t *e, peer_t *p, const Tillmesh__Envelope *env,
     /* A key speaks only for the node id bound to it: another till's id is
      * refused (what it says of uplink, priority or acks would be taken as
      * that till's). Checked once per node id a peer presents. */
+    if (!known && p->refused && memcmp(p->refused_id, env->sender.data, TM_NODE_ID_LEN) == 0) {
+        p->info.frames_bad++;
+        return TM_EPERM;
+    }
     if (!known && tm_engine__bind_origin(e, env->sender.data, p->info.name) == TM_ECONFLICT) {
+        p->refused = true;
+        memcpy(p->refused_id, env->sender.data, TM_NODE_ID_LEN);
         p->info.frames_bad++;
         return TM_EPERM;
     }

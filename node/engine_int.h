@@ -17,6 +17,10 @@ typedef struct {
     uint64_t echo_tx_mono; /* its monotonic send time of its last heartbeat */
     uint64_t echo_rx_mono; /* our monotonic time when that arrived */
     bool clock_reported;   /* we logged its clock as off the store's */
+    /* The last node id it presented that belongs to another till: its
+     * frames are refused without asking the store (or logging) again. */
+    bool refused;
+    uint8_t refused_id[TM_NODE_ID_LEN];
 } peer_t;
 
 struct tm_engine {
@@ -71,8 +75,6 @@ struct tm_engine {
 /* Binds node_id to the till name that speaks for it (tm_store_bind_origin),
  * logging a refusal; TM_ECONFLICT when it belongs to another name. */
 int tm_engine__bind_origin(tm_engine_t *e, const uint8_t node_id[TM_NODE_ID_LEN], const char *name);
-/* Conflict counts of the store (see tm_store_conflicts). */
-int tm_engine__conflicts(tm_engine_t *e, tm_conflict_counts_t *out);
 
 /* Ops that vector a covers and vector b does not. */
 uint64_t tm_engine__sum_ahead(const tm_vv_t *a, const tm_vv_t *b);

@@ -50,6 +50,7 @@ static const char *const own_sql[ST_COUNT] = {
                             " reason = excluded.reason",
     [ST_OWN_RECEIPT_N] = "SELECT count(*) FROM (SELECT 1 FROM sales WHERE till = ?1"
                          " AND receipt_no = ?2 LIMIT 2)",
+    [ST_OWN_IS_CONFLICT] = "SELECT 1 FROM sale_conflicts WHERE origin = ?1 AND seq = ?2",
     [ST_OWN_CLAIMED] = "SELECT EXISTS (SELECT 1 FROM sales WHERE sale_id = ?1) OR EXISTS (SELECT 1"
                        " FROM sale_claims WHERE sale_id = ?1) OR EXISTS (SELECT 1 FROM"
                        " sale_conflicts WHERE sale_id = ?1)",
@@ -390,7 +391,37 @@ static int s_first_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s
     return rc ? rc : tm_store__sale_reviews(self, s->sale_id, s, "");
 }
 
+/* Counts the op if it ended up kept aside (for the caller's log line). */
+static int s_count_kept(tm_store_t *self, const tm_op_t *op, int rc)
+{
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = s_stmt(self, ST_OWN_IS_CONFLICT, &rc);
+    if (!st)
+        return rc;
+    sqlite3_bind_blob(st, 1, op->origin, TM_NODE_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)op->seq);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        self->kept_aside++; /* may count an op of a rolled back batch: only a log line */
+    rc = tm_store__err(self, src);
+    sqlite3_reset(st);
+    return rc;
+}
+
+uint64_t tm_store_kept_aside(const tm_store_t *self)
+{
+    return self->kept_aside;
+}
+
+static int s_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s);
+
 int tm_store__sale_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
+{
+    return s_count_kept(self, op, s_claim(self, op, s));
+}
+
+static int s_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
 {
     int rc = s_claimed(self, s->sale_id);
     if (rc < 0)

@@ -76,6 +76,7 @@ enum {
     ST_OWN_RECEIPT_SET,
     ST_OWN_CLAIMED,
     ST_OWN_BACKFILL,
+    ST_OWN_IS_CONFLICT,
     ST_COUNT
 };
 
@@ -93,6 +94,7 @@ struct tm_store {
     char errmsg[256];
     /* owned.c: the last origin name looked up (a catch-up brings many ops
      * of one origin in a row); cleared when a name is bound. */
+    uint64_t kept_aside; /* new ops kept aside since open (tm_store_kept_aside) */
     bool name_cached;
     uint8_t name_origin[TM_NODE_ID_LEN];
     char name[TM_TILL_MAX];

@@ -271,6 +271,10 @@ typedef struct {
     uint64_t dup_receipt; /* sales shown whose (till, receipt_no) is not unique */
 } tm_conflict_counts_t;
 
+/* New sale ops kept aside since the store was opened (cheap: for a log
+ * line after each batch). */
+uint64_t tm_store_kept_aside(const tm_store_t *self);
+
 /* Counts, and up to max conflicts by (sale_id, origin, seq); *out malloc'd
  * (NULL if none). */
 int tm_store_conflicts(tm_store_t *self, size_t max, tm_sale_conflict_t **out, size_t *n,
