@@ -371,8 +371,10 @@ static int s_first_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s
         if (owner[0] && strcmp(owner, s->till) != 0)
             tm_strlcpy(c.reason, "till_not_origin", sizeof c.reason);
     }
-    if (c.reason[0])
+    if (c.reason[0]) {
+        self->kept_aside++;
         return s_conflict_put(self, op->origin, op->seq, s->sale_id, c.reason);
+    }
     int rc = tm_store__sale_put(self, op, s, 0, &ins);
     if (rc)
         return rc;
@@ -414,20 +416,13 @@ uint64_t tm_store_kept_aside(const tm_store_t *self)
     return self->kept_aside;
 }
 
-static int s_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s);
-
 int tm_store__sale_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
-{
-    return s_count_kept(self, op, s_claim(self, op, s));
-}
-
-static int s_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
 {
     int rc = s_claimed(self, s->sale_id);
     if (rc < 0)
         return rc;
     if (rc == 0)
-        return s_first_claim(self, op, s);
+        return s_first_claim(self, op, s); /* counts itself if kept aside */
     sqlite3_stmt *fill = s_stmt(self, ST_OWN_BACKFILL, &rc);
     if (!fill)
         return rc;
@@ -442,7 +437,7 @@ static int s_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
     sqlite3_bind_text(st, 3, s->sale_id, -1, SQLITE_STATIC);
     if ((rc = tm_store__exec(self, st)))
         return rc;
-    return s_settle(self, s->sale_id);
+    return s_count_kept(self, op, s_settle(self, s->sale_id));
 }
 
 /* ---- public ----------------------------------------------------------- */
