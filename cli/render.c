@@ -668,6 +668,15 @@ int tm_cli_render_status(const char *json, size_t len, char **out)
         fld_str(trust, "message", "a till sent more ops than its quota", m, sizeof m, 2 * CELL - 1);
         sb_printf(&b, "WARNING: %s\n\n", m);
     }
+    /* Ops kept aside (records are owned, docs/api.md): only when there are
+     * some, so that the usual output stays as it was. */
+    const json_t *conf = json_object_get(json_object_get(root, "conflicts"), "total");
+    if (json_is_integer(conf) && json_integer_value(conf) > 0)
+        sb_printf(&b,
+                  "WARNING: %lld op(s) from tills kept aside, not shown as sales (a sale "
+                  "rewritten, posted as another till, or breaking the rules): see `tillmesh "
+                  "status --json`, conflicts\n\n",
+                  (long long)json_integer_value(conf));
     render_node(&b, root);
     sb_puts(&b, "\n");
     render_state(&b, root);

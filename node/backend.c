@@ -87,6 +87,14 @@ static int post_sale(void *ctx, tm_sale_t *s, tm_field_errors_t *errs)
     }
     if (!s->till[0])
         tm_strlcpy(s->till, d->cfg.name, sizeof s->till);
+    /* A sale belongs to the till that records it: every till judges a
+     * received sale by whether its `till` names the till that made it, so
+     * one taken here under another name would be shown nowhere. */
+    if (strcmp(s->till, d->cfg.name) != 0) {
+        tm_field_errors_add(errs, "till", "not_this_till",
+                            "till must be this till's name (%.63s) or absent", d->cfg.name);
+        return TM_EVALIDATE;
+    }
     if (!s->created_at[0])
         rfc3339_now(s->created_at, sizeof s->created_at);
     if (!s->receipt_no) {
@@ -228,6 +236,12 @@ static json_t *status_peers(tm_daemon_t *d)
         json_object_set_new(jp, "ops_refused", json_integer((json_int_t)p.ops_refused));
         json_object_set_new(jp, "ops_deferred", json_integer((json_int_t)p.ops_deferred));
         json_object_set_new(jp, "frames_over_bound", json_integer((json_int_t)p.frames_over_bound));
+        /* What it advertises for the election, as heard (bounds: tm_elect.h). */
+        json_object_set_new(jp, "uplink_up", json_boolean(p.uplink_up));
+        json_object_set_new(jp, "priority", json_integer((json_int_t)p.priority));
+        json_object_set_new(jp, "claims_forwarder", json_boolean(p.claims));
+        json_object_set_new(jp, "forwarder_epoch",
+                            json_integer((json_int_t)(p.epoch > INT64_MAX ? INT64_MAX : p.epoch)));
         json_array_append_new(arr, jp);
     }
     return arr;
@@ -322,13 +336,16 @@ static json_t *status_erp(tm_daemon_t *d)
         age = json_integer(
             (json_int_t)(wall > (bl.oldest_hlc >> 16) ? (wall - (bl.oldest_hlc >> 16)) / 1000 : 0));
     const char *err = erp_error(d, &fs);
-    return json_pack("{s:I, s:o, s:o, s:I, s:b, s:I, s:s, s:I, s:I, s:o, s:I}", "backlog",
+    json_t *rec = json_pack("{s:I, s:I, s:o, s:b}", "checked", (json_int_t)fs.reconcile_checked,
+                            "missing", (json_int_t)fs.reconcile_missing, "last_at",
+                            wall_or_null(fs.reconcile_last_wall_ms), "off", fs.reconcile_off);
+    return json_pack("{s:I, s:o, s:o, s:I, s:b, s:I, s:s, s:I, s:I, s:o, s:I, s:o}", "backlog",
                      (json_int_t)bl.unsent, "oldest_unsent_age_s", age, "last_forward_at",
                      wall_or_null(fs.last_forward_wall_ms), "parked", (json_int_t)bl.parked,
                      "in_flight", fs.in_flight, "failures", (json_int_t)fs.failures, "last_error",
                      fs.last_error, "sales_acked_here", (json_int_t)fs.sales_acked, "batches_ok",
                      (json_int_t)fs.batches_ok, "error", err ? json_string(err) : json_null(),
-                     "protocol_errors", (json_int_t)fs.protocol_errors);
+                     "protocol_errors", (json_int_t)fs.protocol_errors, "reconcile", rec);
 }
 
 /* Returns flagged for review: counts, and the first few so that a person
@@ -392,15 +409,42 @@ static json_t *status_trust(tm_daemon_t *d)
                      msg[0] ? json_string(msg) : json_null());
 }
 
+/* Ops kept aside instead of shown as sales (records are owned), by
+ * reason, and the first few so that a person can find them. */
+static json_t *status_conflicts(tm_daemon_t *d)
+{
+    tm_sale_conflict_t *v = NULL;
+    tm_conflict_counts_t c = {0};
+    size_t n = 0;
+    json_t *arr = json_array();
+    if (tm_store_conflicts(d->store, STATUS_REVIEW_MAX, &v, &n, &c) == TM_OK) {
+        for (size_t i = 0; i < n; i++) {
+            char hex[TM_NODE_HEX_LEN], name[TM_TILL_MAX];
+            tm_hex(v[i].origin, TM_NODE_ID_LEN, hex);
+            if (tm_store_origin_name(d->store, v[i].origin, name) != TM_OK)
+                name[0] = '\0';
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:s, s:s?, s:I, s:s}", "sale_id", v[i].sale_id,
+                                            "origin", hex, "origin_name", name[0] ? name : NULL,
+                                            "seq", (json_int_t)v[i].seq, "reason", v[i].reason));
+        }
+        free(v);
+    }
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "total", (json_int_t)c.total,
+                     "different_body", (json_int_t)c.different_body, "till_not_origin",
+                     (json_int_t)c.till_not_origin, "invalid", (json_int_t)c.invalid,
+                     "duplicate_receipts", (json_int_t)c.dup_receipt, "ops", arr);
+}
+
 static char *status_json(void *ctx)
 {
     tm_daemon_t *d = ctx;
     json_t *root =
-        json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1,
+        json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "api_version", 1,
                   "node", status_node(d), "state", status_state(d), "peers", status_peers(d),
                   "clock", status_clock(d), "disk", status_disk(d), "trust", status_trust(d),
                   "uplink", status_uplink(d), "forwarder", status_forwarder(d), "erp",
-                  status_erp(d), "review", status_review(d));
+                  status_erp(d), "review", status_review(d), "conflicts", status_conflicts(d));
     if (!root)
         return NULL;
     json_object_set_new(root, "store", tm_daemon_store_json(d));
@@ -514,6 +558,30 @@ static char *metrics_text(void *ctx)
           rc.over_refund);
     GAUGE("review_original_unknown", "Returns whose original sale is not held here (yet).",
           rc.original_unknown);
+    tm_sale_conflict_t *cv = NULL;
+    tm_conflict_counts_t cc = {0};
+    size_t ncv = 0;
+    if (tm_store_conflicts(d->store, 0, &cv, &ncv, &cc) == TM_OK)
+        free(cv);
+    GAUGE("ops_kept_aside",
+          "Sale ops held but not shown: a second body for a sale id, a sale "
+          "naming another till, or one breaking the sale rules.",
+          cc.total);
+    GAUGE("sales_duplicate_receipt", "Sales whose till and receipt number another sale has too.",
+          cc.dup_receipt);
+    tm_engine_stats_t es;
+    tm_engine_stats(d->engine, &es);
+    COUNTER("erp_reconcile_checked_total",
+            "Acknowledged sales this till asked the ERP about (reconcile).", fs.reconcile_checked);
+    COUNTER("erp_reconcile_missing_total",
+            "Acknowledged sales the ERP did not hold, found by reconcile and sent again.",
+            fs.reconcile_missing);
+    COUNTER("forwarders_passed_over_total",
+            "Forwarders passed over because the backlog did not shrink in time.",
+            es.forwarders_passed_over);
+    COUNTER("election_implausible_total",
+            "Heartbeats advertising a priority or epoch outside the configured range.",
+            es.claims_implausible);
     GAUGE("erp_backlog", "Sales neither acknowledged by the ERP nor parked.", bl.unsent);
     GAUGE("erp_parked", "Sales the ERP refused, parked here.", bl.parked);
     GAUGE("uplink_up", "1 when this till's ERP health probe passes.", up == TM_UPLINK_UP);

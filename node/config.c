@@ -162,6 +162,12 @@ static int erp_key(parse_t *p, int line, const char *k, const char *v)
         return set_u32(p, line, &c->erp_backoff_min_ms, k, v, 10, 3600000);
     if (!strcmp(k, "backoff_max_ms"))
         return set_u32(p, line, &c->erp_backoff_max_ms, k, v, 10, 3600000);
+    if (!strcmp(k, "forwarder_stall_ms"))
+        return set_u32(p, line, &c->erp_forwarder_stall_ms, k, v, 200, 86400000);
+    if (!strcmp(k, "reconcile_interval_ms"))
+        return set_u32(p, line, &c->erp_reconcile_interval_ms, k, v, 0, 86400000);
+    if (!strcmp(k, "reconcile_batch"))
+        return set_u32(p, line, &c->erp_reconcile_batch, k, v, 1, 1000);
     if (!strcmp(k, "allow_insecure_http")) {
         if (!strcmp(v, "yes") || !strcmp(v, "true"))
             c->erp_allow_insecure_http = 1;
@@ -297,6 +303,9 @@ int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out)
     memset(out, 0, sizeof *out);
     out->log_level = TM_LOG_INFO;
     out->priority = 100;
+    out->erp_forwarder_stall_ms = 120000;
+    out->erp_reconcile_interval_ms = 60000;
+    out->erp_reconcile_batch = 100;
     out->retention_days = 90;
     out->min_free_mb = 256;
     out->erp_tls_verify = 1;

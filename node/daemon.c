@@ -324,6 +324,7 @@ static int start_engine(tm_daemon_t *d)
         .clock_warn_ms = d->cfg.clock_warn_ms,
         .priority = d->cfg.priority,
         .origin_quota_ops_per_hour = d->cfg.origin_quota_ops_per_hour,
+        .forwarder_stall_ms = d->cfg.erp_url[0] ? d->cfg.erp_forwarder_stall_ms : 0,
     };
     int rc = tm_engine_new(&ec, d->store, d->log, &d->engine);
     if (rc == TM_OK)
@@ -359,7 +360,9 @@ static int start_erp(tm_daemon_t *d)
     tm_fwd_cfg_t fc = {.batch_max = c->erp_batch_max,
                        .backoff_min_ms = c->erp_backoff_min_ms,
                        .backoff_max_ms = c->erp_backoff_max_ms,
-                       .till = c->name};
+                       .till = c->name,
+                       .reconcile_interval_ms = c->erp_reconcile_interval_ms,
+                       .reconcile_batch = c->erp_reconcile_batch};
     rc = tm_fwd_new(&fc, d->store, d->engine, d->erp, &d->outbox, d->log, &d->fwd);
     if (rc == TM_OK)
         tm_log_info(d->log, "ERP at %s (priority %u)", c->erp_url, c->priority);

@@ -13,12 +13,18 @@ static int better(const tm_elect_node_t *a, const tm_elect_node_t *b, bool use_c
     return memcmp(a->node_id, b->node_id, TM_NODE_ID_LEN);
 }
 
+bool tm_elect_plausible(const tm_elect_node_t *n)
+{
+    return n->priority <= TM_ELECT_PRIORITY_MAX && n->epoch <= TM_ELECT_EPOCH_MAX;
+}
+
 static const tm_elect_node_t *best(const tm_elect_node_t *nodes, size_t n, bool claimants)
 {
     const tm_elect_node_t *b = NULL;
     for (size_t i = 0; i < n; i++) {
         const tm_elect_node_t *c = &nodes[i];
-        if (!c->alive || !c->uplink_up || (claimants && !c->claims))
+        if (!c->alive || !c->uplink_up || (claimants && !c->claims) || c->passed_over ||
+            !tm_elect_plausible(c))
             continue;
         if (!b || better(c, b, !claimants) > 0)
             b = c;
@@ -31,7 +37,7 @@ void tm_elect(const tm_elect_node_t *nodes, size_t n, const tm_elect_result_t *p
 {
     uint64_t max_epoch = prev->epoch;
     for (size_t i = 0; i < n; i++)
-        if (nodes[i].epoch > max_epoch)
+        if (nodes[i].epoch > max_epoch && tm_elect_plausible(&nodes[i]))
             max_epoch = nodes[i].epoch;
     memset(out, 0, sizeof *out);
     out->epoch = max_epoch;

@@ -99,7 +99,17 @@ int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t 
     uint64_t max_hlc = 0;
     if (tm_store_max_hlc(store, &max_hlc) == TM_OK)
         e->hlc.last = max_hlc;
-    int rc = tm_store_vv(store, &e->vv);
+    e->log = log;
+    /* Our own sales name us: a data folder made by a till of another name
+     * would have every new sale kept aside as naming the wrong till. */
+    int rc = tm_engine__bind_origin(e, e->node_id, e->name);
+    if (rc == TM_ECONFLICT) {
+        tm_log_error(log, "this data folder belongs to another till name: give this till its old "
+                          "name back, or a new data_dir");
+        rc = TM_ECONFIG;
+    }
+    if (rc == TM_OK)
+        rc = tm_store_vv(store, &e->vv);
     if (rc) {
         free(e);
         return rc;
@@ -912,8 +922,10 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
     p->info.uplink_since_ms = ni->uplink_since_ms;
     p->info.priority = ni->priority;
     p->info.complete = ni->has_complete ? ni->complete : true;
+    /* A claim is about the node id the key speaks for (note_sender), not
+     * whatever node_id the body names. */
     p->info.claims =
-        ni->has_forwarder && memcmp(ni->forwarder.data, ni->node_id.data, TM_NODE_ID_LEN) == 0;
+        ni->has_forwarder && memcmp(ni->forwarder.data, p->info.node_id, TM_NODE_ID_LEN) == 0;
     p->info.epoch = p->info.claims ? ni->forwarder_epoch : 0;
     if (ni->has_digest) {
         memcpy(p->info.digest, ni->digest.data, 32);
@@ -1167,6 +1179,7 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
         }
     }
     size_t n_new = 0, n_ops = quota_filter(e, idx, ops, b->n_ops, now_ms, wall_ms);
+    uint64_t kept_before = tm_store_kept_aside(e->store);
     tm_apply_report_t rep;
     memset(&rep, 0, sizeof rep);
     rc = n_ops ? tm_store_apply_report(e->store, ops, n_ops, &n_new, &rep) : TM_OK;
@@ -1192,6 +1205,16 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
     }
     p->info.ops_in += b->n_ops;
     e->stats.ops_applied += n_new;
+    uint64_t kept = tm_store_kept_aside(e->store) - kept_before;
+    if (kept) {
+        /* Kept in the log (the vector advances), not shown as sales. */
+        e->stats.ops_kept_aside += kept;
+        tm_log_warn(e->log,
+                    "%llu op(s) received from %s kept aside, not shown as sales (a second body "
+                    "for a sale id, a sale naming another till, or one that breaks the sale "
+                    "rules): see `conflicts` in status",
+                    (unsigned long long)kept, p->info.name);
+    }
     if (b->is_reply)
         e->stats.ops_pulled += n_new;
     for (size_t i = 0; i < n_ops; i++)
@@ -1307,6 +1330,28 @@ int tm_engine_revoke(tm_engine_t *e, const char *name, bool revoked, tm_outbox_t
     return TM_OK; /* the next tick re-runs the election without it */
 }
 
+/* The name a node id speaks for: the key that first spoke for it over an
+ * authenticated connection (bound in the store, so that every sale of that
+ * origin is judged against it). The one place that decides it: op
+ * signatures will bind an origin to its signing key here instead. */
+int tm_engine__bind_origin(tm_engine_t *e, const uint8_t node_id[TM_NODE_ID_LEN], const char *name)
+{
+    int rc = tm_store_bind_origin(e->store, node_id, name);
+    if (rc == TM_ECONFLICT) {
+        char bound[TM_TILL_MAX], hex[2 * TM_NODE_ID_LEN + 1];
+        tm_hex(node_id, TM_NODE_ID_LEN, hex);
+        if (tm_store_origin_name(e->store, node_id, bound) != TM_OK)
+            bound[0] = '\0';
+        tm_log_error(e->log,
+                     "key %s speaks for node %s, which belongs to till %s: its frames are refused "
+                     "(a copied data folder, or a forged node id)",
+                     name, hex, bound);
+    } else if (rc) {
+        tm_log_warn(e->log, "could not record that node id of %s: %s", name, tm_strerror(rc));
+    }
+    return rc;
+}
+
 static int note_sender(tm_engine_t *e, peer_t *p, const Tillmesh__Envelope *env, uint64_t now_ms)
 {
     if (strcmp(env->store_id, e->store_id) != 0) {
@@ -1319,7 +1364,22 @@ static int note_sender(tm_engine_t *e, peer_t *p, const Tillmesh__Envelope *env,
     }
     if (memcmp(env->sender.data, e->node_id, TM_NODE_ID_LEN) == 0)
         return TM_EPERM; /* our own echo (a loop in the config) */
-    if (p->info.have_node_id && memcmp(p->info.node_id, env->sender.data, TM_NODE_ID_LEN) != 0)
+    bool known =
+        p->info.have_node_id && memcmp(p->info.node_id, env->sender.data, TM_NODE_ID_LEN) == 0;
+    /* A key speaks only for the node id bound to it: another till's id is
+     * refused (what it says of uplink, priority or acks would be taken as
+     * that till's). Checked once per node id a peer presents. */
+    if (!known && p->refused && memcmp(p->refused_id, env->sender.data, TM_NODE_ID_LEN) == 0) {
+        p->info.frames_bad++;
+        return TM_EPERM;
+    }
+    if (!known && tm_engine__bind_origin(e, env->sender.data, p->info.name) == TM_ECONFLICT) {
+        p->refused = true;
+        memcpy(p->refused_id, env->sender.data, TM_NODE_ID_LEN);
+        p->info.frames_bad++;
+        return TM_EPERM;
+    }
+    if (p->info.have_node_id && !known)
         tm_log_warn(e->log, "peer %s now has another node id (store wiped?)", p->info.name);
     memcpy(p->info.node_id, env->sender.data, TM_NODE_ID_LEN);
     p->info.have_node_id = true;
@@ -1493,6 +1553,7 @@ int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_
                     e->peers[e->pull_peer].info.name, e->cfg.pull_timeout_ms);
         e->pull_busy = false;
     }
+    tm_engine__watch_forwarder(e, now_ms);
     tm_engine__elect(e, now_ms);
     if (now_ms >= e->next_heartbeat) {
         e->next_heartbeat = now_ms + e->cfg.heartbeat_ms;

@@ -50,6 +50,76 @@ static bool in_startup_grace(tm_engine_t *e, uint64_t now_ms)
     return false;
 }
 
+/* Whether node is passed over now: its pass runs until until_ms, and on
+ * while it still claims the role (a stuck till that keeps claiming is not
+ * let back in by the clock alone). */
+static bool passed_over(tm_engine_t *e, const uint8_t node[TM_NODE_ID_LEN], bool claims,
+                        uint64_t now_ms)
+{
+    for (size_t i = 0; i < e->n_passed; i++) {
+        if (memcmp(e->passed[i].node, node, TM_NODE_ID_LEN) != 0)
+            continue;
+        if (now_ms < e->passed[i].until_ms || claims)
+            return true;
+        tm_log_info(e->log, "forwarder %s is a candidate again", name_of(e, node));
+        e->passed[i] = e->passed[--e->n_passed];
+        return false;
+    }
+    return false;
+}
+
+static void pass_over(tm_engine_t *e, const uint8_t node[TM_NODE_ID_LEN], uint64_t until_ms)
+{
+    size_t i = 0;
+    while (i < e->n_passed && memcmp(e->passed[i].node, node, TM_NODE_ID_LEN) != 0)
+        i++;
+    if (i == e->n_passed) {
+        if (e->n_passed == sizeof e->passed / sizeof e->passed[0])
+            i = 0; /* full: the oldest entry goes (more stuck tills than that is moot) */
+        else
+            e->n_passed++;
+    }
+    memcpy(e->passed[i].node, node, TM_NODE_ID_LEN);
+    e->passed[i].until_ms = until_ms;
+}
+
+void tm_engine__watch_forwarder(tm_engine_t *e, uint64_t now_ms)
+{
+    tm_backlog_t bl;
+    uint32_t stall = e->cfg.forwarder_stall_ms;
+    if (!stall || !e->elect.have) {
+        e->watch.have = false;
+        return;
+    }
+    if (now_ms < e->watch.next_ms)
+        return;
+    e->watch.next_ms = now_ms + e->cfg.heartbeat_ms;
+    if (tm_store_backlog(e->store, &bl) != TM_OK)
+        return;
+    bool same = e->watch.have && memcmp(e->watch.node, e->elect.node_id, TM_NODE_ID_LEN) == 0;
+    if (!same || bl.unsent == 0 || bl.oldest_hlc != e->watch.oldest_hlc) {
+        /* A new forwarder, nothing to send, or the oldest sale went out. */
+        e->watch.have = true;
+        memcpy(e->watch.node, e->elect.node_id, TM_NODE_ID_LEN);
+        e->watch.oldest_hlc = bl.oldest_hlc;
+        e->watch.since_ms = now_ms;
+        return;
+    }
+    if (now_ms - e->watch.since_ms < stall)
+        return;
+    e->stats.forwarders_passed_over++;
+    tm_log_warn(e->log,
+                "forwarder %s%s has not sent the oldest of %llu waiting sale(s) for %llu ms: "
+                "passed over for at least %llu ms (an uplink that says up but does not work, "
+                "or a till that does not forward)",
+                name_of(e, e->elect.node_id),
+                memcmp(e->elect.node_id, e->node_id, TM_NODE_ID_LEN) == 0 ? " (us)" : "",
+                (unsigned long long)bl.unsent, (unsigned long long)(now_ms - e->watch.since_ms),
+                4ULL * stall);
+    pass_over(e, e->elect.node_id, now_ms + 4ULL * stall);
+    e->watch.have = false;
+}
+
 void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
 {
     if (in_startup_grace(e, now_ms))
@@ -66,6 +136,7 @@ void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
     me->complete = tm_engine__self_complete(e);
     me->claims = e->elect.have && memcmp(e->elect.node_id, e->node_id, TM_NODE_ID_LEN) == 0;
     me->epoch = me->claims ? e->elect.epoch : 0;
+    me->passed_over = passed_over(e, e->node_id, me->claims, now_ms);
     for (size_t i = 0; i < e->n_peers; i++) {
         const tm_peer_info_t *p = &e->peers[i].info;
         if (!p->have_node_id || p->state == TM_PEER_FOREIGN || p->state == TM_PEER_UNTRUSTED ||
@@ -79,6 +150,16 @@ void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
         x->complete = p->complete;
         x->claims = p->claims;
         x->epoch = p->epoch;
+        x->passed_over = passed_over(e, p->node_id, p->claims, now_ms);
+        if (x->alive && x->uplink_up && !tm_elect_plausible(x)) {
+            e->stats.claims_implausible++;
+            if (e->stats.claims_implausible == 1 || e->stats.claims_implausible % 1000 == 0)
+                tm_log_warn(e->log,
+                            "peer %s advertises priority %u and epoch %llu, outside the "
+                            "configured range: not a forwarder candidate (%llu such heartbeats)",
+                            p->name, x->priority, (unsigned long long)x->epoch,
+                            (unsigned long long)e->stats.claims_implausible);
+        }
     }
     tm_elect_result_t r;
     tm_elect(nodes, n, &e->elect, &r);

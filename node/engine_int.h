@@ -30,6 +30,10 @@ typedef struct {
     /* Over-bound frames: when we last logged one, and how many since. */
     uint64_t bound_logged_ms;
     uint64_t bound_unlogged;
+    /* The last node id it presented that belongs to another till: its
+     * frames are refused without asking the store (or logging) again. */
+    bool refused;
+    uint8_t refused_id[TM_NODE_ID_LEN];
 } peer_t;
 
 /* One origin's quota: a token bucket of cfg.origin_quota_ops_per_hour
@@ -83,12 +87,32 @@ struct tm_engine {
     size_t n_trusted; /* keys in the trusted keys file: frame bounds */
     quota_t *quota;   /* per origin, bounded by TM_ENGINE_QUOTA_ORIGINS */
     size_t n_quota;
+    /* The forwarder's progress as this till sees it: the oldest unsent
+     * sale, and since when it has been the oldest under that forwarder. */
+    struct {
+        bool have;
+        uint8_t node[TM_NODE_ID_LEN];
+        uint64_t oldest_hlc, since_ms, next_ms;
+    } watch;
+    /* Forwarders passed over: not candidates before until_ms, nor while
+     * they still claim the role. */
+    struct {
+        uint8_t node[TM_NODE_ID_LEN];
+        uint64_t until_ms;
+    } passed[8];
+    size_t n_passed;
 };
+
+/* Binds node_id to the till name that speaks for it (tm_store_bind_origin),
+ * logging a refusal; TM_ECONFLICT when it belongs to another name. */
+int tm_engine__bind_origin(tm_engine_t *e, const uint8_t node_id[TM_NODE_ID_LEN], const char *name);
 
 /* Ops that vector a covers and vector b does not. */
 uint64_t tm_engine__sum_ahead(const tm_vv_t *a, const tm_vv_t *b);
 /* Our own view that we lack no op a live peer advertises. */
 bool tm_engine__self_complete(const tm_engine_t *e);
+/* Checks that the forwarder shrinks the backlog (tm_engine_tick). */
+void tm_engine__watch_forwarder(tm_engine_t *e, uint64_t now_ms);
 /* Re-runs the election; logs a change and, if the result changed, makes
  * the next heartbeat go out now. */
 void tm_engine__elect(tm_engine_t *e, uint64_t now_ms);

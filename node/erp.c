@@ -363,6 +363,15 @@ int tm_erp_post_sales(tm_erp_t *e, const char *body, size_t len, const char *key
     return write_start(e, body, len, epoch, till, done, ctx);
 }
 
+int tm_erp_post_status(tm_erp_t *e, const char *body, size_t len, uint64_t epoch, const char *till,
+                       tm_erp_done_fn done, void *ctx)
+{
+    if (e->post_busy)
+        return TM_ESTATE;
+    req_setup(e, &e->post, "/sales/status", (long)e->cfg.request_timeout_ms);
+    return write_start(e, body, len, epoch, till, done, ctx);
+}
+
 int tm_erp_put_customer(tm_erp_t *e, const char *id, const char *body, size_t len, uint64_t version,
                         uint64_t epoch, const char *till, tm_erp_done_fn done, void *ctx)
 {

@@ -56,6 +56,11 @@ struct tm_fwd {
     uint32_t repeats;
     int last_kind; /* fail_t of the last failure */
     uint64_t now_ms, wall_ms;
+    /* Reconcile: the request in flight, and where the next window starts. */
+    bool reconciling;
+    char (*rec_ids)[TM_UUID_LEN];
+    size_t n_rec;
+    uint64_t rec_cursor, next_reconcile_ms;
 };
 
 uint32_t tm_fwd_jitter_random(void *ctx, uint32_t upper)
@@ -80,6 +85,10 @@ int tm_fwd_new(const tm_fwd_cfg_t *cfg, tm_store_t *store, tm_engine_t *engine, 
         f->cfg.backoff_min_ms = 200;
     if (!f->cfg.backoff_max_ms)
         f->cfg.backoff_max_ms = 30000;
+    if (!f->cfg.reconcile_batch)
+        f->cfg.reconcile_batch = 100;
+    if (f->cfg.reconcile_batch > 1000)
+        f->cfg.reconcile_batch = 1000;
     if (f->cfg.backoff_max_ms < f->cfg.backoff_min_ms)
         f->cfg.backoff_max_ms = f->cfg.backoff_min_ms;
     if (!f->cfg.jitter)
@@ -100,6 +109,7 @@ void tm_fwd_destroy(tm_fwd_t **self_p)
     if (!f)
         return;
     free(f->ids);
+    free(f->rec_ids);
     free(f->refused);
     free(f);
     *self_p = NULL;
@@ -119,6 +129,11 @@ long tm_fwd_timeout_ms(const tm_fwd_t *f, uint64_t now_ms)
         return (long)(who.active_from_ms - now_ms);
     if (f->st.backoff_until_ms > now_ms)
         return (long)(f->st.backoff_until_ms - now_ms);
+    /* Past due (the uplink is down, a request in flight): the loop's other
+     * timers bring us back; never a busy loop. */
+    if (who.is_self && f->cfg.reconcile_interval_ms && !f->st.reconcile_off &&
+        f->next_reconcile_ms > now_ms)
+        return (long)(f->next_reconcile_ms - now_ms);
     return -1;
 }
 
@@ -475,11 +490,128 @@ static void on_refused(tm_fwd_t *f, const tm_erp_result_t *r)
     backoff(f, FAIL_REFUSED, why);
 }
 
+/* ---- reconcile -------------------------------------------------------- */
+
+static void on_done(void *ctx, const tm_erp_result_t *r);
+
+/* Whether id was in the window asked about (spelt in any case). */
+static bool in_window(const tm_fwd_t *f, const char *id)
+{
+    for (size_t i = 0; i < f->n_rec; i++)
+        if (strcasecmp(f->rec_ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* Revokes the acknowledgement of the window's sales the ERP says it does
+ * not hold: an ERP_ACK op with revoked_ids, replicated, so that whoever
+ * forwards next sends them again. */
+static void revoke(tm_fwd_t *f, char (*ids)[TM_UUID_LEN], size_t n)
+{
+    tm_erp_ack_t a = {.revoked = ids, .n_revoked = n, .epoch = f->epoch};
+    uint8_t *body;
+    size_t len;
+    int rc = tm_wire_ack_encode(&a, &body, &len);
+    if (rc == TM_OK) {
+        uint64_t hlc = tm_engine_hlc_now(f->engine, f->wall_ms);
+        rc = tm_engine_local_op(f->engine, TM_OP_ERP_ACK, hlc, body, len, f->now_ms, f->outbox);
+        free(body);
+    }
+    if (rc) {
+        tm_log_error(f->log, "could not record that the ERP lacks %zu acknowledged sale(s): %s", n,
+                     tm_strerror(rc));
+        return;
+    }
+    f->st.reconcile_missing += n;
+    tm_log_warn(f->log,
+                "reconcile: the ERP does not hold %zu sale(s) acknowledged before (first: %s): "
+                "sending them again",
+                n, ids[0]);
+    f->idle = false;
+}
+
+static void on_status_done(tm_fwd_t *f, const tm_erp_result_t *r)
+{
+    f->reconciling = false;
+    if (r->status == 404) {
+        f->st.reconcile_off = true;
+        tm_log_warn(f->log, "reconcile: the ERP has no POST /sales/status (HTTP 404): "
+                            "acknowledgements are not checked until restart (docs/erp.md)");
+        return;
+    }
+    if (r->status != 200) {
+        tm_log_info(f->log, "reconcile: POST /sales/status answered %ld%s%s: trying again later",
+                    r->status, r->error ? ": " : "", r->error ? r->error : "");
+        return;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(r->body, r->body_len, 0, &jerr), *v;
+    json_t *unknown = json_object_get(root, "unknown");
+    char(*miss)[TM_UUID_LEN] = calloc(f->n_rec + 1, TM_UUID_LEN);
+    size_t k = 0, i;
+    if (!json_is_array(unknown) || !json_is_array(json_object_get(root, "booked")) || !miss) {
+        f->st.protocol_errors++;
+        tm_log_warn(f->log, "reconcile: the ERP's answer to /sales/status lacks the "
+                            "booked/unknown lists: ignored");
+        goto cleanup;
+    }
+    json_array_foreach (unknown, i, v) {
+        const char *id = json_string_value(v);
+        /* Only ids we asked about, spelt as we hold them. */
+        for (size_t j = 0; id && j < f->n_rec && k < f->n_rec; j++)
+            if (strcasecmp(f->rec_ids[j], id) == 0 &&
+                tm_store_is_acked(f->store, f->rec_ids[j]) == 1)
+                tm_strlcpy(miss[k++], f->rec_ids[j], TM_UUID_LEN);
+        if (id && !in_window(f, id))
+            tm_log_debug(f->log, "reconcile: the ERP names %s, which was not asked about", id);
+    }
+    f->st.reconcile_checked += f->n_rec;
+    f->st.reconcile_last_wall_ms = f->wall_ms;
+    if (k)
+        revoke(f, miss, k);
+cleanup:
+    free(miss);
+    json_decref(root);
+}
+
+/* Asks the ERP about the next window of acknowledged sales. true when a
+ * request went out. */
+static bool start_reconcile(tm_fwd_t *f, const tm_forwarder_t *who)
+{
+    uint64_t last = 0;
+    f->next_reconcile_ms = f->now_ms + f->cfg.reconcile_interval_ms;
+    free(f->rec_ids);
+    f->rec_ids = NULL;
+    f->n_rec = 0;
+    if (tm_store_acked_window(f->store, f->rec_cursor, f->cfg.reconcile_batch, &f->rec_ids,
+                              &f->n_rec, &last) != TM_OK)
+        return false;
+    f->rec_cursor = last; /* 0 after the last window: start again */
+    if (!f->n_rec)
+        return false;
+    json_t *ids = json_array();
+    for (size_t i = 0; i < f->n_rec; i++)
+        json_array_append_new(ids, json_string(f->rec_ids[i]));
+    json_t *root = json_pack("{s:o}", "ids", ids);
+    char *body = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    int rc = body ? tm_erp_post_status(f->erp, body, strlen(body), who->epoch, f->till, on_done, f)
+                  : TM_ENOMEM;
+    free(body);
+    f->epoch = who->epoch;
+    f->reconciling = rc == TM_OK;
+    return f->reconciling;
+}
+
 static void on_done(void *ctx, const tm_erp_result_t *r)
 {
     tm_fwd_t *f = ctx;
     char why[400];
     long s = r->status;
+    if (f->reconciling) {
+        on_status_done(f, r);
+        return;
+    }
     if (f->customer) {
         on_customer_done(f, r);
         return;
@@ -611,9 +743,17 @@ static void step_customer(tm_fwd_t *f, const tm_forwarder_t *who)
  * after the ERP booked the batch but before its acknowledgement is
  * replicated, a successor re-sends exactly this batch under this key and
  * the ERP replays its answer. */
+static int record_intent(tm_fwd_t *f, const tm_forwarder_t *who);
+
 static int write_intent(tm_fwd_t *f, const tm_forwarder_t *who)
 {
     batch_key(f, f->key);
+    return record_intent(f, who);
+}
+
+/* The intent op for f->ids under f->key as it is. */
+static int record_intent(tm_fwd_t *f, const tm_forwarder_t *who)
+{
     tm_erp_ack_t intent = {.sale_ids = f->ids, .n = f->n_ids, .epoch = who->epoch};
     tm_strlcpy(intent.idempotency_key, f->key, sizeof intent.idempotency_key);
     uint8_t *body;
@@ -688,7 +828,15 @@ static int pick_batch(tm_fwd_t *f, const tm_forwarder_t *who)
         return next_single(f, who);
     tm_log_debug(f->log, "ERP: re-sending batch %s (%zu sales) from an open intent", f->key,
                  f->n_ids);
-    return TM_OK;
+    /* Acks count only for intents their own origin wrote (tm_store.h): a
+     * successor re-sending its predecessor's batch writes the same intent
+     * (same ids, same key) as its own first. */
+    uint8_t me[TM_NODE_ID_LEN];
+    tm_store_node_id(f->store, me);
+    rc = tm_store_intent_written_by(f->store, f->key, me);
+    if (rc < 0)
+        return rc;
+    return rc == 1 ? TM_OK : record_intent(f, who);
 }
 
 void tm_fwd_wake(tm_fwd_t *f)
@@ -715,6 +863,14 @@ void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
         tm_erp_uplink(f->erp, NULL) != TM_UPLINK_UP) {
         f->resend = false; /* a successor re-forms the batch from the log */
         return;
+    }
+    /* Reconcile between batches, when nothing waits to be re-sent. */
+    if (f->cfg.reconcile_interval_ms && !f->st.reconcile_off && !f->resend &&
+        now_ms >= f->next_reconcile_ms) {
+        if (!f->next_reconcile_ms)
+            f->next_reconcile_ms = now_ms + f->cfg.reconcile_interval_ms; /* not at once */
+        else if (start_reconcile(f, &who))
+            return;
     }
     /* Called on every turn of the main loop: skip the queries while the
      * store has not changed since they last found nothing. */

@@ -21,6 +21,14 @@
  * forwarding at once. Hysteresis against a flapping uplink lives in the
  * probe (rise/fall counts), before this.
  *
+ * What a till advertises is bounded before it counts: a priority above
+ * TM_ELECT_PRIORITY_MAX (the configured range) or an epoch above
+ * TM_ELECT_EPOCH_MAX makes it no candidate (a heartbeat claiming priority
+ * 0xFFFFFFFF and epoch 2^40 used to win for good). A till the caller has
+ * passed over (`passed_over`: it was forwarder and the backlog did not
+ * shrink within the deadline, see tm_engine) is no candidate either, so a
+ * stuck forwarder with an "up" uplink loses the role.
+ *
  * Each new forwarder gets an epoch one above every epoch seen; a claimant
  * keeps the epoch it advertises. The epoch goes with every ERP batch and is
  * shown in status. Two forwarders for a moment (a partition) are safe: the
@@ -35,15 +43,25 @@
 
 #include "tm_common.h"
 
+/* The configured priority range is 0..TM_ELECT_PRIORITY_MAX. */
+#define TM_ELECT_PRIORITY_MAX 1000000u
+/* An epoch rises by one per forwarder change: 2^32 is a change a second
+ * for 136 years. Anything above is a forgery (and would overflow). */
+#define TM_ELECT_EPOCH_MAX (UINT64_C(1) << 32)
+
 typedef struct {
     uint8_t node_id[TM_NODE_ID_LEN];
     bool alive;     /* heard within the peer timeout (ourselves: always) */
     bool uplink_up; /* after the probe's rise/fall hysteresis */
     uint32_t priority;
-    bool complete;  /* lacks no op we know of */
-    bool claims;    /* advertises itself as the forwarder */
-    uint64_t epoch; /* the forwarder epoch it advertises (0: none) */
+    bool complete;    /* lacks no op we know of */
+    bool claims;      /* advertises itself as the forwarder */
+    uint64_t epoch;   /* the forwarder epoch it advertises (0: none) */
+    bool passed_over; /* stuck as forwarder: not a candidate for now */
 } tm_elect_node_t;
+
+/* Whether what n advertises is within bounds (it may then be a candidate). */
+bool tm_elect_plausible(const tm_elect_node_t *n);
 
 typedef struct {
     bool have;

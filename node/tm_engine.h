@@ -64,6 +64,9 @@ typedef struct {
      * token bucket of that size refilled over the hour); ops past it wait
      * and are pulled again when the bucket allows. Default 20000. */
     uint32_t origin_quota_ops_per_hour;
+    /* A forwarder under which the oldest unsent sale stays the oldest this
+     * long is passed over (0: never; default off). */
+    uint32_t forwarder_stall_ms;
 } tm_engine_cfg_t;
 
 typedef enum { TM_OUT_SEND = 1, TM_OUT_CONNECT = 2 } tm_out_kind_t;
@@ -238,6 +241,9 @@ typedef struct {
     uint64_t frames_over_bound; /* frames with more entries than allowed (dropped) */
     uint64_t frames_revoked;    /* frames from a revoked peer (dropped) */
     uint64_t ops_over_quota;    /* peer ops not taken (yet) for their origin's quota */
+    uint64_t ops_kept_aside;         /* peer ops kept in the log but not shown (conflicts) */
+    uint64_t forwarders_passed_over; /* forwarders whose backlog did not shrink in time */
+    uint64_t claims_implausible;     /* heartbeats with priority or epoch out of range */
 } tm_engine_stats_t;
 
 void tm_engine_stats(const tm_engine_t *self, tm_engine_stats_t *out);

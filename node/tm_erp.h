@@ -77,6 +77,10 @@ bool tm_erp_busy(const tm_erp_t *self);
 int tm_erp_post_sales(tm_erp_t *self, const char *body, size_t len, const char *key, uint64_t epoch,
                       const char *till, tm_erp_done_fn done, void *ctx);
 
+/* Starts POST {url}/sales/status with {"ids": [...]} (reconcile: which of
+ * these acknowledged sales the ERP holds); same rules as a POST. */
+int tm_erp_post_status(tm_erp_t *self, const char *body, size_t len, uint64_t epoch,
+                       const char *till, tm_erp_done_fn done, void *ctx);
 /* Starts PUT {url}/customers/{id} with the customer JSON; the version (its
  * greatest field stamp) goes in X-Tillmesh-Version so an ERP can ignore an
  * older PUT that arrives late. TM_ESTATE if a request is in flight. */

@@ -32,6 +32,14 @@
  *    `tillmesh erp retry`.
  * Configuration and protocol errors are logged at most once a minute while
  * they repeat unchanged.
+ *
+ * Reconcile: an acknowledgement can be wrong (a forged one that slipped
+ * through, an ERP restored from a backup). Every reconcile_interval_ms,
+ * when no sale waits, the forwarder asks the ERP (POST /sales/status,
+ * docs/erp.md) about a window of acknowledged sales; those the ERP says it
+ * does not hold are revoked (an ERP_ACK op with revoked_ids, replicated)
+ * and so sent again, under a new key. An ERP without the route (404) turns
+ * reconcile off until restart, said once in the log and in stats.
  */
 #ifndef TM_FWD_H
 #define TM_FWD_H
@@ -56,6 +64,10 @@ typedef struct {
     const char *till;        /* our name, sent as X-Tillmesh-Till */
     tm_fwd_jitter_fn jitter; /* NULL: tm_fwd_jitter_random */
     void *jitter_ctx;
+    /* Reconcile: every interval (0: never), ask the ERP about this many
+     * acknowledged sales (a window that walks over all of them). */
+    uint32_t reconcile_interval_ms;
+    uint32_t reconcile_batch; /* default 100 */
 } tm_fwd_cfg_t;
 
 typedef struct {
@@ -70,6 +82,11 @@ typedef struct {
     char error[400];
     uint64_t protocol_errors; /* answers that broke the contract, total */
     bool in_flight;
+    /* Reconcile: acknowledged sales asked about, found missing at the ERP
+     * (and so sent again), and when it last got an answer (wall ms). */
+    uint64_t reconcile_checked, reconcile_missing;
+    uint64_t reconcile_last_wall_ms;
+    bool reconcile_off; /* the ERP has no POST /sales/status (404) */
 } tm_fwd_stats_t;
 
 int tm_fwd_new(const tm_fwd_cfg_t *cfg, tm_store_t *store, tm_engine_t *engine, tm_erp_t *erp,

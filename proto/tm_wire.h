@@ -46,6 +46,9 @@ typedef struct {
     char idempotency_key[64];
     tm_cust_version_t *customers;
     size_t n_customers;
+    /* Reconcile: acknowledged sales the ERP does not hold (ErpAck field 5). */
+    char (*revoked)[TM_UUID_LEN];
+    size_t n_revoked;
 } tm_erp_ack_t;
 
 #define TM_ERP_ACK_MAX_IDS 10000

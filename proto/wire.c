@@ -267,10 +267,20 @@ int tm_wire_ack_encode(const tm_erp_ack_t *a, uint8_t **buf, size_t *len)
 
     *buf = NULL;
     *len = 0;
-    if (a->n > TM_ERP_ACK_MAX_IDS || a->n_customers > TM_ERP_ACK_MAX_IDS)
+    char **rev = NULL;
+    if (a->n > TM_ERP_ACK_MAX_IDS || a->n_customers > TM_ERP_ACK_MAX_IDS ||
+        a->n_revoked > TM_ERP_ACK_MAX_IDS)
         return TM_EINVAL;
     if (a->n && !(ids = calloc(a->n, sizeof *ids)))
         return TM_ENOMEM;
+    if (a->n_revoked && !(rev = calloc(a->n_revoked, sizeof *rev))) {
+        free(ids);
+        return TM_ENOMEM;
+    }
+    for (size_t i = 0; i < a->n_revoked; i++)
+        rev[i] = (char *)(uintptr_t)a->revoked[i];
+    m.n_revoked_ids = a->n_revoked;
+    m.revoked_ids = rev;
     if (a->n_customers && (!(cv = calloc(a->n_customers, sizeof *cv)) ||
                            !(cvp = calloc(a->n_customers, sizeof *cvp)))) {
         free(ids);
@@ -295,6 +305,7 @@ int tm_wire_ack_encode(const tm_erp_ack_t *a, uint8_t **buf, size_t *len)
     m.idempotency_key = a->idempotency_key[0] ? (char *)(uintptr_t)a->idempotency_key : NULL;
     rc = pack_msg(&m.base, buf, len);
     free(ids);
+    free(rev);
     free(cv);
     free(cvp);
     return rc;
@@ -337,6 +348,18 @@ int tm_wire_ack_decode(const uint8_t *buf, size_t len, tm_erp_ack_t *out)
             goto cleanup;
         out->customers[i].version = m->customers[i]->version;
     }
+    if (m->n_revoked_ids > TM_ERP_ACK_MAX_IDS)
+        goto cleanup;
+    if (m->n_revoked_ids && !(out->revoked = calloc(m->n_revoked_ids, sizeof *out->revoked))) {
+        rc = TM_ENOMEM;
+        goto cleanup;
+    }
+    out->n_revoked = m->n_revoked_ids;
+    for (size_t i = 0; i < m->n_revoked_ids; i++) {
+        if (!tm_uuid_valid(m->revoked_ids[i]) ||
+            copy_str(out->revoked[i], sizeof out->revoked[i], m->revoked_ids[i], 1))
+            goto cleanup;
+    }
     rc = TM_OK;
 cleanup:
     tillmesh__erp_ack__free_unpacked(m, NULL);
@@ -351,6 +374,7 @@ void tm_erp_ack_free(tm_erp_ack_t *a)
         return;
     free(a->sale_ids);
     free(a->customers);
+    free(a->revoked);
     memset(a, 0, sizeof *a);
 }
 

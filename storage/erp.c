@@ -151,7 +151,12 @@ int tm_store_retry_gen(tm_store_t *self, const char *sale_id, uint32_t *gen)
 {
     sqlite3_stmt *st = NULL;
     *gen = 0;
-    int rc = s_prepare(self, "SELECT retries FROM parked WHERE sale_id = ?1", &st);
+    /* Operator retries (local) and reconcile revocations (replicated: the
+     * same on every till that holds the same ops). */
+    int rc = s_prepare(self,
+                       "SELECT coalesce((SELECT retries FROM parked WHERE sale_id = ?1), 0) +"
+                       " coalesce((SELECT gen FROM erp_revoked WHERE sale_id = ?1), 0)",
+                       &st);
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
@@ -229,6 +234,134 @@ int tm_store__intent_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_ack
     }
     sqlite3_finalize(st);
     free(ids);
+    return rc == TM_OK ? tm_store__sale_acks_apply(self, op, a, true) : rc;
+}
+
+/* Makes sales.acked of sale_id what erp_acks and erp_revoked say. */
+static int s_ack_refresh(tm_store_t *self, sqlite3_stmt *st, const char *sale_id)
+{
+    sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
+    return tm_store__exec(self, st);
+}
+
+#define ACK_REFRESH_SQL                                                                            \
+    "UPDATE sales SET acked = EXISTS (SELECT 1 FROM erp_acks a WHERE a.sale_id = ?1 AND a.hlc >"   \
+    " coalesce((SELECT hlc FROM erp_revoked WHERE sale_id = ?1), -1)) WHERE sale_id = ?1"
+
+/* Reconcile: the ERP does not hold these acknowledged sales. They count as
+ * unacknowledged until an ack stamped after this op, and the intents that
+ * named them are closed: re-sending such a batch under its old key would
+ * only fetch the ERP's old answer, so the sale goes out in a new batch
+ * under a new key (the generation is part of it, tm_store_retry_gen).
+ * Any till may revoke: the worst it does is make the forwarder send sales
+ * the ERP then answers as duplicates. */
+static int s_revoke(tm_store_t *self, const tm_op_t *op, const tm_erp_ack_t *a)
+{
+    sqlite3_stmt *put = NULL, *refresh = NULL, *close_st = NULL;
+    int rc = s_prepare(self,
+                       "INSERT INTO erp_revoked (sale_id, hlc, gen) VALUES (?1, ?2, 1)"
+                       " ON CONFLICT (sale_id) DO UPDATE SET hlc = max(hlc, ?2), gen = gen + 1",
+                       &put);
+    if (rc == TM_OK)
+        rc = s_prepare(self, ACK_REFRESH_SQL, &refresh);
+    if (rc == TM_OK)
+        rc = s_prepare(self, "UPDATE erp_intents SET closed = 1 WHERE instr(ids, ?1) > 0",
+                       &close_st);
+    for (size_t i = 0; rc == TM_OK && i < a->n_revoked; i++) {
+        sqlite3_bind_text(put, 1, a->revoked[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(put, 2, (sqlite3_int64)(op->hlc > INT64_MAX ? INT64_MAX : op->hlc));
+        sqlite3_bind_text(close_st, 1, a->revoked[i], -1, SQLITE_STATIC);
+        if ((rc = tm_store__exec(self, put)) == TM_OK &&
+            (rc = s_ack_refresh(self, refresh, a->revoked[i])) == TM_OK)
+            rc = tm_store__exec(self, close_st);
+    }
+    sqlite3_finalize(put);
+    sqlite3_finalize(refresh);
+    sqlite3_finalize(close_st);
+    return rc;
+}
+
+/* ERP acknowledgements are bound to the till that sent the batch: the
+ * forwarder writes an intent (its sale ids under the request's key) before
+ * the POST and an ack under the same key after the answer. A sale counts
+ * as booked when some origin has both an ack and an intent naming it under
+ * one key, so a till that never wrote the intent (or wrote it for other
+ * sales) cannot mark sales booked. Acks and intents may arrive in any
+ * order: each side is kept and the grant made when the pair is complete,
+ * stamped with the ack's hlc (see s_revoke). */
+int tm_store__sale_acks_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_ack_t *a,
+                              bool intent)
+{
+    sqlite3_stmt *put = NULL, *other = NULL, *grant = NULL, *refresh = NULL;
+    int rc = !intent && a->n_revoked ? s_revoke(self, op, a) : TM_OK;
+    if (rc || !a->n || !a->idempotency_key[0])
+        return rc; /* no key, no intent it can belong to: never counts */
+    rc = s_prepare(self,
+                   intent ? "INSERT INTO erp_intent_ids (origin, key, sale_id)"
+                            " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
+                          : "INSERT INTO erp_ack_claims (origin, key, sale_id, hlc)"
+                            " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                   &put);
+    if (rc == TM_OK)
+        rc = s_prepare(self,
+                       intent ? "SELECT hlc FROM erp_ack_claims WHERE origin = ?1 AND key = ?2"
+                                " AND sale_id = ?3"
+                              : "SELECT ?4 FROM erp_intent_ids WHERE origin = ?1 AND key = ?2"
+                                " AND sale_id = ?3",
+                       &other);
+    if (rc == TM_OK)
+        rc = s_prepare(self,
+                       "INSERT INTO erp_acks (sale_id, hlc) VALUES (?1, ?2)"
+                       " ON CONFLICT (sale_id) DO UPDATE SET hlc = max(hlc, ?2)",
+                       &grant);
+    if (rc == TM_OK)
+        rc = s_prepare(self, ACK_REFRESH_SQL, &refresh);
+    sqlite3_int64 hlc = (sqlite3_int64)(op->hlc > INT64_MAX ? INT64_MAX : op->hlc);
+    for (size_t i = 0; rc == TM_OK && i < a->n; i++) {
+        sqlite3_stmt *q[2] = {put, other};
+        for (int j = 0; j < 2; j++) {
+            sqlite3_bind_blob(q[j], 1, op->origin, TM_NODE_ID_LEN, SQLITE_STATIC);
+            sqlite3_bind_text(q[j], 2, a->idempotency_key, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q[j], 3, a->sale_ids[i], -1, SQLITE_STATIC);
+        }
+        if (!intent) {
+            sqlite3_bind_int64(put, 4, hlc);
+            sqlite3_bind_int64(other, 4, hlc);
+        }
+        if ((rc = tm_store__exec(self, put)))
+            break;
+        int src = sqlite3_step(other);
+        bool paired = src == SQLITE_ROW;
+        sqlite3_int64 ack_hlc = paired ? sqlite3_column_int64(other, 0) : 0;
+        rc = tm_store__err(self, src);
+        sqlite3_reset(other);
+        if (rc || !paired)
+            continue;
+        sqlite3_bind_text(grant, 1, a->sale_ids[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(grant, 2, ack_hlc);
+        if ((rc = tm_store__exec(self, grant)) == TM_OK)
+            rc = s_ack_refresh(self, refresh, a->sale_ids[i]);
+    }
+    sqlite3_finalize(put);
+    sqlite3_finalize(other);
+    sqlite3_finalize(grant);
+    sqlite3_finalize(refresh);
+    return rc;
+}
+
+int tm_store_intent_written_by(tm_store_t *self, const char *key,
+                               const uint8_t origin[TM_NODE_ID_LEN])
+{
+    sqlite3_stmt *st = NULL;
+    int rc =
+        s_prepare(self, "SELECT 1 FROM erp_intent_ids WHERE origin = ?1 AND key = ?2 LIMIT 1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_blob(st, 1, origin, TM_NODE_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    rc = src == SQLITE_ROW ? 1 : tm_store__err(self, src);
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -311,4 +444,42 @@ int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n,
     sqlite3_finalize(st);
     sqlite3_finalize(close_st);
     return rc;
+}
+
+int tm_store_acked_window(tm_store_t *self, uint64_t after_ins, size_t max,
+                          char (**ids)[TM_UUID_LEN], size_t *n, uint64_t *last_ins)
+{
+    sqlite3_stmt *st = NULL;
+    char(*v)[TM_UUID_LEN] = NULL;
+    size_t k = 0;
+    int src = SQLITE_DONE;
+    *ids = NULL;
+    *n = 0;
+    *last_ins = 0;
+    int rc = s_prepare(self,
+                       "SELECT ins, sale_id FROM sales WHERE ins > ?1 AND acked = 1"
+                       " ORDER BY ins LIMIT ?2",
+                       &st);
+    if (rc)
+        return rc;
+    if (max && !(v = calloc(max, sizeof *v))) {
+        sqlite3_finalize(st);
+        return TM_ENOMEM;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(after_ins > INT64_MAX ? INT64_MAX : after_ins));
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    while (k < max && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        *last_ins = (uint64_t)sqlite3_column_int64(st, 0);
+        s_col(st, 1, v[k++], TM_UUID_LEN);
+    }
+    rc = src == SQLITE_ROW ? TM_OK : tm_store__err(self, src);
+    sqlite3_finalize(st);
+    if (rc || !k) {
+        free(v);
+        *last_ins = 0;
+        return rc;
+    }
+    *ids = v;
+    *n = k;
+    return TM_OK;
 }

@@ -4,14 +4,14 @@
  * Every function that writes runs inside the caller's transaction (see
  * s_write_ops in store.c) and must give the same tables whatever order the
  * ops arrive in:
- *  - sales: one row per sale_id. Two different ops naming the same sale_id
- *    (a till bug, or a POS retrying on two tills) are settled by keeping the
- *    op with the smaller (hlc, origin, seq), a total order every store sees
- *    the same way.
+ *  - sales: one row per sale_id, immutable: which of the ops naming a
+ *    sale_id the row shows is settled in owned.c (the sale's owner, rules,
+ *    conflicts kept aside), never by a timestamp.
  *  - customers: per field, the value with the greatest (hlc, node) stamp
  *    (tm_customer_merge); the id type is one more such register.
  *  - ERP acks: a grow-only set of sale ids, also mirrored into sales.acked
- *    so that "what is not acknowledged yet" is an index range scan.
+ *    so that "what is not acknowledged yet" is an index range scan. An ack
+ *    counts only for ids of an intent its own origin wrote (erp.c).
  */
 #include "store_int.h"
 
@@ -22,19 +22,19 @@
 #define SALE_COLS TM_STORE__SALE_COLS
 
 static const char *const mat_sql[ST_COUNT] = {
-    [ST_SALE_FIND] =
-        "SELECT ins, op_hlc, op_origin, op_seq, refund_of FROM sales WHERE sale_id = ?1",
+    [ST_SALE_DELETE] = "DELETE FROM sales WHERE ins = ?1",
     /* acked: the ack may have arrived before the sale. */
     [ST_SALE_INSERT] = "INSERT INTO sales (sale_id, till, receipt_no, created_at, currency, total,"
                        " customer_id, customer_id_type, customer_email, refund_of, op_origin,"
                        " op_seq, op_hlc, clock_offset_ms, clock_skewed, acked) VALUES (?1, ?2,"
                        " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-                       " EXISTS (SELECT 1 FROM erp_acks WHERE sale_id = ?1))",
+                       " EXISTS (SELECT 1 FROM erp_acks a WHERE a.sale_id = ?1 AND a.hlc >"
+                       " coalesce((SELECT hlc FROM erp_revoked WHERE sale_id = ?1), -1)))",
     [ST_SALE_UPDATE] = "UPDATE sales SET sale_id = ?1, till = ?2, receipt_no = ?3,"
                        " created_at = ?4, currency = ?5, total = ?6, customer_id = ?7,"
                        " customer_id_type = ?8, customer_email = ?9, refund_of = ?10,"
                        " op_origin = ?11, op_seq = ?12, op_hlc = ?13, clock_offset_ms = ?14,"
-                       " clock_skewed = ?15, review = 0 WHERE ins = ?16",
+                       " clock_skewed = ?15, review = 0, dup_receipt = 0 WHERE ins = ?16",
     [ST_SALE_BY_ID] = "SELECT " SALE_COLS " FROM sales WHERE sale_id = ?1",
     [ST_SALE_LIST] = "SELECT " SALE_COLS " FROM sales WHERE ins > ?1 ORDER BY ins LIMIT ?2",
     [ST_LINES_DELETE] = "DELETE FROM sale_lines WHERE sale_ins = ?1",
@@ -58,9 +58,8 @@ static const char *const mat_sql[ST_COUNT] = {
                           " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (customer_id, field)"
                           " DO UPDATE SET value = excluded.value, hlc = excluded.hlc,"
                           " node = excluded.node",
-    [ST_ACK_INSERT] = "INSERT INTO erp_acks (sale_id) VALUES (?1) ON CONFLICT DO NOTHING",
-    [ST_ACK_MARK_SALE] = "UPDATE sales SET acked = 1 WHERE sale_id = ?1 AND acked = 0",
-    [ST_ACK_IS] = "SELECT 1 FROM erp_acks WHERE sale_id = ?1",
+    [ST_ACK_IS] = "SELECT 1 FROM erp_acks a WHERE a.sale_id = ?1 AND a.hlc >"
+                  " coalesce((SELECT hlc FROM erp_revoked WHERE sale_id = ?1), -1)",
     [ST_UNACKED] = "SELECT sale_id FROM sales WHERE acked = 0"
                    " AND sale_id NOT IN (SELECT sale_id FROM parked WHERE active = 1)"
                    " ORDER BY op_hlc, op_origin, op_seq LIMIT ?1",
@@ -214,63 +213,27 @@ static int s_sale_children_put(tm_store_t *self, int64_t ins, const tm_sale_t *s
     return rc;
 }
 
-/* Finds the sale row for s->sale_id: *ins (0 if none), whether op should
- * replace what is there (*take) and the refund_of it had (old_ref). */
-static int s_sale_find(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s, int64_t *ins,
-                       bool *take, char old_ref[TM_UUID_LEN])
+int tm_store__sale_reviews(tm_store_t *self, const char *sale_id, const tm_sale_t *s,
+                           const char *old_ref)
 {
     int rc = TM_OK;
-    *ins = 0;
-    *take = false;
-    old_ref[0] = '\0';
-    sqlite3_stmt *st = s_stmt(self, ST_SALE_FIND, &rc);
-    if (!st)
-        return rc;
-    s_bind_text(st, 1, s->sale_id);
-    int src = sqlite3_step(st);
-    *take = src == SQLITE_DONE;
-    if (src == SQLITE_ROW) {
-        const void *origin = sqlite3_column_blob(st, 2);
-        *ins = sqlite3_column_int64(st, 0);
-        s_col_text(st, 4, old_ref, TM_UUID_LEN);
-        if (!origin || sqlite3_column_bytes(st, 2) != TM_NODE_ID_LEN) {
-            rc = TM_ECORRUPT;
-            goto cleanup;
-        }
-        *take = s_op_key_cmp(op->hlc, op->origin, op->seq, (uint64_t)sqlite3_column_int64(st, 1),
-                             origin, (uint64_t)sqlite3_column_int64(st, 3)) < 0;
-    }
-    rc = tm_store__err(self, src);
-cleanup:
-    sqlite3_reset(st);
-    return rc;
-}
-
-/* Review flags of the groups the written sale belongs to, as original and
- * as return, and of the group it left if its row was replaced. */
-static int s_sale_reviews(tm_store_t *self, const tm_sale_t *s, const char *old_ref)
-{
-    int rc = TM_OK;
-    if (s->refund_of[0])
-        rc = tm_store__review_group(self, s->refund_of);
-    if (rc == TM_OK && old_ref[0] && strcasecmp(old_ref, s->refund_of) != 0)
+    const char *ref = s ? s->refund_of : "";
+    if (ref[0])
+        rc = tm_store__review_group(self, ref);
+    if (rc == TM_OK && old_ref[0] && strcasecmp(old_ref, ref) != 0)
         rc = tm_store__review_group(self, old_ref);
-    if (rc == TM_OK && (rc = tm_store__has_returns(self, s->sale_id)) == 1)
-        rc = tm_store__review_group(self, s->sale_id);
+    if (rc == TM_OK && (rc = tm_store__has_returns(self, sale_id)) == 1)
+        rc = tm_store__review_group(self, sale_id);
+    /* A sale that went away leaves its returns without an original. */
+    if (rc == TM_OK && !s)
+        rc = tm_store__review_group(self, sale_id);
     return rc < 0 ? rc : TM_OK;
 }
 
-static int s_sale_apply(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
+int tm_store__sale_put(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s, int64_t ins,
+                       int64_t *ins_out)
 {
-    int64_t ins;
-    bool take;
-    char old_ref[TM_UUID_LEN];
-    int rc = tm_store_is_compacted(self, s->sale_id);
-    if (rc != 0)
-        return rc < 0 ? rc : TM_OK; /* forgotten by retention: stays forgotten */
-    rc = s_sale_find(self, op, s, &ins, &take, old_ref);
-    if (rc || !take)
-        return rc;
+    int rc = TM_OK;
     sqlite3_stmt *st = s_stmt(self, ins ? ST_SALE_UPDATE : ST_SALE_INSERT, &rc);
     if (!st)
         return rc;
@@ -287,9 +250,25 @@ static int s_sale_apply(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
             return rc;
         ins = sqlite3_last_insert_rowid(self->db);
     }
-    if ((rc = s_sale_children_put(self, ins, s)))
+    *ins_out = ins;
+    return s_sale_children_put(self, ins, s);
+}
+
+int tm_store__sale_drop(tm_store_t *self, int64_t ins)
+{
+    int rc;
+    if ((rc = s_exec_ins(self, ST_LINES_DELETE, ins)) ||
+        (rc = s_exec_ins(self, ST_PAYS_DELETE, ins)))
         return rc;
-    return s_sale_reviews(self, s, old_ref);
+    return s_exec_ins(self, ST_SALE_DELETE, ins);
+}
+
+static int s_sale_apply(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
+{
+    int rc = tm_store_is_compacted(self, s->sale_id);
+    if (rc != 0)
+        return rc < 0 ? rc : TM_OK; /* forgotten by retention: stays forgotten */
+    return tm_store__sale_claim(self, op, s);
 }
 
 /* ---- customers -------------------------------------------------------- */
@@ -415,17 +394,9 @@ static int s_cust_apply(tm_store_t *self, const tm_op_t *op, tm_customer_t *patc
 
 /* ---- ERP acks --------------------------------------------------------- */
 
-static int s_ack_apply(tm_store_t *self, const tm_erp_ack_t *a)
+static int s_ack_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_ack_t *a)
 {
-    int rc = TM_OK;
-    sqlite3_stmt *ins = s_stmt(self, ST_ACK_INSERT, &rc);
-    sqlite3_stmt *mark = ins ? s_stmt(self, ST_ACK_MARK_SALE, &rc) : NULL;
-    for (size_t i = 0; mark && rc == TM_OK && i < a->n; i++) {
-        s_bind_text(ins, 1, a->sale_ids[i]);
-        s_bind_text(mark, 1, a->sale_ids[i]);
-        if ((rc = tm_store__exec(self, ins)) == TM_OK)
-            rc = tm_store__exec(self, mark);
-    }
+    int rc = tm_store__sale_acks_apply(self, op, a, false);
     return rc == TM_OK ? tm_store__cust_acks_apply(self, a) : rc;
 }
 
@@ -434,7 +405,7 @@ int tm_store__materialise(tm_store_t *self, const tm_op_t *op, tm_store__rec_t *
     switch (rec->kind) {
     case TM_OP_SALE: return s_sale_apply(self, op, &rec->u.sale);
     case TM_OP_CUSTOMER: return s_cust_apply(self, op, &rec->u.cust);
-    case TM_OP_ERP_ACK: return s_ack_apply(self, &rec->u.ack);
+    case TM_OP_ERP_ACK: return s_ack_apply(self, op, &rec->u.ack);
     case TM_OP_ERP_INTENT: return tm_store__intent_apply(self, op, &rec->u.ack);
     case TM_OP_SEAL: return tm_store__seal_apply(self, rec->u.seal.e, rec->u.seal.n);
     default: return TM_EPROTO; /* rec_decode admits only the kinds above */

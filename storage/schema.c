@@ -185,6 +185,62 @@ static const char *const migrations[] = {
     "  prev BLOB,"
     "  reason TEXT NOT NULL"
     ");",
+
+    /* 8 -> 9: records are owned (owned.c). origin_names binds a node id to
+     * the till that speaks for it; every sale op is a claim on its sale_id;
+     * the claims not shown are kept aside in sale_conflicts (derived).
+     * Claims of an older store are the sales it shows (a sales row is its
+     * sale_id's claim until a second one comes): the ops that lost
+     * under the old timestamp rule are not judged again. An ERP ack counts
+     * only for ids of an intent its own origin wrote under the same key
+     * (erp.c); acks already held stay. */
+    "CREATE TABLE origin_names ("
+    "  origin BLOB PRIMARY KEY,"
+    "  name TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    /* One b-tree, by sale_id: what settling a sale reads. */
+    "CREATE TABLE sale_claims ("
+    "  sale_id TEXT NOT NULL,"
+    "  origin BLOB NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (sale_id, origin, seq)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE sale_conflicts ("
+    "  origin BLOB NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  sale_id TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  PRIMARY KEY (origin, seq)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX sale_conflicts_id ON sale_conflicts (sale_id);"
+    "ALTER TABLE sales ADD COLUMN dup_receipt INTEGER NOT NULL DEFAULT 0;"
+    "DROP INDEX sales_till_receipt;"
+    "CREATE INDEX sales_till_receipt ON sales (till, receipt_no, dup_receipt);"
+    "CREATE INDEX sales_dup_receipt ON sales (ins) WHERE dup_receipt = 1;"
+    "UPDATE sales SET dup_receipt = 1 WHERE (till, receipt_no) IN"
+    " (SELECT till, receipt_no FROM sales GROUP BY till, receipt_no HAVING count(*) > 1);"
+    "CREATE TABLE erp_ack_claims ("
+    "  origin BLOB NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  sale_id TEXT NOT NULL,"
+    "  hlc INTEGER NOT NULL,"
+    "  PRIMARY KEY (origin, key, sale_id)"
+    ") WITHOUT ROWID;"
+    /* Reconcile: a sale is acknowledged when its latest granted ack is
+     * stamped after its latest revocation (the ERP said it did not hold
+     * it); gen counts revocations, for the idempotency key of the re-send. */
+    "ALTER TABLE erp_acks ADD COLUMN hlc INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE erp_revoked ("
+    "  sale_id TEXT PRIMARY KEY,"
+    "  hlc INTEGER NOT NULL,"
+    "  gen INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE erp_intent_ids ("
+    "  origin BLOB NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  sale_id TEXT NOT NULL,"
+    "  PRIMARY KEY (origin, key, sale_id)"
+    ") WITHOUT ROWID;",
 };
 
 /* Work a step needs beyond its SQL, run in the same transaction. */

@@ -31,7 +31,7 @@ enum {
     ST_READ_RANGE,
     ST_MAX_HLC,
     /* materialise.c */
-    ST_SALE_FIND,
+    ST_SALE_DELETE,
     ST_SALE_INSERT,
     ST_SALE_UPDATE,
     ST_SALE_BY_ID,
@@ -46,8 +46,6 @@ enum {
     ST_CUST_PUT,
     ST_CUST_FIELDS_GET,
     ST_CUST_FIELD_PUT,
-    ST_ACK_INSERT,
-    ST_ACK_MARK_SALE,
     ST_ACK_IS,
     ST_UNACKED,
     ST_MAX_RECEIPT,
@@ -74,6 +72,18 @@ enum {
     ST_REVIEW_SET,
     ST_REVIEW_COUNT,
     ST_REVIEW_LIST,
+    /* owned.c */
+    ST_OWN_NAME_GET,
+    ST_OWN_CLAIM_PUT,
+    ST_OWN_CLAIMS,
+    ST_OWN_ROW_GET,
+    ST_OWN_CONFLICTS_DEL,
+    ST_OWN_CONFLICT_PUT,
+    ST_OWN_RECEIPT_N,
+    ST_OWN_RECEIPT_SET,
+    ST_OWN_CLAIMED,
+    ST_OWN_BACKFILL,
+    ST_OWN_IS_CONFLICT,
     ST_COUNT
 };
 
@@ -109,6 +119,12 @@ struct tm_store {
     char last_reason[96];
     tm_store_counts_t counts;
     char errmsg[768];
+    /* owned.c: the last origin name looked up (a catch-up brings many ops
+     * of one origin in a row); cleared when a name is bound. */
+    uint64_t kept_aside; /* new ops kept aside since open (tm_store_kept_aside) */
+    bool name_cached;
+    uint8_t name_origin[TM_NODE_ID_LEN];
+    char name[TM_TILL_MAX];
 };
 
 /* An op body, decoded once before the transaction starts so that a bad
@@ -168,6 +184,11 @@ int tm_store__digest_load(tm_store_t *self);
 
 /* Raises the ERP's customer versions from an ack (inside a transaction). */
 int tm_store__cust_acks_apply(tm_store_t *self, const tm_erp_ack_t *a);
+/* The sale ids of an ack (intent: false) or intent (true) op: an ack of
+ * origin O under key K counts for a sale only once O has written an intent
+ * under K naming it, whichever arrives first (inside a transaction). */
+int tm_store__sale_acks_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_ack_t *a,
+                              bool intent);
 /* Records a batch intent (inside a transaction). */
 int tm_store__intent_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_ack_t *a);
 
@@ -186,6 +207,16 @@ int tm_store__held_hash(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN], 
 /* Records a seal's entries (OP_SEAL materialised). */
 int tm_store__seal_apply(tm_store_t *self, const tm_seal_entry_t *e, size_t n);
 
+/* ---- owned.c --------------------------------------------------------- */
+
+/* Records a sale op as a claim on its sale_id and settles which claim the
+ * sales table shows (inside the caller's transaction; the op is already in
+ * the ops table). */
+int tm_store__sale_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s);
+/* The name bound to origin ("" if none yet). */
+int tm_store__origin_name(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN],
+                          char name[TM_TILL_MAX]);
+
 /* ---- schema.c --------------------------------------------------------- */
 
 /* Brings db to the latest schema, one transaction per step. TM_EVERSION
@@ -203,6 +234,17 @@ void tm_store__rec_free(tm_store__rec_t *rec);
 /* Applies one new op's record to the materialised tables; must be called
  * inside the caller's write transaction. May modify rec (stamps). */
 int tm_store__materialise(tm_store_t *self, const tm_op_t *op, tm_store__rec_t *rec);
+
+/* Writes sale s (made by op) as the row ins (0: a new row; *ins_out gets
+ * its key), with its lines and payments. */
+int tm_store__sale_put(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s, int64_t ins,
+                       int64_t *ins_out);
+/* Removes the row ins and its lines and payments. */
+int tm_store__sale_drop(tm_store_t *self, int64_t ins);
+/* Recomputes the review flags touched by writing (or removing: s NULL)
+ * sale_id whose row named old_ref before. */
+int tm_store__sale_reviews(tm_store_t *self, const char *sale_id, const tm_sale_t *s,
+                           const char *old_ref);
 
 /* The columns tm_store__sale_from_row reads, in order. */
 #define TM_STORE__SALE_COLS                                                                        \

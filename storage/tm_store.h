@@ -11,10 +11,11 @@
  * arrive out of order; the version vector records, per origin, the highest
  * seq up to which the log has no gap. Applying an op that is already held is
  * a no-op, and materialisation is a CRDT (sales: grow-only set keyed by
- * sale_id, where of two ops naming one sale_id the one with the smaller
- * (hlc, origin, seq) is kept; customers: last-writer-wins register per field; ERP acks:
- * grow-only set), so any order of any ops with any duplicates gives the same
- * state and the same digest.
+ * sale_id, each sale immutable and owned by the till that made it - see
+ * "Ownership" below; customers: last-writer-wins register per field; ERP
+ * acks: grow-only set, each ack bound to an intent of the same origin), so
+ * any order of any ops with any duplicates gives the same state and the same
+ * digest.
  *
  * Every write is one transaction: on error nothing was written.
  */
@@ -364,6 +365,50 @@ typedef struct {
 int tm_store_reviews(tm_store_t *self, size_t max, tm_review_entry_t **out, size_t *n,
                      tm_review_counts_t *counts);
 
+/* ---- Ownership: who made a sale, and sales kept aside ----------------
+
+ * A sale is immutable and belongs to the till that made it: the op's
+ * origin, whose name is bound by tm_store_bind_origin. Of the ops naming
+ * one sale_id, the sales table shows the first by (origin, seq) that passes
+ * the API's rules (tm_sale_validate) and whose `till` is its origin's name;
+ * every other op with a different body is kept aside as a conflict. The
+ * ops themselves stay in the log (vector and digest count them). Two sales
+ * of one till with the same receipt_no are both shown and flagged. */
+
+/* Binds an origin (node id) to the name of the till that speaks for it.
+ * The first binding stays: TM_ECONFLICT if origin is bound to another
+ * name (nothing changes). Binding a new name settles again the sales of
+ * that origin that name another till. */
+int tm_store_bind_origin(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN], const char *name);
+/* The name bound to origin, "" if none. */
+int tm_store_origin_name(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN],
+                         char name[TM_TILL_MAX]);
+
+/* An op kept aside. reason: "different_body" (a second, different body for
+ * a sale_id), "till_not_origin" (names another till than its origin's),
+ * "invalid:FIELD:RULE" (breaks a sale rule), "too_many_claims". */
+typedef struct {
+    uint8_t origin[TM_NODE_ID_LEN];
+    uint64_t seq;
+    char sale_id[TM_UUID_LEN];
+    char reason[96];
+} tm_sale_conflict_t;
+
+typedef struct {
+    uint64_t total; /* ops kept aside, every reason */
+    uint64_t different_body, till_not_origin, invalid;
+    uint64_t dup_receipt; /* sales shown whose (till, receipt_no) is not unique */
+} tm_conflict_counts_t;
+
+/* New sale ops kept aside since the store was opened (cheap: for a log
+ * line after each batch). */
+uint64_t tm_store_kept_aside(const tm_store_t *self);
+
+/* Counts, and up to max conflicts by (sale_id, origin, seq); *out malloc'd
+ * (NULL if none). */
+int tm_store_conflicts(tm_store_t *self, size_t max, tm_sale_conflict_t **out, size_t *n,
+                       tm_conflict_counts_t *counts);
+
 /* ---- ERP forwarding: parked sales and backlog ------------------------- */
 
 /* A sale the ERP refused (4xx): kept aside, shown in status, retried only
@@ -381,8 +426,9 @@ int tm_store_park(tm_store_t *self, const char *sale_id, int status, const char 
 /* An operator's retry: the sale leaves the parked list and is sent again.
  * TM_ENOTFOUND if the sale was not parked. */
 int tm_store_unpark(tm_store_t *self, const char *sale_id);
-/* How many times the sale was retried by an operator (0 for most sales):
- * part of the idempotency key, so a retry is a new request to the ERP. */
+/* How many times the sale was retried by an operator, plus how many times
+ * reconcile found the ERP did not hold it (0 for most sales): part of the
+ * idempotency key, so a retry is a new request to the ERP. */
 int tm_store_retry_gen(tm_store_t *self, const char *sale_id, uint32_t *gen);
 /* Up to max parked sales, oldest first; *out malloc'd (NULL if none). */
 int tm_store_parked(tm_store_t *self, size_t max, tm_parked_t **out, size_t *n);
@@ -400,6 +446,18 @@ int tm_store_backlog(tm_store_t *self, tm_backlog_t *out);
  * idempotency key. TM_ENOTFOUND if none. *ids malloc'd. A successor re-sends
  * exactly that batch under that key, so the ERP sees a replay. */
 int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n, char key[64]);
+
+/* Reconcile: up to max acknowledged sales after the row cursor after_ins,
+ * in the order this store first saw them; *last_ins is the cursor for the
+ * next window (0 and *n == 0: start again from the beginning). */
+int tm_store_acked_window(tm_store_t *self, uint64_t after_ins, size_t max,
+                          char (**ids)[TM_UUID_LEN], size_t *n, uint64_t *last_ins);
+
+/* 1 if origin has written an intent under key, 0 if not, <0 on error. A
+ * forwarder re-sending another till's open intent writes its own first:
+ * its acks count only for intents it wrote. */
+int tm_store_intent_written_by(tm_store_t *self, const char *key,
+                               const uint8_t origin[TM_NODE_ID_LEN]);
 
 /* Up to max customers whose current version (greatest field stamp) the ERP
  * does not have yet, by id; *out malloc'd (NULL if none). */

@@ -224,6 +224,16 @@ Test(cli_render, status_forwarder_uplink_and_erp_when_known)
     free(t);
 }
 
+Test(cli_render, ops_kept_aside_get_a_warning_banner)
+{
+    char *t = status_text("{\"api_version\":1,\"conflicts\":{\"total\":3}}");
+    cr_assert(strstr(t, "WARNING: 3 op(s) from tills kept aside") == t, "%s", t);
+    free(t);
+    t = status_text("{\"api_version\":1,\"conflicts\":{\"total\":0}}");
+    cr_assert(!strstr(t, "WARNING"), "%s", t);
+    free(t);
+}
+
 Test(cli_render, missing_and_wrong_typed_fields_show_question_marks)
 {
     const char *json = "{\"api_version\":1,\"node\":{\"id\":42,\"name\":[1],\"uptime_s\":\"x\"},"

@@ -146,3 +146,39 @@ Test(elect, rejoin_after_partition_with_only_one_uplink)
     tm_elect_node_t h[] = {node(1, 1, 1, 100, 1, 0, 0), node(4, 1, 0, 100, 1, 1, 6)};
     assert_forwarder(run(h, 2, chose(4, 6)), 1, 7);
 }
+
+Test(elect, a_claim_beyond_the_configured_priority_or_epoch_range_wins_nothing)
+{
+    /* The forged heartbeat of issue 13: uplink up, priority 0xFFFFFFFF,
+     * epoch 2^40, claiming the role. */
+    tm_elect_node_t a[] = {node(1, 1, 1, 100, 1, 1, 3), node(9, 1, 1, 0xFFFFFFFFu, 1, 1, 0)};
+    a[1].epoch = UINT64_C(1) << 40;
+    assert_forwarder(run(a, 2, chose(1, 3)), 1, 3);
+    /* Priority alone, no claim: not a candidate either. */
+    tm_elect_node_t b[] = {node(1, 1, 1, 100, 1, 0, 0),
+                           node(9, 1, 1, TM_ELECT_PRIORITY_MAX + 1, 1, 0, 0)};
+    assert_forwarder(run(b, 2, (tm_elect_result_t){0}), 1, 1);
+    /* An epoch near the top cannot wrap the next one to 0. */
+    tm_elect_node_t c[] = {node(1, 1, 1, 100, 1, 0, 0), node(9, 1, 0, 100, 1, 1, UINT64_MAX)};
+    assert_forwarder(run(c, 2, (tm_elect_result_t){0}), 1, 1);
+    /* The top of the range itself is a fair priority. */
+    tm_elect_node_t d[] = {node(1, 1, 1, 100, 1, 0, 0),
+                           node(9, 1, 1, TM_ELECT_PRIORITY_MAX, 1, 0, 0)};
+    assert_forwarder(run(d, 2, (tm_elect_result_t){0}), 9, 1);
+}
+
+Test(elect, a_forwarder_passed_over_loses_the_role_to_the_next_with_a_new_epoch)
+{
+    tm_elect_node_t a[] = {node(9, 1, 1, 500, 1, 1, 3), node(2, 1, 1, 100, 1, 0, 0),
+                           node(1, 1, 1, 100, 1, 0, 0)};
+    a[0].passed_over = true;
+    assert_forwarder(run(a, 3, chose(9, 3)), 2, 4);
+    /* Once 2 claims, 9 (still claiming) does not get it back while passed over. */
+    a[1].claims = true;
+    a[1].epoch = 4;
+    assert_forwarder(run(a, 3, chose(2, 4)), 2, 4);
+    /* When the pass runs out, 9 is a claimant again and the claim rule
+     * (priority) settles it: the same everywhere. */
+    a[0].passed_over = false;
+    assert_forwarder(run(a, 3, chose(2, 4)), 9, 3);
+}

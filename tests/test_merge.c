@@ -96,7 +96,9 @@ static void make_sale(rng_t *r, tm_sale_t *s, int origin, uint64_t seq)
     if (rng_below(r, 3) == 0) {
         s->has_customer = true;
         tm_strlcpy(s->customer_id, cust_ids[rng_below(r, N_CUST)], sizeof s->customer_id);
-        s->customer_id_type = TM_IDTYPE_RUT;
+        /* These ids are not real RUTs (check digit): a received sale must
+         * pass the API's rules to be shown. */
+        s->customer_id_type = TM_IDTYPE_DNI;
     }
 }
 
@@ -157,7 +159,10 @@ static void world_build(world_t *w, uint64_t seed)
          * so that ties are broken by node id. */
         op->hlc = 1000 + op->seq * 4 + rng_below(&r, 3);
         size_t k = rng_below(&r, 10);
-        op->kind = k < 5 ? TM_OP_SALE : k < 8 ? TM_OP_CUSTOMER : TM_OP_ERP_ACK;
+        op->kind = k < 5   ? TM_OP_SALE
+                   : k < 8 ? TM_OP_CUSTOMER
+                   : k < 9 ? TM_OP_ERP_INTENT
+                           : TM_OP_ERP_ACK;
         if (op->kind == TM_OP_SALE)
             make_sale(&r, &w->sale[i], o, op->seq);
         else if (op->kind == TM_OP_CUSTOMER)
@@ -171,17 +176,32 @@ static void world_build(world_t *w, uint64_t seed)
         if (w->op[i].kind == TM_OP_SALE && !dup)
             memcpy(w->ids[w->n_ids++], w->sale[i].sale_id, TM_UUID_LEN);
     }
-    /* Acks name sales from anywhere, often before those sales arrive. */
-    for (size_t i = 0; i < N_OPS; i++) {
-        if (w->op[i].kind != TM_OP_ERP_ACK)
-            continue;
-        tm_erp_ack_t *a = &w->ack[i];
-        a->n = 1 + rng_below(&r, 4);
-        a->sale_ids = calloc(a->n, sizeof *a->sale_ids);
-        cr_assert_not_null(a->sale_ids);
-        for (size_t k = 0; k < a->n; k++)
-            memcpy(a->sale_ids[k], w->ids[rng_below(&r, w->n_ids)], TM_UUID_LEN);
-        a->epoch = 1;
+    /* Intents and acks name sales from anywhere, often before those sales
+     * arrive; an ack counts only for ids an intent of its origin named
+     * under its key, which may arrive before or after it. Acks copy the
+     * ids of an intent of their origin most of the time. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < N_OPS; i++) {
+            bool intent = w->op[i].kind == TM_OP_ERP_INTENT;
+            if ((pass == 0) != intent || (!intent && w->op[i].kind != TM_OP_ERP_ACK))
+                continue;
+            tm_erp_ack_t *a = &w->ack[i];
+            size_t o = i / PER_ORIGIN, src = N_OPS;
+            for (size_t j = o * PER_ORIGIN; !intent && j < (o + 1) * PER_ORIGIN; j++)
+                if (w->op[j].kind == TM_OP_ERP_INTENT && rng_below(&r, 2))
+                    src = j;
+            a->n = src < N_OPS ? w->ack[src].n : 1 + rng_below(&r, 4);
+            a->sale_ids = calloc(a->n, sizeof *a->sale_ids);
+            cr_assert_not_null(a->sale_ids);
+            for (size_t k = 0; k < a->n; k++)
+                memcpy(a->sale_ids[k],
+                       src < N_OPS ? w->ack[src].sale_ids[k] : w->ids[rng_below(&r, w->n_ids)],
+                       TM_UUID_LEN);
+            a->epoch = 1;
+            snprintf(a->idempotency_key, sizeof a->idempotency_key, "k%zu", src < N_OPS ? src : o);
+            if (intent)
+                snprintf(a->idempotency_key, sizeof a->idempotency_key, "k%zu", i);
+        }
     }
     for (size_t i = 0; i < N_OPS; i++)
         encode_op(w, i);
@@ -282,15 +302,13 @@ static void expect_reference_right(const world_t *w, const snapshot_t *ref)
     for (size_t i = 0; i < ref->vv.n; i++)
         cr_assert_eq(ref->vv.e[i].seq, PER_ORIGIN);
     for (size_t k = 0; k < w->n_ids; k++) {
-        /* The winner of a reused id is the op with the smallest (hlc, origin, seq). */
+        /* The winner of a reused id is the op with the smallest (origin,
+         * seq); stamps play no part (every sale here passes the rules). */
         size_t win = N_OPS;
         for (size_t i = 0; i < N_OPS; i++) {
             if (w->op[i].kind != TM_OP_SALE || strcmp(w->sale[i].sale_id, w->ids[k]) != 0)
                 continue;
-            int c = win == N_OPS ? -1
-                    : w->op[i].hlc != w->op[win].hlc
-                        ? (w->op[i].hlc < w->op[win].hlc ? -1 : 1)
-                        : memcmp(w->op[i].origin, w->op[win].origin, TM_NODE_ID_LEN);
+            int c = win == N_OPS ? -1 : memcmp(w->op[i].origin, w->op[win].origin, TM_NODE_ID_LEN);
             if (c < 0 || (c == 0 && w->op[i].seq < w->op[win].seq))
                 win = i;
         }

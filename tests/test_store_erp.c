@@ -157,6 +157,16 @@ static void put_ack(tm_store_t *st, uint32_t kind, uint64_t seq, char (*ids)[TM_
     tm_op_t op = {.seq = seq, .hlc = 1000 + seq, .kind = kind};
     memset(op.origin, 0x77, TM_NODE_ID_LEN);
     cr_assert_eq(tm_wire_ack_encode(&a, &op.body, &op.body_len), TM_OK);
+    if (kind == TM_OP_ERP_ACK) {
+        /* An ack counts for ids of an intent its origin wrote under its key:
+         * origin 0x78 writes both, intent first (seqs 2k-1 and 2k). */
+        memset(op.origin, 0x78, TM_NODE_ID_LEN);
+        op.kind = TM_OP_ERP_INTENT;
+        op.seq = 2 * seq - 1;
+        cr_assert_eq(tm_store_apply(st, &op, 1, NULL), TM_OK);
+        op.kind = TM_OP_ERP_ACK;
+        op.seq = 2 * seq;
+    }
     cr_assert_eq(tm_store_apply(st, &op, 1, NULL), TM_OK);
     free(op.body);
 }
@@ -299,8 +309,8 @@ Test(store_erp, a_stub_with_a_body_is_refused)
     tm_store_t *st;
     cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
     uint8_t body[3] = {1, 2, 3};
-    tm_op_t op = {.seq = 1, .hlc = 5, .kind = TM_OP_SALE, .body = body, .body_len = 3,
-                  .compacted = true};
+    tm_op_t op = {
+        .seq = 1, .hlc = 5, .kind = TM_OP_SALE, .body = body, .body_len = 3, .compacted = true};
     memset(op.origin, 0x42, TM_NODE_ID_LEN);
     cr_assert_eq(tm_store_apply(st, &op, 1, NULL), TM_EPROTO);
     tm_store_destroy(&st);

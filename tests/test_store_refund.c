@@ -238,6 +238,13 @@ Test(refund_store, migration_flags_what_is_held)
     int rc = sqlite3_exec(db,
                           "DROP TABLE evidence; DROP TABLE seals;"
                           "ALTER TABLE ops DROP COLUMN sig; ALTER TABLE ops DROP COLUMN prev;"
+                          "DROP TABLE origin_names; DROP TABLE sale_claims;"
+                          "DROP TABLE sale_conflicts; DROP TABLE erp_ack_claims;"
+                          "DROP TABLE erp_intent_ids; DROP INDEX sales_till_receipt;"
+                          "DROP INDEX sales_dup_receipt; DROP TABLE erp_revoked;"
+                          "ALTER TABLE erp_acks DROP COLUMN hlc;"
+                          "ALTER TABLE sales DROP COLUMN dup_receipt;"
+                          "CREATE INDEX sales_till_receipt ON sales (till, receipt_no);"
                           "DROP INDEX sales_acked_order; DROP TABLE compacted_sales;"
                           "ALTER TABLE ops DROP COLUMN hash; ALTER TABLE ops DROP COLUMN compacted;"
                           "DROP INDEX sales_refund_of;"

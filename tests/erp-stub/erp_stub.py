@@ -40,6 +40,7 @@ import uuid
 MAX_BODY = 16 * 1024 * 1024          # bytes; larger bodies get 413 unread
 MAX_KEY = 128                        # Idempotency-Key length
 MAX_ID = 128                         # customer id length in the path
+STATUS_MAX = 1000                    # ids per POST /sales/status
 STALL_MAX_S = 600                    # a stalled request is held at most this long
 LINGER_S = 1.0                       # how long to drain a refused body before closing
 MODES = ("ok", "fail500", "stall", "drop_after_accept", "slow", "down", "reject",
@@ -342,9 +343,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     CONTROL = {"/_stub/stats": {"GET": "stats"},
                "/_stub/requests": {"GET": "requests"},
                "/_stub/mode": {"POST": "mode", "GET": "get_mode"},
-               "/_stub/reset": {"POST": "reset"}}
+               "/_stub/reset": {"POST": "reset"},
+               "/_stub/forget": {"POST": "forget"}}
     CONTRACT = {"/health": {"GET": "health", "HEAD": "health"},
-                "/sales": {"POST": "sales"}}
+                "/sales": {"POST": "sales"},
+                "/sales/status": {"POST": "sales_status"}}
 
     def route(self):
         """Returns (handler name, arg), or (None, Allow header) / (None, None)."""
@@ -377,7 +380,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.refuse_unread(404, "not_found", f"no route {self.path}")
             return False
         self.route_name, self.route_arg = name, arg
-        if name in ("sales", "customer") and self.server.token is not None:
+        if name in ("sales", "customer", "sales_status") and self.server.token is not None:
             auth = self.headers.get("Authorization", "")
             want = "Bearer " + self.server.token
             if not hmac.compare_digest(auth.encode(), want.encode()):
@@ -697,7 +700,45 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_json(200, {"id": cid, "stored": not stale})
         self.log_request_line(200, None, None, f"customer={cid} puts={puts}" + (" stale" if stale else ""))
 
+    def do_sales_status(self, _):
+        """POST /sales/status {"ids": [...]} -> {"booked": [...], "unknown": [...]}
+        (docs/erp.md, Reconcile): which of the ids the ERP holds, each id
+        spelt as sent. At most STATUS_MAX ids a request."""
+        ok, doc = self.read_json_body()
+        if not ok:
+            return
+        ids = doc.get("ids") if isinstance(doc, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            self.error(400, "bad_request", 'body must be an object {"ids": ["sale id", ...]}')
+            return
+        if len(ids) > STATUS_MAX:
+            self.error(413, "too_large", f"at most {STATUS_MAX} ids a request")
+            return
+        st = self.server.store
+        with st.lock:
+            booked = [i for i in ids if st.is_booked(i.lower()) is not None]
+        have = set(booked)
+        self.send_json(200, {"booked": booked, "unknown": [i for i in ids if i not in have]})
+        self.log_request_line(200, None, len(ids), f"status: {len(booked)} booked")
+
     # ---- control routes -----------------------------------------------------
+    def do_forget(self, _):
+        """Makes the ERP lose bookings, as a restore from an old backup
+        would: {"ids": [...]}. Their idempotency keys go too."""
+        ok, doc = self.read_json_body()
+        if not ok:
+            return
+        ids = [i.lower() for i in (doc.get("ids") or []) if isinstance(i, str)]
+        st = self.server.store
+        with st.lock:
+            st.db.execute("BEGIN")
+            for i in ids:
+                st.db.execute("DELETE FROM bookings WHERE sale_id = ?", (i,))
+                st.db.execute("DELETE FROM idempotency WHERE response LIKE ?", (f"%{i}%",))
+            st.db.execute("COMMIT")
+        self.send_json(200, {"forgotten": len(ids)})
+        self.log_request_line(200, None, len(ids), "forget")
+
     def do_stats(self, _):
         qs = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         detail = qs.get("detail", ["0"])[0] not in ("0", "", "false")
@@ -911,6 +952,11 @@ class ErpStub:
 
     def reset(self):
         st, js = self.request("POST", "/_stub/reset", {})
+        assert st == 200, (st, js)
+
+    def forget(self, ids):
+        """The ERP loses these bookings (a restore from an old backup)."""
+        st, js = self.request("POST", "/_stub/forget", {"ids": list(ids)})
         assert st == 200, (st, js)
 
     def stop(self, timeout=10):

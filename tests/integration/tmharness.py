@@ -80,6 +80,7 @@ class Till:
         self.log_path = os.path.join(self.dir, "tillmeshd.log")
         self.peers = {}
         self.extra = ""
+        self.erp_extra = ""      # more [erp] lines
         self.erp_url = None      # [erp] url, usually a Cable in front of the stub
         self.priority = 100
         self.mdns = False        # loopback tests use static peers only
@@ -131,7 +132,7 @@ fall = 2
 request_timeout_ms = 3000
 backoff_min_ms = 100
 backoff_max_ms = 1000
-"""
+{self.erp_extra}"""
         self.config = os.path.join(self.dir, "tillmeshd.conf")
         with open(self.config, "w") as f:
             f.write(cfg)
