@@ -262,7 +262,7 @@ static void validate(parse_t *p)
             bad(p, 0, "[peers] %s: endpoint must be tcp://HOST:PORT", c->peers[i].name);
 }
 
-int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out)
+static void defaults(tm_config_t *out)
 {
     memset(out, 0, sizeof *out);
     out->log_level = TM_LOG_INFO;
@@ -271,17 +271,51 @@ int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out)
     out->mdns = 1;
     tm_strlcpy(out->api_listen, "127.0.0.1:7780", sizeof out->api_listen);
     tm_strlcpy(out->listen, "tcp://0.0.0.0:7700", sizeof out->listen);
-    parse_t p = {.cfg = out, .log = log, .path = path};
+}
+
+static void start(parse_t *p, const char *path, const tm_log_t *log, tm_config_t *out)
+{
+    defaults(out);
+    *p = (parse_t){.cfg = out, .log = log, .path = path};
     const char *slash = strrchr(path, '/');
-    if (slash && (size_t)(slash - path) < sizeof p.dir)
-        snprintf(p.dir, sizeof p.dir, "%.*s", (int)(slash - path), path);
+    if (slash && (size_t)(slash - path) < sizeof p->dir)
+        snprintf(p->dir, sizeof p->dir, "%.*s", (int)(slash - path), path);
+}
+
+static int finish(parse_t *p, int ini_rc)
+{
+    if (ini_rc > 0)
+        bad(p, ini_rc, "syntax error (expected [section] or key = value)");
+    validate(p);
+    return p->errors ? TM_ECONFIG : TM_OK;
+}
+
+int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out)
+{
+    parse_t p;
+    start(&p, path, log, out);
     int rc = ini_parse(path, on_entry, &p);
     if (rc < 0) {
         tm_log_error(log, "cannot read config file %s: %s", path, strerror(errno));
         return TM_ECONFIG;
     }
-    if (rc > 0)
-        bad(&p, rc, "syntax error (expected [section] or key = value)");
-    validate(&p);
-    return p.errors ? TM_ECONFIG : TM_OK;
+    return finish(&p, rc);
+}
+
+int tm_config_parse(const char *text, size_t len, const char *name, const tm_log_t *log,
+                    tm_config_t *out)
+{
+    parse_t p;
+    start(&p, name, log, out);
+    /* inih wants a C string; a NUL inside the text ends it, as in a file. */
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return TM_ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    int rc = ini_parse_string(copy, on_entry, &p);
+    free(copy);
+    if (rc < 0)
+        return TM_ENOMEM;
+    return finish(&p, rc);
 }

@@ -76,14 +76,10 @@ static int parse_trusted_line(char *line, trusted_t *t)
     return 0;
 }
 
-static int load_trusted(tm_mesh_t *m)
+/* Reads every "NAME KEY" line of f; on error nothing is returned. */
+static int parse_trusted(FILE *f, const char *fname, const tm_log_t *log, trusted_t **out,
+                         size_t *n_out)
 {
-    FILE *f = fopen(m->trusted_file, "r");
-    if (!f) {
-        tm_log_error(m->log, "cannot open trusted keys file %s: %s", m->trusted_file,
-                     strerror(errno));
-        return TM_ECONFIG;
-    }
     trusted_t *v = NULL;
     size_t n = 0;
     char line[512];
@@ -95,8 +91,7 @@ static int load_trusted(tm_mesh_t *m)
         if (r > 0)
             continue;
         if (r < 0) {
-            tm_log_error(m->log, "%s:%d: expected \"NAME Z85-PUBLIC-KEY\"", m->trusted_file,
-                         lineno);
+            tm_log_error(log, "%s:%d: expected \"NAME Z85-PUBLIC-KEY\"", fname, lineno);
             rc = TM_ECONFIG;
             break;
         }
@@ -108,16 +103,50 @@ static int load_trusted(tm_mesh_t *m)
         v = nv;
         v[n++] = t;
     }
-    fclose(f);
     if (rc) {
         free(v);
         return rc;
     }
+    *out = v;
+    *n_out = n;
+    return TM_OK;
+}
+
+static int load_trusted(tm_mesh_t *m)
+{
+    FILE *f = fopen(m->trusted_file, "r");
+    if (!f) {
+        tm_log_error(m->log, "cannot open trusted keys file %s: %s", m->trusted_file,
+                     strerror(errno));
+        return TM_ECONFIG;
+    }
+    trusted_t *v;
+    size_t n;
+    int rc = parse_trusted(f, m->trusted_file, m->log, &v, &n);
+    fclose(f);
+    if (rc)
+        return rc;
     free(m->trusted);
     m->trusted = v;
     m->n_trusted = n;
     tm_log_info(m->log, "trusted keys: %zu till(s) from %s", n, m->trusted_file);
     return TM_OK;
+}
+
+int tm_mesh_trusted_parse(const char *text, size_t len, const tm_log_t *log, size_t *n_keys)
+{
+    *n_keys = 0;
+    if (len == 0)
+        return TM_OK; /* fmemopen refuses an empty buffer; an empty file has no keys */
+    FILE *f = fmemopen((void *)(uintptr_t)text, len, "r");
+    if (!f)
+        return TM_ENOMEM;
+    trusted_t *v;
+    int rc = parse_trusted(f, "trusted keys", log, &v, n_keys);
+    fclose(f);
+    if (rc == TM_OK)
+        free(v);
+    return rc;
 }
 
 int tm_mesh_reload_trusted(tm_mesh_t *m)
