@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,27 @@ static int parse_trusted_line(char *line, trusted_t *t)
     return 0;
 }
 
+/* Reads one line of f (to '\n' or EOF, without it) into buf; what does
+ * not fit is read and dropped (*too_long), so that the tail of a long line
+ * is never taken for a line of its own - a commented-out key would then be
+ * trusted. 0 at the end of the file. */
+static int read_line(FILE *f, char *buf, size_t cap, bool *too_long, bool *nul)
+{
+    int ch;
+    size_t n = 0;
+    *too_long = *nul = false;
+    while ((ch = fgetc(f)) != EOF && ch != '\n') {
+        if (ch == '\0')
+            *nul = true;
+        if (n + 1 < cap)
+            buf[n++] = (char)ch;
+        else
+            *too_long = true;
+    }
+    buf[n] = '\0';
+    return ch != EOF || n > 0 || *too_long;
+}
+
 /* Reads every "NAME KEY" line of f; on error nothing is returned. */
 static int parse_trusted(FILE *f, const char *fname, const tm_log_t *log, trusted_t **out,
                          size_t *n_out)
@@ -84,10 +106,21 @@ static int parse_trusted(FILE *f, const char *fname, const tm_log_t *log, truste
     size_t n = 0;
     char line[512];
     int lineno = 0, rc = TM_OK;
-    while (fgets(line, sizeof line, f)) {
+    bool too_long, nul;
+    while (read_line(f, line, sizeof line, &too_long, &nul)) {
         lineno++;
         trusted_t t;
-        int r = parse_trusted_line(line, &t);
+        int r;
+        size_t lead = strspn(line, " \t\r");
+        if ((too_long || nul) && line[lead] == '#')
+            continue; /* a long comment is still a comment */
+        if (too_long || nul) {
+            tm_log_error(log, "%s:%d: %s", fname, lineno,
+                         nul ? "a NUL byte in the line" : "line too long");
+            rc = TM_ECONFIG;
+            break;
+        }
+        r = parse_trusted_line(line, &t);
         if (r > 0)
             continue;
         if (r < 0) {

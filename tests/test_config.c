@@ -83,3 +83,15 @@ Test(config, hostport_split)
     cr_assert_eq(tm_config_split_hostport("h:99999", h, sizeof h, &port), TM_EINVAL);
     cr_assert_eq(tm_config_split_hostport(":80", h, sizeof h, &port), TM_EINVAL);
 }
+
+/* The buffer entry point (the fuzzer's) is the file loader's code. */
+Test(config, parse_from_a_buffer_is_load_from_a_file)
+{
+    char *p = write_tmp(good);
+    tm_config_t a, b;
+    cr_assert_eq(tm_config_load(p, &quiet, &a), TM_OK);
+    cr_assert_eq(tm_config_parse(good, strlen(good), p, &quiet, &b), TM_OK);
+    cr_assert_eq(memcmp(&a, &b, sizeof a), 0);
+    unlink(p);
+    cr_assert_eq(tm_config_parse("[node]\nname = x\n", 16, "t.conf", &quiet, &b), TM_ECONFIG);
+}
