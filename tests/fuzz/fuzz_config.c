@@ -1,7 +1,8 @@
 /* libFuzzer target: tillmeshd's configuration file (inih + our checks).
  * A config comes from the store's IT staff or a deployment tool, not from
- * an attacker, but a typo must give a clear error, never a crash; and what
- * is accepted must hold what validation promises. */
+ * an attacker, but a typo must give a clear error, never a crash; what is
+ * accepted must hold what validation promises; and the same text with every
+ * line commented out must set nothing at all. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -47,6 +48,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         }
     }
+    /* Commented out, line by line, after a good config: exactly the good
+     * config, accepted. */
+    static const char good[] = "[node]\nname = till-1\nstore_id = s\ndata_dir = /d\n[mesh]\n"
+                               "secret_key = /k\npublic_key = /p\ntrusted_keys = /t\n";
+    char *text = malloc(sizeof good + 2 * size + 1);
+    tm_config_t *empty = malloc(sizeof *empty);
+    if (text && empty) {
+        size_t m = sizeof good - 1;
+        memcpy(text, good, m);
+        text[m++] = '#';
+        for (size_t i = 0; i < size; i++) {
+            text[m++] = (char)data[i];
+            if (data[i] == '\n' && i + 1 < size)
+                text[m++] = '#';
+        }
+        const char *name = "/etc/tillmesh/tillmeshd.conf";
+        if (tm_config_parse(good, sizeof good - 1, name, &quiet, empty) != TM_OK ||
+            tm_config_parse(text, m, name, &quiet, c) != TM_OK || memcmp(c, empty, sizeof *c))
+            abort(); /* a commented-out line set something, or was refused */
+    }
+    free(text);
+    free(empty);
     free(c);
     return 0;
 }
