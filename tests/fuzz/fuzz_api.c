@@ -8,14 +8,21 @@
  * answer is read until the server closes. The API and its store (in a
  * temporary directory, on /dev/shm when there is one) live for the whole
  * run; sales posted by earlier inputs stay, as on a till.
+ *
+ * Besides not crashing, every answer must be one a POS can use: never a
+ * 500 (nothing here fails inside), and a JSON content type means a body
+ * that parses as JSON.
  */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -180,6 +187,97 @@ static int s_connect(void)
     return fd;
 }
 
+/* The answers, as read from the socket. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} answer_t;
+
+#define ANSWER_MAX (8 * 1024 * 1024)
+
+static void answer_add(answer_t *a, const char *p, size_t n)
+{
+    if (a->n + n > ANSWER_MAX)
+        n = ANSWER_MAX - a->n; /* enough to check; the rest is dropped */
+    if (a->n + n + 1 > a->cap) {
+        size_t cap = a->cap ? a->cap : 16384;
+        while (cap < a->n + n + 1)
+            cap *= 2;
+        char *q = realloc(a->p, cap);
+        if (!q)
+            abort();
+        a->p = q;
+        a->cap = cap;
+    }
+    memcpy(a->p + a->n, p, n);
+    a->n += n;
+    a->p[a->n] = '\0';
+}
+
+/* Value of header name in the head [h, end), or NULL; *len its length. */
+static const char *header(const char *h, const char *end, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (const char *l = h; l < end;) {
+        const char *eol = memmem(l, (size_t)(end - l), "\r\n", 2);
+        if (!eol)
+            eol = end;
+        if ((size_t)(eol - l) > nl && l[nl] == ':' && !strncasecmp(l, name, nl)) {
+            const char *v = l + nl + 1;
+            while (v < eol && *v == ' ')
+                v++;
+            *len = (size_t)(eol - v);
+            return v;
+        }
+        l = eol + 2;
+    }
+    return NULL;
+}
+
+/* Checks each complete answer; a HEAD request's answers have no body. */
+static void check_answers(const answer_t *a, bool head)
+{
+    if (!a->p)
+        return; /* no answer at all (e.g. an incomplete request) */
+    const char *p = a->p, *end = a->p + a->n;
+    while (p && p < end && !head) {
+        if (end - p < 12 || strncmp(p, "HTTP/1.", 7))
+            return; /* cut short (our cap): nothing more to check */
+        unsigned status = (unsigned)atoi(p + 9);
+        const char *hend = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+        if (!hend)
+            return;
+        if (status == 500) {
+            fprintf(stderr, "fuzz_api: a 500 answer:\n%.*s\n", (int)(end - p), p);
+            abort();
+        }
+        const char *body = hend + 4;
+        if (status < 200) { /* 100 Continue: a head alone */
+            p = body;
+            continue;
+        }
+        size_t cl_len, ct_len;
+        const char *cl = header(p, hend, "Content-Length", &cl_len);
+        const char *ct = header(p, hend, "Content-Type", &ct_len);
+        if (!cl)
+            return;
+        size_t blen = (size_t)strtoull(cl, NULL, 10);
+        if (blen > (size_t)(end - body))
+            return;
+        if (ct && ct_len >= 16 && !strncmp(ct, "application/json", 16)) {
+            json_error_t err;
+            json_t *j = json_loadb(body, blen, 0, &err);
+            if (!j) {
+                fprintf(stderr, "fuzz_api: %u answer is not JSON (%s):\n%.*s\n", status, err.text,
+                        (int)blen, body);
+                abort();
+            }
+            json_decref(j);
+        }
+        p = body + blen;
+    }
+}
+
 /* 1 when neither side has anything left to do: MHD ran after the last
  * bytes moved, its epoll fd has no new event and it asks for no immediate
  * call, and no answer bytes wait on our socket. Loopback delivers at once,
@@ -197,6 +295,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t sent = 0;
     int shut = 0, done = 0;
     char buf[16384];
+    answer_t ans = {0};
     /* The API answers a complete request and then waits for the next one on
      * the same connection; an incomplete one waits for more bytes. Either
      * way, once everything is sent and all is quiet, the input is done. */
@@ -223,6 +322,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n > 0)
+                answer_add(&ans, buf, (size_t)n);
             if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
                 done = 1;
             continue;
@@ -230,6 +331,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (shut && s_quiet(fd))
             done = 1;
     }
+    check_answers(&ans, memmem(data, size, "HEAD", 4) != NULL);
+    free(ans.p);
     close(fd); /* a reset (SO_LINGER 0): MHD sees it at once */
     /* Let MHD notice and free its side, so connections never pile up. */
     for (int i = 0; i < 100; i++) {
