@@ -308,7 +308,9 @@ static char *s_read_line(char *str, int num, void *stream)
     size_t n = nl ? (size_t)(nl - at) + 1 : t->len - t->pos; /* with its newline */
     t->pos += n;
     t->p->lineno++;
-    size_t lead = strspn(at, " \t"); /* stops at a NUL, so it stays inside the line */
+    size_t lead = 0;
+    while (lead < n && (at[lead] == ' ' || at[lead] == '\t'))
+        lead++;
     int comment = lead < n && (at[lead] == '#' || at[lead] == ';');
     const char *why = NULL;
     if (memchr(at, '\0', n))

@@ -127,3 +127,15 @@ Test(config, an_over_long_line_or_a_nul_is_an_error)
     memcpy(text + n, nul, sizeof nul - 1);
     cr_assert_eq(tm_config_parse(text, n + sizeof nul - 1, "t.conf", &quiet, &c), TM_ECONFIG);
 }
+
+/* Found by fuzz_config: the reader looked for the first non-blank byte past
+ * the end of a text that ends in blanks without a newline. */
+Test(config, a_text_ending_in_blanks_is_read_within_its_bounds)
+{
+    char *text = malloc(3);
+    cr_assert_not_null(text);
+    memcpy(text, "\n  ", 3); /* no NUL after it: ASan sees any read past it */
+    tm_config_t c;
+    cr_assert_eq(tm_config_parse(text, 3, "t.conf", &quiet, &c), TM_ECONFIG);
+    free(text);
+}
