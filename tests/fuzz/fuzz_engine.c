@@ -2,7 +2,7 @@
  * libFuzzer target, stateful: two replication engines ("a", "b") with real
  * SQLite stores, and a third, trusted peer "c" whose frames come from the
  * input. The input is a little program (one command byte, then its
- * arguments): local sales on a or b, frames from c (raw bytes, or op batches
+ * arguments): local sales and customer edits on a or b, frames from c (raw bytes, or op batches
  * built from a few bytes), time passing, the a-b link cut and healed, frames
  * lost. At the end the link is healed, c pushes everything it ever spoke of,
  * and the engines run until they agree; the target aborts unless a and b
@@ -19,6 +19,7 @@
  * Stores live in a fresh temporary directory per input (on /dev/shm when
  * there is one: every write is fsynced). Time is a variable.
  */
+#include <sanitizer/common_interface_defs.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -95,9 +96,14 @@ static int origin_index(const uint8_t *id, size_t len)
     return -1;
 }
 
+/* Says why on stderr and, as the fuzzer may have closed stderr
+ * (-close_fd_mask), on the sanitizers' report descriptor too. */
 static void fail(const char *why)
 {
-    fprintf(stderr, "fuzz_engine: %s\n", why);
+    char line[160];
+    snprintf(line, sizeof line, "fuzz_engine: %s", why);
+    fprintf(stderr, "%s\n", line);
+    __sanitizer_report_error_summary(line);
     abort();
 }
 
@@ -289,6 +295,27 @@ static void local_sale(sim_t *s, int j, uint8_t x)
     free(body);
 }
 
+/* A till's own edit of one of the pool's customers: races c's edits and
+ * the other till's under last-writer-wins. */
+static void local_customer(sim_t *s, int j, uint8_t x)
+{
+    tm_customer_t c;
+    memset(&c, 0, sizeof c);
+    tm_strlcpy(c.id, CUST_IDS[x % N_CUST_IDS], sizeof c.id);
+    c.id_type = TM_IDTYPE_RUT;
+    int f = x / N_CUST_IDS % 2 ? TM_CF_NAME : TM_CF_PHONE;
+    c.f[f].set = true;
+    snprintf(c.f[f].value, sizeof c.f[f].value, "%s-%u", NAMES[j], (unsigned)x);
+    uint8_t *body;
+    size_t len;
+    if (tm_wire_customer_encode(&c, &body, &len) != TM_OK)
+        fail("cannot encode a customer");
+    uint64_t hlc = tm_engine_hlc_now(s->eng[j], s->wall);
+    if (tm_engine_local_op(s->eng[j], TM_OP_CUSTOMER, hlc, body, len, s->now, &s->box[j]) != TM_OK)
+        fail("a local customer edit was refused");
+    free(body);
+}
+
 /* TM_FUZZ_DUMP_FRAMES=DIR writes every frame a and b exchange to DIR, one
  * file per message kind: how the seed corpora got real frames. */
 static void dump_frame(const tm_out_t *o)
@@ -466,7 +493,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t cmd = rd_u8(&r);
         int j = (cmd >> 4) & 1; /* which of a, b */
         switch (cmd & 7) {
-        case 0: local_sale(&s, j, rd_u8(&r)); break;
+        case 0:
+            if (cmd & 0x20)
+                local_customer(&s, j, rd_u8(&r));
+            else
+                local_sale(&s, j, rd_u8(&r));
+            break;
         case 1: {
             size_t len = rd_u16(&r);
             if (len > r.n)
