@@ -20,6 +20,9 @@ TOTAL=${FUZZ_SECONDS:-40}
 BUILD=build/fuzz
 LIST=tests/fuzz/targets.txt
 targets=${FUZZ_TARGETS:-$(grep -E '^[a-z_]+ ' "$LIST" | cut -d' ' -f1)}
+for t in $targets; do
+    grep -qE "^$t [0-9]+" "$LIST" || { echo "fuzz: no target \"$t\" in $LIST" >&2; exit 2; }
+done
 n=$(echo "$targets" | wc -w)
 SECS=$((TOTAL / n))
 [ "$SECS" -ge 2 ] || SECS=2
