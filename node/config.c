@@ -15,7 +15,11 @@ typedef struct {
     const char *path;
     char dir[TM_CFG_STR];
     int errors;
+    int lineno; /* of the line inih is at (our reader counts them) */
 } parse_t;
+
+/* Largest config file read; real ones are a few KiB. */
+#define CFG_MAX_FILE (1024 * 1024)
 
 static void bad(parse_t *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -137,8 +141,6 @@ static int mesh_key(parse_t *p, int line, const char *k, const char *v)
     return 0;
 }
 
-/* Debian's libinih is built without INI_HANDLER_LINENO, so messages name
- * the section and key instead of a line number. */
 static int erp_key(parse_t *p, int line, const char *k, const char *v)
 {
     tm_config_t *c = p->cfg;
@@ -191,8 +193,8 @@ static int erp_key(parse_t *p, int line, const char *k, const char *v)
 
 static int on_entry(void *user, const char *section, const char *key, const char *value)
 {
-    const int line = 0;
     parse_t *p = user;
+    const int line = p->lineno;
     tm_config_t *c = p->cfg;
     int known = 0;
     if (!strcmp(section, "node")) {
@@ -298,7 +300,7 @@ static void validate(parse_t *p)
             bad(p, 0, "[peers] %s: endpoint must be tcp://HOST:PORT", c->peers[i].name);
 }
 
-int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out)
+static void defaults(tm_config_t *out)
 {
     memset(out, 0, sizeof *out);
     out->log_level = TM_LOG_INFO;
@@ -313,17 +315,103 @@ int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out)
     out->api_request_timeout_s = 10;
     tm_strlcpy(out->api_listen, "127.0.0.1:7780", sizeof out->api_listen);
     tm_strlcpy(out->listen, "tcp://0.0.0.0:7700", sizeof out->listen);
-    parse_t p = {.cfg = out, .log = log, .path = path};
+}
+
+static void start(parse_t *p, const char *path, const tm_log_t *log, tm_config_t *out)
+{
+    defaults(out);
+    *p = (parse_t){.cfg = out, .log = log, .path = path};
     const char *slash = strrchr(path, '/');
-    if (slash && (size_t)(slash - path) < sizeof p.dir)
-        snprintf(p.dir, sizeof p.dir, "%.*s", (int)(slash - path), path);
-    int rc = ini_parse(path, on_entry, &p);
-    if (rc < 0) {
+    if (slash && (size_t)(slash - path) < sizeof p->dir)
+        snprintf(p->dir, sizeof p->dir, "%.*s", (int)(slash - path), path);
+}
+
+/* Text being read, line by line, for inih. */
+typedef struct {
+    const char *s;
+    size_t len, pos;
+    parse_t *p;
+} text_t;
+
+/*
+ * inih's reader: one whole line per call. inih's own (fgets into its
+ * 200-byte buffer) cuts a longer line in two and parses the tail as a line
+ * of its own, so "# ...long comment... tls_verify = no" turned TLS checks
+ * off. Here a long comment stays a comment and any other over-long line is
+ * an error; so is a NUL byte. Either way inih is handed a blank line.
+ */
+static char *s_read_line(char *str, int num, void *stream)
+{
+    text_t *t = stream;
+    if (t->pos >= t->len)
+        return NULL;
+    const char *at = t->s + t->pos;
+    const char *nl = memchr(at, '\n', t->len - t->pos);
+    size_t n = nl ? (size_t)(nl - at) + 1 : t->len - t->pos; /* with its newline */
+    t->pos += n;
+    t->p->lineno++;
+    size_t lead = 0;
+    while (lead < n && (at[lead] == ' ' || at[lead] == '\t'))
+        lead++;
+    int comment = lead < n && (at[lead] == '#' || at[lead] == ';');
+    const char *why = NULL;
+    if (memchr(at, '\0', n))
+        why = "a NUL byte in the line";
+    else if (n + 1 > (size_t)num)
+        why = "line too long";
+    if (!why) {
+        memcpy(str, at, n);
+        str[n] = '\0';
+        return str;
+    }
+    if (!comment)
+        bad(t->p, t->p->lineno, "%s (at most %d characters)", why, num - 2);
+    tm_strlcpy(str, "\n", (size_t)num);
+    return str;
+}
+
+static int parse_text(parse_t *p, const char *text, size_t len)
+{
+    text_t t = {.s = text, .len = len, .p = p};
+    int rc = ini_parse_stream(s_read_line, &t, on_entry, p);
+    if (rc < 0)
+        return TM_ENOMEM;
+    if (rc > 0)
+        bad(p, rc, "syntax error (expected [section] or key = value)");
+    validate(p);
+    return p->errors ? TM_ECONFIG : TM_OK;
+}
+
+int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out)
+{
+    parse_t p;
+    start(&p, path, log, out);
+    FILE *f = fopen(path, "r");
+    if (!f) {
         tm_log_error(log, "cannot read config file %s: %s", path, strerror(errno));
         return TM_ECONFIG;
     }
-    if (rc > 0)
-        bad(&p, rc, "syntax error (expected [section] or key = value)");
-    validate(&p);
-    return p.errors ? TM_ECONFIG : TM_OK;
+    char *text = malloc(CFG_MAX_FILE + 1);
+    size_t len = text ? fread(text, 1, CFG_MAX_FILE + 1, f) : 0;
+    int rc = TM_ECONFIG;
+    if (!text)
+        rc = TM_ENOMEM;
+    else if (ferror(f))
+        tm_log_error(log, "cannot read config file %s: %s", path, strerror(errno));
+    else if (len > CFG_MAX_FILE)
+        tm_log_error(log, "config file %s is larger than %d bytes; is it the right file?", path,
+                     CFG_MAX_FILE);
+    else
+        rc = parse_text(&p, text, len);
+    free(text);
+    fclose(f);
+    return rc;
+}
+
+int tm_config_parse(const char *text, size_t len, const char *name, const tm_log_t *log,
+                    tm_config_t *out)
+{
+    parse_t p;
+    start(&p, name, log, out);
+    return parse_text(&p, text, len);
 }

@@ -94,27 +94,55 @@ static int parse_trusted_line(char *line, trusted_t *t)
     return 0;
 }
 
-static int load_trusted(tm_mesh_t *m)
+/* Reads one line of f (to '\n' or EOF, without it) into buf; what does
+ * not fit is read and dropped (*too_long), so that the tail of a long line
+ * is never taken for a line of its own - a commented-out key would then be
+ * trusted. 0 at the end of the file. */
+static int read_line(FILE *f, char *buf, size_t cap, bool *too_long, bool *nul)
 {
-    FILE *f = fopen(m->trusted_file, "r");
-    if (!f) {
-        tm_log_error(m->log, "cannot open trusted keys file %s: %s", m->trusted_file,
-                     strerror(errno));
-        return TM_ECONFIG;
+    int ch;
+    size_t n = 0;
+    *too_long = *nul = false;
+    while ((ch = fgetc(f)) != EOF && ch != '\n') {
+        if (ch == '\0')
+            *nul = true;
+        if (n + 1 < cap)
+            buf[n++] = (char)ch;
+        else
+            *too_long = true;
     }
+    buf[n] = '\0';
+    return ch != EOF || n > 0 || *too_long;
+}
+
+/* Reads every "NAME KEY" line of f; on error nothing is returned. */
+static int parse_trusted(FILE *f, const char *fname, const tm_log_t *log, trusted_t **out,
+                         size_t *n_out)
+{
     trusted_t *v = NULL;
     size_t n = 0;
     char line[512];
     int lineno = 0, rc = TM_OK;
-    while (fgets(line, sizeof line, f)) {
+    bool too_long, nul;
+    while (read_line(f, line, sizeof line, &too_long, &nul)) {
         lineno++;
         trusted_t t;
-        int r = parse_trusted_line(line, &t);
+        int r;
+        size_t lead = strspn(line, " \t\r");
+        if ((too_long || nul) && line[lead] == '#')
+            continue; /* a long comment is still a comment */
+        if (too_long || nul) {
+            tm_log_error(log, "%s:%d: %s", fname, lineno,
+                         nul ? "a NUL byte in the line" : "line too long");
+            rc = TM_ECONFIG;
+            break;
+        }
+        r = parse_trusted_line(line, &t);
         if (r > 0)
             continue;
         if (r < 0) {
-            tm_log_error(m->log, "%s:%d: expected \"NAME Z85-PUBLIC-KEY Z85-SIGNING-KEY\"",
-                         m->trusted_file, lineno);
+            tm_log_error(log, "%s:%d: expected \"NAME Z85-PUBLIC-KEY Z85-SIGNING-KEY\"", fname,
+                         lineno);
             rc = TM_ECONFIG;
             break;
         }
@@ -126,16 +154,50 @@ static int load_trusted(tm_mesh_t *m)
         v = nv;
         v[n++] = t;
     }
-    fclose(f);
     if (rc) {
         free(v);
         return rc;
     }
+    *out = v;
+    *n_out = n;
+    return TM_OK;
+}
+
+static int load_trusted(tm_mesh_t *m)
+{
+    FILE *f = fopen(m->trusted_file, "r");
+    if (!f) {
+        tm_log_error(m->log, "cannot open trusted keys file %s: %s", m->trusted_file,
+                     strerror(errno));
+        return TM_ECONFIG;
+    }
+    trusted_t *v;
+    size_t n;
+    int rc = parse_trusted(f, m->trusted_file, m->log, &v, &n);
+    fclose(f);
+    if (rc)
+        return rc;
     free(m->trusted);
     m->trusted = v;
     m->n_trusted = n;
     tm_log_info(m->log, "trusted keys: %zu till(s) from %s", n, m->trusted_file);
     return TM_OK;
+}
+
+int tm_mesh_trusted_parse(const char *text, size_t len, const tm_log_t *log, size_t *n_keys)
+{
+    *n_keys = 0;
+    if (len == 0)
+        return TM_OK; /* fmemopen refuses an empty buffer; an empty file has no keys */
+    FILE *f = fmemopen((void *)(uintptr_t)text, len, "r");
+    if (!f)
+        return TM_ENOMEM;
+    trusted_t *v;
+    int rc = parse_trusted(f, "trusted keys", log, &v, n_keys);
+    fclose(f);
+    if (rc == TM_OK)
+        free(v);
+    return rc;
 }
 
 static const trusted_t *find_trusted_name(const tm_mesh_t *m, const char *name)

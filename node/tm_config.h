@@ -65,6 +65,11 @@ typedef struct {
  * to the file's directory. Problems are logged; TM_ECONFIG if any. */
 int tm_config_load(const char *path, const tm_log_t *log, tm_config_t *out);
 
+/* As tm_config_load, from len bytes of text (a file's contents, e.g. for
+ * the fuzzer); name stands for the path in messages and relative paths. */
+int tm_config_parse(const char *text, size_t len, const char *name, const tm_log_t *log,
+                    tm_config_t *out);
+
 /* Splits "HOST:PORT" or "[V6]:PORT"; TM_EINVAL if malformed. */
 int tm_config_split_hostport(const char *s, char *host, size_t hostsz, uint16_t *port);
 

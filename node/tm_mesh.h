@@ -77,6 +77,10 @@ size_t tm_mesh_pollitems(tm_mesh_t *self, zmq_pollitem_t *items, size_t max);
  * blocks. */
 void tm_mesh_process(tm_mesh_t *self, tm_mesh_frame_fn fn, void *ctx);
 
+/* Checks len bytes as the contents of a trusted keys file, as loading it
+ * would (for the fuzzer); *n_keys is how many keys it names. */
+int tm_mesh_trusted_parse(const char *text, size_t len, const tm_log_t *log, size_t *n_keys);
+
 /* Re-reads the trusted keys file (SIGHUP). Revocation: our connection to
  * a name no longer trusted is closed (a name whose key changed is
  * reconnected with the new key); if any key was removed, every inbound

@@ -3,17 +3,19 @@
 # ASan+UBSan and -Werror, run every test. Exits non-zero on any failure.
 #   scripts/test.sh            all tests
 #   scripts/test.sh -L unit    only the unit tests (any ctest arguments work)
-#   TM_FUZZ_SECONDS=0 ...      skip the short fuzzing pass
+#   TM_FUZZ_SECONDS=0 ...      skip the short fuzzing pass (default 40 s in all)
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
 BUILD=${TM_BUILD_DIR:-build/asan}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DTM_SANITIZE=ON -DTM_WERROR=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
-# Every decoder of outside bytes is fuzzed for a short while on each run
-# (libFuzzer, clang); a crash fails the run. TM_FUZZ_SECONDS=0 skips it.
-if [ "${TM_FUZZ_SECONDS:-15}" != 0 ]; then
-    FUZZ_SECONDS=${TM_FUZZ_SECONDS:-15} sh scripts/fuzz.sh
+# Everything outsiders reach (frames, bodies, API, config, trusted keys,
+# mDNS TXT, two engines converging) is fuzzed briefly on each run
+# (libFuzzer, clang; every seed in tests/fuzz/corpus first); a finding fails
+# the run. TM_FUZZ_SECONDS is the whole pass's budget, 0 skips it.
+if [ "${TM_FUZZ_SECONDS:-40}" != 0 ]; then
+    FUZZ_SECONDS=${TM_FUZZ_SECONDS:-40} sh scripts/fuzz.sh
 fi
 # Leak checking is on; Criterion forks each test, and a leak fails it.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"

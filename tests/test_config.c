@@ -130,3 +130,59 @@ Test(config, a_token_over_plain_http_needs_allow_insecure_http)
         unlink(p);
     }
 }
+
+/* The buffer entry point (the fuzzer's) is the file loader's code. */
+Test(config, parse_from_a_buffer_is_load_from_a_file)
+{
+    char *p = write_tmp(good);
+    tm_config_t a, b;
+    cr_assert_eq(tm_config_load(p, &quiet, &a), TM_OK);
+    cr_assert_eq(tm_config_parse(good, strlen(good), p, &quiet, &b), TM_OK);
+    cr_assert_eq(memcmp(&a, &b, sizeof a), 0);
+    unlink(p);
+    cr_assert_eq(tm_config_parse("[node]\nname = x\n", 16, "t.conf", &quiet, &b), TM_ECONFIG);
+}
+
+/* inih reads 200-byte lines: a longer one used to be cut in two and its
+ * tail parsed as a line of its own, so a commented-out setting at the end
+ * of a long comment took effect. */
+Test(config, a_setting_at_the_end_of_a_long_comment_stays_commented_out)
+{
+    char text[2048];
+    char pad[400];
+    memset(pad, '-', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    snprintf(text, sizeof text, "%s[erp]\nurl = https://erp.example\n#%.*stls_verify = no\n", good,
+             198, pad);
+    tm_config_t c;
+    cr_assert_eq(tm_config_parse(text, strlen(text), "t.conf", &quiet, &c), TM_OK);
+    cr_assert_eq(c.erp_tls_verify, 1, "a commented-out tls_verify = no was applied");
+}
+
+Test(config, an_over_long_line_or_a_nul_is_an_error)
+{
+    char text[2048];
+    char pad[400];
+    memset(pad, 'x', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    tm_config_t c;
+    snprintf(text, sizeof text, "%s[node]\nlog_level = info%.*s\n", good, 250, pad);
+    cr_assert_eq(tm_config_parse(text, strlen(text), "t.conf", &quiet, &c), TM_ECONFIG);
+    static const char nul[] = "[node]\nname = till-1\0 = x\n";
+    snprintf(text, sizeof text, "%s", good);
+    size_t n = strlen(text);
+    memcpy(text + n, nul, sizeof nul - 1);
+    cr_assert_eq(tm_config_parse(text, n + sizeof nul - 1, "t.conf", &quiet, &c), TM_ECONFIG);
+}
+
+/* Found by fuzz_config: the reader looked for the first non-blank byte past
+ * the end of a text that ends in blanks without a newline. */
+Test(config, a_text_ending_in_blanks_is_read_within_its_bounds)
+{
+    char *text = malloc(3);
+    cr_assert_not_null(text);
+    memcpy(text, "\n  ", 3); /* no NUL after it: ASan sees any read past it */
+    tm_config_t c;
+    cr_assert_eq(tm_config_parse(text, 3, "t.conf", &quiet, &c), TM_ECONFIG);
+    free(text);
+}
