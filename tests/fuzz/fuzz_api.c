@@ -164,7 +164,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                            .metrics_text = be_metrics,
                            .parked_json = be_parked,
                            .erp_retry = be_retry};
-    if (tm_api_new("127.0.0.1", 0, MAX_BODY, &be, &G->log, &G->api) != TM_OK)
+    tm_api_cfg_t cfg = {.addr = "127.0.0.1", .port = 0, .max_body = MAX_BODY};
+    if (tm_api_new(&cfg, &be, &G->log, &G->api) != TM_OK)
         abort();
     atexit(fx_free);
     return 0;
