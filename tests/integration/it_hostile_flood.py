@@ -31,8 +31,13 @@ def test_hostile_flood(lab):
     print(f"hostile pushed {rep['sent_frames']} frames; store grew {grown / 1e6:.2f} MB with "
           f"{len(lat)} sales; POST p99 {hl.p99(lat) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms",
           flush=True)
+    # tm_hostile is done sending, but a may still be working through the
+    # frames queued for it (a loaded machine): wait until it has seen them.
+    h.wait_until(lambda: a.status()["trust"]["ops_over_quota"] > 0, 20,
+                 "a to work through the flood and hit the quota")
     held = hl.held_seq(a, rep["node_id"])
     assert held == QUOTA, f"a stored {held} of the hostile origin's 3000 ops, quota {QUOTA}"
+    st = a.status()
     trust = st.get("trust") or {}
     assert trust.get("quota_hit") is True and trust.get("origins_over_quota") == 1, \
         f"status does not say the quota was hit: {trust}"
