@@ -62,6 +62,16 @@ void tm_sign_op_hash(const uint8_t origin[TM_NODE_ID_LEN], uint64_t seq, uint64_
     crypto_hash_sha256_final(&h, out);
 }
 
+void tm_sign_chain(const uint8_t op_hash[32], const uint8_t prev[32], uint8_t out[32])
+{
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init(&h);
+    crypto_hash_sha256_update(&h, (const uint8_t *)"tmch1", 5);
+    crypto_hash_sha256_update(&h, op_hash, 32);
+    crypto_hash_sha256_update(&h, prev, 32);
+    crypto_hash_sha256_final(&h, out);
+}
+
 static void message(const uint8_t op_hash[32], const uint8_t prev[32], uint8_t m[5 + 64])
 {
     memcpy(m, msg_tag, 5);

@@ -46,8 +46,13 @@ bool tm_sign_owns(const uint8_t pk[TM_SIGN_PK_LEN], const uint8_t node_id[TM_NOD
 void tm_sign_op_hash(const uint8_t origin[TM_NODE_ID_LEN], uint64_t seq, uint64_t hlc,
                      uint32_t kind, const void *body, size_t len, uint8_t out[32]);
 
-/* Signs / checks "tmop1" || op_hash || prev. prev is the hash of the
- * origin's op seq - 1 (32 zero bytes for seq 1). */
+/* The chain value of an op: SHA-256("tmch1" || op_hash || prev). An op's
+ * prev is its origin's previous op's chain value (32 zero bytes for seq 1),
+ * so one valid signature on the last op of a run authenticates the whole
+ * run: each op's content and link is bound by the next op's prev. */
+void tm_sign_chain(const uint8_t op_hash[32], const uint8_t prev[32], uint8_t out[32]);
+
+/* Signs / checks "tmop1" || op_hash || prev. */
 void tm_sign_op(const uint8_t sk[TM_SIGN_SK_LEN], const uint8_t op_hash[32], const uint8_t prev[32],
                 uint8_t sig[TM_SIGN_LEN]);
 bool tm_sign_op_ok(const uint8_t pk[TM_SIGN_PK_LEN], const uint8_t op_hash[32],

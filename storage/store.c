@@ -407,7 +407,8 @@ static int s_vv_advance(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN])
  * rep (ops from peers, verification on), each op is first judged by
  * tm_store__verify; bad[i] says op i's body did not decode. */
 static int s_write_ops(tm_store_t *self, const tm_op_t *ops, tm_store__rec_t *recs, const bool *bad,
-                       size_t n, size_t *n_new, uint8_t acc[32], tm_apply_report_t *rep)
+                       const bool *authentic, size_t n, size_t *n_new, uint8_t acc[32],
+                       tm_apply_report_t *rep)
 {
     const uint8_t **origins = calloc(n, sizeof *origins);
     size_t n_origins = 0;
@@ -415,12 +416,14 @@ static int s_write_ops(tm_store_t *self, const tm_op_t *ops, tm_store__rec_t *re
     *n_new = 0;
     if (!origins)
         return rc;
+    tm_store__vctx_t vctx = {0};
     for (size_t i = 0; i < n; i++) {
         bool fresh;
         uint8_t h[32];
         tm_store__op_hash(&ops[i], h);
         if (rep) {
-            if ((rc = tm_store__verify(self, &ops[i], h, !bad || !bad[i], rep)) < 0)
+            if ((rc = tm_store__verify(self, &ops[i], h, !bad || !bad[i], authentic && authentic[i],
+                                       rep, &vctx)) < 0)
                 goto cleanup;
             if (rc == 1)
                 continue;
@@ -479,7 +482,7 @@ int tm_store_append_local(tm_store_t *self, uint32_t kind, uint64_t hlc, const u
     if ((rc = tm_store__sign(self, &op, h)))
         goto cleanup;
     memcpy(acc, self->acc, sizeof acc);
-    if ((rc = s_write_ops(self, &op, &rec, NULL, 1, &n_new, acc, NULL)))
+    if ((rc = s_write_ops(self, &op, &rec, NULL, NULL, 1, &n_new, acc, NULL)))
         goto cleanup;
     if (n_new != 1) {
         rc = TM_EIO; /* cannot happen: seq was past the last one held */
@@ -513,8 +516,8 @@ int tm_store_apply_report(tm_store_t *self, const tm_op_t *ops, size_t n, size_t
     if (!rep)
         rep = &scratch;
     tm_store__rec_t *recs = calloc(n, sizeof *recs);
-    bool *bad = calloc(n, sizeof *bad);
-    if (!recs || !bad) {
+    bool *bad = calloc(n, sizeof *bad), *authentic = calloc(n, sizeof *authentic);
+    if (!recs || !bad || !authentic) {
         rc = TM_ENOMEM;
         goto cleanup;
     }
@@ -535,7 +538,9 @@ int tm_store_apply_report(tm_store_t *self, const tm_op_t *ops, size_t n, size_t
     if ((rc = s_begin(self)))
         goto cleanup;
     memcpy(acc, self->acc, sizeof acc);
-    if ((rc = s_write_ops(self, ops, recs, bad, n, &fresh, acc, verify ? rep : NULL)) ||
+    if (verify)
+        tm_store__authenticate_runs(self, ops, n, authentic);
+    if ((rc = s_write_ops(self, ops, recs, bad, authentic, n, &fresh, acc, verify ? rep : NULL)) ||
         (rc = s_exec_id(self, ST_COMMIT)))
         goto cleanup;
     memcpy(self->acc, acc, sizeof acc); /* only what was committed */
@@ -548,6 +553,7 @@ cleanup:
         tm_store__rec_free(&recs[i]);
     free(recs);
     free(bad);
+    free(authentic);
     return rc;
 }
 
@@ -616,7 +622,7 @@ int tm_store_reincarnate(tm_store_t *self, uint64_t keep, size_t *n_moved)
         uint8_t h[32];
         tm_store__op_hash(&op, h);
         if ((rc = tm_store__sign(self, &op, h)) == TM_OK)
-            rc = s_write_ops(self, &op, &recs[i], NULL, 1, &fresh, acc, NULL);
+            rc = s_write_ops(self, &op, &recs[i], NULL, NULL, 1, &fresh, acc, NULL);
     }
     if (rc == TM_OK && (rc = tm_store__digest_save(self, acc)) == TM_OK &&
         (rc = s_exec_id(self, ST_COMMIT)) == TM_OK)

@@ -62,6 +62,7 @@ enum {
     /* trust.c */
     ST_HELD_HASH,
     ST_SEAL_GET,
+    ST_TRUST_MAX_SEQ,
     ST_SEAL_PUT,
     ST_EVIDENCE_PUT,
     ST_EVIDENCE_TRIM,
@@ -197,8 +198,22 @@ int tm_store__intent_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_ack
 /* Decides an op from a peer, inside the write transaction, before it is
  * inserted: 0 = store it, 1 = skip it (already held, refused into
  * evidence, or deferred; *rep says which). h is the op's hash. */
+typedef struct {
+    bool have;
+    uint8_t origin[TM_NODE_ID_LEN];
+    uint64_t max_seq; /* highest seq of origin held (or just accepted) */
+    bool have_last;   /* the last op accepted of origin in this batch */
+    uint64_t last_seq;
+    uint8_t last_chain[32]; /* its chain value (tm_sign_chain) */
+} tm_store__vctx_t;
+
+/* authentic: its signature is known good already (authenticate_runs). */
 int tm_store__verify(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], bool body_ok,
-                     tm_apply_report_t *rep);
+                     bool authentic, tm_apply_report_t *rep, tm_store__vctx_t *ctx);
+/* Marks which ops of a batch are signed by their origin's key: one
+ * signature check per run of consecutive ops of one origin (tm_sign_chain
+ * binds the rest). A false mark proves nothing: verify checks again. */
+void tm_store__authenticate_runs(tm_store_t *self, const tm_op_t *ops, size_t n, bool *authentic);
 /* Signs a local op about to be stored (seq set): fills has_sig, sig, prev. */
 int tm_store__sign(tm_store_t *self, tm_op_t *op, const uint8_t h[32]);
 /* The hash of (origin, seq) if held: 1 found, 0 not, <0 error. */

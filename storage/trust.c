@@ -37,6 +37,7 @@ static const char *const sql[ST_COUNT] = {
     [ST_HELD_HASH] = "SELECT hash, hlc, kind, body, compacted, prev FROM ops"
                      " WHERE origin = ?1 AND seq = ?2",
     [ST_SEAL_GET] = "SELECT seq FROM seals WHERE origin = ?1",
+    [ST_TRUST_MAX_SEQ] = "SELECT max(seq) FROM ops WHERE origin = ?1",
     [ST_SEAL_PUT] = "INSERT INTO seals (origin, seq) VALUES (?1, ?2)"
                     " ON CONFLICT (origin) DO UPDATE SET seq = max(seq, excluded.seq)",
     [ST_EVIDENCE_PUT] = "INSERT INTO evidence (origin, seq, hlc, kind, body, hash, sig, prev,"
@@ -171,16 +172,45 @@ static int s_sealed(tm_store_t *self, const tm_op_t *op)
     return rc;
 }
 
-int tm_store__verify(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], bool body_ok,
-                     tm_apply_report_t *rep)
+/* The highest seq held of origin (0 if none). */
+static int s_max_seq(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN], uint64_t *out)
 {
-    uint8_t held[32], held_prev[32];
-    bool has_prev;
-    int rc = tm_store__held_hash(self, op->origin, op->seq, held, held_prev, &has_prev);
-    if (rc < 0)
+    int rc = TM_OK;
+    *out = 0;
+    sqlite3_stmt *st = s_stmt(self, ST_TRUST_MAX_SEQ, &rc);
+    if (!st)
         return rc;
-    if (rc == 1) /* the same op again is a no-op; another op there is a fork */
-        return sodium_memcmp(held, h, 32) == 0 ? 1 : s_refuse(self, op, h, "fork", rep);
+    sqlite3_bind_blob(st, 1, origin, TM_NODE_ID_LEN, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+    rc = src == SQLITE_ROW || src == SQLITE_DONE ? TM_OK : tm_store__err(self, src);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int tm_store__verify(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], bool body_ok,
+                     bool authentic, tm_apply_report_t *rep, tm_store__vctx_t *ctx)
+{
+    uint8_t held[32], held_prev[32], link[32];
+    bool has_prev;
+    int rc;
+    /* A batch brings runs of one origin in seq order: look the origin up
+     * once, and check each op's link to the one before it in memory. */
+    if (!ctx->have || memcmp(ctx->origin, op->origin, TM_NODE_ID_LEN) != 0) {
+        memcpy(ctx->origin, op->origin, TM_NODE_ID_LEN);
+        if ((rc = s_max_seq(self, op->origin, &ctx->max_seq)))
+            return rc;
+        ctx->have = true;
+        ctx->have_last = false;
+    }
+    if (op->seq <= ctx->max_seq) {
+        rc = tm_store__held_hash(self, op->origin, op->seq, held, held_prev, &has_prev);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) /* the same op again is a no-op; another op there is a fork */
+            return sodium_memcmp(held, h, 32) == 0 ? 1 : s_refuse(self, op, h, "fork", rep);
+    }
     const uint8_t *pk = s_key_of(self, op->origin);
     if (!pk) {
         if (op->has_sig)
@@ -191,22 +221,43 @@ int tm_store__verify(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], b
     }
     if (!op->has_sig)
         return s_refuse(self, op, h, "unsigned op from a signing origin", rep);
-    if (!tm_sign_op_ok(pk, h, op->prev, op->sig))
+    if (!authentic && !tm_sign_op_ok(pk, h, op->prev, op->sig))
         return s_refuse(self, op, h, "bad signature", rep);
     if (!body_ok)
         return s_refuse(self, op, h, "malformed body", rep);
     /* The chain: the op before must be the one this op names... */
     if (op->seq == 1 && sodium_memcmp(op->prev, zero32, 32) != 0)
         return s_refuse(self, op, h, "broken chain", rep);
-    if ((rc = tm_store__held_hash(self, op->origin, op->seq - 1, held, held_prev, &has_prev)) < 0)
-        return rc;
-    if (rc == 1 && sodium_memcmp(held, op->prev, 32) != 0)
-        return s_refuse(self, op, h, "fork", rep);
+    if (ctx->have_last && ctx->last_seq + 1 == op->seq) {
+        if (sodium_memcmp(ctx->last_chain, op->prev, 32) != 0)
+            return s_refuse(self, op, h, "fork", rep);
+    } else if (op->seq - 1 <= ctx->max_seq) {
+        rc = tm_store__held_hash(self, op->origin, op->seq - 1, held, held_prev, &has_prev);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            if (!has_prev)
+                memset(held_prev, 0, 32);
+            tm_sign_chain(held, held_prev, link);
+            if (sodium_memcmp(link, op->prev, 32) != 0)
+                return s_refuse(self, op, h, "fork", rep);
+        }
+    }
     /* ... and the op after, if held, must name this one. */
-    if ((rc = tm_store__held_hash(self, op->origin, op->seq + 1, held, held_prev, &has_prev)) < 0)
-        return rc;
-    if (rc == 1 && has_prev && sodium_memcmp(held_prev, h, 32) != 0)
-        return s_refuse(self, op, h, "fork", rep);
+    tm_sign_chain(h, op->prev, link);
+    if (op->seq + 1 <= ctx->max_seq) {
+        rc = tm_store__held_hash(self, op->origin, op->seq + 1, held, held_prev, &has_prev);
+        if (rc < 0)
+            return rc;
+        if (rc == 1 && has_prev && sodium_memcmp(held_prev, link, 32) != 0)
+            return s_refuse(self, op, h, "fork", rep);
+    }
+    /* Stored next (the caller inserts it): remember it for the next op. */
+    ctx->have_last = true;
+    ctx->last_seq = op->seq;
+    memcpy(ctx->last_chain, link, 32);
+    if (op->seq > ctx->max_seq)
+        ctx->max_seq = op->seq;
     return 0;
 }
 
@@ -214,13 +265,18 @@ int tm_store__sign(tm_store_t *self, tm_op_t *op, const uint8_t h[32])
 {
     if (!self->signer)
         return TM_OK;
-    uint8_t held_prev[32];
+    uint8_t held[32], held_prev[32];
     bool has_prev;
-    int rc = tm_store__held_hash(self, op->origin, op->seq - 1, op->prev, held_prev, &has_prev);
+    int rc = tm_store__held_hash(self, op->origin, op->seq - 1, held, held_prev, &has_prev);
     if (rc < 0)
         return rc;
-    if (rc == 0)
+    if (rc == 0) {
         memset(op->prev, 0, 32); /* seq 1 */
+    } else {
+        if (!has_prev)
+            memset(held_prev, 0, 32); /* after unsigned history */
+        tm_sign_chain(held, held_prev, op->prev);
+    }
     tm_sign_op(self->sign_sk, h, op->prev, op->sig);
     op->has_sig = true;
     return TM_OK;
@@ -238,6 +294,32 @@ int tm_store__seal_apply(tm_store_t *self, const tm_seal_entry_t *e, size_t n)
         rc = tm_store__exec(self, st);
     }
     return rc;
+}
+
+void tm_store__authenticate_runs(tm_store_t *self, const tm_op_t *ops, size_t n, bool *authentic)
+{
+    /* Backwards: an op is authentic when the next op of the batch is its
+     * successor, authentic, and names its chain value; only the last op
+     * of each run needs its signature checked. */
+    uint8_t h[32], link[32];
+    for (size_t k = n; k-- > 0;) {
+        const tm_op_t *op = &ops[k];
+        authentic[k] = false;
+        if (!op->has_sig)
+            continue;
+        tm_store__op_hash(op, h);
+        const tm_op_t *next = k + 1 < n ? &ops[k + 1] : NULL;
+        if (next && authentic[k + 1] && next->seq == op->seq + 1 &&
+            memcmp(next->origin, op->origin, TM_NODE_ID_LEN) == 0) {
+            tm_sign_chain(h, op->prev, link);
+            if (sodium_memcmp(link, next->prev, 32) == 0) {
+                authentic[k] = true;
+                continue;
+            }
+        }
+        const uint8_t *pk = s_key_of(self, op->origin);
+        authentic[k] = pk && tm_sign_op_ok(pk, h, op->prev, op->sig);
+    }
 }
 
 int tm_store_set_trusted(tm_store_t *self, const uint8_t (*pks)[32], size_t n)

@@ -496,3 +496,43 @@ Test(trust, a_restored_till_moves_its_new_ops_to_a_new_origin_and_nothing_is_los
     tm_store_destroy(&a2);
     tm_store_destroy(&b);
 }
+
+Test(trust, a_tampered_op_inside_a_run_is_caught_though_one_signature_checks_the_run)
+{
+    /* Only the last op of a run has its signature checked; the chain binds
+     * the others. A body changed in the middle breaks the chain there, so
+     * that op is checked on its own and refused; the ops after it still
+     * go in (their own signatures hold). */
+    key_t_ ka = key(1), kb = key(2), ks[2] = {ka, kb};
+    tm_store_t *a = till(&ka, ks, 2), *b = till(&kb, ks, 2);
+    for (int i = 0; i < 5; i++)
+        sell(a, 100 + i, NULL);
+    tm_op_t *ops;
+    size_t n, fresh;
+    own_ops(a, &ops, &n);
+    uint8_t *body;
+    size_t len;
+    sale_body(1, &body, &len, NULL);
+    uint8_t *orig = ops[2].body;
+    size_t orig_len = ops[2].body_len;
+    ops[2].body = body;
+    ops[2].body_len = len;
+    tm_apply_report_t rep = apply(b, ops, n, &fresh);
+    cr_assert_eq(rep.refused, 1);
+    cr_assert_not_null(strstr(rep.reason, "bad signature"), "%s", rep.reason);
+    cr_assert_eq(fresh, 4, "3 is refused; 1, 2, 4 and 5 (signed, linked) go in");
+    tm_vv_t vv;
+    uint8_t origin[TM_NODE_ID_LEN];
+    tm_store_node_id(a, origin);
+    cr_assert_eq(tm_store_vv(b, &vv), TM_OK);
+    cr_assert_eq(tm_vv_get(&vv, origin), 2, "the vector waits at the gap");
+    tm_vv_free(&vv);
+    ops[2].body = orig;
+    ops[2].body_len = orig_len;
+    apply(b, ops, n, &fresh);
+    assert_same_digest(a, b);
+    free(body);
+    tm_store_ops_free(ops, n);
+    tm_store_destroy(&a);
+    tm_store_destroy(&b);
+}

@@ -145,13 +145,15 @@ static void sign_ops(opset_t *s, const uint8_t sk[64], uint8_t (*hashes)[32], ui
         tm_sign_op_hash(op->origin.data, op->seq, op->hlc, (uint32_t)op->kind, op->body.data,
                         op->body.len, hashes[i]);
     }
+    /* prev is the chain value of the op before (tm_sign_chain), found in
+     * the spec: ops are listed in seq order per origin. */
     for (size_t i = 0; i < s->n; i++) {
         Tillmesh__Op *op = &s->ops[i];
         memset(prevs[i], 0, 32);
-        for (size_t j = 0; j < s->n; j++)
+        for (size_t j = 0; j < i; j++)
             if (s->ops[j].seq + 1 == op->seq &&
                 memcmp(s->ops[j].origin.data, op->origin.data, TM_NODE_ID_LEN) == 0)
-                memcpy(prevs[i], hashes[j], 32);
+                tm_sign_chain(hashes[j], prevs[j], prevs[i]);
         tm_sign_op(sk, hashes[i], prevs[i], sigs[i]);
         op->has_sig = op->has_prev = 1;
         op->sig.data = sigs[i];

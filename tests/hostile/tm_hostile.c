@@ -86,6 +86,7 @@ typedef struct {
     uint8_t sign_pk[32], sign_sk[64];
     uint64_t hlc0;         /* stamps of our ops: hlc0 + seq, fixed when made */
     uint8_t (*hashes)[32]; /* per seq - 1 */
+    uint8_t (*prevs)[32];  /* per seq - 1: the chain value of the op before */
     uint8_t (*sigs)[64];
     uint64_t n_bodies; /* made */
     uint64_t n_ops;    /* pushed so far: what our vector advertises */
@@ -236,7 +237,6 @@ static int send_ops(hostile_t *h, uint64_t from, uint64_t to, int is_reply)
         free(pp);
         return TM_ENOMEM;
     }
-    static uint8_t zero[32];
     for (size_t i = 0; i < n; i++) {
         uint64_t seq = from + i;
         tillmesh__op__init(&ops[i]);
@@ -252,7 +252,7 @@ static int send_ops(hostile_t *h, uint64_t from, uint64_t to, int is_reply)
         ops[i].has_sig = ops[i].has_prev = 1;
         ops[i].sig.data = h->sigs[seq - 1];
         ops[i].sig.len = 64;
-        ops[i].prev.data = seq > 1 ? h->hashes[seq - 2] : zero;
+        ops[i].prev.data = h->prevs[seq - 1];
         ops[i].prev.len = 32;
         pp[i] = &ops[i];
     }
@@ -389,7 +389,8 @@ static int make_bodies(hostile_t *h, uint64_t n, size_t name_bytes)
     h->hlc0 = wall_ms() << 16;
     h->hashes = calloc(n + 1, sizeof *h->hashes);
     h->sigs = calloc(n + 1, sizeof *h->sigs);
-    if (!h->hashes || !h->sigs)
+    h->prevs = calloc(n + 1, sizeof *h->prevs);
+    if (!h->hashes || !h->sigs || !h->prevs)
         return TM_ENOMEM;
     for (uint64_t i = 0; i < n; i++) {
         tm_customer_t c;
@@ -407,10 +408,11 @@ static int make_bodies(hostile_t *h, uint64_t n, size_t name_bytes)
             fprintf(stderr, "tm_hostile: customer body: %s\n", tm_strerror(rc));
             return rc;
         }
-        static const uint8_t zero[32];
         tm_sign_op_hash(h->node_id, i + 1, h->hlc0 + i + 1, TM_OP_CUSTOMER, h->bodies[i],
                         h->lens[i], h->hashes[i]);
-        tm_sign_op(h->sign_sk, h->hashes[i], i ? h->hashes[i - 1] : zero, h->sigs[i]);
+        if (i)
+            tm_sign_chain(h->hashes[i - 1], h->prevs[i - 1], h->prevs[i]);
+        tm_sign_op(h->sign_sk, h->hashes[i], h->prevs[i], h->sigs[i]);
     }
     return TM_OK;
 }
@@ -733,6 +735,7 @@ int main(int argc, char **argv)
     free(h.lens);
     free(h.hashes);
     free(h.sigs);
+    free(h.prevs);
     sodium_memzero(h.sign_sk, sizeof h.sign_sk);
     tm_vv_free(&h.target_vv);
     zmq_close(h.dealer);
