@@ -126,6 +126,8 @@ def build_company(pool, company, clp, products, sale_state, admin):
     Template = get('product.template')
     uoms = {u: Uom.search([('symbol', '=', u)], limit=1)[0]
         for u in ('u', 'kg')}
+    # Tills weigh to the gram (qty in thousandths); Tryton's kg has 2 digits.
+    Uom.write([uoms['kg']], {'rounding': 0.001, 'digits': 3})
     for p in products:
         u = uoms[p.get('uom', 'u')]
         net = (Decimal(p['price']) / Decimal('1.19')).quantize(

@@ -124,9 +124,8 @@ max_attempt = 1000
 
     def start(self, timeout=60):
         logf = open(self.log_path, 'ab')
-        self.proc = subprocess.Popen(['/usr/bin/trytond', '-c', self.conf, '-d', self.db,
-                                      '--logconf', '/dev/null'] if False else
-                                     ['/usr/bin/trytond', '-c', self.conf, '-d', self.db],
+        # -vv: INFO, where the adapter logs each batch it books
+        self.proc = subprocess.Popen(['/usr/bin/trytond', '-vv', '-c', self.conf, '-d', self.db],
                                      env=self.env, stdout=logf, stderr=logf)
         logf.close()
         deadline = time.monotonic() + timeout

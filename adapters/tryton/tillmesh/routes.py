@@ -130,10 +130,15 @@ def sales(request, pool, config):
     except (backend.DatabaseIntegrityError, UserError):
         fail(503, 'unavailable', 'this Idempotency-Key is in progress',
             {'Retry-After': '1'})
+    # Logged before booking so that an operator (and the e2e test) can tell
+    # a batch in progress from one answered.
+    logger.info('tillmesh: booking %s till=%s epoch=%s: %d sales', key,
+        request.headers.get('X-Tillmesh-Till'),
+        request.headers.get('X-Tillmesh-Epoch'), len(batch))
     result = Booker(pool, config).book_batch(batch)
     body = canonical(result)
     Idem.write([rec], {'response': body})
-    logger.info('tillmesh: %s till=%s epoch=%s accepted=%d duplicates=%d '
+    logger.info('tillmesh: booked %s till=%s epoch=%s accepted=%d duplicates=%d '
         'rejected=%d', key, request.headers.get('X-Tillmesh-Till'),
         request.headers.get('X-Tillmesh-Epoch'), len(result['accepted']),
         len(result['duplicates']), len(result['rejected']))
