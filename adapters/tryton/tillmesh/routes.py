@@ -183,48 +183,104 @@ class Booker:
 
     # ---- sales ----------------------------------------------------------
     def book_batch(self, batch):
+        """Books a batch's new sales; returns the three lists.
+
+        Fast path: every sale created, quoted and confirmed in one call each,
+        as a Tryton client would (one queued `process` for the batch). If
+        Tryton refuses that (one sale breaks a rule), it is rolled back and
+        each sale is booked alone in a savepoint, so that only the culprit
+        is rejected."""
         Sale = self.pool.get('sale.sale')
-        accepted, duplicates, rejected, seen = [], [], [], set()
+        outcome, order, todo = {}, [], []
         for raw in batch:
             given = raw.get('sale_id') if isinstance(raw, dict) else None
             sent_id = given if isinstance(given, str) else None
             try:
                 s = check_sale(raw)
             except Refusal as e:
-                rejected.append({'sale_id': sent_id, 'status': e.status,
-                        'message': str(e)})
+                outcome[id(raw)] = ('rejected', e.status, str(e))
+                order.append((sent_id, id(raw)))
                 continue
-            sid = s['sale_id']
-            if sid in seen:
-                # Listed once, as the first occurrence was.
-                continue
-            seen.add(sid)
-            if Sale.search([('tillmesh_sale_id', '=', sid)], limit=1):
-                duplicates.append(sent_id)
+            if s['sale_id'] in outcome:
+                continue        # listed once, as its first occurrence
+            order.append((sent_id, s['sale_id']))
+            outcome[s['sale_id']] = None
+            todo.append(s)
+        ids = [s['sale_id'] for s in todo]
+        booked = set()
+        for i in range(0, len(ids), 500):
+            booked.update(r.tillmesh_sale_id for r in Sale.search(
+                    [('tillmesh_sale_id', 'in', ids[i:i + 500])]))
+        ready = []
+        for s in todo:
+            if s['sale_id'] in booked:
+                outcome[s['sale_id']] = ('duplicates',)
                 continue
             try:
                 with savepoint():
-                    self.book(s)
+                    ready.append((s, self.values(s)))
             except Refusal as e:
-                rejected.append({'sale_id': sent_id, 'status': e.status,
-                        'message': str(e)})
-                continue
-            except backend.DatabaseIntegrityError:
-                # Another transaction booked it meanwhile (a second
-                # forwarder): let the retry find it as a duplicate.
-                fail(503, 'unavailable',
-                    'sale %s is being booked by another request' % sid,
-                    {'Retry-After': '1'})
+                outcome[s['sale_id']] = ('rejected', e.status, str(e))
             except (UserError, ValidationError) as e:
-                # Tryton's rules (a closed period, a missing account...):
-                # the sale is refused alone, the others go on.
-                rejected.append({'sale_id': sent_id, 'status': 422,
-                        'message': 'Tryton refused the sale: %s'
-                        % (e.message if hasattr(e, 'message') else e)})
-                continue
-            accepted.append(sent_id)
-        return {'accepted': accepted, 'duplicates': duplicates,
-            'rejected': rejected}
+                outcome[s['sale_id']] = ('rejected', 422, tryton_says(e))
+        try:
+            if ready:
+                with savepoint():
+                    self.create([v for _, v in ready])
+            for s, _ in ready:
+                outcome[s['sale_id']] = ('accepted',)
+        except backend.DatabaseIntegrityError:
+            self.raced()
+        except (UserError, ValidationError) as e:
+            logger.info('tillmesh: batch refused by Tryton (%s): booking its '
+                '%d sales one by one', tryton_says(e), len(ready))
+            for s, v in ready:
+                try:
+                    with savepoint():
+                        self.create([v])
+                    outcome[s['sale_id']] = ('accepted',)
+                except backend.DatabaseIntegrityError:
+                    self.raced()
+                except (UserError, ValidationError) as e:
+                    outcome[s['sale_id']] = ('rejected', 422, tryton_says(e))
+        result = {'accepted': [], 'duplicates': [], 'rejected': []}
+        for sent_id, k in order:
+            o = outcome[k]
+            if o[0] == 'rejected':
+                result['rejected'].append({'sale_id': sent_id,
+                        'status': o[1], 'message': o[2]})
+            else:
+                result[o[0]].append(sent_id)
+        return result
+
+    def raced(self):
+        # Another transaction booked one of these sales meanwhile (a second
+        # forwarder for a moment): the retry finds it as a duplicate.
+        fail(503, 'unavailable', 'a sale of this batch is being booked by '
+            'another request', {'Retry-After': '1'})
+
+    def create(self, vlist):
+        """Creates the sales and takes them to the configured state."""
+        Sale = self.pool.get('sale.sale')
+        sales = Sale.create(vlist)
+        # A return may come in the batch of its original (after it), which
+        # did not exist yet when its values were made.
+        unlinked = [s for s in sales
+            if s.tillmesh_refund_of and not s.tillmesh_refund_sale]
+        if unlinked:
+            originals = {o.tillmesh_sale_id: o for o in Sale.search([
+                        ('tillmesh_sale_id', 'in',
+                            [s.tillmesh_refund_of for s in unlinked])])}
+            for ret in unlinked:
+                if ret.tillmesh_refund_of in originals:
+                    Sale.write([ret], {'tillmesh_refund_sale':
+                            originals[ret.tillmesh_refund_of].id})
+        Sale.quote(sales)
+        if self.config.sale_state in ('confirmed', 'processed'):
+            Sale.confirm(sales)
+        if self.config.sale_state == 'processed':
+            Sale.process(sales)
+        return sales
 
     def currency(self, code):
         if code not in self.currencies:
@@ -271,7 +327,9 @@ class Booker:
         self.taxes[k] = taxes
         return taxes
 
-    def book(self, s):
+    def values(self, s):
+        """The sale.sale values of a checked sale. Reads only, until the
+        party (which may be created) comes last."""
         pool = self.pool
         Sale = pool.get('sale.sale')
         cfg = self.config
@@ -280,10 +338,6 @@ class Booker:
         if cur != company.currency:
             raise Refusal('currency %s is not the company currency %s'
                 % (s['currency'], company.currency.code))
-        party = self.sale_party(s['customer'])
-        address = party.addresses[0] if party.addresses else None
-        if address is None:
-            raise Refusal('party %s has no address' % party.rec_name)
         lines = []
         for i, ln in enumerate(s['lines']):
             product = self.product(ln['sku'])
@@ -313,7 +367,11 @@ class Booker:
             refund_sale = found[0].id if found else None
         ref = '%s/%s' % (s['till'] or '?', s['receipt_no']
             if s['receipt_no'] is not None else '?')
-        sale, = Sale.create([{
+        party = self.sale_party(s['customer'])
+        address = party.addresses[0] if party.addresses else None
+        if address is None:
+            raise Refusal('party %s has no address' % party.rec_name)
+        return {
                     'company': company.id,
                     'currency': cur.id,
                     'party': party.id,
@@ -343,13 +401,7 @@ class Booker:
                                         cur.digits),
                                     'reference': p['reference'],
                                     } for p in s['payments']])],
-                    }])
-        Sale.quote([sale])
-        if cfg.sale_state in ('confirmed', 'processed'):
-            Sale.confirm([sale])
-        if cfg.sale_state == 'processed':
-            Sale.process([sale])
-        return sale
+                    }
 
     # ---- parties --------------------------------------------------------
     def find_party(self, cid, id_type):
@@ -460,6 +512,10 @@ class Booker:
                     Mech.create([{'party': party.id, 'type': kind,
                                 'value': value}])
         return True
+
+
+def tryton_says(e):
+    return 'Tryton refused the sale: %s' % (getattr(e, 'message', None) or e)
 
 
 def cur_scale(cur):
