@@ -275,6 +275,16 @@ class Booker:
                 if ret.tillmesh_refund_of in originals:
                     Sale.write([ret], {'tillmesh_refund_sale':
                             originals[ret.tillmesh_refund_of].id})
+        # A return taken while its original's till was cut off may have
+        # been booked before it ('original_unknown'): link it now.
+        for ret in Sale.search([
+                    ('tillmesh_refund_of', 'in',
+                        [s.tillmesh_sale_id for s in sales]),
+                    ('tillmesh_refund_sale', '=', None),
+                    ]):
+            orig, = [s for s in sales
+                if s.tillmesh_sale_id == ret.tillmesh_refund_of]
+            Sale.write([ret], {'tillmesh_refund_sale': orig.id})
         Sale.quote(sales)
         if self.config.sale_state in ('confirmed', 'processed'):
             Sale.confirm(sales)
