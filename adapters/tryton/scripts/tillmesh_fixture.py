@@ -113,10 +113,23 @@ def build_company(pool, company, clp, products, sale_state, admin):
         or SeqType.search([], limit=1)
     seq, = Seq.create([{'name': 'Movimientos', 'sequence_type': move_type.id,
                 'company': c}])
-    fy, = FY.create([{'name': str(today.year), 'company': c,
-                'start_date': dt.date(today.year - 1, 1, 1),
-                'end_date': dt.date(today.year + 1, 12, 31),
-                'post_move_sequence': seq.id}])
+    fyvals = {'name': str(today.year), 'company': c,
+        'start_date': dt.date(today.year - 1, 1, 1),
+        'end_date': dt.date(today.year + 1, 12, 31),
+        'post_move_sequence': seq.id}
+    if 'invoice_sequences' in FY._fields:
+        # account_invoice: the four invoice sequences of the year.
+        Strict = get('ir.sequence.strict')
+        inv_type, = SeqType.search([('name', '=', 'Invoice')], limit=1)
+        inv, = Strict.create([{'name': 'Facturas', 'company': c,
+                    'sequence_type': inv_type.id}])
+        fyvals['invoice_sequences'] = [('create', [{
+                        'company': c,
+                        'out_invoice_sequence': inv.id,
+                        'out_credit_note_sequence': inv.id,
+                        'in_invoice_sequence': inv.id,
+                        'in_credit_note_sequence': inv.id}])]
+    fy, = FY.create([fyvals])
     FY.create_period([fy])
     Category, Uom = get('product.category'), get('product.uom')
     cat, = Category.create([{'name': 'Abarrotes', 'accounting': True,
