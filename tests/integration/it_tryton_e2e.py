@@ -187,6 +187,11 @@ def scenario(lab, ty):
         run.sell(n, 12)
     first = next(iter(run.sold))
     run.sell_return("b", first)
+    ana = CUSTOMERS[0]
+    st, _ = lab["b"].request("PUT", f"/v1/customers/{ana}",
+                             {"name": "Ana Pérez", "email": "ana@example.cl",
+                              "phone": "+56911112222", "offers_opt_in": True})
+    assert st == 200, st
     for n in lab.tills:
         wait_until(lambda n=n: lab[n].status()["uplink"]["state"] == "down", 30, f"{n} uplink down")
     assert lab["a"].status()["erp"]["backlog"] > 0
@@ -196,6 +201,8 @@ def scenario(lab, ty):
     print(f"step 1: {len(run.sold)} sales booked {time.monotonic() - t1:.1f} s after trytond "
           "started", flush=True)
     run.verify("after trytond started")
+    p = wait_customer(ty, rut_key(ana), "Ana Pérez")
+    assert p["tillmesh_offers_opt_in"], p
 
     # 2. kill -9 of the forwarding till while Tryton books its batch.
     for c in lab.cables.values():
@@ -250,7 +257,34 @@ def scenario(lab, ty):
     assert again >= 2, f"the batch {key} was not sent again after the restart"
     race(run, ty)
     run.verify("after two forwarders raced with one batch")
+    st, _ = lab["c"].request("PUT", f"/v1/customers/{ana}", {"name": "Ana María Pérez",
+                                                             "offers_opt_in": False})
+    assert st == 200, st
+    p = wait_customer(ty, rut_key(ana), "Ana María Pérez")
+    assert not p["tillmesh_offers_opt_in"], p
     print(f"total {time.monotonic() - t0:.1f} s", flush=True)
+
+
+def wait_customer(ty, rut, name, timeout=60):
+    """Until Tryton's party with that RUT has the name (PUT by the
+    forwarder when no sale waits); checks its e-mail, phone and consent."""
+    rpc = ty.rpc()
+
+    def party():
+        ids = rpc.search_read("party.identifier", [("type", "=", "cl_rut"), ("code", "=", rut)],
+                              ["party"])
+        if len(ids) != 1:
+            return None
+        p = rpc.search_read("party.party", [("id", "=", ids[0]["party"])],
+                            ["name", "email", "phone", "tillmesh_offers_opt_in",
+                             "tillmesh_version"])[0]
+        return p["name"] == name and p
+    p = wait_until(party, timeout, f"party {rut} named {name!r} in Tryton", interval=0.25)
+    assert p["email"] == "ana@example.cl" and p["phone"] == "+56911112222", p
+    assert p["tillmesh_version"], p
+    print(f"ok   customer {rut} in Tryton as {name!r} (one party, e-mail, phone, consent)",
+          flush=True)
+    return p
 
 
 def race(run, ty):
