@@ -13,7 +13,8 @@ from werkzeug.wrappers import Response
 
 from trytond import backend
 from trytond.exceptions import UserError
-from trytond.model.exceptions import ValidationError
+from trytond.i18n import gettext
+from trytond.model.exceptions import SQLConstraintError, ValidationError
 from trytond.protocols.wrappers import (
     set_max_request_size, with_pool, with_transaction)
 from trytond.transaction import Transaction
@@ -232,6 +233,7 @@ class Booker:
         except backend.DatabaseIntegrityError:
             self.raced()
         except (UserError, ValidationError) as e:
+            self.raced_if_unique(e)
             logger.info('tillmesh: batch refused by Tryton (%s): booking its '
                 '%d sales one by one', tryton_says(e), len(ready))
             for s, v in ready:
@@ -242,6 +244,7 @@ class Booker:
                 except backend.DatabaseIntegrityError:
                     self.raced()
                 except (UserError, ValidationError) as e:
+                    self.raced_if_unique(e)
                     outcome[s['sale_id']] = ('rejected', 422, tryton_says(e))
         result = {'accepted': [], 'duplicates': [], 'rejected': []}
         for sent_id, k in order:
@@ -258,6 +261,15 @@ class Booker:
         # forwarder for a moment): the retry finds it as a duplicate.
         fail(503, 'unavailable', 'a sale of this batch is being booked by '
             'another request', {'Retry-After': '1'})
+
+    def raced_if_unique(self, e):
+        # Tryton reports a broken SQL constraint as a SQLConstraintError
+        # with the constraint's message: the unique sale_id means another
+        # transaction booked the sale (PostgreSQL; SQLite serialises the
+        # requests on the key's row), never a reason to reject it.
+        if isinstance(e, SQLConstraintError) and \
+                gettext('tillmesh.msg_sale_id_unique') in str(e):
+            self.raced()
 
     def create(self, vlist):
         """Creates the sales and takes them to the configured state."""

@@ -41,7 +41,7 @@ class Sale(metaclass=PoolMeta):
         t = cls.__table__()
         cls._sql_constraints += [
             ('tillmesh_sale_id_uniq', Unique(t, t.tillmesh_sale_id),
-                'A tillmesh sale can be booked only once.'),
+                'tillmesh.msg_sale_id_unique'),
             ]
 
     @classmethod
@@ -83,5 +83,5 @@ class IdempotencyKey(ModelSQL):
         t = cls.__table__()
         cls._sql_constraints += [
             ('key_uniq', Unique(t, t.key),
-                'An idempotency key is used once.'),
+                'tillmesh.msg_key_unique'),
             ]

@@ -91,6 +91,27 @@ class TillmeshTestCase(test_tryton.ModuleTestCase):
         self.assertEqual(r1.tillmesh_refund_sale.tillmesh_sale_id,
             good1['sale_id'])
 
+    @with_transaction()
+    def test_unique_sale_id_is_a_race_not_a_rejection(self):
+        "A sale booked by another transaction meanwhile: 503, not 422"
+        from werkzeug.exceptions import HTTPException
+        booker, config = self.booker()
+        Sale = Pool().get('sale.sale')
+        a = sale()
+        with Transaction().set_context(company=config.company.id):
+            self.assertEqual(booker.book_batch([a])['accepted'], [a['sale_id']])
+            search = Sale.search
+
+            def blind(cls, domain, *args, **kw):
+                # The other transaction's booking is not visible yet.
+                if domain and domain[0][:2] == ('tillmesh_sale_id', 'in'):
+                    return []
+                return search(domain, *args, **kw)
+            with mock.patch.object(Sale, 'search', classmethod(blind)), \
+                    self.assertRaises(HTTPException) as cm:
+                booker.book_batch([a, sale()])
+        self.assertEqual(cm.exception.response.status_code, 503)
+
 
 def suite():
     return unittest.TestLoader().loadTestsFromTestCase(TillmeshTestCase)
