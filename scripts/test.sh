@@ -7,6 +7,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
+# The Tryton adapter's tests need trytond and its modules (Debian 12's).
+sh scripts/deps-tryton.sh
 BUILD=${TM_BUILD_DIR:-build/asan}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DTM_SANITIZE=ON -DTM_WERROR=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
