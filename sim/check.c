@@ -22,8 +22,8 @@ void sim_check_running(sim_t *s)
             continue;
         tm_engine_stats_t st;
         tm_engine_stats(t->eng, &st);
-        uint64_t bad = st.frames_bad + t->acc.frames_bad, over = st.frames_over_bound +
-                                                                   t->acc.frames_over_bound;
+        uint64_t bad = st.frames_bad + t->acc.frames_bad,
+                 over = st.frames_over_bound + t->acc.frames_over_bound;
         uint64_t refused = st.ops_refused + t->acc.ops_refused;
         uint64_t deferred = st.ops_deferred + t->acc.ops_deferred;
         if (bad || over || refused || deferred) {
@@ -71,6 +71,77 @@ bool sim_level(sim_t *s)
     return level;
 }
 
+static const char *s_origin_name(sim_t *s, const uint8_t origin[TM_NODE_ID_LEN])
+{
+    uint8_t id[TM_NODE_ID_LEN];
+    for (int j = 0; j < s->k; j++) {
+        if (!s->t[j].store)
+            continue;
+        tm_store_node_id(s->t[j].store, id);
+        if (memcmp(id, origin, TM_NODE_ID_LEN) == 0)
+            return s->t[j].name;
+    }
+    return "an earlier incarnation";
+}
+
+void sim_explain_unlevel(sim_t *s, char *out, size_t sz)
+{
+    snprintf(out, sz, "some till is down");
+    for (int i = 0; i < s->k; i++)
+        if (!s->t[i].up)
+            return;
+    tm_vv_t v0 = {0}, v = {0};
+    tm_store_counts_t c0, c;
+    uint8_t d0[32], d[32];
+    if (tm_store_vv(s->t[0].store, &v0) || tm_store_counts(s->t[0].store, &c0) ||
+        tm_store_digest(s->t[0].store, d0)) {
+        snprintf(out, sz, "cannot read %s's store", s->t[0].name);
+        tm_vv_free(&v0);
+        return;
+    }
+    snprintf(out, sz, "level after all");
+    for (int i = 1; i < s->k; i++) {
+        if (tm_store_vv(s->t[i].store, &v) || tm_store_counts(s->t[i].store, &c) ||
+            tm_store_digest(s->t[i].store, d)) {
+            snprintf(out, sz, "cannot read %s's store", s->t[i].name);
+            break;
+        }
+        bool diff = false;
+        for (size_t a = 0; a < v0.n && !diff; a++)
+            if (tm_vv_get(&v, v0.e[a].origin) != v0.e[a].seq) {
+                snprintf(out, sz,
+                         "%s and %s differ on ops of %s: seq %llu vs %llu (%llu vs %llu ops held)",
+                         s->t[0].name, s->t[i].name, s_origin_name(s, v0.e[a].origin),
+                         (unsigned long long)v0.e[a].seq,
+                         (unsigned long long)tm_vv_get(&v, v0.e[a].origin),
+                         (unsigned long long)c0.ops, (unsigned long long)c.ops);
+                diff = true;
+            }
+        for (size_t a = 0; a < v.n && !diff; a++)
+            if (tm_vv_get(&v0, v.e[a].origin) != v.e[a].seq) {
+                snprintf(out, sz,
+                         "%s and %s differ on ops of %s: seq %llu vs %llu (%llu vs %llu ops held)",
+                         s->t[0].name, s->t[i].name, s_origin_name(s, v.e[a].origin),
+                         (unsigned long long)tm_vv_get(&v0, v.e[a].origin),
+                         (unsigned long long)v.e[a].seq, (unsigned long long)c0.ops,
+                         (unsigned long long)c.ops);
+                diff = true;
+            }
+        if (!diff && memcmp(d0, d, 32) != 0) {
+            snprintf(out, sz,
+                     "%s and %s have equal version vectors but different digests (%llu vs %llu ops "
+                     "held): a vector claims an op its store lacks",
+                     s->t[0].name, s->t[i].name, (unsigned long long)c0.ops,
+                     (unsigned long long)c.ops);
+            diff = true;
+        }
+        tm_vv_free(&v);
+        if (diff)
+            break;
+    }
+    tm_vv_free(&v0);
+}
+
 static void s_check_sales(sim_t *s)
 {
     for (size_t n = 0; n < s->n_sales; n++) {
@@ -79,10 +150,9 @@ static void s_check_sales(sim_t *s)
             tm_sale_t got;
             int rc = tm_store_get_sale(s->t[i].store, e->id, &got);
             if (rc) {
-                sim_violation(s, "no-loss",
-                              "sale %s acknowledged by %s at %llu ms is not on %s: %s", e->id,
-                              s->t[e->till].name, (unsigned long long)e->at, s->t[i].name,
-                              tm_strerror(rc));
+                sim_violation(
+                    s, "no-loss", "sale %s acknowledged by %s at %llu ms is not on %s: %s", e->id,
+                    s->t[e->till].name, (unsigned long long)e->at, s->t[i].name, tm_strerror(rc));
                 return;
             }
             tm_sale_free(&got);

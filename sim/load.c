@@ -14,12 +14,11 @@
 static void s_uuid(sim_t *s, char out[TM_UUID_LEN])
 {
     uint64_t a = sim_rng_next(&s->rng), b = sim_rng_next(&s->rng);
-    a = (a & ~0xf000ULL) | 0x4000ULL;                         /* version 4 */
+    a = (a & ~0xf000ULL) | 0x4000ULL;                        /* version 4 */
     b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL; /* RFC 4122 */
-    snprintf(out, TM_UUID_LEN, "%08llx-%04llx-%04llx-%04llx-%012llx",
-             (unsigned long long)(a >> 32), (unsigned long long)((a >> 16) & 0xffff),
-             (unsigned long long)(a & 0xffff), (unsigned long long)(b >> 48),
-             (unsigned long long)(b & 0xffffffffffffULL));
+    snprintf(out, TM_UUID_LEN, "%08llx-%04llx-%04llx-%04llx-%012llx", (unsigned long long)(a >> 32),
+             (unsigned long long)((a >> 16) & 0xffff), (unsigned long long)(a & 0xffff),
+             (unsigned long long)(b >> 48), (unsigned long long)(b & 0xffffffffffffULL));
 }
 
 /* created_at as the till's own (possibly wrong) clock says. */

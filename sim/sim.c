@@ -14,9 +14,9 @@
 /* True time starts here (2026-09-01); tills' wall clocks are offsets of it. */
 #define SIM_EPOCH_MS 1788220800000ULL
 /* After healing, the tills must be level within this much simulated time. */
-#define SIM_SETTLE_MAX_MS (120u * 1000u)
+#define SIM_SETTLE_MAX_MS  (120u * 1000u)
 #define SIM_CHECK_EVERY_MS 250u
-#define SIM_EVENTS_MAX (50u * 1000u * 1000u)
+#define SIM_EVENTS_MAX     (50u * 1000u * 1000u)
 
 /* ---- trace and hash ----------------------------------------------------- */
 
@@ -83,8 +83,14 @@ void sim_push(sim_t *s, uint64_t at, sim_ev_kind_t kind, int a, int b, uint64_t 
         q->v = v;
         q->cap = cap;
     }
-    sim_ev_t ev = {.at = at, .seq = s->seq++, .kind = kind, .a = a, .b = b, .gen = gen,
-                   .buf = buf, .len = len};
+    sim_ev_t ev = {.at = at,
+                   .seq = s->seq++,
+                   .kind = kind,
+                   .a = a,
+                   .b = b,
+                   .gen = gen,
+                   .buf = buf,
+                   .len = len};
     size_t i = q->n++;
     while (i > 0 && s_before(&ev, &q->v[(i - 1) / 2])) {
         q->v[i] = q->v[(i - 1) / 2];
@@ -123,8 +129,8 @@ uint64_t sim_mono(const sim_t *s, int i)
 uint64_t sim_wall(const sim_t *s, int i)
 {
     const sim_till_t *t = &s->t[i];
-    int64_t w = (int64_t)(SIM_EPOCH_MS + s->now) + t->wall_off +
-                (int64_t)s->now * t->drift_ppm / 1000000;
+    int64_t w =
+        (int64_t)(SIM_EPOCH_MS + s->now) + t->wall_off + (int64_t)s->now * t->drift_ppm / 1000000;
     return w < 1 ? 1 : (uint64_t)w; /* a clock never reads before 1970 */
 }
 
@@ -244,8 +250,8 @@ static int s_till_start(sim_t *s, int i)
     t->up = true;
     t->tick_at = 0;
     for (int j = 0; j < s->k; j++)
-        if (j != i && (rc = tm_engine_add_peer(t->eng, s->t[j].name, "sim://lan", TM_SRC_STATIC,
-                                               &s->box)))
+        if (j != i &&
+            (rc = tm_engine_add_peer(t->eng, s->t[j].name, "sim://lan", TM_SRC_STATIC, &s->box)))
             sim_violation(s, "engine-new", "till %s: add peer %s: %s", t->name, s->t[j].name,
                           tm_strerror(rc));
     sim_flush(s, i);
@@ -425,8 +431,10 @@ static void s_event(sim_t *s, sim_ev_t *ev)
             s->res->settle_ms = s->now - s->heal_at;
             sim_trace(s, "settled %llu ms after healing", (unsigned long long)s->res->settle_ms);
         } else if (s->now >= s->settle_deadline) {
-            sim_violation(s, "convergence", "tills not level %u s after healing",
-                          SIM_SETTLE_MAX_MS / 1000);
+            char why[400];
+            sim_explain_unlevel(s, why, sizeof why);
+            sim_violation(s, "convergence", "tills not level %u s after healing: %s",
+                          SIM_SETTLE_MAX_MS / 1000, why);
         } else {
             sim_push(s, s->now + SIM_CHECK_EVERY_MS, EV_CHECK, -1, -1, 0, NULL, 0);
         }

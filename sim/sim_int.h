@@ -67,14 +67,14 @@ typedef struct {
     tm_engine_t *eng;
     bool up;
     uint8_t pk[32], sk[64];
-    uint64_t mono_base;  /* monotonic = sim time + this (new on every start) */
-    int64_t wall_off;    /* wall clock = true time + this + drift */
-    int32_t drift_ppm;   /* parts per million */
-    uint32_t hb_ms;      /* heartbeat */
-    uint32_t batch;      /* ops per pull answer */
-    uint64_t tick_gen;   /* only the newest EV_TICK counts */
-    uint64_t tick_at;    /* sim time of that tick (0: none) */
-    uint64_t receipt;    /* per-till receipt counter */
+    uint64_t mono_base;    /* monotonic = sim time + this (new on every start) */
+    int64_t wall_off;      /* wall clock = true time + this + drift */
+    int32_t drift_ppm;     /* parts per million */
+    uint32_t hb_ms;        /* heartbeat */
+    uint32_t batch;        /* ops per pull answer */
+    uint64_t tick_gen;     /* only the newest EV_TICK counts */
+    uint64_t tick_at;      /* sim time of that tick (0: none) */
+    uint64_t receipt;      /* per-till receipt counter */
     tm_engine_stats_t acc; /* stats of earlier incarnations, summed */
 } sim_till_t;
 
@@ -142,6 +142,8 @@ void sim_load_free(sim_t *s);
 void sim_check_running(sim_t *s);
 /* True when every till is up and holds the same ops (digest and vector). */
 bool sim_level(sim_t *s);
+/* Why the tills are not level: the first difference found, for the report. */
+void sim_explain_unlevel(sim_t *s, char *out, size_t sz);
 void sim_check_final(sim_t *s);
 
 #endif
