@@ -222,7 +222,9 @@ static void s_edit(sim_t *s, int i)
         sim_violation(s, "store", "till %s: customer stamp: %s", t->name, tm_strerror(rc));
         return;
     }
-    uint64_t hlc = tm_engine_hlc_after(t->eng, floor, sim_wall(s, i));
+    uint64_t hlc = s->cfg.plant && strcmp(s->cfg.plant, "ignore-floor") == 0
+                       ? tm_engine_hlc_now(t->eng, sim_wall(s, i))
+                       : tm_engine_hlc_after(t->eng, floor, sim_wall(s, i));
     if (s_local(s, i, TM_OP_CUSTOMER, hlc, body, len) == TM_OK) {
         sim_trace(s, "pos %s: customer %s %s = %s (after w%u)", t->name, patch.id,
                   tm_cust_field_name(f), patch.f[f].value, seen);

@@ -24,6 +24,8 @@ static void s_usage(FILE *f)
             "  --twice         run every seed twice and fail if the trace hashes differ\n"
             "  --dir D         where the stores go (default /dev/shm if present, else /tmp)\n"
             "  --keep          keep the stores of a single seed for a post-mortem\n"
+            "  --plant BUG     plant a known shell mistake to see the invariants bite\n"
+            "                  (tests only): ignore-floor\n"
             "exit: 0 every seed held its invariants, 1 a seed broke one, 2 usage or setup\n",
             TM_SIM_MAX_TILLS);
 }
@@ -82,6 +84,11 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--dir") == 0 && arg) {
             cfg.dir = arg;
+            i++;
+        } else if (strcmp(a, "--plant") == 0 && arg) {
+            if (strcmp(arg, "ignore-floor") != 0)
+                goto usage;
+            cfg.plant = arg;
             i++;
         } else if (strcmp(a, "--trace") == 0) {
             trace = true;
@@ -146,8 +153,8 @@ int main(int argc, char **argv)
         if (r.violated) {
             failed++;
             printf("FAIL seed %" PRIu64 ": invariant %s: %s\n", seed, r.invariant, r.detail);
-            printf("  replay: tm-sim --seed %" PRIu64 " --tills %d --ops %d --trace\n", seed,
-                   r.tills, r.ops);
+            printf("  replay: tm-sim --seed %" PRIu64 " --tills %d --ops %d%s%s --trace\n", seed,
+                   r.tills, r.ops, cfg.plant ? " --plant " : "", cfg.plant ? cfg.plant : "");
         }
         if (single)
             printf("seed %" PRIu64 ": %d tills, %d ops (%" PRIu64 " sales, %" PRIu64

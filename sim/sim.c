@@ -16,6 +16,7 @@
 /* After healing, the tills must be level within this much simulated time. */
 #define SIM_SETTLE_MAX_MS  (120u * 1000u)
 #define SIM_CHECK_EVERY_MS 250u
+#define SIM_WATCH_EVERY_MS 500u
 #define SIM_EVENTS_MAX     (50u * 1000u * 1000u)
 
 /* ---- trace and hash ----------------------------------------------------- */
@@ -424,6 +425,12 @@ static void s_event(sim_t *s, sim_ev_t *ev)
         break;
     case EV_NET_CALM: s->loss_ppm = s->dup_ppm = 0; break;
     case EV_HEAL: s_heal(s); break;
+    case EV_WATCH:
+        if (s->healed)
+            break;
+        sim_check_running(s);
+        sim_push(s, s->now + SIM_WATCH_EVERY_MS, EV_WATCH, -1, -1, 0, NULL, 0);
+        break;
     case EV_CHECK:
         sim_check_running(s);
         if (sim_level(s)) {
@@ -515,6 +522,8 @@ static void s_free(sim_t *s)
 
 int tm_sim_run(const tm_sim_cfg_t *cfg, tm_sim_result_t *res)
 {
+    if (cfg->plant && strcmp(cfg->plant, "ignore-floor") != 0)
+        return TM_EINVAL;
     if ((cfg->tills && (cfg->tills < 2 || cfg->tills > TM_SIM_MAX_TILLS)) || cfg->ops < 0)
         return TM_EINVAL;
     memset(res, 0, sizeof *res);
@@ -552,6 +561,7 @@ int tm_sim_run(const tm_sim_cfg_t *cfg, tm_sim_result_t *res)
     sim_push(s, sim_rng_below(&s->rng, 200), EV_POS, -1, -1, 0, NULL, 0);
     sim_push(s, sim_rng_below(&s->rng, s->fault_gap_ms), EV_FAULT, -1, -1, 0, NULL, 0);
     sim_push(s, s->load_ms + 500, EV_HEAL, -1, -1, 0, NULL, 0);
+    sim_push(s, SIM_WATCH_EVERY_MS, EV_WATCH, -1, -1, 0, NULL, 0);
     while (s->q.n && !s->settled && !res->violated) {
         sim_ev_t ev = s_pop(&s->q);
         s->now = ev.at;

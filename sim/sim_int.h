@@ -41,7 +41,8 @@ typedef enum {
     EV_RESTART,     /* crashed till a starts again from its store */
     EV_NET_CALM,    /* loss and duplication end */
     EV_HEAL,        /* the end of faults and load */
-    EV_CHECK        /* settle: are the tills level yet? */
+    EV_CHECK,       /* settle: are the tills level yet? */
+    EV_WATCH        /* during the load: the invariants that hold at all times */
 } sim_ev_kind_t;
 
 typedef struct {

@@ -30,6 +30,10 @@ typedef struct {
     const char *dir; /* where the stores go (a fresh folder under it) */
     FILE *trace;     /* every event, one line each; NULL: none */
     bool keep;       /* keep the stores' folder (for a post-mortem) */
+    /* A known mistake of the shell, planted to show the invariants bite
+     * (tests only): "ignore-floor" stamps customer edits with
+     * tm_engine_hlc_now instead of after what the till shows. NULL: none. */
+    const char *plant;
 } tm_sim_cfg_t;
 
 typedef struct {
