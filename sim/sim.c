@@ -241,11 +241,16 @@ static int s_till_start(sim_t *s, int i)
                             * them (an error line per till and turn) is tested
                             * by test_engine; the sim checks they never gate. */
                            .clock_warn_ms = 1000ULL * 365 * 86400000ULL};
-    if ((rc = tm_engine_new(&cfg, t->store, &s->log, &t->eng))) {
+    t->log.level = TM_LOG_ERROR;
+    snprintf(t->log.tag, sizeof t->log.tag, "seed %llu t%u",
+             (unsigned long long)(s->seed % 1000000000000ULL), (unsigned)i % 100u);
+    if ((rc = tm_engine_new(&cfg, t->store, &t->log, &t->eng))) {
         sim_violation(s, "engine-new", "till %s: %s", t->name, tm_strerror(rc));
         return rc;
     }
     tm_engine_set_trusted_count(t->eng, (size_t)s->k);
+    if (t->disk_low)
+        tm_engine_set_intake(t->eng, false); /* the daemon checks at start */
     /* A restart is a new process: monotonic time starts somewhere else. */
     t->mono_base = 1000 + sim_rng_below(&s->rng, 1000000000ULL);
     t->up = true;
@@ -289,7 +294,7 @@ static void s_till_crash(sim_t *s, int i)
 
 static void s_fault(sim_t *s)
 {
-    int kinds[5], nk = 0;
+    int kinds[6], nk = 0;
     if (s->f_links)
         kinds[nk++] = 0;
     if (s->f_cables)
@@ -300,6 +305,8 @@ static void s_fault(sim_t *s)
         kinds[nk++] = 3;
     if (s->f_lossy)
         kinds[nk++] = 4;
+    if (s->f_disk)
+        kinds[nk++] = 5;
     if (!nk)
         return;
     int kind = kinds[sim_rng_below(&s->rng, (uint64_t)nk)];
@@ -347,6 +354,16 @@ static void s_fault(sim_t *s)
         sim_trace(s, "fault: loss %u ppm, duplicates %u ppm for %llu ms", s->loss_ppm, s->dup_ppm,
                   (unsigned long long)dur);
         break;
+    case 5:
+        /* Disk below the watermark: its own sales go on, peers' ops wait. */
+        if (s->t[a].disk_low)
+            break;
+        s->t[a].disk_low = true;
+        if (s->t[a].up)
+            tm_engine_set_intake(s->t[a].eng, false);
+        sim_push(s, s->now + dur, EV_DISK_OK, a, -1, 0, NULL, 0);
+        sim_trace(s, "fault: %s disk low for %llu ms", s->t[a].name, (unsigned long long)dur);
+        break;
     }
 }
 
@@ -361,6 +378,11 @@ static void s_heal(sim_t *s)
         for (int j = 0; j < s->k; j++)
             s->link[i][j] = true;
     }
+    for (int i = 0; i < s->k; i++)
+        s->t[i].disk_low = false;
+    for (int i = 0; i < s->k; i++)
+        if (s->t[i].up)
+            tm_engine_set_intake(s->t[i].eng, true);
     for (int i = 0; i < s->k; i++)
         if (!s->t[i].up && s_till_start(s, i) == TM_OK)
             sim_trace(s, "heal: %s restarts", s->t[i].name);
@@ -424,6 +446,11 @@ static void s_event(sim_t *s, sim_ev_t *ev)
             sim_trace(s, "%s restarts from its store", t->name);
         break;
     case EV_NET_CALM: s->loss_ppm = s->dup_ppm = 0; break;
+    case EV_DISK_OK:
+        t->disk_low = false;
+        if (t->up)
+            tm_engine_set_intake(t->eng, true);
+        break;
     case EV_HEAL: s_heal(s); break;
     case EV_WATCH:
         if (s->healed)
@@ -462,12 +489,13 @@ static void s_draw(sim_t *s)
     s->lat_min = (uint32_t)sim_rng_range(r, 0, 2);
     s->lat_spread = (uint32_t)sim_rng_range(r, 0, 20);
     s->spike_ppm = (uint32_t)sim_rng_below(r, 50000);
-    uint32_t mask = (uint32_t)sim_rng_below(r, 32); /* which faults this seed has */
+    uint32_t mask = (uint32_t)sim_rng_below(r, 64); /* which faults this seed has */
     s->f_links = mask & 1;
     s->f_cables = mask & 2;
     s->f_crash = mask & 4;
     s->f_clocks = mask & 8;
     s->f_lossy = mask & 16;
+    s->f_disk = mask & 32;
     s->fault_gap_ms = sim_rng_log(r, 200, 5000);
     s->n_customers = (int)sim_rng_range(r, 1, SIM_MAX_CUSTOMERS);
     for (int i = 0; i < s->k; i++) {
@@ -535,8 +563,6 @@ int tm_sim_run(const tm_sim_cfg_t *cfg, tm_sim_result_t *res)
     s->cfg = *cfg;
     s->res = res;
     s->hash = 0xcbf29ce484222325ULL;
-    s->log.level = TM_LOG_ERROR;
-    snprintf(s->log.tag, sizeof s->log.tag, "sim");
     sim_rng_seed(&s->rng, cfg->seed);
     sim_entropy_seed(cfg->seed);
     snprintf(s->dir, sizeof s->dir, "%s/tm-sim-%llu-XXXXXX", cfg->dir ? cfg->dir : "/tmp",
@@ -547,10 +573,10 @@ int tm_sim_run(const tm_sim_cfg_t *cfg, tm_sim_result_t *res)
         goto cleanup;
     }
     s_draw(s);
-    sim_trace(s, "seed %llu: %d tills, %d ops, faults%s%s%s%s%s", (unsigned long long)cfg->seed,
+    sim_trace(s, "seed %llu: %d tills, %d ops, faults%s%s%s%s%s%s", (unsigned long long)cfg->seed,
               s->k, res->ops, s->f_links ? " links" : "", s->f_cables ? " cables" : "",
-              s->f_crash ? " crashes" : "", s->f_clocks ? " clocks" : "",
-              s->f_lossy ? " loss" : "");
+              s->f_crash ? " crashes" : "", s->f_clocks ? " clocks" : "", s->f_lossy ? " loss" : "",
+              s->f_disk ? " disk" : "");
     for (int i = 0; i < s->k; i++) {
         if ((rc = s_till_start(s, i)))
             goto cleanup;

@@ -40,6 +40,7 @@ typedef enum {
     EV_PLUG,        /* till a's cable is plugged back */
     EV_RESTART,     /* crashed till a starts again from its store */
     EV_NET_CALM,    /* loss and duplication end */
+    EV_DISK_OK,     /* till a has disk space again */
     EV_HEAL,        /* the end of faults and load */
     EV_CHECK,       /* settle: are the tills level yet? */
     EV_WATCH        /* during the load: the invariants that hold at all times */
@@ -67,6 +68,8 @@ typedef struct {
     tm_store_t *store;
     tm_engine_t *eng;
     bool up;
+    bool disk_low; /* below the watermark: peers' ops are not taken */
+    tm_log_t log;  /* its engine's log lines go to stderr, tagged seed/till */
     uint8_t pk[32], sk[64];
     uint64_t mono_base;    /* monotonic = sim time + this (new on every start) */
     int64_t wall_off;      /* wall clock = true time + this + drift */
@@ -104,7 +107,7 @@ typedef struct {
     uint32_t loss_ppm, dup_ppm;
     uint32_t lat_min, lat_spread, spike_ppm; /* ms, ms, probability of a 0..300 ms spike */
     /* fault profile (per seed) */
-    bool f_links, f_cables, f_crash, f_clocks, f_lossy;
+    bool f_links, f_cables, f_crash, f_clocks, f_lossy, f_disk;
     uint64_t fault_gap_ms; /* mean gap between faults */
     /* load */
     int ops_left;
@@ -117,7 +120,6 @@ typedef struct {
     uint32_t *overwritten_by; /* [w] = the write that read w and replaced it, 0: none */
     int *write_till;          /* [w] = till that made write w */
     size_t cap_writes;
-    tm_log_t log;
     tm_outbox_t box;
     uint64_t hash;
 } sim_t;
