@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build/release}
 SEEDS=${SIM_SEEDS:-1..2000}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTM_BUILD_TESTS=OFF >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target tm-sim >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target tm-sim >/dev/null 2>&1 ||
+    { echo "bench/sim.sh: build failed (cmake --build $BUILD --target tm-sim)" >&2; exit 1; }
 out=$(mktemp /tmp/tm-sim-bench-XXXXXX)
 trap 'rm -f "$out"' EXIT
 start=$(date +%s)
