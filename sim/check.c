@@ -71,6 +71,41 @@ bool sim_level(sim_t *s)
     return level;
 }
 
+bool sim_election_ok(sim_t *s, char *why, size_t sz)
+{
+    tm_forwarder_t f0, f;
+    bool any_up = false;
+    int selves = 0;
+    for (int i = 0; i < s->k; i++)
+        any_up |= s->t[i].uplink == TM_UPLINK_UP;
+    tm_engine_forwarder(s->t[0].eng, &f0);
+    for (int i = 0; i < s->k; i++) {
+        tm_engine_forwarder(s->t[i].eng, &f);
+        selves += f.have && f.is_self;
+        if (f.have != f0.have || (f.have && memcmp(f.node_id, f0.node_id, TM_NODE_ID_LEN))) {
+            snprintf(why, sz, "%s names forwarder %s, %s names %s", s->t[0].name,
+                     f0.have ? f0.name : "none", s->t[i].name, f.have ? f.name : "none");
+            return false;
+        }
+        if (f.is_self && s->t[i].uplink != TM_UPLINK_UP) {
+            snprintf(why, sz, "%s is the forwarder with its uplink down", s->t[i].name);
+            return false;
+        }
+    }
+    if (f0.have != any_up) {
+        snprintf(why, sz,
+                 any_up ? "no forwarder though a till has a working uplink%s"
+                        : "a forwarder (%s) though no till has a working uplink",
+                 any_up ? "" : f0.name);
+        return false;
+    }
+    if (f0.have && selves != 1) {
+        snprintf(why, sz, "%d tills think they are the forwarder", selves);
+        return false;
+    }
+    return true;
+}
+
 static const char *s_origin_name(sim_t *s, const uint8_t origin[TM_NODE_ID_LEN])
 {
     uint8_t id[TM_NODE_ID_LEN];

@@ -237,6 +237,7 @@ static int s_till_start(sim_t *s, int i)
                            .mesh_endpoint = "sim://lan",
                            .heartbeat_ms = t->hb_ms,
                            .batch_max_ops = t->batch,
+                           .priority = t->priority,
                            /* Wrong clocks are the point here, and reporting
                             * them (an error line per till and turn) is tested
                             * by test_engine; the sim checks they never gate. */
@@ -255,6 +256,8 @@ static int s_till_start(sim_t *s, int i)
     t->mono_base = 1000 + sim_rng_below(&s->rng, 1000000000ULL);
     t->up = true;
     t->tick_at = 0;
+    /* The probe's first answer, as if it came at once. */
+    tm_engine_set_uplink(t->eng, t->uplink, sim_wall(s, i), sim_mono(s, i));
     for (int j = 0; j < s->k; j++)
         if (j != i &&
             (rc = tm_engine_add_peer(t->eng, s->t[j].name, "sim://lan", TM_SRC_STATIC, &s->box)))
@@ -294,7 +297,7 @@ static void s_till_crash(sim_t *s, int i)
 
 static void s_fault(sim_t *s)
 {
-    int kinds[6], nk = 0;
+    int kinds[7], nk = 0;
     if (s->f_links)
         kinds[nk++] = 0;
     if (s->f_cables)
@@ -307,6 +310,8 @@ static void s_fault(sim_t *s)
         kinds[nk++] = 4;
     if (s->f_disk)
         kinds[nk++] = 5;
+    if (s->f_uplink)
+        kinds[nk++] = 6;
     if (!nk)
         return;
     int kind = kinds[sim_rng_below(&s->rng, (uint64_t)nk)];
@@ -363,6 +368,16 @@ static void s_fault(sim_t *s)
             tm_engine_set_intake(s->t[a].eng, false);
         sim_push(s, s->now + dur, EV_DISK_OK, a, -1, 0, NULL, 0);
         sim_trace(s, "fault: %s disk low for %llu ms", s->t[a].name, (unsigned long long)dur);
+        break;
+    case 6:
+        /* Its uplink (router, 4G dongle) goes or comes back: the election
+         * follows. Not healed at the end: an uplink is not the LAN. */
+        s->t[a].uplink = s->t[a].uplink == TM_UPLINK_UP ? TM_UPLINK_DOWN : TM_UPLINK_UP;
+        sim_trace(s, "fault: %s uplink %s", s->t[a].name, tm_uplink_name(s->t[a].uplink));
+        if (s->t[a].up) {
+            tm_engine_set_uplink(s->t[a].eng, s->t[a].uplink, sim_wall(s, a), sim_mono(s, a));
+            sim_flush(s, a); /* it heartbeats at once: its next tick moved */
+        }
         break;
     }
 }
@@ -460,15 +475,20 @@ static void s_event(sim_t *s, sim_ev_t *ev)
         break;
     case EV_CHECK:
         sim_check_running(s);
-        if (sim_level(s)) {
+        char why[400];
+        if (sim_level(s) && sim_election_ok(s, why, sizeof why)) {
             s->settled = true;
             s->res->settle_ms = s->now - s->heal_at;
             sim_trace(s, "settled %llu ms after healing", (unsigned long long)s->res->settle_ms);
         } else if (s->now >= s->settle_deadline) {
-            char why[400];
-            sim_explain_unlevel(s, why, sizeof why);
-            sim_violation(s, "convergence", "tills not level %u s after healing: %s",
-                          SIM_SETTLE_MAX_MS / 1000, why);
+            if (sim_level(s)) {
+                sim_violation(s, "election", "%u s after healing: %s", SIM_SETTLE_MAX_MS / 1000,
+                              why);
+            } else {
+                sim_explain_unlevel(s, why, sizeof why);
+                sim_violation(s, "convergence", "tills not level %u s after healing: %s",
+                              SIM_SETTLE_MAX_MS / 1000, why);
+            }
         } else {
             sim_push(s, s->now + SIM_CHECK_EVERY_MS, EV_CHECK, -1, -1, 0, NULL, 0);
         }
@@ -489,13 +509,14 @@ static void s_draw(sim_t *s)
     s->lat_min = (uint32_t)sim_rng_range(r, 0, 2);
     s->lat_spread = (uint32_t)sim_rng_range(r, 0, 20);
     s->spike_ppm = (uint32_t)sim_rng_below(r, 50000);
-    uint32_t mask = (uint32_t)sim_rng_below(r, 64); /* which faults this seed has */
+    uint32_t mask = (uint32_t)sim_rng_below(r, 128); /* which faults this seed has */
     s->f_links = mask & 1;
     s->f_cables = mask & 2;
     s->f_crash = mask & 4;
     s->f_clocks = mask & 8;
     s->f_lossy = mask & 16;
     s->f_disk = mask & 32;
+    s->f_uplink = mask & 64;
     s->fault_gap_ms = sim_rng_log(r, 200, 5000);
     s->n_customers = (int)sim_rng_range(r, 1, SIM_MAX_CUSTOMERS);
     for (int i = 0; i < s->k; i++) {
@@ -519,6 +540,8 @@ static void s_draw(sim_t *s)
         t->drift_ppm = (int32_t)sim_rng_range(r, -200, 200);
         t->hb_ms = (uint32_t)sim_rng_range(r, 50, 500);
         t->batch = (uint32_t)sim_rng_log(r, 2, 1000);
+        t->priority = (uint32_t)sim_rng_below(r, 3);
+        t->uplink = sim_rng_below(r, 10) < 7 ? TM_UPLINK_UP : TM_UPLINK_DOWN;
         s->cable[i] = true;
         for (int j = 0; j < s->k; j++)
             s->link[i][j] = true;
@@ -573,16 +596,18 @@ int tm_sim_run(const tm_sim_cfg_t *cfg, tm_sim_result_t *res)
         goto cleanup;
     }
     s_draw(s);
-    sim_trace(s, "seed %llu: %d tills, %d ops, faults%s%s%s%s%s%s", (unsigned long long)cfg->seed,
+    sim_trace(s, "seed %llu: %d tills, %d ops, faults%s%s%s%s%s%s%s", (unsigned long long)cfg->seed,
               s->k, res->ops, s->f_links ? " links" : "", s->f_cables ? " cables" : "",
               s->f_crash ? " crashes" : "", s->f_clocks ? " clocks" : "", s->f_lossy ? " loss" : "",
-              s->f_disk ? " disk" : "");
+              s->f_disk ? " disk" : "", s->f_uplink ? " uplinks" : "");
     for (int i = 0; i < s->k; i++) {
         if ((rc = s_till_start(s, i)))
             goto cleanup;
-        sim_trace(s, "%s up: clock %+lld ms, drift %+d ppm, heartbeat %u ms, batch %u",
+        sim_trace(s,
+                  "%s up: clock %+lld ms, drift %+d ppm, heartbeat %u ms, batch %u, uplink %s, "
+                  "priority %u",
                   s->t[i].name, (long long)s->t[i].wall_off, s->t[i].drift_ppm, s->t[i].hb_ms,
-                  s->t[i].batch);
+                  s->t[i].batch, tm_uplink_name(s->t[i].uplink), s->t[i].priority);
     }
     sim_push(s, sim_rng_below(&s->rng, 200), EV_POS, -1, -1, 0, NULL, 0);
     sim_push(s, sim_rng_below(&s->rng, s->fault_gap_ms), EV_FAULT, -1, -1, 0, NULL, 0);

@@ -68,8 +68,10 @@ typedef struct {
     tm_store_t *store;
     tm_engine_t *eng;
     bool up;
-    bool disk_low; /* below the watermark: peers' ops are not taken */
-    tm_log_t log;  /* its engine's log lines go to stderr, tagged seed/till */
+    bool disk_low;      /* below the watermark: peers' ops are not taken */
+    tm_log_t log;       /* its engine's log lines go to stderr, tagged seed/till */
+    tm_uplink_t uplink; /* what its probe would say: its own route to the ERP */
+    uint32_t priority;  /* election priority (config) */
     uint8_t pk[32], sk[64];
     uint64_t mono_base;    /* monotonic = sim time + this (new on every start) */
     int64_t wall_off;      /* wall clock = true time + this + drift */
@@ -107,7 +109,7 @@ typedef struct {
     uint32_t loss_ppm, dup_ppm;
     uint32_t lat_min, lat_spread, spike_ppm; /* ms, ms, probability of a 0..300 ms spike */
     /* fault profile (per seed) */
-    bool f_links, f_cables, f_crash, f_clocks, f_lossy, f_disk;
+    bool f_links, f_cables, f_crash, f_clocks, f_lossy, f_disk, f_uplink;
     uint64_t fault_gap_ms; /* mean gap between faults */
     /* load */
     int ops_left;
@@ -145,6 +147,10 @@ void sim_load_free(sim_t *s);
 void sim_check_running(sim_t *s);
 /* True when every till is up and holds the same ops (digest and vector). */
 bool sim_level(sim_t *s);
+/* After settling, with every till up and connected: every till names the
+ * same forwarder, exactly one till thinks it is it, and it has a working
+ * uplink (none when no till has one). False with why filled otherwise. */
+bool sim_election_ok(sim_t *s, char *why, size_t sz);
 /* Why the tills are not level: the first difference found, for the report. */
 void sim_explain_unlevel(sim_t *s, char *out, size_t sz);
 void sim_check_final(sim_t *s);
