@@ -20,3 +20,5 @@ awk '{for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
     > bench/results/retention.md
 cat bench/results/retention.md
 rm -f /tmp/tm-retention-bench.db* /tmp/tm-retention.out
+# The simulator: events/s and seeds/min (bench/results/sim.md).
+sh bench/sim.sh

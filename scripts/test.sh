@@ -23,4 +23,9 @@ fi
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 cd "$BUILD"
+# The simulator's CI seeds (docs/sim.md) run first, two slices at a time.
+if [ $# -eq 0 ]; then
+    ctest --output-on-failure -L sim -j2
+    set -- -LE sim
+fi
 ctest --output-on-failure --timeout 600 "$@"

@@ -1,0 +1,158 @@
+/* sim_int.h - the simulated store, shared by the files of sim/ (not public). */
+#ifndef TM_SIM_INT_H
+#define TM_SIM_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tm_engine.h"
+#include "tm_sim.h"
+#include "tm_store.h"
+
+/* ---- randomness: xoshiro256** seeded by splitmix64 (rng.c) ------------- */
+
+typedef struct {
+    uint64_t s[4];
+} sim_rng_t;
+
+void sim_rng_seed(sim_rng_t *r, uint64_t seed);
+uint64_t sim_rng_next(sim_rng_t *r);
+/* Uniform in [0, n); n > 0. */
+uint64_t sim_rng_below(sim_rng_t *r, uint64_t n);
+/* Uniform in [lo, hi]. */
+int64_t sim_rng_range(sim_rng_t *r, int64_t lo, int64_t hi);
+/* True with probability ppm / 1e6. */
+bool sim_rng_ppm(sim_rng_t *r, uint32_t ppm);
+/* Log-uniform in [lo, hi] (lo > 0): as likely minutes as decades. */
+uint64_t sim_rng_log(sim_rng_t *r, uint64_t lo, uint64_t hi);
+/* Reseeds the bytes libsodium hands out (see tm_sim_entropy_install). */
+void sim_entropy_seed(uint64_t seed);
+
+/* ---- events ------------------------------------------------------------- */
+
+typedef enum {
+    EV_DELIVER = 1, /* a frame from a reaches b */
+    EV_TICK,        /* till a's engine deadline */
+    EV_POS,         /* the next POS operation */
+    EV_FAULT,       /* the next fault */
+    EV_LINK_UP,     /* a -> b passes frames again */
+    EV_PLUG,        /* till a's cable is plugged back */
+    EV_RESTART,     /* crashed till a starts again from its store */
+    EV_NET_CALM,    /* loss and duplication end */
+    EV_DISK_OK,     /* till a has disk space again */
+    EV_HEAL,        /* the end of faults and load */
+    EV_CHECK,       /* settle: are the tills level yet? */
+    EV_WATCH        /* during the load: the invariants that hold at all times */
+} sim_ev_kind_t;
+
+typedef struct {
+    uint64_t at, seq;
+    sim_ev_kind_t kind;
+    int a, b;
+    uint64_t gen;
+    uint8_t *buf;
+    size_t len;
+} sim_ev_t;
+
+typedef struct {
+    sim_ev_t *v;
+    size_t n, cap;
+} sim_queue_t;
+
+/* ---- tills -------------------------------------------------------------- */
+
+typedef struct {
+    char name[8];
+    char path[256];
+    tm_store_t *store;
+    tm_engine_t *eng;
+    bool up;
+    bool disk_low;      /* below the watermark: peers' ops are not taken */
+    tm_log_t log;       /* its engine's log lines go to stderr, tagged seed/till */
+    tm_uplink_t uplink; /* what its probe would say: its own route to the ERP */
+    uint32_t priority;  /* election priority (config) */
+    uint8_t pk[32], sk[64];
+    uint64_t mono_base;    /* monotonic = sim time + this (new on every start) */
+    int64_t wall_off;      /* wall clock = true time + this + drift */
+    int32_t drift_ppm;     /* parts per million */
+    uint32_t hb_ms;        /* heartbeat */
+    uint32_t batch;        /* ops per pull answer */
+    uint64_t tick_gen;     /* only the newest EV_TICK counts */
+    uint64_t tick_at;      /* sim time of that tick (0: none) */
+    uint64_t receipt;      /* per-till receipt counter */
+    tm_engine_stats_t acc; /* stats of earlier incarnations, summed */
+} sim_till_t;
+
+/* What the POS was told, to check against at the end. */
+typedef struct {
+    char id[TM_UUID_LEN];
+    int till;
+    uint64_t at;
+} sim_sale_t;
+
+#define SIM_MAX_CUSTOMERS 6
+
+typedef struct {
+    uint64_t seed;
+    tm_sim_cfg_t cfg;
+    tm_sim_result_t *res;
+    sim_rng_t rng;
+    sim_queue_t q;
+    uint64_t now, seq;
+    char dir[256];
+    int k;
+    sim_till_t t[TM_SIM_MAX_TILLS];
+    /* network */
+    bool link[TM_SIM_MAX_TILLS][TM_SIM_MAX_TILLS]; /* frames a -> b pass */
+    bool cable[TM_SIM_MAX_TILLS];
+    uint32_t loss_ppm, dup_ppm;
+    uint32_t lat_min, lat_spread, spike_ppm; /* ms, ms, probability of a 0..300 ms spike */
+    /* fault profile (per seed) */
+    bool f_links, f_cables, f_crash, f_clocks, f_lossy, f_disk, f_uplink;
+    uint64_t fault_gap_ms; /* mean gap between faults */
+    /* load */
+    int ops_left;
+    uint64_t load_ms, heal_at, settle_deadline;
+    bool healed, settled;
+    sim_sale_t *sales;
+    size_t n_sales, cap_sales;
+    int n_customers;
+    uint32_t writes;          /* unique value counter for customer edits */
+    uint32_t *overwritten_by; /* [w] = the write that read w and replaced it, 0: none */
+    int *write_till;          /* [w] = till that made write w */
+    size_t cap_writes;
+    tm_outbox_t box;
+    uint64_t hash;
+} sim_t;
+
+/* sim.c */
+void sim_push(sim_t *s, uint64_t at, sim_ev_kind_t kind, int a, int b, uint64_t gen, uint8_t *buf,
+              size_t len);
+uint64_t sim_mono(const sim_t *s, int i);
+uint64_t sim_wall(const sim_t *s, int i);
+void sim_flush(sim_t *s, int i);
+void sim_hash(sim_t *s, const void *p, size_t n);
+void sim_hash_u64(sim_t *s, uint64_t v);
+void sim_trace(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Records a broken invariant (the first one wins) and stops the run. */
+void sim_violation(sim_t *s, const char *invariant, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* load.c: the POS */
+void sim_load_step(sim_t *s);
+void sim_load_free(sim_t *s);
+
+/* check.c: invariants */
+void sim_check_running(sim_t *s);
+/* True when every till is up and holds the same ops (digest and vector). */
+bool sim_level(sim_t *s);
+/* After settling, with every till up and connected: every till names the
+ * same forwarder, exactly one till thinks it is it, and it has a working
+ * uplink (none when no till has one). False with why filled otherwise. */
+bool sim_election_ok(sim_t *s, char *why, size_t sz);
+/* Why the tills are not level: the first difference found, for the report. */
+void sim_explain_unlevel(sim_t *s, char *out, size_t sz);
+void sim_check_final(sim_t *s);
+
+#endif
