@@ -3,8 +3,10 @@
 the mesh; a till that was off during a price change gets it from a
 neighbour with the ERP out of reach; a sale line with only sku and qty is
 priced from the till's catalogue; a bad page from the ERP is refused whole."""
+import subprocess
+
 from erplab import run_erp, wait_forwarder
-from tmharness import wait_until
+from tmharness import TILLMESH, wait_until
 
 PRODUCTS = [
     {"sku": "A1", "name": "Pan amasado", "uom": "unit", "unit_price": 1500, "tax_rate": 1900,
@@ -77,6 +79,13 @@ def catalogue_reaches_every_till(lab, stub):
     assert len(versions) == 1, versions
     s = c.status()["catalogue"]
     assert s["products"] == 2 and s["stale"] is False and s["age_s"] is not None, s
+    # The printed price list of the bad day, from c's own store.
+    cli = [TILLMESH, "--api", f"127.0.0.1:{c.api_port}", "catalogue"]
+    csv = subprocess.run(cli + ["--csv"], capture_output=True, text=True, check=True).stdout
+    assert csv.splitlines()[0].startswith("sku,name,"), csv
+    assert "A1,Pan amasado,unit,1700,1900,true," in csv and "C3," not in csv, csv
+    table = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
+    assert "Catalogue of c: version" in table and "WARNING" not in table, table
     for cable in lab.cables.values():
         cable.plug()
 
