@@ -704,6 +704,22 @@ int tm_cli_render_status(const char *json, size_t len, char **out)
                   (long long)json_integer_value(json_object_get(cat, "version")),
                   (long long)json_integer_value(json_object_get(cat, "products")), age,
                   json_is_integer(a) ? " old" : "", err[0] ? "; last pull: " : "", err);
+        /* Per till, as their heartbeats say: one that lags shows here. */
+        size_t i;
+        const json_t *p;
+        json_array_foreach (json_object_get(root, "peers"), i, p) {
+            const json_t *pv = json_object_get(p, "catalogue_version");
+            const json_t *pa = json_object_get(p, "catalogue_age_s");
+            if (!json_is_integer(pv))
+                continue;
+            char name[CELL], pag[32] = "never synced";
+            fld_str(p, "name", "?", name, sizeof name, MAX_W);
+            if (json_is_integer(pa))
+                tm_cli_fmt_duration((double)json_integer_value(pa), pag, sizeof pag);
+            sb_printf(&b, "  %-16s version %lld, %s%s%s\n", name, (long long)json_integer_value(pv),
+                      pag, json_is_integer(pa) ? " old" : "",
+                      json_is_true(json_object_get(p, "catalogue_stale")) ? "  STALE" : "");
+        }
     }
     json_decref(root);
     return finish(&b, out);

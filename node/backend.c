@@ -316,6 +316,7 @@ static json_t *status_peers(tm_daemon_t *d)
         json_object_set_new(jp, "claims_forwarder", json_boolean(p.claims));
         json_object_set_new(jp, "forwarder_epoch",
                             json_integer((json_int_t)(p.epoch > INT64_MAX ? INT64_MAX : p.epoch)));
+        tm_daemon_catalogue_peer(d, jp, &p);
         json_array_append_new(arr, jp);
     }
     return arr;

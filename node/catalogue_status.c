@@ -82,3 +82,15 @@ void tm_daemon_catalogue_metrics(tm_daemon_t *d, FILE *f)
             v.have ? (long long)v.age_s : -1LL, v.stale, (unsigned long long)v.fs.catalogue_pages,
             (unsigned long long)v.fs.catalogue_refused);
 }
+
+void tm_daemon_catalogue_peer(tm_daemon_t *d, json_t *jp, const tm_peer_info_t *p)
+{
+    uint64_t wall = tm_daemon_wall_ms();
+    bool have = p->catalogue_synced_ms != 0;
+    uint64_t age =
+        have && wall > p->catalogue_synced_ms ? (wall - p->catalogue_synced_ms) / 1000 : 0;
+    json_object_set_new(jp, "catalogue_version", json_integer((json_int_t)p->catalogue_version));
+    json_object_set_new(jp, "catalogue_age_s", have ? json_integer((json_int_t)age) : json_null());
+    json_object_set_new(jp, "catalogue_stale",
+                        json_boolean(!have || age > (uint64_t)d->cfg.catalogue_max_age_h * 3600));
+}

@@ -130,6 +130,9 @@ typedef struct {
     uint32_t priority;
     bool complete;
     bool claims; /* it says it is the forwarder */
+    /* Its catalogue: greatest ERP version held, and the wall ms of its
+     * newest page (0: none, or a build without catalogue). */
+    uint64_t catalogue_version, catalogue_synced_ms;
     uint64_t epoch;
     /* Its wall clock minus ours, estimated from heartbeats (tm_clock.h). */
     bool clock_known;

@@ -266,6 +266,15 @@ int tm_store_products_find(tm_store_t *self, const char *prefix, const char *aft
     return TM_OK;
 }
 
+int tm_store_catalogue_stamp(tm_store_t *self, uint64_t *version, uint64_t *synced_ms)
+{
+    state_t s;
+    int rc = s_state_get(self, &s);
+    *version = rc ? 0 : s.version;
+    *synced_ms = rc ? 0 : s.synced_hlc >> 16;
+    return rc;
+}
+
 int tm_store_catalogue_state(tm_store_t *self, tm_catalogue_state_t *out)
 {
     state_t s;

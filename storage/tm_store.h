@@ -480,6 +480,8 @@ typedef struct {
 } tm_catalogue_state_t;
 
 int tm_store_catalogue_state(tm_store_t *self, tm_catalogue_state_t *out);
+/* Only version and synced_ms (no count): cheap enough for every heartbeat. */
+int tm_store_catalogue_stamp(tm_store_t *self, uint64_t *version, uint64_t *synced_ms);
 /* A product by sku, else by barcode; deleted products are TM_ENOTFOUND.
  * Inactive ones are returned (active false). */
 int tm_store_product_get(tm_store_t *self, const char *sku_or_barcode, tm_product_t *out);

@@ -77,6 +77,10 @@ def catalogue_reaches_every_till(lab, stub):
     assert c.get("/v1/products/C3")[0] == 404
     versions = {t.status()["catalogue"]["version"] for t in (a, b, c)}
     assert len(versions) == 1, versions
+    # Each till's version, as its heartbeats tell the others.
+    wait_until(lambda: {p["name"]: p["catalogue_version"] for p in a.status()["peers"]}
+               == {"b": versions.copy().pop(), "c": versions.copy().pop()}, 20,
+               "a to hear b's and c's catalogue versions")
     s = c.status()["catalogue"]
     assert s["products"] == 2 and s["stale"] is False and s["age_s"] is not None, s
     # The printed price list of the bad day, from c's own store.
