@@ -138,7 +138,11 @@ long tm_fwd_timeout_ms(const tm_fwd_t *f, uint64_t now_ms)
     if (who.is_self && f->cfg.reconcile_interval_ms && !f->st.reconcile_off &&
         f->next_reconcile_ms > now_ms)
         t = (long)(f->next_reconcile_ms - now_ms);
-    if (who.is_self && f->cat.next_ms > now_ms) {
+    /* A pull due now (the ERP said "more") runs at the next turn, not at
+     * the next heartbeat; only while it can run, or the loop would spin. */
+    if (who.is_self && !f->cat.busy &&
+        (f->cat.next_ms > now_ms ||
+         (!tm_erp_busy(f->erp) && tm_erp_uplink(f->erp, NULL) == TM_UPLINK_UP))) {
         long c = tm_fwd__cat_timeout_ms(&f->cat, now_ms);
         t = t < 0 || c < t ? c : t;
     }

@@ -258,11 +258,14 @@ static const char *const migrations[] = {
     "  op_seq INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX products_name ON products (name, sku) WHERE deleted = 0;"
+    /* Keyed by sku first: every price change rewrites a product's barcodes
+     * (by sku); lookups by barcode take the index. */
     "CREATE TABLE product_barcodes ("
-    "  barcode TEXT NOT NULL,"
     "  sku TEXT NOT NULL,"
-    "  PRIMARY KEY (barcode, sku)"
+    "  barcode TEXT NOT NULL,"
+    "  PRIMARY KEY (sku, barcode)"
     ") WITHOUT ROWID;"
+    "CREATE INDEX product_barcodes_code ON product_barcodes (barcode);"
     "CREATE TABLE catalogue_state ("
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
     "  cursor TEXT NOT NULL,"
