@@ -12,9 +12,11 @@
 #include "fwd_int.h"
 #include "tm_wire.h"
 
-/* Items per op: a page of 500 items of maximal size would not fit in one
- * op body (TM_WIRE_MAX_BODY); 100 always does. */
-#define ITEMS_PER_OP 100
+/* Items per op: fewer ops is fewer durable commits on every till, but a
+ * page of 500 items of maximal size (about 630 bytes each encoded) would
+ * not fit in one op body (TM_WIRE_MAX_BODY); 250 does, and s_write halves
+ * a part that would not. */
+#define ITEMS_PER_OP 250
 /* With no change at the ERP, an empty page is written this often so that
  * every till's catalogue age says when it was last known to be current. */
 #define CHECKPOINT_MS  (3600ULL * 1000)
@@ -69,6 +71,12 @@ static int s_write(tm_fwd__cat_env_t *env, const tm_catalogue_page_t *pg, size_t
     uint8_t *body = NULL;
     size_t len = 0;
     int rc = tm_wire_catalogue_encode(&part, &body, &len);
+    if (rc == TM_OK && len > TM_WIRE_MAX_BODY && to - from > 1) {
+        free(body);
+        size_t mid = from + (to - from) / 2;
+        rc = s_write(env, pg, from, mid, false, held_version);
+        return rc ? rc : s_write(env, pg, mid, to, last, held_version);
+    }
     if (rc == TM_OK) {
         uint64_t hlc = tm_engine_hlc_now(env->engine, env->wall_ms);
         rc = tm_engine_local_op(env->engine, TM_OP_CATALOGUE, hlc, body, len, env->now_ms,
