@@ -40,12 +40,13 @@ def catalogue_reaches_every_till(lab, stub):
     other = next(t for t in (a, b, c) if t.name != fwd)
 
     # A sale line with sku and qty only: priced here, from the catalogue.
-    st, sale = other.request("POST", "/v1/sales", {
-        "currency": "CLP",
+    priced = {
+        "sale_id": "5d1c6a43-7e0f-4f6b-9a35-3b0c2a1f9e11", "currency": "CLP",
         "lines": [{"sku": "A1", "qty": 2000}, {"sku": "7801234567890", "qty": 1000},
                   {"sku": "B2", "name": "Queso (oferta)", "qty": 500, "unit_price": 8000,
                    "tax_rate": 1900}],
-        "payments": [{"method": "cash", "amount": 10000}]})
+        "payments": [{"method": "cash", "amount": 10000}]}
+    st, sale = other.request("POST", "/v1/sales", priced)
     assert st == 201, sale
     l0, l1, l2 = sale["lines"]
     assert (l0["name"], l0["unit_price"], l0["tax_rate"]) == ("Pan amasado", 1500, 1900), l0
@@ -69,6 +70,10 @@ def catalogue_reaches_every_till(lab, stub):
     stub.catalogue_change(upsert=[dict(PRODUCTS[0], unit_price=1700)], delete=["C3"])
     wait_price((a, b), "A1", 1700, "price change")
     wait_until(lambda: a.get("/v1/products/C3")[0] == 404, 20, "C3 dropped on a")
+    # A POS retrying the priced sale after the change gets the first answer.
+    wait_price((other,), "A1", 1700, "price change")
+    st, again = other.request("POST", "/v1/sales", priced)
+    assert st == 200 and again == sale, (st, again, sale)
     # The ERP goes out of reach for every till: c can only learn from a and b.
     for cable in lab.cables.values():
         cable.pull()
