@@ -930,6 +930,7 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
     p->info.complete = ni->has_complete ? ni->complete : true;
     p->info.catalogue_version = ni->catalogue_version;
     p->info.catalogue_synced_ms = ni->catalogue_synced_ms;
+    p->info.catalogue_capable = ni->has_catalogue_version;
     /* A claim is about the node id the key speaks for (note_sender), not
      * whatever node_id the body names. */
     p->info.claims =

@@ -155,11 +155,39 @@ void tm_fwd__cat_done(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, const tm_erp_res
     }
 }
 
+/* A till of this store running a tillmesh from before the catalogue
+ * refuses an OP_CATALOGUE as malformed, and with it every later op of our
+ * chain (our sales, the ERP's acknowledgements): no page is written while
+ * a till heard in this run lacks it. Tills never heard do not hold it up. */
+static bool s_old_peer(tm_fwd__cat_env_t *env, char *why, size_t sz)
+{
+    for (size_t i = 0; i < tm_engine_peer_count(env->engine); i++) {
+        tm_peer_info_t p;
+        if (tm_engine_peer_info(env->engine, i, &p) != TM_OK || !p.heard ||
+            (p.state != TM_PEER_ALIVE && p.state != TM_PEER_DOWN) || p.catalogue_capable)
+            continue;
+        snprintf(why, sz,
+                 "paused: till %.63s runs a tillmesh without the catalogue; upgrade it (it would "
+                 "refuse catalogue ops and every later op of this till)",
+                 p.name);
+        return true;
+    }
+    return false;
+}
+
 int tm_fwd__cat_step(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, uint64_t epoch, tm_erp_done_fn done,
                      void *ctx)
 {
+    char why[400];
     if (c->busy || env->now_ms < c->next_ms)
         return 0;
+    if (s_old_peer(env, why, sizeof why)) {
+        if (strcmp(env->st->catalogue_error, why) != 0)
+            tm_log_warn(env->log, "catalogue: %s", why);
+        tm_strlcpy(env->st->catalogue_error, why, sizeof env->st->catalogue_error);
+        c->next_ms = env->now_ms + c->interval_ms;
+        return 0;
+    }
     tm_catalogue_state_t cs;
     if (tm_store_catalogue_state(env->store, &cs) != TM_OK)
         return 0;
