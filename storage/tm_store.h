@@ -486,9 +486,9 @@ int tm_store_catalogue_stamp(tm_store_t *self, uint64_t *version, uint64_t *sync
  * Inactive ones are returned (active false). */
 int tm_store_product_get(tm_store_t *self, const char *sku_or_barcode, tm_product_t *out);
 /* Up to limit products whose name starts with prefix (case-insensitive
- * for ASCII), by name then sku, after the (after_name, after_sku) cursor
- * ("" for the start); with prefix NULL, every product by sku after
- * after_sku. Deleted products are left out. *out malloc'd (NULL if none). */
+ * for ASCII), by name then sku (after_sku is not used: a search is one
+ * page); with prefix NULL, every product by sku after after_sku ("" for
+ * the start). Deleted products are left out. *out malloc'd (NULL if none). */
 int tm_store_products_find(tm_store_t *self, const char *prefix, const char *after_sku,
                            size_t limit, tm_product_t **out, size_t *n);
 
