@@ -10,6 +10,7 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTM_BUILD_TESTS=OFF -D
 cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 TM_BIN_DIR=$(pwd)/$BUILD python3 bench/bench.py
 TM_BIN_DIR=$(pwd)/$BUILD python3 bench/bench_erp.py
+TM_BIN_DIR=$(pwd)/$BUILD python3 bench/bench_catalogue.py
 # Retention: disk per 100,000 sales before and after compaction.
 rm -f /tmp/tm-retention-bench.db*
 "$BUILD"/tm_retention /tmp/tm-retention-bench.db 100000 | tee /tmp/tm-retention.out

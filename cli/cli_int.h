@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifndef TM_VERSION
 #define TM_VERSION "0.0.0-unknown"
@@ -48,6 +49,14 @@ int tm_cli_render_peers(const char *json, size_t len, char **out);
 int tm_cli_render_sales(const char *json, size_t len, char **out);
 /* {"parked":[...]} from GET /v1/erp/parked as a table. */
 int tm_cli_render_parked(const char *json, size_t len, char **out);
+
+/* `tillmesh catalogue` (render_catalogue.c): the column header, then one
+ * page of GET /v1/products ({"products":[...]}) as table rows or CSV lines
+ * on f; *last gets the last sku (the next page starts after it), *n how
+ * many were printed. TM_CLI_R_BADJSON when the body is not such a page. */
+void tm_cli_catalogue_header(FILE *f, int csv);
+int tm_cli_render_products(const char *json, size_t len, int csv, FILE *f, char *last,
+                           size_t last_sz, size_t *n);
 
 /*
  * The lines to print on stderr for an HTTP error answer: first

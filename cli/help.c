@@ -30,6 +30,7 @@ static const char HELP_TOOL[] =
     "    sale        add, get or list sales (sale add|get|list)\n"
     "    customer    create, update or show a customer (customer put|get)\n"
     "    erp         sales the ERP refused (erp parked|retry)\n"
+    "    catalogue   the price list this till holds, as a table or CSV\n"
     "    keygen      make a CurveZMQ keypair for a till\n"
     "    help        show the help of a command\n"
     "\n"
@@ -229,6 +230,26 @@ static const char HELP_ERP[] =
     "    0 ok; 1 the daemon answered with an error (404: that sale is not parked here);\n"
     "    2 usage error; 3 cannot reach tillmeshd.\n";
 
+static const char HELP_CATALOGUE[] =
+    "NAME\n"
+    "    tillmesh catalogue - the price list this till holds\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    tillmesh catalogue [--csv]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Prints every product of this till's catalogue (down-synced from the ERP and\n"
+    "    shared by every till): sku, name, unit, price in minor units, tax rate, whether\n"
+    "    it is sold, the ERP's version and barcodes. The table starts with the\n"
+    "    catalogue's version and age and warns when it is older than\n"
+    "    catalogue_max_age_h. Print it, or keep it, for the day every system is down.\n"
+    "\n"
+    "    --csv   one line per product with a header line, for a spreadsheet.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 ok; 1 the daemon answered with an error; 2 usage error; 3 cannot reach\n"
+    "    tillmeshd.\n";
+
 static const char HELP_CUSTOMER[] =
     "NAME\n"
     "    tillmesh customer - create, update or show a customer\n"
@@ -327,7 +348,7 @@ static const struct {
 } TOPICS[] = {
     {"status", HELP_STATUS}, {"peers", HELP_PEERS},       {"watch", HELP_WATCH},
     {"sale", HELP_SALE},     {"customer", HELP_CUSTOMER}, {"keygen", HELP_KEYGEN},
-    {"help", HELP_HELP},     {"erp", HELP_ERP},
+    {"help", HELP_HELP},     {"erp", HELP_ERP},           {"catalogue", HELP_CATALOGUE},
 };
 
 int tm_cli_help(const char *topic)

@@ -677,6 +677,13 @@ int tm_cli_render_status(const char *json, size_t len, char **out)
                   "rewritten, posted as another till, or breaking the rules): see `tillmesh "
                   "status --json`, conflicts\n\n",
                   (long long)json_integer_value(conf));
+    /* Catalogue: a stale one prices sales from old data, so it is a banner. */
+    const json_t *cat = json_object_get(root, "catalogue");
+    if (json_is_true(json_object_get(cat, "stale")))
+        sb_printf(&b,
+                  "WARNING: catalogue older than %lld h (or never synced): prices may be out "
+                  "of date; see Catalogue: below\n\n",
+                  (long long)json_integer_value(json_object_get(cat, "max_age_h")));
     render_node(&b, root);
     sb_puts(&b, "\n");
     render_state(&b, root);
@@ -687,6 +694,33 @@ int tm_cli_render_status(const char *json, size_t len, char **out)
     render_uplink(&b, root);
     render_forwarder(&b, root);
     render_erp(&b, root);
+    if (json_is_object(cat)) {
+        char age[32] = "never synced", err[2 * CELL];
+        const json_t *a = json_object_get(cat, "age_s");
+        if (json_is_integer(a))
+            tm_cli_fmt_duration((double)json_integer_value(a), age, sizeof age);
+        fld_str(cat, "error", "", err, sizeof err, 2 * CELL - 1);
+        sb_printf(&b, "Catalogue: version %lld, %lld products, %s%s%s%s\n",
+                  (long long)json_integer_value(json_object_get(cat, "version")),
+                  (long long)json_integer_value(json_object_get(cat, "products")), age,
+                  json_is_integer(a) ? " old" : "", err[0] ? "; last pull: " : "", err);
+        /* Per till, as their heartbeats say: one that lags shows here. */
+        size_t i;
+        const json_t *p;
+        json_array_foreach (json_object_get(root, "peers"), i, p) {
+            const json_t *pv = json_object_get(p, "catalogue_version");
+            const json_t *pa = json_object_get(p, "catalogue_age_s");
+            if (!json_is_integer(pv))
+                continue;
+            char name[CELL], pag[32] = "never synced";
+            fld_str(p, "name", "?", name, sizeof name, MAX_W);
+            if (json_is_integer(pa))
+                tm_cli_fmt_duration((double)json_integer_value(pa), pag, sizeof pag);
+            sb_printf(&b, "  %-16s version %lld, %s%s%s\n", name, (long long)json_integer_value(pv),
+                      pag, json_is_integer(pa) ? " old" : "",
+                      json_is_true(json_object_get(p, "catalogue_stale")) ? "  STALE" : "");
+        }
+    }
     json_decref(root);
     return finish(&b, out);
 }

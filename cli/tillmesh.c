@@ -34,7 +34,8 @@ enum {
     O_OUT = 1 << 5,
     O_NAME = 1 << 6,
     O_INTERVAL = 1 << 7,
-    O_FROM = 1 << 8
+    O_FROM = 1 << 8,
+    O_CSV = 1 << 9
 };
 
 typedef struct {
@@ -43,7 +44,7 @@ typedef struct {
 } ctx_t;
 
 typedef struct {
-    int json;
+    int json, csv;
     const char *since, *limit, *id_type, *out, *name, *interval, *from;
     const char *sets[MAX_SETS];
     size_t n_sets;
@@ -54,13 +55,21 @@ typedef struct {
 typedef int (*render_fn)(const char *json, size_t len, char **out);
 
 static const struct option LONGOPTS[] = {
-    {"api", required_argument, NULL, 'A'},   {"config", required_argument, NULL, 'C'},
-    {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'V'},
-    {"json", no_argument, NULL, 'j'},        {"since", required_argument, NULL, 's'},
-    {"limit", required_argument, NULL, 'l'}, {"id-type", required_argument, NULL, 'i'},
-    {"set", required_argument, NULL, 'S'},   {"out", required_argument, NULL, 'o'},
-    {"name", required_argument, NULL, 'N'},  {"interval", required_argument, NULL, 'n'},
-    {"from", required_argument, NULL, 'F'},  {NULL, 0, NULL, 0},
+    {"api", required_argument, NULL, 'A'},
+    {"config", required_argument, NULL, 'C'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"json", no_argument, NULL, 'j'},
+    {"since", required_argument, NULL, 's'},
+    {"limit", required_argument, NULL, 'l'},
+    {"id-type", required_argument, NULL, 'i'},
+    {"set", required_argument, NULL, 'S'},
+    {"out", required_argument, NULL, 'o'},
+    {"name", required_argument, NULL, 'N'},
+    {"interval", required_argument, NULL, 'n'},
+    {"from", required_argument, NULL, 'F'},
+    {"csv", no_argument, NULL, 'c'},
+    {NULL, 0, NULL, 0},
 };
 
 static int opt_bit(int val)
@@ -75,6 +84,7 @@ static int opt_bit(int val)
     case 'N': return O_NAME;
     case 'n': return O_INTERVAL;
     case 'F': return O_FROM;
+    case 'c': return O_CSV;
     default: return 0;
     }
 }
@@ -93,6 +103,7 @@ static void store_opt(ctx_t *c, opts_t *o, int val, const char *arg)
     case 'N': o->name = arg; break;
     case 'n': o->interval = arg; break;
     case 'F': o->from = arg; break;
+    case 'c': o->csv = 1; break;
     default: break;
     }
 }
@@ -572,6 +583,78 @@ static int cmd_erp(ctx_t *c, int argc, char **argv)
     return rc;
 }
 
+/* ---- catalogue ------------------------------------------------------------ */
+
+/* The table starts with what the till holds and how old it is, so that a
+ * printed list says when it was true. */
+static void catalogue_banner(ctx_t *c)
+{
+    tm_cli_resp_t r;
+    if (tm_cli_http(&c->cli, "GET", "/v1/status", NULL, 0, &r, NULL, 0) != TM_CLI_EXIT_OK)
+        return;
+    json_t *root = r.status == 200 ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+    const json_t *cat = json_object_get(root, "catalogue");
+    const json_t *node = json_object_get(root, "node");
+    if (json_is_object(cat)) {
+        char age[32] = "never";
+        const json_t *a = json_object_get(cat, "age_s");
+        if (json_is_integer(a))
+            tm_cli_fmt_duration((double)json_integer_value(a), age, sizeof age);
+        printf("Catalogue of %s: version %lld, %lld products, synced %s%s\n",
+               json_string_value(json_object_get(node, "name"))
+                   ? json_string_value(json_object_get(node, "name"))
+                   : "?",
+               (long long)json_integer_value(json_object_get(cat, "version")),
+               (long long)json_integer_value(json_object_get(cat, "products")), age,
+               json_is_integer(a) ? " ago" : "");
+        if (json_is_true(json_object_get(cat, "stale")))
+            printf("WARNING: older than catalogue_max_age_h (%lld h): prices may be out of date\n",
+                   (long long)json_integer_value(json_object_get(cat, "max_age_h")));
+        printf("\n");
+    }
+    json_decref(root);
+    tm_cli_resp_free(&r);
+}
+
+static int cmd_catalogue(ctx_t *c, int argc, char **argv)
+{
+    opts_t o;
+    int rc = parse_opts(c, "catalogue", "catalogue", O_CSV, argc, argv, &o);
+    if (rc < 0)
+        rc = want_args("catalogue", "catalogue", &o, 0, 0);
+    if (rc >= 0)
+        return rc;
+    if ((rc = resolve(c)) != TM_CLI_EXIT_OK)
+        return rc;
+    if (!o.csv)
+        catalogue_banner(c);
+    tm_cli_catalogue_header(stdout, o.csv);
+    char last[64] = "", path[256];
+    size_t n = 0;
+    do {
+        tm_cli_resp_t r;
+        char *esc = tm_cli_escape(last);
+        if (!esc)
+            return TM_CLI_EXIT_LOCAL;
+        snprintf(path, sizeof path, "/v1/products?limit=1000&after=%s", esc);
+        free(esc);
+        if ((rc = tm_cli_http(&c->cli, "GET", path, NULL, 0, &r, NULL, 0)) != TM_CLI_EXIT_OK)
+            return rc;
+        if (r.status != 200) {
+            rc = print_answer(&r, NULL);
+            tm_cli_resp_free(&r);
+            return rc;
+        }
+        rc = tm_cli_render_products(r.body, r.len, o.csv, stdout, last, sizeof last, &n);
+        tm_cli_resp_free(&r);
+        if (rc != TM_CLI_R_OK) {
+            fprintf(stderr, "tillmesh: tillmeshd answered GET /v1/products with no product list\n");
+            return TM_CLI_EXIT_API;
+        }
+    } while (n == 1000);
+    return TM_CLI_EXIT_OK;
+}
+
 static int cmd_help(ctx_t *c, int argc, char **argv)
 {
     (void)c;
@@ -586,8 +669,9 @@ static const struct {
     const char *name;
     int (*fn)(ctx_t *c, int argc, char **argv);
 } COMMANDS[] = {
-    {"status", cmd_status},     {"peers", cmd_peers},   {"watch", cmd_watch}, {"sale", cmd_sale},
-    {"customer", cmd_customer}, {"keygen", cmd_keygen}, {"help", cmd_help},   {"erp", cmd_erp},
+    {"status", cmd_status}, {"peers", cmd_peers},       {"watch", cmd_watch},
+    {"sale", cmd_sale},     {"customer", cmd_customer}, {"keygen", cmd_keygen},
+    {"help", cmd_help},     {"erp", cmd_erp},           {"catalogue", cmd_catalogue},
 };
 
 /* Global options; returns -1 and sets *cmd_at, or an exit code. */
@@ -611,7 +695,7 @@ static int parse_global(ctx_t *c, int argc, char **argv, int *cmd_at)
     }
     if (optind >= argc)
         return tm_cli_usage_error(NULL, "no command given (status, peers, watch, sale, "
-                                        "customer, erp, keygen, help)");
+                                        "customer, erp, catalogue, keygen, help)");
     *cmd_at = optind;
     return -1;
 }

@@ -70,7 +70,9 @@ typedef enum {
     R_STATUS,
     R_METRICS,
     R_PARKED,
-    R_RETRY
+    R_RETRY,
+    R_PRODUCTS,
+    R_PRODUCT
 } tm_api_route_t;
 
 /* Per-request state, MHD's con_cls; made on the first call for a request,

@@ -24,6 +24,8 @@ static const route_spec_t route_specs[] = {
     {"GET, HEAD", R_METRICS, true, false, false},      /* /metrics */
     {"GET, HEAD", R_PARKED, true, false, false},       /* /v1/erp/parked */
     {"POST", R_RETRY, false, true, false},             /* /v1/erp/parked/{id}/retry */
+    {"GET, HEAD", R_PRODUCTS, true, false, false},     /* /v1/products */
+    {"GET, HEAD", R_PRODUCT, true, false, false},      /* /v1/products/{sku} */
 };
 
 /* ---- routing ---------------------------------------------------------- */
@@ -57,6 +59,8 @@ tm_api_route_t tm_api__route(const char *url, tm_api_req_t *req)
         return R_METRICS;
     if (strcmp(url, "/v1/erp/parked") == 0)
         return R_PARKED;
+    if (strcmp(url, "/v1/products") == 0)
+        return R_PRODUCTS;
     tm_api_route_t r;
     const char *rest;
     char idbuf[TM_API_ID_MAX + 16];
@@ -71,6 +75,8 @@ tm_api_route_t tm_api__route(const char *url, tm_api_req_t *req)
         r = R_SALE;
     else if ((rest = s_prefix(url, "/v1/customers/")) != NULL)
         r = R_CUSTOMER;
+    else if ((rest = s_prefix(url, "/v1/products/")) != NULL)
+        r = R_PRODUCT;
     else
         return R_NONE;
     /* An id never holds '/', so ".../x/y" (or a decoded %2F) is no route. */
@@ -365,6 +371,63 @@ static enum MHD_Result s_erp_retry(tm_api_t *self, struct MHD_Connection *conn, 
     return tm_api__reply(conn, req, MHD_HTTP_OK, TM_API_CT_JSON, body, NULL, NULL);
 }
 
+/* ---- catalogue -------------------------------------------------------- */
+
+static enum MHD_Result s_get_product(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req)
+{
+    tm_product_t p;
+    if (req->id_too_long)
+        return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such product");
+    int rc = tm_store_product_get(self->be.store, req->id, &p);
+    if (rc == TM_ENOTFOUND)
+        return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found",
+                             "no product with sku or barcode %.64s in this till's catalogue",
+                             req->id);
+    if (rc != TM_OK)
+        return s_backend_error(self, conn, req, rc);
+    return tm_api__reply(conn, req, MHD_HTTP_OK, TM_API_CT_JSON, tm_product_to_json(&p), NULL,
+                         NULL);
+}
+
+/* {"products":[...]}: by name prefix (?q=, any case), else every product by
+ * sku after ?after=; at most ?limit= (default 100, at most 1000). */
+static enum MHD_Result s_find_products(tm_api_t *self, struct MHD_Connection *conn,
+                                       tm_api_req_t *req)
+{
+    const char *q = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "q");
+    const char *after = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
+    const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    uint64_t v = API_LIST_DEFAULT;
+    if (l && (!tm_api__parse_u64(l, &v) || v == 0))
+        return tm_api__error(conn, req, MHD_HTTP_BAD_REQUEST, "bad_parameter",
+                             "limit must be an integer from 1 to %d", API_LIST_MAX);
+    if ((q && strlen(q) >= TM_TEXT_MAX) || (after && strlen(after) >= TM_SKU_MAX))
+        return tm_api__error(conn, req, MHD_HTTP_BAD_REQUEST, "bad_parameter",
+                             "q is at most %d bytes, after at most %d", TM_TEXT_MAX - 1,
+                             TM_SKU_MAX - 1);
+    tm_product_t *ps = NULL;
+    size_t n = 0;
+    int rc = tm_store_products_find(self->be.store, q, after ? after : "",
+                                    v > API_LIST_MAX ? API_LIST_MAX : (size_t)v, &ps, &n);
+    if (rc != TM_OK)
+        return s_backend_error(self, conn, req, rc);
+    json_t *root = json_object(), *arr = json_array();
+    bool bad = !root || !arr || json_object_set(root, "products", arr);
+    for (size_t i = 0; i < n && !bad; i++) {
+        char *text = tm_product_to_json(&ps[i]);
+        json_t *one = text ? json_loads(text, 0, NULL) : NULL;
+        free(text);
+        bad = !one || json_array_append_new(arr, one);
+    }
+    free(ps);
+    char *body = bad ? NULL : json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(arr);
+    json_decref(root);
+    if (!body)
+        return s_backend_error(self, conn, req, TM_ENOMEM);
+    return tm_api__reply(conn, req, MHD_HTTP_OK, TM_API_CT_JSON, body, NULL, NULL);
+}
+
 enum MHD_Result tm_api__dispatch(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req,
                                  const char *method)
 {
@@ -383,6 +446,8 @@ enum MHD_Result tm_api__dispatch(tm_api_t *self, struct MHD_Connection *conn, tm
             break;
         return s_get_text(self, conn, req, self->be.parked_json, TM_API_CT_JSON);
     case R_RETRY: return s_erp_retry(self, conn, req);
+    case R_PRODUCT: return s_get_product(self, conn, req);
+    case R_PRODUCTS: return s_find_products(self, conn, req);
     case R_NONE: break;
     }
     return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such route");

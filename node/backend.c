@@ -33,6 +33,78 @@ static void fill_from(tm_sale_t *s, const tm_sale_t *old)
     s->has_clock = old->has_clock;
     s->clock_offset_ms = old->clock_offset_ms;
     s->clock_skewed = old->clock_skewed;
+    /* Lines the till priced the first time keep that price, whatever the
+     * catalogue says now: the retry is the same sale. */
+    for (size_t i = 0; i < s->n_lines && i < old->n_lines; i++) {
+        tm_sale_line_t *l = &s->lines[i];
+        const tm_sale_line_t *o = &old->lines[i];
+        if (!l->fill)
+            continue;
+        if (strcmp(l->sku, o->sku) != 0 && !o->catalogue_version)
+            continue;
+        tm_strlcpy(l->sku, o->sku, sizeof l->sku);
+        if (l->fill & TM_LINE_FILL_NAME)
+            tm_strlcpy(l->name, o->name, sizeof l->name);
+        if (l->fill & TM_LINE_FILL_TAX)
+            l->tax_rate = o->tax_rate;
+        l->unit_price = o->unit_price;
+        l->catalogue_version = o->catalogue_version;
+        l->fill = 0;
+    }
+    if (s->fill_total) {
+        s->total = old->total;
+        s->fill_total = false;
+    }
+}
+
+/* Lines without a price get it from this till's catalogue (name and tax
+ * rate too when the POS left them out), and a sale without a total gets
+ * the sum of its lines. The line records the catalogue version that priced
+ * it. A sku (or barcode) the catalogue does not hold, or holds as inactive,
+ * is a field error: the till never guesses a price. */
+static int price_lines(tm_daemon_t *d, tm_sale_t *s, tm_field_errors_t *errs)
+{
+    char f[64];
+    for (size_t i = 0; i < s->n_lines; i++) {
+        tm_sale_line_t *l = &s->lines[i];
+        tm_product_t p;
+        if (!l->fill)
+            continue;
+        int rc = tm_store_product_get(d->store, l->sku, &p);
+        snprintf(f, sizeof f, "lines[%zu].sku", i);
+        if (rc == TM_ENOTFOUND) {
+            tm_field_errors_add(errs, f, "unknown_sku",
+                                "%.63s is not in this till's catalogue: give unit_price", l->sku);
+            continue;
+        }
+        if (rc)
+            return rc;
+        if (!p.active) {
+            tm_field_errors_add(errs, f, "inactive_sku",
+                                "%.63s is inactive in the catalogue: give unit_price to sell it",
+                                l->sku);
+            continue;
+        }
+        tm_strlcpy(l->sku, p.sku, sizeof l->sku); /* a barcode becomes its sku */
+        if (l->fill & TM_LINE_FILL_NAME)
+            tm_strlcpy(l->name, p.name, sizeof l->name);
+        if (l->fill & TM_LINE_FILL_TAX)
+            l->tax_rate = p.tax_rate;
+        l->unit_price = p.unit_price;
+        l->catalogue_version = p.version;
+        l->fill = 0;
+    }
+    if (errs->n || errs->n_dropped)
+        return TM_EVALIDATE;
+    if (s->fill_total) {
+        int64_t t = 0;
+        for (size_t i = 0; i < s->n_lines; i++)
+            if (__builtin_add_overflow(t, tm_sale_line_amount(&s->lines[i]), &t))
+                t = INT64_MAX; /* tm_sale_validate says which line is out of range */
+        s->total = t;
+        s->fill_total = false;
+    }
+    return TM_OK;
 }
 
 static int same_sale(const tm_sale_t *a, const tm_sale_t *b)
@@ -97,6 +169,8 @@ static int post_sale(void *ctx, tm_sale_t *s, tm_field_errors_t *errs)
     }
     if (!s->created_at[0])
         rfc3339_now(s->created_at, sizeof s->created_at);
+    if ((rc = price_lines(d, s, errs)))
+        return rc;
     if (!s->receipt_no) {
         uint64_t max = 0;
         if ((rc = tm_store_max_receipt(d->store, s->till, &max)))
@@ -242,6 +316,7 @@ static json_t *status_peers(tm_daemon_t *d)
         json_object_set_new(jp, "claims_forwarder", json_boolean(p.claims));
         json_object_set_new(jp, "forwarder_epoch",
                             json_integer((json_int_t)(p.epoch > INT64_MAX ? INT64_MAX : p.epoch)));
+        tm_daemon_catalogue_peer(d, jp, &p);
         json_array_append_new(arr, jp);
     }
     return arr;
@@ -448,6 +523,7 @@ static char *status_json(void *ctx)
     if (!root)
         return NULL;
     json_object_set_new(root, "store", tm_daemon_store_json(d));
+    json_object_set_new(root, "catalogue", tm_daemon_catalogue_json(d));
     char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);
     return s;
@@ -532,6 +608,7 @@ static char *metrics_text(void *ctx)
             "# HELP tillmesh_" name " " help "\n# TYPE tillmesh_" name " counter\n"                \
             "tillmesh_" name " %llu\n",                                                            \
             (unsigned long long)(val))
+    tm_daemon_catalogue_metrics(d, f);
     GAUGE("ops", "Ops held in the op log, all origins.", c.ops);
     GAUGE("local_ops", "Ops made at this till.", c.local_ops);
     GAUGE("sales", "Sales held.", c.sales);

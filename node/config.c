@@ -90,6 +90,8 @@ static int node_key(parse_t *p, int line, const char *k, const char *v)
         return set_u32(p, line, &c->retention_days, k, v, 0, 36500);
     if (!strcmp(k, "min_free_mb"))
         return set_u32(p, line, &c->min_free_mb, k, v, 0, 10000000);
+    if (!strcmp(k, "catalogue_max_age_h"))
+        return set_u32(p, line, &c->catalogue_max_age_h, k, v, 1, 8760);
     if (!strcmp(k, "api_token_file"))
         return set_path(p, line, c->api_token_file, k, v);
     if (!strcmp(k, "api_request_timeout_s"))
@@ -170,6 +172,10 @@ static int erp_key(parse_t *p, int line, const char *k, const char *v)
         return set_u32(p, line, &c->erp_reconcile_interval_ms, k, v, 0, 86400000);
     if (!strcmp(k, "reconcile_batch"))
         return set_u32(p, line, &c->erp_reconcile_batch, k, v, 1, 1000);
+    if (!strcmp(k, "catalogue_interval_s"))
+        return set_u32(p, line, &c->erp_catalogue_interval_s, k, v, 1, 86400);
+    if (!strcmp(k, "catalogue_page"))
+        return set_u32(p, line, &c->erp_catalogue_page, k, v, 1, 500); /* TM_CATALOGUE_PAGE_MAX */
     if (!strcmp(k, "allow_insecure_http")) {
         if (!strcmp(v, "yes") || !strcmp(v, "true"))
             c->erp_allow_insecure_http = 1;
@@ -308,6 +314,9 @@ static void defaults(tm_config_t *out)
     out->erp_forwarder_stall_ms = 120000;
     out->erp_reconcile_interval_ms = 60000;
     out->erp_reconcile_batch = 100;
+    out->catalogue_max_age_h = 24;
+    out->erp_catalogue_interval_s = 60;
+    out->erp_catalogue_page = 200;
     out->retention_days = 90;
     out->min_free_mb = 256;
     out->erp_tls_verify = 1;

@@ -362,7 +362,9 @@ static int start_erp(tm_daemon_t *d)
                        .backoff_max_ms = c->erp_backoff_max_ms,
                        .till = c->name,
                        .reconcile_interval_ms = c->erp_reconcile_interval_ms,
-                       .reconcile_batch = c->erp_reconcile_batch};
+                       .reconcile_batch = c->erp_reconcile_batch,
+                       .catalogue_interval_ms = c->erp_catalogue_interval_s * 1000,
+                       .catalogue_page = c->erp_catalogue_page};
     rc = tm_fwd_new(&fc, d->store, d->engine, d->erp, &d->outbox, d->log, &d->fwd);
     if (rc == TM_OK)
         tm_log_info(d->log, "ERP at %s (priority %u)", c->erp_url, c->priority);

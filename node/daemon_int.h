@@ -4,6 +4,7 @@
 #define TM_DAEMON_INT_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "tm_api.h"
 #include "tm_daemon.h"
@@ -62,6 +63,11 @@ long tm_daemon_housekeep_timeout(const tm_daemon_t *d, uint64_t now);
 /* daemon.c: the "store" object of GET /v1/status (docs/api.md). */
 struct json_t;
 struct json_t *tm_daemon_store_json(tm_daemon_t *d);
+/* The catalogue in status and metrics (catalogue_status.c). */
+struct json_t *tm_daemon_catalogue_json(tm_daemon_t *d);
+void tm_daemon_catalogue_metrics(tm_daemon_t *d, FILE *f);
+/* A peer's catalogue as its heartbeats say (peers[] in status). */
+void tm_daemon_catalogue_peer(tm_daemon_t *d, struct json_t *jp, const tm_peer_info_t *p);
 
 /* backend.c */
 void tm_daemon_backend(tm_daemon_t *d, tm_api_backend_t *be);

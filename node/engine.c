@@ -552,6 +552,12 @@ static int fill_info(tm_engine_t *e, Tillmesh__NodeInfo *ni, Tillmesh__VersionEn
     ni->uplink_since_ms = e->uplink_since;
     ni->has_complete = 1;
     ni->complete = tm_engine__self_complete(e);
+    uint64_t cv = 0, csync = 0;
+    if (tm_store_catalogue_stamp(e->store, &cv, &csync) == TM_OK) {
+        ni->has_catalogue_version = ni->has_catalogue_synced_ms = 1;
+        ni->catalogue_version = cv;
+        ni->catalogue_synced_ms = csync;
+    }
     if (e->elect.have) {
         ni->has_forwarder = ni->has_forwarder_epoch = 1;
         ni->forwarder.data = e->elect.node_id;
@@ -922,6 +928,9 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
     p->info.uplink_since_ms = ni->uplink_since_ms;
     p->info.priority = ni->priority;
     p->info.complete = ni->has_complete ? ni->complete : true;
+    p->info.catalogue_version = ni->catalogue_version;
+    p->info.catalogue_synced_ms = ni->catalogue_synced_ms;
+    p->info.catalogue_capable = ni->has_catalogue_version;
     /* A claim is about the node id the key speaks for (note_sender), not
      * whatever node_id the body names. */
     p->info.claims =

@@ -390,6 +390,34 @@ int tm_erp_put_customer(tm_erp_t *e, const char *id, const char *body, size_t le
     return write_start(e, body, len, epoch, till, done, ctx);
 }
 
+int tm_erp_get_catalogue(tm_erp_t *e, const char *since, uint32_t limit, uint64_t epoch,
+                         const char *till, tm_erp_done_fn done, void *ctx)
+{
+    char path[TM_CURSOR_MAX * 3 + 64], h[256];
+    if (e->post_busy)
+        return TM_ESTATE;
+    CURL *esc = curl_easy_init();
+    char *q = esc ? curl_easy_escape(esc, since, 0) : NULL;
+    if (q)
+        snprintf(path, sizeof path, "/catalogue?since=%s&limit=%u", q, limit);
+    curl_free(q);
+    curl_easy_cleanup(esc);
+    if (!q)
+        return TM_ENOMEM;
+    req_setup(e, &e->post, path, (long)e->cfg.request_timeout_ms);
+    snprintf(h, sizeof h, "X-Tillmesh-Epoch: %llu", (unsigned long long)epoch);
+    e->post.headers = curl_slist_append(e->post.headers, h);
+    snprintf(h, sizeof h, "X-Tillmesh-Till: %s", till);
+    e->post.headers = curl_slist_append(e->post.headers, h);
+    curl_easy_setopt(e->post.easy, CURLOPT_HTTPHEADER, e->post.headers);
+    if (curl_multi_add_handle(e->multi, e->post.easy) != CURLM_OK)
+        return TM_EIO;
+    e->post_busy = true;
+    e->done = done;
+    e->done_ctx = ctx;
+    return TM_OK;
+}
+
 static void post_done(tm_erp_t *e, CURLcode cc)
 {
     tm_erp_result_t r = {0};

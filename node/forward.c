@@ -61,6 +61,8 @@ struct tm_fwd {
     char (*rec_ids)[TM_UUID_LEN];
     size_t n_rec;
     uint64_t rec_cursor, next_reconcile_ms;
+    tm_fwd__cat_t cat; /* catalogue down-sync (fwd_catalogue.c) */
+    bool cat_ready;    /* we were the forwarder with a working uplink last step */
 };
 
 uint32_t tm_fwd_jitter_random(void *ctx, uint32_t upper)
@@ -99,6 +101,7 @@ int tm_fwd_new(const tm_fwd_cfg_t *cfg, tm_store_t *store, tm_engine_t *engine, 
     f->erp = erp;
     f->outbox = outbox;
     f->log = log;
+    tm_fwd__cat_init(&f->cat, cfg->catalogue_interval_ms, cfg->catalogue_page);
     *out = f;
     return TM_OK;
 }
@@ -131,10 +134,19 @@ long tm_fwd_timeout_ms(const tm_fwd_t *f, uint64_t now_ms)
         return (long)(f->st.backoff_until_ms - now_ms);
     /* Past due (the uplink is down, a request in flight): the loop's other
      * timers bring us back; never a busy loop. */
+    long t = -1;
     if (who.is_self && f->cfg.reconcile_interval_ms && !f->st.reconcile_off &&
         f->next_reconcile_ms > now_ms)
-        return (long)(f->next_reconcile_ms - now_ms);
-    return -1;
+        t = (long)(f->next_reconcile_ms - now_ms);
+    /* A pull due now (the ERP said "more") runs at the next turn, not at
+     * the next heartbeat; only while it can run, or the loop would spin. */
+    if (who.is_self && !f->cat.busy &&
+        (f->cat.next_ms > now_ms ||
+         (!tm_erp_busy(f->erp) && tm_erp_uplink(f->erp, NULL) == TM_UPLINK_UP))) {
+        long c = tm_fwd__cat_timeout_ms(&f->cat, now_ms);
+        t = t < 0 || c < t ? c : t;
+    }
+    return t;
 }
 
 /* ---- outcomes --------------------------------------------------------- */
@@ -603,11 +615,23 @@ static bool start_reconcile(tm_fwd_t *f, const tm_forwarder_t *who)
     return f->reconciling;
 }
 
+static tm_fwd__cat_env_t cat_env(tm_fwd_t *f)
+{
+    return (tm_fwd__cat_env_t){f->store,  f->engine, f->erp,        f->outbox,         f->log,
+                               f->till,   &f->st,    f->cfg.jitter, f->cfg.jitter_ctx, f->now_ms,
+                               f->wall_ms};
+}
+
 static void on_done(void *ctx, const tm_erp_result_t *r)
 {
     tm_fwd_t *f = ctx;
     char why[400];
     long s = r->status;
+    if (f->cat.busy) {
+        tm_fwd__cat_env_t env = cat_env(f);
+        tm_fwd__cat_done(&f->cat, &env, r);
+        return;
+    }
     if (f->reconciling) {
         on_status_done(f, r);
         return;
@@ -862,8 +886,16 @@ void tm_fwd_step(tm_fwd_t *f, uint64_t now_ms, uint64_t wall_ms)
     if (!who.is_self || now_ms < who.active_from_ms ||
         tm_erp_uplink(f->erp, NULL) != TM_UPLINK_UP) {
         f->resend = false; /* a successor re-forms the batch from the log */
+        f->cat_ready = false;
         return;
     }
+    /* Elected, or the uplink is back: prices first thing, then as due. */
+    if (!f->cat_ready)
+        tm_fwd__cat_due_now(&f->cat);
+    f->cat_ready = true;
+    tm_fwd__cat_env_t env = cat_env(f);
+    if (tm_fwd__cat_step(&f->cat, &env, who.epoch, on_done, f))
+        return;
     /* Reconcile between batches, when nothing waits to be re-sent. */
     if (f->cfg.reconcile_interval_ms && !f->st.reconcile_off && !f->resend &&
         now_ms >= f->next_reconcile_ms) {

@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tm_erp.h"
 #include "tm_fwd.h"
+#include "tm_store.h"
 
 /* What a 2xx answer says of each sale of the batch. */
 enum { TM_FWD__NONE, TM_FWD__ACKED, TM_FWD__REJECTED };
@@ -33,5 +35,39 @@ void tm_fwd__read_answer(char (*ids)[TM_UUID_LEN], size_t n, long status, const 
  * jitter(ctx, step / 2), so between half the step and the step. */
 uint64_t tm_fwd__backoff_ms(uint32_t failures, uint32_t min_ms, uint32_t max_ms,
                             tm_fwd_jitter_fn jitter, void *ctx);
+
+/* ---- catalogue down-sync (fwd_catalogue.c) ---------------------------- */
+
+typedef struct {
+    uint32_t interval_ms, page;
+    uint64_t next_ms; /* monotonic: the next pull is due (0: at once) */
+    uint32_t failures;
+    bool busy;
+    char since[TM_CURSOR_MAX]; /* the cursor of the pull in flight */
+} tm_fwd__cat_t;
+
+/* What a step and an answer need from the forwarder. */
+typedef struct {
+    tm_store_t *store;
+    tm_engine_t *engine;
+    tm_erp_t *erp;
+    tm_outbox_t *outbox;
+    const tm_log_t *log;
+    const char *till;
+    tm_fwd_stats_t *st;
+    tm_fwd_jitter_fn jitter;
+    void *jitter_ctx;
+    uint64_t now_ms, wall_ms;
+} tm_fwd__cat_env_t;
+
+void tm_fwd__cat_init(tm_fwd__cat_t *c, uint32_t interval_ms, uint32_t page);
+/* Pull at the next step (we became the forwarder, the uplink came back). */
+void tm_fwd__cat_due_now(tm_fwd__cat_t *c);
+long tm_fwd__cat_timeout_ms(const tm_fwd__cat_t *c, uint64_t now_ms);
+/* Starts GET /catalogue when due: 1 if a request was started. */
+int tm_fwd__cat_step(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, uint64_t epoch, tm_erp_done_fn done,
+                     void *ctx);
+/* The answer of the request started by tm_fwd__cat_step. */
+void tm_fwd__cat_done(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, const tm_erp_result_t *r);
 
 #endif

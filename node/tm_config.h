@@ -33,6 +33,7 @@ typedef struct {
     uint32_t api_request_timeout_s;  /* whole-request deadline of the local API */
     uint32_t retention_days;         /* forget ERP-acknowledged sales older than this; 0: never */
     uint32_t min_free_mb;            /* below this much free disk, stop taking peers' ops */
+    uint32_t catalogue_max_age_h;    /* status warns when the catalogue is older (default 24) */
     /* [mesh] */
     char listen[128];
     char advertise[128];
@@ -52,6 +53,7 @@ typedef struct {
     /* A forwarder that leaves the backlog as it is this long is passed
      * over; reconcile: how often, and how many acknowledged sales a time. */
     uint32_t erp_forwarder_stall_ms, erp_reconcile_interval_ms, erp_reconcile_batch;
+    uint32_t erp_catalogue_interval_s, erp_catalogue_page; /* GET /catalogue: how often, how many */
     int erp_tls_verify;
     int erp_allow_insecure_http; /* a token over http:// (tests only) */
     /* [discovery] */

@@ -130,6 +130,10 @@ typedef struct {
     uint32_t priority;
     bool complete;
     bool claims; /* it says it is the forwarder */
+    /* Its catalogue: greatest ERP version held, and the wall ms of its
+     * newest page (0: none, or a build without catalogue). */
+    uint64_t catalogue_version, catalogue_synced_ms;
+    bool catalogue_capable; /* its heartbeats carry them: it reads OP_CATALOGUE */
     uint64_t epoch;
     /* Its wall clock minus ours, estimated from heartbeats (tm_clock.h). */
     bool clock_known;
@@ -234,13 +238,13 @@ typedef struct {
     uint64_t frames_in, frames_out, frames_bad;
     uint64_t ops_pushed, ops_pulled, ops_applied;
     uint64_t pulls_sent, pulls_timed_out;
-    uint64_t stamps_far_ahead;  /* peer op stamps too far ahead to adopt */
-    uint64_t ops_dropped_disk;  /* peer ops dropped while intake was off */
-    uint64_t ops_refused;       /* failed verification: kept as evidence */
-    uint64_t ops_deferred;      /* not verifiable yet */
-    uint64_t frames_over_bound; /* frames with more entries than allowed (dropped) */
-    uint64_t frames_revoked;    /* frames from a revoked peer (dropped) */
-    uint64_t ops_over_quota;    /* peer ops not taken (yet) for their origin's quota */
+    uint64_t stamps_far_ahead;       /* peer op stamps too far ahead to adopt */
+    uint64_t ops_dropped_disk;       /* peer ops dropped while intake was off */
+    uint64_t ops_refused;            /* failed verification: kept as evidence */
+    uint64_t ops_deferred;           /* not verifiable yet */
+    uint64_t frames_over_bound;      /* frames with more entries than allowed (dropped) */
+    uint64_t frames_revoked;         /* frames from a revoked peer (dropped) */
+    uint64_t ops_over_quota;         /* peer ops not taken (yet) for their origin's quota */
     uint64_t ops_kept_aside;         /* peer ops kept in the log but not shown (conflicts) */
     uint64_t forwarders_passed_over; /* forwarders whose backlog did not shrink in time */
     uint64_t claims_implausible;     /* heartbeats with priority or epoch out of range */

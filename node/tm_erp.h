@@ -88,4 +88,9 @@ int tm_erp_put_customer(tm_erp_t *self, const char *id, const char *body, size_t
                         uint64_t version, uint64_t epoch, const char *till, tm_erp_done_fn done,
                         void *ctx);
 
+/* Starts GET {url}/catalogue?since=SINCE&limit=LIMIT (docs/erp.md); uses
+ * the same single request slot as the writes. TM_ESTATE if busy. */
+int tm_erp_get_catalogue(tm_erp_t *self, const char *since, uint32_t limit, uint64_t epoch,
+                         const char *till, tm_erp_done_fn done, void *ctx);
+
 #endif

@@ -68,6 +68,10 @@ typedef struct {
      * acknowledged sales (a window that walks over all of them). */
     uint32_t reconcile_interval_ms;
     uint32_t reconcile_batch; /* default 100 */
+    /* Catalogue down-sync (docs/erp.md, GET /catalogue): pulled every
+     * interval (default 60000), this many items a page (default 200). */
+    uint32_t catalogue_interval_ms;
+    uint32_t catalogue_page;
 } tm_fwd_cfg_t;
 
 typedef struct {
@@ -87,6 +91,12 @@ typedef struct {
     uint64_t reconcile_checked, reconcile_missing;
     uint64_t reconcile_last_wall_ms;
     bool reconcile_off; /* the ERP has no POST /sales/status (404) */
+    /* Catalogue: pages taken and refused (a page breaking the contract is
+     * refused whole), the last good pull (wall ms, 0: never) and why the
+     * last one failed ("" when the last one worked). */
+    uint64_t catalogue_pages, catalogue_refused;
+    uint64_t catalogue_last_wall_ms;
+    char catalogue_error[400];
 } tm_fwd_stats_t;
 
 int tm_fwd_new(const tm_fwd_cfg_t *cfg, tm_store_t *store, tm_engine_t *engine, tm_erp_t *erp,

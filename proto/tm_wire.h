@@ -71,6 +71,12 @@ int tm_wire_seal_encode(const tm_seal_entry_t *e, size_t n, uint8_t **buf, size_
 /* Fills a malloc'd *out (free()); TM_EPROTO for a malformed or oversized seal. */
 int tm_wire_seal_decode(const uint8_t *buf, size_t len, tm_seal_entry_t **out, size_t *n);
 
+/* A catalogue page (OP_CATALOGUE body). Decoding checks every product
+ * with tm_product_validate and that no product's version exceeds the
+ * page's; release with tm_catalogue_page_free(). */
+int tm_wire_catalogue_encode(const tm_catalogue_page_t *p, uint8_t **buf, size_t *len);
+int tm_wire_catalogue_decode(const uint8_t *buf, size_t len, tm_catalogue_page_t *out);
+
 /* ---- mesh envelopes --------------------------------------------------- */
 
 /* Unpacks a frame after checking its size; checks that ids have the right

@@ -90,6 +90,9 @@ int tm_wire_sale_encode(const tm_sale_t *s, uint8_t **buf, size_t *len)
         lines[i].unit_price = l->unit_price;
         lines[i].discount = l->discount;
         lines[i].tax_rate = l->tax_rate;
+        /* Only when set, so a sale priced by the POS encodes as before. */
+        lines[i].has_catalogue_version = l->catalogue_version != 0;
+        lines[i].catalogue_version = l->catalogue_version;
         lp[i] = &lines[i];
     }
     m.n_lines = s->n_lines;
@@ -145,6 +148,7 @@ static int sale_lines_from_pb(const Tillmesh__Sale *m, tm_sale_t *out)
         d->unit_price = l->unit_price;
         d->discount = l->discount;
         d->tax_rate = l->tax_rate;
+        d->catalogue_version = l->catalogue_version;
     }
     if (m->n_payments && !(out->payments = calloc(m->n_payments, sizeof *out->payments)))
         return TM_ENOMEM;
@@ -534,5 +538,107 @@ int tm_wire_envelope_encode(Tillmesh__Envelope *env, uint8_t **buf, size_t *len)
         *buf = NULL;
         return TM_ETOOBIG;
     }
+    return rc;
+}
+
+/* ---- catalogue pages -------------------------------------------------- */
+
+int tm_wire_catalogue_encode(const tm_catalogue_page_t *p, uint8_t **buf, size_t *len)
+{
+    Tillmesh__CataloguePage m = TILLMESH__CATALOGUE_PAGE__INIT;
+    Tillmesh__Product *pr = NULL, **pp = NULL;
+    char *bcs[TM_CATALOGUE_PAGE_MAX][TM_PRODUCT_BARCODES];
+    int rc = TM_ENOMEM;
+    *buf = NULL;
+    *len = 0;
+    if (p->n > TM_CATALOGUE_PAGE_MAX)
+        return TM_EINVAL;
+    if (p->n && (!(pr = calloc(p->n, sizeof *pr)) || !(pp = calloc(p->n, sizeof *pp))))
+        goto cleanup;
+    for (size_t i = 0; i < p->n; i++) {
+        const tm_product_t *s = &p->items[i];
+        tillmesh__product__init(&pr[i]);
+        pr[i].sku = (char *)(uintptr_t)s->sku;
+        pr[i].has_version = 1;
+        pr[i].version = s->version;
+        if (s->deleted) {
+            pr[i].has_deleted = pr[i].deleted = 1;
+        } else {
+            pr[i].name = (char *)(uintptr_t)s->name;
+            pr[i].uom = (char *)(uintptr_t)s->uom;
+            pr[i].has_unit_price = pr[i].has_tax_rate = pr[i].has_active = 1;
+            pr[i].unit_price = s->unit_price;
+            pr[i].tax_rate = s->tax_rate;
+            pr[i].active = s->active;
+            for (size_t b = 0; b < s->n_barcodes && b < TM_PRODUCT_BARCODES; b++)
+                bcs[i][b] = (char *)(uintptr_t)s->barcodes[b];
+            pr[i].n_barcodes = s->n_barcodes;
+            pr[i].barcodes = bcs[i];
+        }
+        pp[i] = &pr[i];
+    }
+    m.n_products = p->n;
+    m.products = pp;
+    m.cursor = (char *)(uintptr_t)p->cursor;
+    m.has_version = 1;
+    m.version = p->version;
+    rc = pack_msg(&m.base, buf, len);
+cleanup:
+    free(pr);
+    free(pp);
+    return rc;
+}
+
+static int s_product_from_pb(const Tillmesh__Product *m, tm_product_t *d)
+{
+    memset(d, 0, sizeof *d);
+    if (copy_str(d->sku, sizeof d->sku, m->sku, 1) ||
+        copy_str(d->name, sizeof d->name, m->name, 0) ||
+        copy_str(d->uom, sizeof d->uom, m->uom, 0) || m->n_barcodes > TM_PRODUCT_BARCODES ||
+        m->tax_rate < INT32_MIN)
+        return TM_EPROTO;
+    d->unit_price = m->unit_price;
+    d->tax_rate = m->tax_rate;
+    d->active = m->active;
+    d->deleted = m->deleted;
+    d->version = m->version;
+    for (size_t b = 0; b < m->n_barcodes; b++)
+        if (copy_str(d->barcodes[b], sizeof d->barcodes[b], m->barcodes[b], 1))
+            return TM_EPROTO;
+    d->n_barcodes = m->n_barcodes;
+    return TM_OK;
+}
+
+int tm_wire_catalogue_decode(const uint8_t *buf, size_t len, tm_catalogue_page_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len > TM_WIRE_MAX_BODY)
+        return TM_ETOOBIG;
+    Tillmesh__CataloguePage *m = tillmesh__catalogue_page__unpack(NULL, len, buf);
+    if (!m)
+        return TM_EPROTO;
+    int rc = TM_EPROTO;
+    tm_field_errors_t errs;
+    tm_field_errors_init(&errs);
+    if (m->n_products > TM_CATALOGUE_PAGE_MAX ||
+        copy_str(out->cursor, sizeof out->cursor, m->cursor, 0))
+        goto cleanup;
+    if (m->n_products && !(out->items = calloc(m->n_products, sizeof *out->items))) {
+        rc = TM_ENOMEM;
+        goto cleanup;
+    }
+    out->n = m->n_products;
+    out->version = m->version;
+    /* A peer's page obeys the same rules as the ERP's: a till never holds
+     * a product the API could not have taken from the ERP. */
+    for (size_t i = 0; i < m->n_products; i++)
+        if (s_product_from_pb(m->products[i], &out->items[i]) ||
+            tm_product_validate(&out->items[i], "p", &errs) || out->items[i].version > out->version)
+            goto cleanup;
+    rc = TM_OK;
+cleanup:
+    tillmesh__catalogue_page__free_unpacked(m, NULL);
+    if (rc)
+        tm_catalogue_page_free(out);
     return rc;
 }

@@ -130,7 +130,7 @@ static const char *id_error_rule(const char *raw, tm_id_type_t type)
 
 /* ---- sales: decoding -------------------------------------------------- */
 
-enum { LINE_SKU = 1, LINE_NAME = 2, LINE_QTY = 4, LINE_PRICE = 8 };
+enum { LINE_SKU = 1, LINE_NAME = 2, LINE_QTY = 4, LINE_PRICE = 8, LINE_TAX = 16 };
 
 static void parse_line(json_t *o, size_t i, tm_sale_line_t *l, tm_field_errors_t *errs)
 {
@@ -161,11 +161,22 @@ static void parse_line(json_t *o, size_t i, tm_sale_line_t *l, tm_field_errors_t
         } else if (strcmp(key, "discount") == 0) {
             get_int(v, f, INT64_MIN, INT64_MAX, &l->discount, errs);
         } else if (strcmp(key, "tax_rate") == 0) {
+            seen |= LINE_TAX;
             if (get_int(v, f, INT32_MIN, INT32_MAX, &rate, errs))
                 l->tax_rate = (int32_t)rate;
+        } else if (strcmp(key, "catalogue_version") == 0) {
+            /* Set by the till that priced the line, never taken from the
+             * POS; read so that a sale read back round-trips. */
         } else {
             unknown_key(f, errs);
         }
+    }
+    /* No price: the till prices the line from its catalogue, and fills
+     * what else the line leaves out. */
+    if (!(seen & LINE_PRICE)) {
+        l->fill = TM_LINE_FILL_PRICE | (seen & LINE_NAME ? 0 : TM_LINE_FILL_NAME) |
+                  (seen & LINE_TAX ? 0 : TM_LINE_FILL_TAX);
+        seen |= LINE_PRICE | LINE_NAME;
     }
     static const struct {
         unsigned bit;
@@ -411,7 +422,13 @@ int tm_sale_from_json(const char *buf, size_t len, tm_sale_t *out, tm_field_erro
         missing("currency", errs);
     if (!(seen & SALE_LINES))
         missing("lines", errs);
-    if (!(seen & SALE_TOTAL))
+    bool priced_here = false;
+    for (size_t i = 0; i < out->n_lines; i++)
+        priced_here |= (out->lines[i].fill & TM_LINE_FILL_PRICE) != 0;
+    /* A POS that leaves a price to the till cannot know the total. */
+    if (!(seen & SALE_TOTAL) && priced_here)
+        out->fill_total = true;
+    else if (!(seen & SALE_TOTAL))
         missing("total", errs);
     if (!(seen & SALE_PAYMENTS))
         missing("payments", errs);
@@ -453,6 +470,8 @@ static json_t *line_to_json(const tm_sale_line_t *l)
     bad |= set(o, "unit_price", json_integer(l->unit_price));
     bad |= set(o, "discount", json_integer(l->discount));
     bad |= set(o, "tax_rate", json_integer(l->tax_rate));
+    if (l->catalogue_version)
+        bad |= set(o, "catalogue_version", json_integer((json_int_t)l->catalogue_version));
     if (bad) {
         json_decref(o);
         return NULL;

@@ -88,7 +88,17 @@ typedef struct {
     int64_t unit_price; /* minor units */
     int64_t discount;   /* minor units, subtracted from the line */
     int32_t tax_rate;   /* basis points */
+    /* The ERP version of the catalogue entry that priced the line; 0 when
+     * the POS gave the price itself. Replicated with the sale. */
+    uint64_t catalogue_version;
+    /* Parse-time only, never stored: what the POS left out for the till to
+     * fill from its catalogue (TM_LINE_FILL_*). */
+    unsigned fill;
 } tm_sale_line_t;
+
+/* A line without unit_price is priced from the catalogue; name and
+ * tax_rate come from it too when the line leaves them out. */
+enum { TM_LINE_FILL_NAME = 1, TM_LINE_FILL_PRICE = 2, TM_LINE_FILL_TAX = 4 };
 
 typedef struct {
     tm_pay_method_t method;
@@ -122,6 +132,9 @@ typedef struct {
     /* Derived by the till that holds the sale, never replicated: see
      * tm_review_t. Not part of the op body, so not part of the digest. */
     int review; /* tm_review_t */
+    /* Parse-time only: total was left out (allowed when a line is priced
+     * from the catalogue); the till sets it to the sum of the lines. */
+    bool fill_total;
 } tm_sale_t;
 
 /* Frees lines and payments and zeroes the struct. NULL-safe. */
@@ -147,6 +160,59 @@ int tm_sale_from_json(const char *buf, size_t len, tm_sale_t *out, tm_field_erro
 /* Compact JSON, keys in a fixed order; malloc'd, NULL on out of memory (or
  * when a field cannot be encoded: invalid UTF-8, unknown payment method). */
 char *tm_sale_to_json(const tm_sale_t *s);
+
+/* ---- catalogue (down-synced from the ERP, docs/erp.md) ---------------- */
+
+#define TM_UOM_MAX            16
+#define TM_BARCODE_MAX        48
+#define TM_PRODUCT_BARCODES   8
+#define TM_CURSOR_MAX         256
+#define TM_CATALOGUE_PAGE_MAX 500   /* products + deletions in one page (and one op) */
+#define TM_TAX_RATE_MAX       10000 /* basis points: 100% */
+
+/* A product as the ERP had it at `version`; a deletion (tombstone) has only
+ * sku, version and deleted. */
+typedef struct {
+    char sku[TM_SKU_MAX];
+    char name[TM_TEXT_MAX];
+    char uom[TM_UOM_MAX];
+    int64_t unit_price; /* minor units */
+    int32_t tax_rate;   /* basis points */
+    char barcodes[TM_PRODUCT_BARCODES][TM_BARCODE_MAX];
+    size_t n_barcodes;
+    bool active;
+    bool deleted;
+    uint64_t version; /* the ERP's, >= 1 */
+} tm_product_t;
+
+typedef struct {
+    tm_product_t *items; /* malloc'd */
+    size_t n;
+    char cursor[TM_CURSOR_MAX]; /* the ERP's next cursor */
+    bool more;                  /* the ERP has more after this page */
+    uint64_t version;           /* greatest version in the page (0 if empty) */
+} tm_catalogue_page_t;
+
+void tm_catalogue_page_free(tm_catalogue_page_t *p);
+
+/* Checks one product against the rules (sku 1..63 printable, no space;
+ * name 1..127; uom 0..15; 0 <= unit_price <= TM_MONEY_MAX; 0 <= tax_rate
+ * <= TM_TAX_RATE_MAX; barcodes unique, 1..47 digits or letters; version
+ * >= 1). field_prefix names it in errors ("products[3]"). */
+int tm_product_validate(const tm_product_t *p, const char *field_prefix, tm_field_errors_t *errs);
+
+/*
+ * Parses and checks a whole GET /catalogue answer (docs/erp.md). Any error
+ * refuses the page whole (TM_EJSON or TM_EVALIDATE, errs says where), so
+ * nothing of a bad page is ever applied. A sku appears at most once in a
+ * page; at most max_items (<= TM_CATALOGUE_PAGE_MAX) products + deletions;
+ * next_cursor is required and non-empty. On error *out is zeroed.
+ */
+int tm_catalogue_page_from_json(const char *buf, size_t len, size_t max_items,
+                                tm_catalogue_page_t *out, tm_field_errors_t *errs);
+/* {"sku":..,"name":..,"uom":..,"unit_price":..,"tax_rate":..,"barcodes":[..],
+ * "active":..,"version":..}; malloc'd, NULL on out of memory. */
+char *tm_product_to_json(const tm_product_t *p);
 
 /* ---- returns bounded by the original --------------------------------- */
 

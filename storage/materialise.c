@@ -39,8 +39,10 @@ static const char *const mat_sql[ST_COUNT] = {
     [ST_SALE_LIST] = "SELECT " SALE_COLS " FROM sales WHERE ins > ?1 ORDER BY ins LIMIT ?2",
     [ST_LINES_DELETE] = "DELETE FROM sale_lines WHERE sale_ins = ?1",
     [ST_LINE_INSERT] = "INSERT INTO sale_lines (sale_ins, idx, sku, name, qty, unit_price,"
-                       " discount, tax_rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [ST_LINES_GET] = "SELECT sku, name, qty, unit_price, discount, tax_rate FROM sale_lines"
+                       " discount, tax_rate, catalogue_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+                       " ?8, ?9)",
+    [ST_LINES_GET] = "SELECT sku, name, qty, unit_price, discount, tax_rate, catalogue_version"
+                     " FROM sale_lines"
                      " WHERE sale_ins = ?1 ORDER BY idx",
     [ST_PAYS_DELETE] = "DELETE FROM sale_payments WHERE sale_ins = ?1",
     [ST_PAY_INSERT] = "INSERT INTO sale_payments (sale_ins, idx, method, amount, reference)"
@@ -111,6 +113,7 @@ int tm_store__rec_decode(uint32_t kind, const uint8_t *body, size_t len, tm_stor
     case TM_OP_ERP_ACK:
     case TM_OP_ERP_INTENT: rc = tm_wire_ack_decode(body, len, &out->u.ack); break;
     case TM_OP_SEAL: rc = tm_wire_seal_decode(body, len, &out->u.seal.e, &out->u.seal.n); break;
+    case TM_OP_CATALOGUE: rc = tm_wire_catalogue_decode(body, len, &out->u.page); break;
     default: rc = TM_EPROTO; break;
     }
     if (rc) {
@@ -129,6 +132,8 @@ void tm_store__rec_free(tm_store__rec_t *rec)
         tm_erp_ack_free(&rec->u.ack);
     else if (rec->kind == TM_OP_SEAL)
         free(rec->u.seal.e);
+    else if (rec->kind == TM_OP_CATALOGUE)
+        tm_catalogue_page_free(&rec->u.page);
     memset(rec, 0, sizeof *rec);
 }
 
@@ -197,6 +202,7 @@ static int s_sale_children_put(tm_store_t *self, int64_t ins, const tm_sale_t *s
         sqlite3_bind_int64(st, 6, l->unit_price);
         sqlite3_bind_int64(st, 7, l->discount);
         sqlite3_bind_int(st, 8, l->tax_rate);
+        sqlite3_bind_int64(st, 9, s_clamp_i64(l->catalogue_version));
         rc = tm_store__exec(self, st);
     }
     if (rc || !(st = s_stmt(self, ST_PAY_INSERT, &rc)))
@@ -408,6 +414,7 @@ int tm_store__materialise(tm_store_t *self, const tm_op_t *op, tm_store__rec_t *
     case TM_OP_ERP_ACK: return s_ack_apply(self, op, &rec->u.ack);
     case TM_OP_ERP_INTENT: return tm_store__intent_apply(self, op, &rec->u.ack);
     case TM_OP_SEAL: return tm_store__seal_apply(self, rec->u.seal.e, rec->u.seal.n);
+    case TM_OP_CATALOGUE: return tm_store__catalogue_apply(self, op, &rec->u.page);
     default: return TM_EPROTO; /* rec_decode admits only the kinds above */
     }
 }
@@ -444,6 +451,7 @@ static int s_lines_load(tm_store_t *self, int64_t ins, tm_sale_t *out)
         l->unit_price = sqlite3_column_int64(st, 3);
         l->discount = sqlite3_column_int64(st, 4);
         l->tax_rate = sqlite3_column_int(st, 5);
+        l->catalogue_version = (uint64_t)sqlite3_column_int64(st, 6);
     }
     rc = tm_store__err(self, src);
 cleanup:

@@ -241,11 +241,49 @@ static const char *const migrations[] = {
     "  sale_id TEXT NOT NULL,"
     "  PRIMARY KEY (origin, key, sale_id)"
     ") WITHOUT ROWID;",
+    /* 9 -> 10: the catalogue (OP_CATALOGUE): products LWW by the ERP's
+     * version, their barcodes, the ERP's cursor; and which catalogue
+     * version priced a sale line. */
+    "CREATE TABLE products ("
+    "  sku TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL COLLATE NOCASE,"
+    "  uom TEXT NOT NULL,"
+    "  unit_price INTEGER NOT NULL,"
+    "  tax_rate INTEGER NOT NULL,"
+    "  barcodes TEXT NOT NULL," /* space-separated: barcodes have no spaces */
+    "  active INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  op_origin BLOB NOT NULL,"
+    "  op_seq INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX products_name ON products (name, sku) WHERE deleted = 0;"
+    /* Keyed by sku first: every price change rewrites a product's barcodes
+     * (by sku); lookups by barcode take the index. */
+    "CREATE TABLE product_barcodes ("
+    "  sku TEXT NOT NULL,"
+    "  barcode TEXT NOT NULL,"
+    "  PRIMARY KEY (sku, barcode)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX product_barcodes_code ON product_barcodes (barcode);"
+    "CREATE TABLE catalogue_state ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  cursor TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  op_hlc INTEGER NOT NULL,"
+    "  op_origin BLOB NOT NULL,"
+    "  synced_hlc INTEGER NOT NULL"
+    ");"
+    "ALTER TABLE sale_lines ADD COLUMN catalogue_version INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* Work a step needs beyond its SQL, run in the same transaction. */
 static int (*const after[])(tm_store_t *) = {
-    [5] = tm_store__review_rebuild,
+    /* The review flags of step 6 are computed at the last step: the
+     * rebuild reads sales with today's statements, which name columns
+     * added later (sale_lines.catalogue_version). Computing them again on
+     * a store that had them costs one scan, once. */
+    [9] = tm_store__review_rebuild,
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

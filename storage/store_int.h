@@ -85,6 +85,17 @@ enum {
     ST_OWN_CLAIMED,
     ST_OWN_BACKFILL,
     ST_OWN_IS_CONFLICT,
+    /* catalogue.c */
+    ST_CAT_PRODUCT_GET,
+    ST_CAT_PRODUCT_PUT,
+    ST_CAT_BARCODES_DEL,
+    ST_CAT_BARCODE_PUT,
+    ST_CAT_STATE_GET,
+    ST_CAT_STATE_PUT,
+    ST_CAT_BY_BARCODE,
+    ST_CAT_FIND,
+    ST_CAT_LIST,
+    ST_CAT_COUNT,
     ST_COUNT
 };
 
@@ -140,6 +151,7 @@ typedef struct {
             tm_seal_entry_t *e;
             size_t n;
         } seal;
+        tm_catalogue_page_t page;
     } u;
 } tm_store__rec_t;
 
@@ -231,6 +243,12 @@ int tm_store__sale_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s
 /* The name bound to origin ("" if none yet). */
 int tm_store__origin_name(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN],
                           char name[TM_TILL_MAX]);
+
+/* ---- catalogue.c ---------------------------------------------------- */
+
+/* Merges a catalogue page (OP_CATALOGUE) into the products: per sku, the
+ * greatest (version, origin, seq) wins; inside a transaction. */
+int tm_store__catalogue_apply(tm_store_t *self, const tm_op_t *op, const tm_catalogue_page_t *p);
 
 /* ---- schema.c --------------------------------------------------------- */
 

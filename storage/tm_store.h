@@ -37,7 +37,8 @@ typedef enum {
     TM_OP_CUSTOMER = 2,
     TM_OP_ERP_ACK = 3,
     TM_OP_ERP_INTENT = 4, /* a forwarder's batch, written before it is sent */
-    TM_OP_SEAL = 5        /* unsigned history this till vouches for (tm_store_set_signer) */
+    TM_OP_SEAL = 5,       /* unsigned history this till vouches for (tm_store_set_signer) */
+    TM_OP_CATALOGUE = 6   /* a page of the ERP's catalogue, written by the forwarder */
 } tm_op_kind_t;
 
 /* An op. In results from the store, body points into memory owned by the
@@ -462,5 +463,33 @@ int tm_store_intent_written_by(tm_store_t *self, const char *key,
 /* Up to max customers whose current version (greatest field stamp) the ERP
  * does not have yet, by id; *out malloc'd (NULL if none). */
 int tm_store_unacked_customers(tm_store_t *self, size_t max, tm_cust_version_t **out, size_t *n);
+
+/* ---- catalogue (down-synced from the ERP) ---------------------------
+
+ * Products are a last-writer-wins register per sku ordered by the ERP's
+ * version (then the op's origin and seq, for two different bodies of one
+ * version), never by a till's clock: any order of the same pages gives the
+ * same catalogue. A deletion is a tombstone that a greater version may
+ * overwrite. */
+
+typedef struct {
+    char cursor[TM_CURSOR_MAX]; /* where the next pull starts ("" before the first) */
+    uint64_t version;           /* greatest ERP version held */
+    uint64_t synced_ms;         /* wall ms of the newest catalogue op held (0: none) */
+    uint64_t products;          /* products held, deletions not counted */
+} tm_catalogue_state_t;
+
+int tm_store_catalogue_state(tm_store_t *self, tm_catalogue_state_t *out);
+/* Only version and synced_ms (no count): cheap enough for every heartbeat. */
+int tm_store_catalogue_stamp(tm_store_t *self, uint64_t *version, uint64_t *synced_ms);
+/* A product by sku, else by barcode; deleted products are TM_ENOTFOUND.
+ * Inactive ones are returned (active false). */
+int tm_store_product_get(tm_store_t *self, const char *sku_or_barcode, tm_product_t *out);
+/* Up to limit products whose name starts with prefix (case-insensitive
+ * for ASCII), by name then sku (after_sku is not used: a search is one
+ * page); with prefix NULL, every product by sku after after_sku ("" for
+ * the start). Deleted products are left out. *out malloc'd (NULL if none). */
+int tm_store_products_find(tm_store_t *self, const char *prefix, const char *after_sku,
+                           size_t limit, tm_product_t **out, size_t *n);
 
 #endif

@@ -446,3 +446,28 @@ Test(cli_render, number_formats)
     tm_cli_fmt_unix(-1, b, sizeof b);
     cr_assert_str_eq(b, "?");
 }
+
+Test(catalogue, csv_quotes_and_defuses_formulas)
+{
+    static const char page[] =
+        "{\"products\":[{\"sku\":\"A1\",\"name\":\"Pan, amasado \\\"grande\\\"\",\"uom\":\"unit\","
+        "\"unit_price\":1500,\"tax_rate\":1900,\"barcodes\":[\"78\",\"79\"],\"active\":true,"
+        "\"version\":7},{\"sku\":\"B2\",\"name\":\"=HYPERLINK(1)\",\"uom\":\"kg\","
+        "\"unit_price\":0,\"tax_rate\":0,\"barcodes\":[],\"active\":false,\"version\":8}]}";
+    char *buf = NULL, last[64] = "";
+    size_t len = 0, n = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    cr_assert_eq(tm_cli_render_products(page, strlen(page), 1, f, last, sizeof last, &n),
+                 TM_CLI_R_OK);
+    fclose(f);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(last, "B2", "the next page starts after the last sku");
+    cr_assert_str_eq(buf, "A1,\"Pan, amasado \"\"grande\"\"\",unit,1500,1900,true,7,78 79\n"
+                          "B2,\"'=HYPERLINK(1)\",kg,0,0,false,8,\n");
+    free(buf);
+    f = open_memstream(&buf, &len);
+    cr_assert_eq(tm_cli_render_products("{}", 2, 0, f, last, sizeof last, &n), TM_CLI_R_BADJSON);
+    fclose(f);
+    free(buf);
+}

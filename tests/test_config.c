@@ -84,6 +84,35 @@ Test(config, origin_quota_is_read_and_defaults_to_the_engines)
     unlink(p);
 }
 
+Test(config, catalogue_keys_are_read_with_defaults)
+{
+    char text[600];
+    const char *peers = strstr(good, "[peers]");
+    cr_assert_not_null(peers);
+    snprintf(text, sizeof text,
+             "%.*s[node]\ncatalogue_max_age_h = 6\n[erp]\nurl = http://127.0.0.1:1\n"
+             "allow_insecure_http = yes\ncatalogue_interval_s = 5\ncatalogue_page = 500\n%s",
+             (int)(peers - good), good, peers);
+    char *p = write_tmp(text);
+    tm_config_t c;
+    cr_assert_eq(tm_config_load(p, &quiet, &c), TM_OK);
+    cr_assert_eq(c.catalogue_max_age_h, 6);
+    cr_assert_eq(c.erp_catalogue_interval_s, 5);
+    cr_assert_eq(c.erp_catalogue_page, 500);
+    unlink(p);
+    p = write_tmp(good);
+    cr_assert_eq(tm_config_load(p, &quiet, &c), TM_OK);
+    cr_assert_eq(c.catalogue_max_age_h, 24, "a day by default");
+    cr_assert_eq(c.erp_catalogue_interval_s, 60);
+    unlink(p);
+    /* 0 hours would make every catalogue stale; 501 a page over the limit. */
+    snprintf(text, sizeof text, "%.*s[node]\ncatalogue_max_age_h = 0\n%s", (int)(peers - good),
+             good, peers);
+    p = write_tmp(text);
+    cr_assert_eq(tm_config_load(p, &quiet, &c), TM_ECONFIG);
+    unlink(p);
+}
+
 Test(config, a_missing_file_is_a_config_error)
 {
     tm_config_t c;

@@ -250,9 +250,35 @@ Test(sale_json, missing_keys_are_required)
     expect_parse_error("\"total\":5498,", "", "total", "required");
     expect_parse_error("\"currency\":\"CLP\",", "", "currency", "required");
     expect_parse_error("\"sku\":\"A1\",", "", "lines[0].sku", "required");
-    expect_parse_error("\"unit_price\":9990", "\"tax_rate\":0", "lines[1].unit_price", "required");
+    /* A line with its own price must name itself; one without a price is
+     * priced (and named) from the till's catalogue (sale_json below). */
+    expect_parse_error("\"name\":\"Queso\",", "", "lines[1].name", "required");
     expect_parse_error("\"method\":\"cash\",", "", "payments[0].method", "required");
     expect_parse_error("{\"id\":\"12.345.678-5\",", "{", "customer.id", "required");
+}
+
+Test(sale_json, a_line_without_price_is_left_for_the_catalogue)
+{
+    /* sku and qty only: the till fills name, price and tax; the POS cannot
+     * know the total, so it may leave it out. */
+    char *json = sale_with("{\"sku\":\"B2\",\"name\":\"Queso\",\"qty\":250,\"unit_price\":9990}],"
+                           "\"total\":5498,",
+                           "{\"sku\":\"B2\",\"qty\":250}],");
+    tm_sale_t s;
+    parse_ok(json, &s);
+    cr_assert_eq(s.lines[0].fill, 0, "a priced line keeps its own price");
+    cr_assert_eq(s.lines[1].fill, TM_LINE_FILL_NAME | TM_LINE_FILL_PRICE | TM_LINE_FILL_TAX);
+    cr_assert(s.fill_total);
+    tm_sale_free(&s);
+    free(json);
+    /* A name or tax rate given by the POS stays its own. */
+    json = sale_with("\"name\":\"Queso\",\"qty\":250,\"unit_price\":9990}",
+                     "\"name\":\"Queso\",\"qty\":250,\"tax_rate\":0}");
+    parse_ok(json, &s);
+    cr_assert_eq(s.lines[1].fill, TM_LINE_FILL_PRICE);
+    cr_assert_not(s.fill_total, "the total was given");
+    tm_sale_free(&s);
+    free(json);
 }
 
 Test(sale_json, long_strings_are_length_errors_not_truncated)

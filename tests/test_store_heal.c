@@ -362,9 +362,12 @@ Test(heal, truncated_store_salvages_what_precedes_the_cut)
 {
     uint8_t old_id[TM_NODE_ID_LEN];
     build_store(300, 0, old_id);
-    struct stat sb;
-    cr_assert_eq(stat(path, &sb), 0);
-    cr_assert_eq(truncate(path, sb.st_size / 2), 0);
+    /* Cut after the op log's middle leaf, wherever the schema's own pages
+     * put the log in the file (a new table moves it). */
+    int pages[256], cells[256];
+    int n = ops_leaf_pages(pages, cells, 256);
+    cr_assert_gt(n, 2, "expected the op log to span pages, got %d", n);
+    cr_assert_eq(truncate(path, (off_t)pages[n / 2] * 4096), 0);
     tm_salvage_t sv;
     char aside[256];
     tm_store_t *st = heal(&sv, aside, sizeof aside);

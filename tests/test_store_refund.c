@@ -231,7 +231,7 @@ Test(refund_store, migration_flags_what_is_held)
     cr_assert_eq(counts(st).over_refund, 2);
     tm_store_destroy(&st);
 
-    /* Back to schema 5 as an older build left it (undoing steps 8, 7, 6). */
+    /* Back to schema 5 as an older build left it (undoing steps 9, 8, 7, 6). */
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     char *err = NULL;
@@ -249,6 +249,9 @@ Test(refund_store, migration_flags_what_is_held)
                           "ALTER TABLE ops DROP COLUMN hash; ALTER TABLE ops DROP COLUMN compacted;"
                           "DROP INDEX sales_refund_of;"
                           "DROP INDEX sales_review; ALTER TABLE sales DROP COLUMN review;"
+                          "DROP TABLE products; DROP TABLE product_barcodes;"
+                          "DROP TABLE catalogue_state;"
+                          "ALTER TABLE sale_lines DROP COLUMN catalogue_version;"
                           "PRAGMA user_version = 5;",
                           NULL, NULL, &err);
     cr_assert_eq(rc, SQLITE_OK, "%s", err ? err : "");

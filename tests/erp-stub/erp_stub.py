@@ -10,9 +10,11 @@ answer slowly, play dead or reject a sale.
     erp_stub.py --listen 127.0.0.1:0 --db /tmp/erp.sqlite [--token T]
                 [--fail-mode MODE] [--port-file F]
 
-Routes (the contract): GET /health, POST /sales, PUT /customers/{id}.
+Routes (the contract): GET /health, POST /sales, PUT /customers/{id},
+GET /catalogue?since=CURSOR&limit=N.
 Control routes (tests and demos only, no token): GET /_stub/stats[?detail=1],
-POST /_stub/mode, POST /_stub/reset.
+POST /_stub/mode, POST /_stub/reset, GET|POST /_stub/catalogue (change prices,
+add or drop products, generate many, serve bad pages).
 
 Python 3 standard library only. Also importable: `ErpStub` starts and drives
 the stub as a subprocess for tests (see tests/integration/it_erp_stub.py).
@@ -70,6 +72,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
     epoch         TEXT                   -- X-Tillmesh-Epoch header (forwarder epoch), if sent
 );
 CREATE INDEX IF NOT EXISTS deliveries_sale ON deliveries(sale_id);
+CREATE TABLE IF NOT EXISTS catalogue (    -- the ERP's products; version is one sequence for all
+    sku     TEXT PRIMARY KEY,
+    body    TEXT NOT NULL,               -- the product JSON without version ('' when deleted)
+    version INTEGER NOT NULL UNIQUE,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     key         TEXT PRIMARY KEY,
     body_sha256 TEXT NOT NULL,           -- of the canonical JSON of the request body
@@ -174,7 +182,7 @@ class Store:
     def reset(self):
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")
-            for t in ("bookings", "deliveries", "idempotency", "customers", "requests"):
+            for t in ("bookings", "deliveries", "idempotency", "customers", "requests", "catalogue"):
                 self.db.execute(f"DELETE FROM {t}")
             self.db.execute("COMMIT")
 
@@ -341,13 +349,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- routing ----------------------------------------------------------
     CONTROL = {"/_stub/stats": {"GET": "stats"},
+               "/_stub/catalogue": {"GET": "cat_stats", "POST": "cat_change"},
                "/_stub/requests": {"GET": "requests"},
                "/_stub/mode": {"POST": "mode", "GET": "get_mode"},
                "/_stub/reset": {"POST": "reset"},
                "/_stub/forget": {"POST": "forget"}}
     CONTRACT = {"/health": {"GET": "health", "HEAD": "health"},
                 "/sales": {"POST": "sales"},
-                "/sales/status": {"POST": "sales_status"}}
+                "/sales/status": {"POST": "sales_status"},
+                "/catalogue": {"GET": "catalogue"}}
 
     def route(self):
         """Returns (handler name, arg), or (None, Allow header) / (None, None)."""
@@ -380,7 +390,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.refuse_unread(404, "not_found", f"no route {self.path}")
             return False
         self.route_name, self.route_arg = name, arg
-        if name in ("sales", "customer", "sales_status") and self.server.token is not None:
+        if name in ("sales", "customer", "sales_status", "catalogue") and self.server.token is not None:
             auth = self.headers.get("Authorization", "")
             want = "Bearer " + self.server.token
             if not hmac.compare_digest(auth.encode(), want.encode()):
@@ -780,6 +790,88 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_json(200, self.server.mode.describe())
         self.log_request_line(200, None, None, f"mode={doc['mode']}")
 
+    # ---- catalogue (GET /catalogue, docs/erp.md) ----------------------------
+    CAT_LIMIT_MAX = 500
+
+    def do_catalogue(self, _):
+        qs = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        since, limit = qs.get("since", ["0"])[0] or "0", qs.get("limit", ["200"])[0]
+        if not since.isdigit() or not limit.isdigit() or not 1 <= int(limit) <= self.CAT_LIMIT_MAX:
+            self.error(400, "bad_request", f"since must be a cursor from next_cursor, "
+                       f"limit 1..{self.CAT_LIMIT_MAX}")
+            return
+        if self.server.mode.peek() == "down":
+            self.error(503, "unavailable", "the ERP is down (stub mode down)")
+            return
+        st, srv = self.server.store, self.server
+        with st.lock:
+            rows = st.db.execute("SELECT sku, body, version, deleted FROM catalogue WHERE version > ?"
+                                 " ORDER BY version LIMIT ?", (int(since), int(limit) + 1)).fetchall()
+            srv.cat_requests += 1
+            bad = srv.cat_bad > 0
+            if bad:
+                srv.cat_bad -= 1
+        more = len(rows) > int(limit)
+        rows = rows[:int(limit)]
+        products, deletions = [], []
+        for sku, body, version, deleted in rows:
+            if deleted:
+                deletions.append({"sku": sku, "version": version})
+            else:
+                products.append(dict(json.loads(body), sku=sku, version=version))
+        if bad and products:
+            # One product breaks a rule: the till must refuse the page whole.
+            products[-1]["unit_price"] = -1
+        nxt = str(rows[-1][2]) if rows else since
+        self.send_json(200, {"products": products, "deletions": deletions,
+                             "next_cursor": nxt, "more": more})
+        self.log_request_line(200, None, len(rows), "catalogue")
+
+    def do_cat_stats(self, _):
+        st = self.server.store
+        with st.lock:
+            n, v = st.db.execute("SELECT count(*) FILTER (WHERE deleted = 0), coalesce(max(version), 0)"
+                                 " FROM catalogue").fetchone()
+        self.send_json(200, {"products": n, "version": v, "requests": self.server.cat_requests,
+                             "bad_pages_left": self.server.cat_bad})
+        self.log_request_line(200)
+
+    def do_cat_change(self, _):
+        """{"upsert": [product without version, ...], "delete": [sku, ...],
+        "generate": {"n": N, "prefix": "SKU", "price": P}, "bad_pages": K}:
+        every change gets the next version, in the order given."""
+        ok, doc = self.read_json_body()
+        if not ok:
+            return
+        if not isinstance(doc, dict):
+            self.error(400, "bad_request", "body must be an object")
+            return
+        st = self.server.store
+        ups = list(doc.get("upsert") or [])
+        gen = doc.get("generate")
+        if isinstance(gen, dict):
+            pre, price = gen.get("prefix", "SKU"), int(gen.get("price", 1000))
+            ups += [{"sku": f"{pre}{i:06d}", "name": f"Product {pre}{i:06d}", "uom": "unit",
+                     "unit_price": price + i % 1000, "tax_rate": 1900,
+                     "barcodes": [f"78{i:010d}"], "active": True} for i in range(int(gen.get("n", 0)))]
+        with st.lock:
+            st.db.execute("BEGIN IMMEDIATE")
+            v = st.db.execute("SELECT coalesce(max(version), 0) FROM catalogue").fetchone()[0]
+            for p in ups:
+                v += 1
+                body = {k: p[k] for k in p if k not in ("sku", "version")}
+                st.db.execute("INSERT OR REPLACE INTO catalogue (sku, body, version, deleted)"
+                              " VALUES (?,?,?,0)", (p["sku"], json.dumps(body), v))
+            for sku in doc.get("delete") or []:
+                v += 1
+                st.db.execute("INSERT OR REPLACE INTO catalogue (sku, body, version, deleted)"
+                              " VALUES (?,'',?,1)", (sku, v))
+            st.db.execute("COMMIT")
+        if isinstance(doc.get("bad_pages"), int):
+            self.server.cat_bad = doc["bad_pages"]
+        self.send_json(200, {"version": v})
+        self.log_request_line(200, None, len(ups), "catalogue change")
+
     def do_reset(self, _):
         self.read_body_quietly()
         self.server.store.reset()
@@ -803,6 +895,8 @@ class StubServer(http.server.ThreadingHTTPServer):
         self.mode = Mode()
         self.mode.set(mode, delay_ms=1000 if mode == "slow" else None)
         self.stopping = threading.Event()
+        self.cat_requests = 0   # GET /catalogue answered
+        self.cat_bad = 0        # next pages to serve with a rule broken
 
 
 def parse_listen(s):
@@ -953,6 +1047,22 @@ class ErpStub:
     def reset(self):
         st, js = self.request("POST", "/_stub/reset", {})
         assert st == 200, (st, js)
+
+    def catalogue_change(self, upsert=None, delete=None, generate=None, bad_pages=None):
+        """Changes the ERP's catalogue; returns its new version."""
+        body = {"upsert": upsert or [], "delete": delete or []}
+        if generate:
+            body["generate"] = generate
+        if bad_pages is not None:
+            body["bad_pages"] = bad_pages
+        st, js = self.request("POST", "/_stub/catalogue", body, timeout=120)
+        assert st == 200, (st, js)
+        return js["version"]
+
+    def catalogue_stats(self):
+        st, js = self.request("GET", "/_stub/catalogue")
+        assert st == 200, (st, js)
+        return js
 
     def forget(self, ids):
         """The ERP loses these bookings (a restore from an old backup)."""

@@ -31,5 +31,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(ej);
     tm_field_errors_init(&errs);
     (void)tm_customer_patch_from_json("12.345.678-5", (const char *)data, size, &c, &errs);
+    /* The ERP's catalogue page: a page taken is whole and valid. */
+    tm_catalogue_page_t pg;
+    if (tm_catalogue_page_from_json((const char *)data, size, 500, &pg, &errs) == TM_OK) {
+        tm_field_errors_init(&errs);
+        for (size_t i = 0; i < pg.n; i++)
+            if (tm_product_validate(&pg.items[i], "p", &errs) != TM_OK)
+                abort();
+        tm_catalogue_page_free(&pg);
+    }
     return 0;
 }
