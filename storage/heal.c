@@ -191,7 +191,7 @@ int tm_store_quarantine(const char *path, const char *label, time_t now, char *d
 static int s_backup_to(tm_store_t *self, const char *tmp)
 {
     sqlite3 *dst = NULL;
-    char j[PATH_MAX_TM];
+    char j[PATH_MAX_TM + 16];
     snprintf(j, sizeof j, "%s-journal", tmp);
     (void)unlink(tmp); /* a leftover from an earlier attempt */
     (void)unlink(j);
