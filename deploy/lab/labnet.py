@@ -253,6 +253,11 @@ class StoreLab(netlab.Lab):
                            "/_stub/stats" + ("?detail=1" if detail else ""), timeout=20)
         return js if st == 200 else None
 
+    def erp_catalogue(self, **change):
+        """Changes the stub ERP's catalogue (upsert=[...], delete=[...])."""
+        return http_json(nspath(self.net_ns), ERP_IP, ERP_PORT, "POST", "/_stub/catalogue",
+                         change)
+
     def erp_mode(self, mode, **kw):
         return http_json(nspath(self.net_ns), ERP_IP, ERP_PORT, "POST", "/_stub/mode",
                          dict(mode=mode, **kw))
@@ -304,6 +309,8 @@ fall = 3
 request_timeout_ms = 5000
 backoff_min_ms = 200
 backoff_max_ms = 2000
+# pull catalogue changes every 2 s (default 60): drills see a price change soon
+catalogue_interval_s = 2
 """)
         return cfg
 

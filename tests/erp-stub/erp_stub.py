@@ -106,6 +106,18 @@ def canonical(obj):
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def same_sale(booked_json, sale):
+    """A re-delivery is the same sale when it differs at most in `review`:
+    the flag the till derives from the sales it holds (docs/erp.md), which a
+    merge may set or clear between two sends."""
+    try:
+        booked = json.loads(booked_json)
+    except ValueError:
+        return False
+    strip = lambda d: {k: v for k, v in d.items() if k != "review"}  # noqa: E731
+    return canonical(strip(booked)) == canonical(strip(sale))
+
+
 def _no_dup_keys(pairs):
     d = {}
     for k, v in pairs:
@@ -631,7 +643,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             outcome, mismatch = None, 0
             if booked is not None:
                 outcome = "duplicate"
-                mismatch = int(booked[0] != canonical(sale))
+                mismatch = int(not same_sale(booked[0], sale))
                 if sid not in seen:
                     duplicates.append(sent_id)
             elif reject is not False and (reject is None or reject.lower() == sid):
