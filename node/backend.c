@@ -279,8 +279,6 @@ static json_t *status_state(tm_daemon_t *d)
                      hex_or_null(digest, 32, have_digest), "vv", jvv);
 }
 
-static json_t *wall_or_null(uint64_t wall_ms);
-
 static json_t *status_peers(tm_daemon_t *d)
 {
     json_t *arr = json_array();
@@ -298,7 +296,7 @@ static json_t *status_peers(tm_daemon_t *d)
             (json_int_t)p.they_lack, "we_lack_ops", (json_int_t)p.we_lack, "digest",
             hex_or_null(p.digest, 32, p.have_digest), "store_id",
             p.store_id[0] ? json_string(p.store_id) : json_null(), "addresses", p.addresses,
-            "last_announced", wall_or_null(p.announced_wall_ms), "announced", p.announced);
+            "last_announced", tm_daemon_wall_json(p.announced_wall_ms), "announced", p.announced);
         if (!jp)
             continue;
         /* Its clock minus ours, and the round trip that bounds the error. */
@@ -322,7 +320,7 @@ static json_t *status_peers(tm_daemon_t *d)
     return arr;
 }
 
-static json_t *wall_or_null(uint64_t wall_ms)
+json_t *tm_daemon_wall_json(uint64_t wall_ms)
 {
     char buf[40];
     if (!wall_ms)
@@ -349,7 +347,7 @@ static json_t *status_clock(tm_daemon_t *d)
                  (double)(cs.offset_ms < 0 ? -cs.offset_ms : cs.offset_ms) / 1000,
                  cs.offset_ms < 0 ? "behind" : "ahead of", cs.measured + 1,
                  cs.measured == 1 ? ": with two tills either clock may be wrong, check both" : "");
-    return json_pack("{s:o, s:I, s:b, s:I, s:I, s:I, s:I, s:o}", "wall", wall_or_null(wall),
+    return json_pack("{s:o, s:I, s:b, s:I, s:I, s:I, s:I, s:o}", "wall", tm_daemon_wall_json(wall),
                      "offset_ms", (json_int_t)cs.offset_ms, "skewed", cs.skewed, "bound_ms",
                      (json_int_t)cs.warn_ms, "peers_measured", (json_int_t)cs.measured,
                      "peers_skewed", (json_int_t)cs.peers_skewed, "stamp_lead_ms",
@@ -375,8 +373,8 @@ static json_t *status_uplink(tm_daemon_t *d)
 {
     uint64_t since = 0;
     tm_uplink_t u = d->erp ? tm_erp_uplink(d->erp, &since) : TM_UPLINK_UNKNOWN;
-    return json_pack("{s:s, s:o, s:b}", "state", tm_uplink_name(u), "since", wall_or_null(since),
-                     "configured", d->erp != NULL);
+    return json_pack("{s:s, s:o, s:b}", "state", tm_uplink_name(u), "since",
+                     tm_daemon_wall_json(since), "configured", d->erp != NULL);
 }
 
 static json_t *status_forwarder(tm_daemon_t *d)
@@ -411,12 +409,13 @@ static json_t *status_erp(tm_daemon_t *d)
         age = json_integer(
             (json_int_t)(wall > (bl.oldest_hlc >> 16) ? (wall - (bl.oldest_hlc >> 16)) / 1000 : 0));
     const char *err = erp_error(d, &fs);
-    json_t *rec = json_pack("{s:I, s:I, s:o, s:b}", "checked", (json_int_t)fs.reconcile_checked,
-                            "missing", (json_int_t)fs.reconcile_missing, "last_at",
-                            wall_or_null(fs.reconcile_last_wall_ms), "off", fs.reconcile_off);
+    json_t *rec =
+        json_pack("{s:I, s:I, s:o, s:b}", "checked", (json_int_t)fs.reconcile_checked, "missing",
+                  (json_int_t)fs.reconcile_missing, "last_at",
+                  tm_daemon_wall_json(fs.reconcile_last_wall_ms), "off", fs.reconcile_off);
     return json_pack("{s:I, s:o, s:o, s:I, s:b, s:I, s:s, s:I, s:I, s:o, s:I, s:o}", "backlog",
                      (json_int_t)bl.unsent, "oldest_unsent_age_s", age, "last_forward_at",
-                     wall_or_null(fs.last_forward_wall_ms), "parked", (json_int_t)bl.parked,
+                     tm_daemon_wall_json(fs.last_forward_wall_ms), "parked", (json_int_t)bl.parked,
                      "in_flight", fs.in_flight, "failures", (json_int_t)fs.failures, "last_error",
                      fs.last_error, "sales_acked_here", (json_int_t)fs.sales_acked, "batches_ok",
                      (json_int_t)fs.batches_ok, "error", err ? json_string(err) : json_null(),
@@ -459,7 +458,7 @@ static json_t *status_trust(tm_daemon_t *d)
                                              hex_or_null(q[i].origin, TM_NODE_ID_LEN, 1), "name",
                                              q[i].name[0] ? json_string(q[i].name) : json_null(),
                                              "ops_waiting", (json_int_t)q[i].refused, "since",
-                                             wall_or_null(q[i].since_wall_ms)));
+                                             tm_daemon_wall_json(q[i].since_wall_ms)));
     tm_engine_stats(d->engine, &st);
     char msg[256] = "";
     if (n)
@@ -539,7 +538,7 @@ static char *parked_json(void *ctx)
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, json_pack("{s:s, s:i, s:s, s:o}", "sale_id", p[i].sale_id,
                                                  "status", p[i].status, "message", p[i].message,
-                                                 "parked_at", wall_or_null(p[i].parked_at)));
+                                                 "parked_at", tm_daemon_wall_json(p[i].parked_at)));
         free(p);
     }
     json_t *root = json_pack("{s:o}", "parked", arr);

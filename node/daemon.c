@@ -244,18 +244,6 @@ static int watch_store(tm_daemon_t *d, uint64_t now)
     return TM_OK;
 }
 
-static json_t *wall_json(uint64_t wall_ms)
-{
-    char buf[40];
-    if (!wall_ms)
-        return json_null();
-    time_t secs = (time_t)(wall_ms / 1000);
-    struct tm tmv;
-    gmtime_r(&secs, &tmv);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tmv);
-    return json_string(buf);
-}
-
 json_t *tm_daemon_store_json(tm_daemon_t *d)
 {
     int lost = tm_store_is_lost(d->store);
@@ -277,7 +265,7 @@ json_t *tm_daemon_store_json(tm_daemon_t *d)
     }
     return json_pack("{s:s, s:s, s:o, s:o, s:I, s:o}", "state", lost ? "lost" : "ok", "path",
                      d->store_path, "message", lost ? json_string(msg) : json_null(), "lost_since",
-                     wall_json(lost ? d->store_lost_wall_ms : 0), "restored",
+                     tm_daemon_wall_json(lost ? d->store_lost_wall_ms : 0), "restored",
                      (json_int_t)d->store_restored, "healed_at_start", healed);
 }
 

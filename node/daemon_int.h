@@ -63,6 +63,8 @@ long tm_daemon_housekeep_timeout(const tm_daemon_t *d, uint64_t now);
 /* daemon.c: the "store" object of GET /v1/status (docs/api.md). */
 struct json_t;
 struct json_t *tm_daemon_store_json(tm_daemon_t *d);
+/* backend.c: a wall time as RFC 3339 JSON text, or null for 0. */
+struct json_t *tm_daemon_wall_json(uint64_t wall_ms);
 /* The catalogue in status and metrics (catalogue_status.c). */
 struct json_t *tm_daemon_catalogue_json(tm_daemon_t *d);
 void tm_daemon_catalogue_metrics(tm_daemon_t *d, FILE *f);

@@ -26,7 +26,7 @@ typedef struct {
         uint64_t until;
     } defer[TM_APPLY_REPORT_ORIGINS];
     uint64_t refused_logged; /* monotonic ms of the last refusal log line */
-    uint64_t seen_wall_ms; /* discovery: last announced or withdrawn (wall) */
+    uint64_t seen_wall_ms;   /* discovery: last announced or withdrawn (wall) */
     /* Over-bound frames: when we last logged one, and how many since. */
     uint64_t bound_logged_ms;
     uint64_t bound_unlogged;

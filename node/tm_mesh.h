@@ -15,7 +15,8 @@
  * trusted keys file has one line per till: "NAME Z85-PUBLIC-KEY
  * Z85-SIGNING-KEY" (the signing key verifies the till's ops, tm_sign.h; a
  * line without it is accepted but that till's ops cannot be verified, so
- * they are not taken); '#' starts a comment. Secret key files must not be readable by group or others.
+ * they are not taken); '#' starts a comment. Secret key files must not be readable by group or
+ * others.
  *
  * Owned by the daemon's main thread; not thread-safe.
  */
