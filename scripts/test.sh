@@ -28,4 +28,7 @@ if [ $# -eq 0 ]; then
     ctest --output-on-failure -L sim -j2
     set -- -LE sim
 fi
-ctest --output-on-failure --timeout 600 "$@"
+# Then everything else two at a time (most tests wait on processes, not the
+# CPU); the store lab runs alone (RUN_SERIAL) and tests that touch network
+# namespaces or mounts take turns (RESOURCE_LOCK, see CMakeLists.txt).
+ctest --output-on-failure --timeout 600 -j2 "$@"
