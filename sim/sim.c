@@ -135,6 +135,13 @@ uint64_t sim_wall(const sim_t *s, int i)
     return w < 1 ? 1 : (uint64_t)w; /* a clock never reads before 1970 */
 }
 
+/* Log lines carry simulated time: a replay prints the same lines. */
+static uint64_t s_log_now(void *ctx)
+{
+    const sim_t *s = ctx;
+    return SIM_EPOCH_MS + s->now;
+}
+
 /* ---- the LAN -------------------------------------------------------------- */
 
 static int s_index(const sim_t *s, const char *name)
@@ -243,6 +250,8 @@ static int s_till_start(sim_t *s, int i)
                             * by test_engine; the sim checks they never gate. */
                            .clock_warn_ms = 1000ULL * 365 * 86400000ULL};
     t->log.level = TM_LOG_ERROR;
+    t->log.now_ms = s_log_now;
+    t->log.now_ctx = s;
     snprintf(t->log.tag, sizeof t->log.tag, "seed %llu t%u",
              (unsigned long long)(s->seed % 1000000000000ULL), (unsigned)i % 100u);
     if ((rc = tm_engine_new(&cfg, t->store, &t->log, &t->eng))) {
