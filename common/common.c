@@ -1,8 +1,8 @@
-/* common.c - error table, logging, hex, UUIDs. */
+/* common.c - error table, logging, hex, UUID checks. Reads no clock and
+ * draws no randomness (random.c, clock_wall.c do): the core calls these. */
 #include "tm_common.h"
 
 #include <ctype.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,12 +48,16 @@ void tm_log_msg(const tm_log_t *log, tm_log_level_t level, const char *fmt, ...)
     tm_log_level_t max = log ? log->level : TM_LOG_INFO;
     if (level > max)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tmv;
-    gmtime_r(&ts.tv_sec, &tmv);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tmv);
+    char when[40] = "";
+    if (log && log->now_ms) {
+        uint64_t ms = log->now_ms(log->now_ctx);
+        time_t secs = (time_t)(ms / 1000);
+        struct tm tmv;
+        if (gmtime_r(&secs, &tmv)) {
+            size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tmv);
+            snprintf(when + n, sizeof when - n, ".%03uZ ", (unsigned)(ms % 1000));
+        }
+    }
     /* One fprintf per line so that lines from several processes sharing a
      * log file do not interleave mid-line. */
     char msg[1024];
@@ -61,9 +65,9 @@ void tm_log_msg(const tm_log_t *log, tm_log_level_t level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s.%03ldZ %s%s%s%s: %s\n", when, ts.tv_nsec / 1000000L,
-            log && log->tag[0] ? "[" : "", log && log->tag[0] ? log->tag : "",
-            log && log->tag[0] ? "] " : "", level_names[level], msg);
+    fprintf(stderr, "%s%s%s%s%s: %s\n", when, log && log->tag[0] ? "[" : "",
+            log && log->tag[0] ? log->tag : "", log && log->tag[0] ? "] " : "", level_names[level],
+            msg);
 }
 
 void tm_hex(const uint8_t *in, size_t n, char *out)
@@ -98,29 +102,6 @@ int tm_unhex(const char *in, uint8_t *out, size_t n)
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return TM_OK;
-}
-
-void tm_random(void *buf, size_t n)
-{
-    /* sodium_init is idempotent and thread-safe; randombytes_buf never
-     * fails once it has succeeded. */
-    if (sodium_init() < 0) {
-        fprintf(stderr, "tillmesh: libsodium failed to initialise\n");
-        abort();
-    }
-    randombytes_buf(buf, n);
-}
-
-void tm_uuid_new(char out[TM_UUID_LEN])
-{
-    uint8_t b[16];
-    char hex[33];
-    tm_random(b, sizeof b);
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    tm_hex(b, 16, hex);
-    snprintf(out, TM_UUID_LEN, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
-             hex + 20);
 }
 
 int tm_uuid_valid(const char *s)

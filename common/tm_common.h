@@ -8,6 +8,9 @@
  * Logging goes to stderr (journald picks it up under systemd). The level is
  * a property of a tm_log_t owned by whoever creates it; there is no global
  * mutable state. A NULL logger is valid and logs at "info" to stderr.
+ * The logger reads no clock: the time printed in a line comes from the
+ * tm_log_t's now_ms (the daemon passes tm_log_wall_ms, tm-sim its simulated
+ * time), so the core can log and stay pure (scripts/check-purity.sh).
  */
 #ifndef TM_COMMON_H
 #define TM_COMMON_H
@@ -61,7 +64,13 @@ typedef enum {
 typedef struct tm_log {
     tm_log_level_t level;
     char tag[32]; /* printed in every line, e.g. the node name */
+    /* The time printed in every line, ms since the epoch; NULL: no time. */
+    uint64_t (*now_ms)(void *ctx);
+    void *now_ctx;
 } tm_log_t;
+
+/* The wall clock, for tm_log_t.now_ms in the shell (common/clock_wall.c). */
+uint64_t tm_log_wall_ms(void *ctx);
 
 /* Parses "error", "warn", "info", "debug"; TM_EINVAL otherwise. */
 int tm_log_level_parse(const char *s, tm_log_level_t *out);
@@ -88,7 +97,8 @@ int tm_unhex(const char *in, uint8_t *out, size_t n);
 
 #define TM_UUID_LEN 37 /* 36 characters and a NUL */
 
-/* A random (version 4) UUID in canonical lower-case form. */
+/* A random (version 4) UUID in canonical lower-case form (common/random.c,
+ * like tm_random: the shell's, never the core's). */
 void tm_uuid_new(char out[TM_UUID_LEN]);
 /* True when s is a canonical 8-4-4-4-12 hex UUID (either case). */
 int tm_uuid_valid(const char *s);

@@ -102,7 +102,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    tm_log_t log = {.level = TM_LOG_INFO};
+    tm_log_t log = {.level = TM_LOG_INFO, .now_ms = tm_log_wall_ms};
     tm_config_t cfg;
     if (tm_config_load(config, &log, &cfg) != TM_OK) {
         fprintf(stderr, "tillmeshd: %s has errors (see above); not starting\n", config);

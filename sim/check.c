@@ -6,16 +6,56 @@
  *                version vector equal) within a bound;
  *  no-loss       every sale a till acknowledged is on every till;
  *  causality     an edit made after reading another's value wins on every
- *                till, and every till shows the same customer. */
+ *                till, and every till shows the same customer;
+ *  no-forgery    every sale and customer value held was made by a POS, as
+ *                it was made (a faulty till hides or rewrites nothing);
+ *  with a faulty or restored till, honest-run becomes: every refusal is
+ *                charged to that till, none to an honest peer. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sim_int.h"
 
 uint32_t sim_write_of(const char *value);
 
+/* With a faulty or restored till in the store, refusals are expected: each
+ * must be charged to that till, never to an honest peer (an honest till
+ * relays nothing it refused or could not verify). */
+static void s_check_charged(sim_t *s)
+{
+    for (int i = 0; i < s->k; i++) {
+        sim_till_t *t = &s->t[i];
+        if (!t->up)
+            continue;
+        size_t n = tm_engine_peer_count(t->eng);
+        for (size_t p = 0; p < n; p++) {
+            tm_peer_info_t pi;
+            if (tm_engine_peer_info(t->eng, p, &pi))
+                continue;
+            if ((s->faulty >= 0 && strcmp(pi.name, s->t[s->faulty].name) == 0) ||
+                (s->restored >= 0 && strcmp(pi.name, s->t[s->restored].name) == 0))
+                continue;
+            if (pi.frames_bad || pi.frames_over_bound || pi.ops_refused || pi.ops_deferred) {
+                sim_violation(s, "honest-run",
+                              "till %s charges honest peer %s with %llu bad frames, %llu over a "
+                              "bound, %llu ops refused, %llu deferred",
+                              t->name, pi.name, (unsigned long long)pi.frames_bad,
+                              (unsigned long long)pi.frames_over_bound,
+                              (unsigned long long)pi.ops_refused,
+                              (unsigned long long)pi.ops_deferred);
+                return;
+            }
+        }
+    }
+}
+
 void sim_check_running(sim_t *s)
 {
+    if (s->faulty >= 0 || s->restored >= 0) {
+        s_check_charged(s);
+        return;
+    }
     for (int i = 0; i < s->k; i++) {
         sim_till_t *t = &s->t[i];
         if (!t->up)
@@ -181,6 +221,12 @@ static void s_check_sales(sim_t *s)
 {
     for (size_t n = 0; n < s->n_sales; n++) {
         const sim_sale_t *e = &s->sales[n];
+        /* What the restored till rang up between its backup and its restore
+         * went back with its store: the invariant is that it loses nothing
+         * the others acknowledged. */
+        if (e->till == s->restored && e->at >= s->backup_at && e->at <= s->restore_at &&
+            s->res->restores)
+            continue;
         for (int i = 0; i < s->k; i++) {
             tm_sale_t got;
             int rc = tm_store_get_sale(s->t[i].store, e->id, &got);
@@ -191,6 +237,47 @@ static void s_check_sales(sim_t *s)
                 return;
             }
             tm_sale_free(&got);
+        }
+    }
+}
+
+/* Nothing on any till that no POS rang up, and nothing rewritten: every
+ * sale held is one the ledger has, with the till and total it was rung up
+ * with (a faulty till hides or rewrites nothing of the others'). */
+static void s_check_forgery(sim_t *s)
+{
+    for (int i = 0; i < s->k; i++) {
+        uint64_t cur = 0, next = 0;
+        for (;;) {
+            tm_sale_t *v = NULL;
+            size_t n = 0;
+            int rc = tm_store_list_sales(s->t[i].store, cur, 256, &v, &n, &next);
+            if (rc) {
+                sim_violation(s, "store", "till %s: listing sales: %s", s->t[i].name,
+                              tm_strerror(rc));
+                return;
+            }
+            for (size_t k = 0; k < n; k++) {
+                const sim_sale_t *e = NULL;
+                for (size_t x = 0; x < s->n_sales && !e; x++)
+                    if (strcmp(s->sales[x].id, v[k].sale_id) == 0)
+                        e = &s->sales[x];
+                if (!e)
+                    sim_violation(s, "no-forgery",
+                                  "till %s holds sale %s (till %s, total %lld) that no POS rang up",
+                                  s->t[i].name, v[k].sale_id, v[k].till, (long long)v[k].total);
+                else if (strcmp(v[k].till, s->t[e->till].name) != 0 || v[k].total != e->total)
+                    sim_violation(s, "no-forgery",
+                                  "till %s shows sale %s as till %s total %lld; %s rang it up "
+                                  "with total %lld",
+                                  s->t[i].name, v[k].sale_id, v[k].till, (long long)v[k].total,
+                                  s->t[e->till].name, (long long)e->total);
+                tm_sale_free(&v[k]);
+            }
+            free(v);
+            if (n == 0 || s->res->violated)
+                return;
+            cur = next;
         }
     }
 }
@@ -219,6 +306,14 @@ static void s_check_customers(sim_t *s)
         }
         for (int f = 0; rc0 == TM_OK && f < TM_CF_COUNT; f++) {
             uint32_t w = c0.f[f].set ? sim_write_of(c0.f[f].value) : 0;
+            char want[64];
+            snprintf(want, sizeof want, f == TM_CF_EMAIL ? "w%u@sim.example" : "w%u", w);
+            if (c0.f[f].set && (!w || w > s->writes || strcmp(want, c0.f[f].value) != 0)) {
+                sim_violation(s, "no-forgery",
+                              "customer %s %s is \"%s\" on every till: no POS wrote that", id,
+                              tm_cust_field_name((tm_cust_field_t)f), c0.f[f].value);
+                return;
+            }
             if (w && w < s->cap_writes && s->overwritten_by[w]) {
                 uint32_t by = s->overwritten_by[w];
                 sim_violation(s, "causality",
@@ -237,6 +332,8 @@ void sim_check_final(sim_t *s)
     sim_check_running(s);
     if (!s->res->violated)
         s_check_sales(s);
+    if (!s->res->violated)
+        s_check_forgery(s);
     if (!s->res->violated)
         s_check_customers(s);
     for (int i = 0; i < s->k && !s->res->violated; i++) {

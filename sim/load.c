@@ -31,7 +31,7 @@ static void s_rfc3339(uint64_t wall_ms, char out[TM_TIME_MAX])
     strftime(out, TM_TIME_MAX, "%Y-%m-%dT%H:%M:%SZ", &tmv);
 }
 
-static int s_ledger_sale(sim_t *s, const char *id, int till)
+static int s_ledger_sale(sim_t *s, const char *id, int till, int64_t total)
 {
     if (s->n_sales == s->cap_sales) {
         size_t cap = s->cap_sales ? 2 * s->cap_sales : 64;
@@ -45,6 +45,7 @@ static int s_ledger_sale(sim_t *s, const char *id, int till)
     tm_strlcpy(e->id, id, sizeof e->id);
     e->till = till;
     e->at = s->now;
+    e->total = total;
     return TM_OK;
 }
 
@@ -52,6 +53,18 @@ static int s_ledger_sale(sim_t *s, const char *id, int till)
  * refuses a valid operation breaks "always sells" (P5). */
 static int s_local(sim_t *s, int i, uint32_t kind, uint64_t hlc, const uint8_t *body, size_t len)
 {
+    if (sim_planted(s, "ack-before-commit")) {
+        /* The planted shell answers the POS first and stores a moment
+         * later: a crash in between loses an acknowledged op. */
+        uint8_t *buf = malloc(len + 8);
+        if (!buf)
+            return TM_ENOMEM;
+        memcpy(buf, &hlc, 8);
+        memcpy(buf + 8, body, len);
+        sim_push(s, s->now + 1 + sim_rng_below(&s->rng, 50), EV_COMMIT, i, (int)kind,
+                 s->t[i].incarnation, buf, len + 8);
+        return TM_OK;
+    }
     int rc = tm_engine_local_op(s->t[i].eng, kind, hlc, body, len, sim_mono(s, i), &s->box);
     sim_hash_u64(s, hlc);
     sim_hash_u64(s, (uint64_t)rc);
@@ -60,6 +73,13 @@ static int s_local(sim_t *s, int i, uint32_t kind, uint64_t hlc, const uint8_t *
                       kind == TM_OP_SALE ? "sale" : "customer edit", tm_strerror(rc));
     sim_flush(s, i);
     return rc;
+}
+
+void sim_load_commit(sim_t *s, int i, uint32_t kind, uint64_t hlc, const uint8_t *body, size_t len)
+{
+    int rc = tm_engine_local_op(s->t[i].eng, kind, hlc, body, len, sim_mono(s, i), &s->box);
+    sim_hash_u64(s, (uint64_t)rc);
+    sim_flush(s, i);
 }
 
 static void s_sale(sim_t *s, int i, const tm_sale_t *orig)
@@ -116,7 +136,7 @@ static void s_sale(sim_t *s, int i, const tm_sale_t *orig)
     if (s_local(s, i, TM_OP_SALE, hlc, body, len) == TM_OK) {
         sim_trace(s, "pos %s: %s %s total %lld", t->name, orig ? "return" : "sale", sale.sale_id,
                   (long long)sale.total);
-        if (s_ledger_sale(s, sale.sale_id, i))
+        if (s_ledger_sale(s, sale.sale_id, i, sale.total))
             sim_violation(s, "simulator", "out of memory for the ledger");
         s->res->sales++;
     }
@@ -179,7 +199,7 @@ uint32_t sim_write_of(const char *value)
     return (uint32_t)strtoul(value + 1, NULL, 10);
 }
 
-static void s_edit(sim_t *s, int i)
+static void s_edit(sim_t *s, int i, bool stamped, uint64_t stamp)
 {
     sim_till_t *t = &s->t[i];
     tm_customer_t cur, patch;
@@ -222,9 +242,12 @@ static void s_edit(sim_t *s, int i)
         sim_violation(s, "store", "till %s: customer stamp: %s", t->name, tm_strerror(rc));
         return;
     }
-    uint64_t hlc = s->cfg.plant && strcmp(s->cfg.plant, "ignore-floor") == 0
+    uint64_t hlc = stamped ? stamp
+                   : sim_planted(s, "ignore-floor")
                        ? tm_engine_hlc_now(t->eng, sim_wall(s, i))
                        : tm_engine_hlc_after(t->eng, floor, sim_wall(s, i));
+    if (stamped && hlc <= floor)
+        hlc = floor + 1; /* still after what it read: the test is the others' next edit */
     if (s_local(s, i, TM_OP_CUSTOMER, hlc, body, len) == TM_OK) {
         sim_trace(s, "pos %s: customer %s %s = %s (after w%u)", t->name, patch.id,
                   tm_cust_field_name(f), patch.f[f].value, seen);
@@ -249,7 +272,12 @@ void sim_load_step(sim_t *s)
     else if (what < 75)
         s_return(s, i);
     else
-        s_edit(s, i);
+        s_edit(s, i, false, 0);
+}
+
+void sim_load_edit_stamped(sim_t *s, int i, uint64_t stamp)
+{
+    s_edit(s, i, true, stamp);
 }
 
 void sim_load_free(sim_t *s)

@@ -9,6 +9,10 @@
 #include "tm_common.h"
 #include "tm_sim.h"
 
+#ifdef TM_PLANTS
+const char *tm_plant; /* core/tm_plant.h: set once from --plant */
+#endif
+
 static void s_usage(FILE *f)
 {
     fprintf(f,
@@ -24,8 +28,12 @@ static void s_usage(FILE *f)
             "  --twice         run every seed twice and fail if the trace hashes differ\n"
             "  --dir D         where the stores go (default /dev/shm if present, else /tmp)\n"
             "  --keep          keep the stores of a single seed for a post-mortem\n"
-            "  --plant BUG     plant a known shell mistake to see the invariants bite\n"
-            "                  (tests only): ignore-floor\n"
+            "  --faulty        every seed has a faulty till (else 15 %% of seeds)\n"
+            "  --restore       every seed has a till restored from an old copy of its\n"
+            "                  store (else 15 %% of seeds)\n"
+            "  --plant BUG     plant a known bug to see the invariants bite (tests\n"
+            "                  only): ignore-floor, ack-before-commit, trust-forged;\n"
+            "                  tm-sim-plant also: hlc-wrap, no-reincarnate\n"
             "exit: 0 every seed held its invariants, 1 a seed broke one, 2 usage or setup\n",
             TM_SIM_MAX_TILLS);
 }
@@ -86,10 +94,17 @@ int main(int argc, char **argv)
             cfg.dir = arg;
             i++;
         } else if (strcmp(a, "--plant") == 0 && arg) {
-            if (strcmp(arg, "ignore-floor") != 0)
+            if (!tm_sim_plant_known(arg))
                 goto usage;
             cfg.plant = arg;
+#ifdef TM_PLANTS
+            tm_plant = arg;
+#endif
             i++;
+        } else if (strcmp(a, "--faulty") == 0) {
+            cfg.force_faulty = true;
+        } else if (strcmp(a, "--restore") == 0) {
+            cfg.force_restore = true;
         } else if (strcmp(a, "--trace") == 0) {
             trace = true;
         } else if (strcmp(a, "--twice") == 0) {
@@ -153,16 +168,26 @@ int main(int argc, char **argv)
         if (r.violated) {
             failed++;
             printf("FAIL seed %" PRIu64 ": invariant %s: %s\n", seed, r.invariant, r.detail);
-            printf("  replay: tm-sim --seed %" PRIu64 " --tills %d --ops %d%s%s --trace\n", seed,
-                   r.tills, r.ops, cfg.plant ? " --plant " : "", cfg.plant ? cfg.plant : "");
+            printf("  replay: %s --seed %" PRIu64 " --tills %d --ops %d%s%s%s%s --trace\n",
+#ifdef TM_PLANTS
+                   "tm-sim-plant",
+#else
+                   "tm-sim",
+#endif
+                   seed, r.tills, r.ops, cfg.force_faulty ? " --faulty" : "",
+                   cfg.force_restore ? " --restore" : "", cfg.plant ? " --plant " : "",
+                   cfg.plant ? cfg.plant : "");
         }
         if (single)
             printf("seed %" PRIu64 ": %d tills, %d ops (%" PRIu64 " sales, %" PRIu64
                    " edits), %" PRIu64 " faults, %" PRIu64 " crashes, %" PRIu64 " events, %" PRIu64
                    " frames, %.1f s simulated, settled %" PRIu64 " ms after healing\n"
+                   "faulty till: %s (%" PRIu64 " crafted frames); restored till: %s (%" PRIu64
+                   " restores)\n"
                    "trace hash %016" PRIx64 "\n",
                    seed, r.tills, r.ops, r.sales, r.edits, r.faults, r.crashes, r.events, r.frames,
-                   (double)r.sim_ms / 1000.0, r.settle_ms, r.trace_hash);
+                   (double)r.sim_ms / 1000.0, r.settle_ms, r.faulty >= 0 ? "yes" : "none",
+                   r.attacks, r.restored >= 0 ? "yes" : "none", r.restores, r.trace_hash);
         fflush(stdout);
         if (seed == last)
             break;

@@ -19,6 +19,32 @@
 #define SIM_WATCH_EVERY_MS 500u
 #define SIM_EVENTS_MAX     (50u * 1000u * 1000u)
 
+/* ---- planted bugs (tests only: docs/sim.md) ---------------------------- */
+
+static const char *const plants[] = {
+    "ignore-floor",      /* shell: edits stamped without reading the record's stamp */
+    "ack-before-commit", /* shell: the POS is answered before the op is stored */
+    "trust-forged",      /* shell: the forger's key left in the trusted keys */
+#ifdef TM_PLANTS
+    "hlc-wrap",       /* core/hlc.c: the counter wraps instead of carrying */
+    "no-reincarnate", /* core/engine.c: a restored till keeps its old origin */
+    "no-self-check",  /* core/engine.c: restores told apart by seq only (the old rule) */
+#endif
+};
+
+bool tm_sim_plant_known(const char *name)
+{
+    for (size_t i = 0; i < sizeof plants / sizeof plants[0]; i++)
+        if (strcmp(name, plants[i]) == 0)
+            return true;
+    return false;
+}
+
+bool sim_planted(const sim_t *s, const char *name)
+{
+    return s->cfg.plant && strcmp(s->cfg.plant, name) == 0;
+}
+
 /* ---- trace and hash ----------------------------------------------------- */
 
 void sim_hash(sim_t *s, const void *p, size_t n)
@@ -135,6 +161,13 @@ uint64_t sim_wall(const sim_t *s, int i)
     return w < 1 ? 1 : (uint64_t)w; /* a clock never reads before 1970 */
 }
 
+/* Log lines carry simulated time: a replay prints the same lines. */
+static uint64_t s_log_now(void *ctx)
+{
+    const sim_t *s = ctx;
+    return SIM_EPOCH_MS + s->now;
+}
+
 /* ---- the LAN -------------------------------------------------------------- */
 
 static int s_index(const sim_t *s, const char *name)
@@ -216,19 +249,22 @@ void sim_flush(sim_t *s, int i)
 
 /* ---- tills ---------------------------------------------------------------- */
 
-static int s_till_start(sim_t *s, int i)
+int sim_till_start(sim_t *s, int i)
 {
     sim_till_t *t = &s->t[i];
-    uint8_t pks[TM_SIM_MAX_TILLS][32];
+    uint8_t pks[TM_SIM_MAX_TILLS + 1][32];
     int rc = tm_store_open(t->path, NULL, &t->store);
     if (rc) {
         sim_violation(s, "store-open", "till %s: %s (%s)", t->name, tm_strerror(rc), t->path);
         return rc;
     }
+    size_t n_pks = (size_t)s->k;
     for (int j = 0; j < s->k; j++)
         memcpy(pks[j], s->t[j].pk, 32);
+    if (s->faulty >= 0 && sim_planted(s, "trust-forged"))
+        memcpy(pks[n_pks++], s->evil_pk, 32); /* a revocation never applied */
     if ((rc = tm_store_set_signer(t->store, t->pk, t->sk, NULL)) ||
-        (rc = tm_store_set_trusted(t->store, (const uint8_t(*)[32])pks, (size_t)s->k))) {
+        (rc = tm_store_set_trusted(t->store, (const uint8_t(*)[32])pks, n_pks))) {
         sim_violation(s, "store-open", "till %s: keys: %s", t->name, tm_strerror(rc));
         return rc;
     }
@@ -243,6 +279,8 @@ static int s_till_start(sim_t *s, int i)
                             * by test_engine; the sim checks they never gate. */
                            .clock_warn_ms = 1000ULL * 365 * 86400000ULL};
     t->log.level = TM_LOG_ERROR;
+    t->log.now_ms = s_log_now;
+    t->log.now_ctx = s;
     snprintf(t->log.tag, sizeof t->log.tag, "seed %llu t%u",
              (unsigned long long)(s->seed % 1000000000000ULL), (unsigned)i % 100u);
     if ((rc = tm_engine_new(&cfg, t->store, &t->log, &t->eng))) {
@@ -255,6 +293,7 @@ static int s_till_start(sim_t *s, int i)
     /* A restart is a new process: monotonic time starts somewhere else. */
     t->mono_base = 1000 + sim_rng_below(&s->rng, 1000000000ULL);
     t->up = true;
+    t->incarnation++;
     t->tick_at = 0;
     /* The probe's first answer, as if it came at once. */
     tm_engine_set_uplink(t->eng, t->uplink, sim_wall(s, i), sim_mono(s, i));
@@ -278,7 +317,7 @@ static void s_stats_add(tm_engine_stats_t *acc, const tm_engine_stats_t *x)
 }
 
 /* kill -9: the engine and its memory go; the store keeps what it committed. */
-static void s_till_crash(sim_t *s, int i)
+void sim_till_crash(sim_t *s, int i)
 {
     sim_till_t *t = &s->t[i];
     tm_engine_stats_t st;
@@ -336,7 +375,7 @@ static void s_fault(sim_t *s)
         if (!s->t[a].up)
             break;
         sim_trace(s, "fault: %s crashes, down for %llu ms", s->t[a].name, (unsigned long long)dur);
-        s_till_crash(s, a);
+        sim_till_crash(s, a);
         s->res->crashes++;
         sim_push(s, s->now + dur, EV_RESTART, a, -1, 0, NULL, 0);
         break;
@@ -399,7 +438,7 @@ static void s_heal(sim_t *s)
         if (s->t[i].up)
             tm_engine_set_intake(s->t[i].eng, true);
     for (int i = 0; i < s->k; i++)
-        if (!s->t[i].up && s_till_start(s, i) == TM_OK)
+        if (!s->t[i].up && sim_till_start(s, i) == TM_OK)
             sim_trace(s, "heal: %s restarts", s->t[i].name);
     sim_trace(s, "heal: every cable plugged, every till up");
     sim_push(s, s->now + SIM_CHECK_EVERY_MS, EV_CHECK, -1, -1, 0, NULL, 0);
@@ -419,6 +458,8 @@ static void s_deliver(sim_t *s, sim_ev_t *ev)
     sim_hash(s, ev->buf, ev->len);
     s->res->frames++;
     sim_trace(s, "deliver %s->%s len=%zu", s->t[ev->a].name, to->name, ev->len);
+    if (ev->b == s->faulty)
+        sim_capture(s, ev->a, ev->buf, ev->len);
     tm_engine_on_frame(to->eng, s->t[ev->a].name, ev->buf, ev->len, sim_mono(s, ev->b),
                        sim_wall(s, ev->b), &s->box);
     sim_flush(s, ev->b);
@@ -457,7 +498,7 @@ static void s_event(sim_t *s, sim_ev_t *ev)
     case EV_LINK_UP: s->link[ev->a][ev->b] = true; break;
     case EV_PLUG: s->cable[ev->a] = true; break;
     case EV_RESTART:
-        if (!t->up && s_till_start(s, ev->a) == TM_OK)
+        if (!t->up && sim_till_start(s, ev->a) == TM_OK)
             sim_trace(s, "%s restarts from its store", t->name);
         break;
     case EV_NET_CALM: s->loss_ppm = s->dup_ppm = 0; break;
@@ -467,6 +508,18 @@ static void s_event(sim_t *s, sim_ev_t *ev)
             tm_engine_set_intake(t->eng, true);
         break;
     case EV_HEAL: s_heal(s); break;
+    case EV_ATTACK: sim_attack(s); break;
+    case EV_BACKUP: sim_backup(s); break;
+    case EV_RESTORE: sim_restore(s); break;
+    case EV_COMMIT:
+        if (t->up && ev->gen == t->incarnation && ev->len >= 8) {
+            uint64_t hlc;
+            memcpy(&hlc, ev->buf, 8);
+            sim_load_commit(s, ev->a, (uint32_t)ev->b, hlc, ev->buf + 8, ev->len - 8);
+        } else {
+            sim_trace(s, "%s: an acknowledged op was never stored (the till crashed)", t->name);
+        }
+        break;
     case EV_WATCH:
         if (s->healed)
             break;
@@ -551,7 +604,7 @@ static void s_draw(sim_t *s)
 static void s_free(sim_t *s)
 {
     for (int i = 0; i < s->k; i++)
-        s_till_crash(s, i);
+        sim_till_crash(s, i);
     while (s->q.n) {
         sim_ev_t ev = s_pop(&s->q);
         free(ev.buf);
@@ -559,6 +612,7 @@ static void s_free(sim_t *s)
     free(s->q.v);
     tm_outbox_free(&s->box);
     sim_load_free(s);
+    sim_faulty_free(s);
     if (s->dir[0] && !s->cfg.keep) {
         char p[300];
         for (int i = 0; i < s->k; i++)
@@ -573,7 +627,7 @@ static void s_free(sim_t *s)
 
 int tm_sim_run(const tm_sim_cfg_t *cfg, tm_sim_result_t *res)
 {
-    if (cfg->plant && strcmp(cfg->plant, "ignore-floor") != 0)
+    if (cfg->plant && !tm_sim_plant_known(cfg->plant))
         return TM_EINVAL;
     if ((cfg->tills && (cfg->tills < 2 || cfg->tills > TM_SIM_MAX_TILLS)) || cfg->ops < 0)
         return TM_EINVAL;
@@ -596,12 +650,17 @@ int tm_sim_run(const tm_sim_cfg_t *cfg, tm_sim_result_t *res)
         goto cleanup;
     }
     s_draw(s);
-    sim_trace(s, "seed %llu: %d tills, %d ops, faults%s%s%s%s%s%s%s", (unsigned long long)cfg->seed,
-              s->k, res->ops, s->f_links ? " links" : "", s->f_cables ? " cables" : "",
-              s->f_crash ? " crashes" : "", s->f_clocks ? " clocks" : "", s->f_lossy ? " loss" : "",
-              s->f_disk ? " disk" : "", s->f_uplink ? " uplinks" : "");
+    sim_faulty_draw(s);
+    res->faulty = s->faulty;
+    res->restored = s->restored;
+    sim_trace(s, "seed %llu: %d tills, %d ops, faults%s%s%s%s%s%s%s%s%s",
+              (unsigned long long)cfg->seed, s->k, res->ops, s->f_links ? " links" : "",
+              s->f_cables ? " cables" : "", s->f_crash ? " crashes" : "",
+              s->f_clocks ? " clocks" : "", s->f_lossy ? " loss" : "", s->f_disk ? " disk" : "",
+              s->f_uplink ? " uplinks" : "", s->faulty >= 0 ? " faulty-till" : "",
+              s->restored >= 0 ? " restored-till" : "");
     for (int i = 0; i < s->k; i++) {
-        if ((rc = s_till_start(s, i)))
+        if ((rc = sim_till_start(s, i)))
             goto cleanup;
         sim_trace(s,
                   "%s up: clock %+lld ms, drift %+d ppm, heartbeat %u ms, batch %u, uplink %s, "
@@ -613,6 +672,7 @@ int tm_sim_run(const tm_sim_cfg_t *cfg, tm_sim_result_t *res)
     sim_push(s, sim_rng_below(&s->rng, s->fault_gap_ms), EV_FAULT, -1, -1, 0, NULL, 0);
     sim_push(s, s->load_ms + 500, EV_HEAL, -1, -1, 0, NULL, 0);
     sim_push(s, SIM_WATCH_EVERY_MS, EV_WATCH, -1, -1, 0, NULL, 0);
+    sim_faulty_start(s);
     while (s->q.n && !s->settled && !res->violated) {
         sim_ev_t ev = s_pop(&s->q);
         s->now = ev.at;

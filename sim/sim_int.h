@@ -43,7 +43,11 @@ typedef enum {
     EV_DISK_OK,     /* till a has disk space again */
     EV_HEAL,        /* the end of faults and load */
     EV_CHECK,       /* settle: are the tills level yet? */
-    EV_WATCH        /* during the load: the invariants that hold at all times */
+    EV_WATCH,       /* during the load: the invariants that hold at all times */
+    EV_ATTACK,      /* the faulty till a sends a crafted frame (faulty.c) */
+    EV_BACKUP,      /* till a's store files are copied */
+    EV_RESTORE,     /* till a crashes and starts again from that copy */
+    EV_COMMIT       /* plant ack-before-commit: the op the POS was told of is stored */
 } sim_ev_kind_t;
 
 typedef struct {
@@ -82,6 +86,7 @@ typedef struct {
     uint64_t tick_at;      /* sim time of that tick (0: none) */
     uint64_t receipt;      /* per-till receipt counter */
     tm_engine_stats_t acc; /* stats of earlier incarnations, summed */
+    uint64_t incarnation;  /* starts so far: an op queued by a dead process is lost */
 } sim_till_t;
 
 /* What the POS was told, to check against at the end. */
@@ -89,7 +94,17 @@ typedef struct {
     char id[TM_UUID_LEN];
     int till;
     uint64_t at;
+    int64_t total;
 } sim_sale_t;
+
+/* A frame the faulty till heard, kept for replays. */
+typedef struct {
+    uint8_t *buf;
+    size_t len;
+    int from;
+} sim_frame_t;
+
+#define SIM_CAPTURED 8
 
 #define SIM_MAX_CUSTOMERS 6
 
@@ -124,6 +139,16 @@ typedef struct {
     size_t cap_writes;
     tm_outbox_t box;
     uint64_t hash;
+    /* faulty.c: its own generator, so seeds without these run as before */
+    sim_rng_t frng;
+    int faulty;   /* the faulty till, -1: none */
+    int restored; /* the till restored from a copy of its store, -1: none */
+    uint64_t attack_gap_ms, backup_at, restore_at;
+    bool have_backup;
+    uint8_t evil_pk[32], evil_sk[64]; /* a key no till trusts */
+    sim_frame_t captured[SIM_CAPTURED];
+    size_t n_captured;
+    uint32_t forged;
 } sim_t;
 
 /* sim.c */
@@ -139,8 +164,26 @@ void sim_trace(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 
 void sim_violation(sim_t *s, const char *invariant, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+int sim_till_start(sim_t *s, int i);
+bool sim_planted(const sim_t *s, const char *name);
+void sim_till_crash(sim_t *s, int i);
+
 /* load.c: the POS */
 void sim_load_step(sim_t *s);
+/* A customer edit on till i stamped `stamp` instead of after what it
+ * shows (the faulty till's counter-end stamps). */
+void sim_load_edit_stamped(sim_t *s, int i, uint64_t stamp);
+/* Plant ack-before-commit: the op that EV_COMMIT stores (buf: body). */
+void sim_load_commit(sim_t *s, int i, uint32_t kind, uint64_t hlc, const uint8_t *body, size_t len);
+
+/* faulty.c: the faulty till and the restored till */
+void sim_faulty_draw(sim_t *s);
+void sim_faulty_start(sim_t *s);
+void sim_capture(sim_t *s, int from, const uint8_t *buf, size_t len);
+void sim_attack(sim_t *s);
+void sim_backup(sim_t *s);
+void sim_restore(sim_t *s);
+void sim_faulty_free(sim_t *s);
 void sim_load_free(sim_t *s);
 
 /* check.c: invariants */

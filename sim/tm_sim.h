@@ -34,6 +34,9 @@ typedef struct {
      * (tests only): "ignore-floor" stamps customer edits with
      * tm_engine_hlc_now instead of after what the till shows. NULL: none. */
     const char *plant;
+    /* Every seed has a faulty till / a till restored from an old copy of
+     * its store (otherwise 15 % of seeds each, drawn from the seed). */
+    bool force_faulty, force_restore;
 } tm_sim_cfg_t;
 
 typedef struct {
@@ -45,6 +48,8 @@ typedef struct {
     uint64_t settle_ms;    /* from healing to convergence */
     uint64_t sales, edits; /* acknowledged POS operations */
     uint64_t crashes, faults;
+    uint64_t attacks, restores; /* frames the faulty till crafted; restores */
+    int faulty, restored;       /* which till (-1: none) */
     bool violated;
     char invariant[64]; /* which one */
     char detail[512];   /* what was seen */
@@ -53,6 +58,10 @@ typedef struct {
 /* Installs the simulator's deterministic randombytes into libsodium. Must
  * run before anything calls sodium_init (i.e. first thing in main). */
 int tm_sim_entropy_install(void);
+
+/* Whether this build knows the planted bug `name` (tm-sim-plant knows the
+ * ones planted in the core too). */
+bool tm_sim_plant_known(const char *name);
 
 /* Runs one seed. Returns TM_OK when the run completed (res->violated says
  * whether an invariant broke), or an error when the simulator itself could

@@ -1,6 +1,7 @@
 /* hlc.c - hybrid logical clock (see tm_hlc.h for what a far-ahead peer can
  * and cannot do to it). */
 #include "tm_hlc.h"
+#include "tm_plant.h"
 
 void tm_hlc_init(tm_hlc_t *c, uint64_t adopt_ms)
 {
@@ -22,6 +23,8 @@ static uint64_t next_after(uint64_t floor, uint64_t wall_ms)
     wall_ms = clamp_wall(wall_ms);
     if (wall_ms > TM_HLC_MS(floor))
         return TM_HLC_MAKE(wall_ms, 0);
+    if (TM_PLANTED("hlc-wrap")) /* the counter wraps within its millisecond */
+        return TM_HLC_MAKE(TM_HLC_MS(floor), TM_HLC_COUNTER(floor) + 1);
     return floor == UINT64_MAX ? floor : floor + 1;
 }
 

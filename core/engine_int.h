@@ -84,6 +84,11 @@ struct tm_engine {
      * started, and whether we already moved to a new incarnation. */
     uint64_t own_seq_at_start;
     bool reincarnated;
+    /* Whether a peer's copy of the first op we made since we started was
+     * compared with ours (self_checked), and found to differ (own_fork):
+     * a restored store that made as many ops as it lost before hearing
+     * from a peer is told apart only by content, not by seq. */
+    bool self_checked, own_fork;
     size_t n_trusted; /* keys in the trusted keys file: frame bounds */
     quota_t *quota;   /* per origin, bounded by TM_ENGINE_QUOTA_ORIGINS */
     size_t n_quota;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine_int.h"
+#include "tm_plant.h"
 
 static const char *const state_names[] = {"connecting", "alive",     "down",
                                           "foreign",    "untrusted", "revoked"};
@@ -678,6 +679,22 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
         }
         ranges[k++] = ranges[i];
     }
+    /* Once per start: the peer's copy of the first op we made since, which
+     * must be ours; a different one means this store was restored. */
+    uint64_t first = e->own_seq_at_start + 1;
+    if (!e->self_checked && !e->reincarnated && !TM_PLANTED("no-self-check") &&
+        tm_vv_get(&e->vv, e->node_id) >= first && tm_vv_get(&p->vv, e->node_id) >= first &&
+        !deferred(p, e->node_id, now_ms)) {
+        tm_range_t *r = realloc(ranges, (k + 1) * sizeof *r);
+        if (!r) {
+            free(ranges);
+            return TM_ENOMEM;
+        }
+        ranges = r;
+        memcpy(ranges[k].origin, e->node_id, TM_NODE_ID_LEN);
+        ranges[k].from = ranges[k].to = first;
+        k++;
+    }
     if ((n = k) == 0) {
         free(ranges);
         return TM_OK;
@@ -859,7 +876,7 @@ static void vv_raise(tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN], uint64_t
 static void check_restored(tm_engine_t *e, const peer_t *p)
 {
     uint64_t theirs = tm_vv_get(&p->vv, e->node_id), ours = tm_vv_get(&e->vv, e->node_id);
-    if (e->reincarnated || theirs <= ours)
+    if (e->reincarnated || (theirs <= ours && !e->own_fork) || TM_PLANTED("no-reincarnate"))
         return;
     size_t moved = 0;
     char was[TM_NODE_HEX_LEN], now[TM_NODE_HEX_LEN];
@@ -878,12 +895,35 @@ static void check_restored(tm_engine_t *e, const peer_t *p)
     (void)refresh_vv(e);
     tm_hex(e->node_id, TM_NODE_ID_LEN, now);
     tm_log_error(e->log,
-                 "peer %s holds %llu ops of this till's own origin, the store only %llu: it was "
+                 "peer %s holds %llu ops of this till's own origin, the store %llu%s: it was "
                  "restored from a backup (or copied). This till now writes as origin %s (was "
                  "%s) and re-issued the %zu op(s) it made since it started; its older ops come "
                  "back from its peers",
-                 p->info.name, (unsigned long long)theirs, (unsigned long long)ours, now, was,
-                 moved);
+                 p->info.name, (unsigned long long)theirs, (unsigned long long)ours,
+                 e->own_fork ? ", and other ones than this store at the same seqs" : " only", now,
+                 was, moved);
+}
+
+/* The answer to the self-check of pull_from: the peer's copy of the first
+ * op we made since we started. Refused (a fork of our own origin, which
+ * only another copy of this store can have signed) means we were
+ * restored; taken as a duplicate means the peer holds what we made. */
+static void check_own_copy(tm_engine_t *e, const peer_t *p, const tm_op_t *ops, size_t n,
+                           const tm_apply_report_t *rep)
+{
+    bool have = false, refused = false;
+    for (size_t i = 0; i < n; i++)
+        have |= ops[i].seq == e->own_seq_at_start + 1 &&
+                memcmp(ops[i].origin, e->node_id, TM_NODE_ID_LEN) == 0;
+    for (size_t i = 0; i < rep->n_origins; i++)
+        refused |= memcmp(rep->origins[i], e->node_id, TM_NODE_ID_LEN) == 0;
+    if (!have)
+        return;
+    e->self_checked = true;
+    if (refused) {
+        e->own_fork = true;
+        check_restored(e, p);
+    }
 }
 
 static int vv_entry_cmp(const void *a, const void *b)
@@ -1194,6 +1234,8 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
     rc = n_ops ? tm_store_apply_report(e->store, ops, n_ops, &n_new, &rep) : TM_OK;
     if (rc == TM_OK && (rep.refused || rep.deferred))
         note_refusals(e, p, &rep, now_ms);
+    if (rc == TM_OK && !e->self_checked)
+        check_own_copy(e, p, ops, n_ops, &rep);
     if (rc) {
         if (rc == TM_EPROTO)
             p->info.frames_bad++;
