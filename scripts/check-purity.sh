@@ -4,13 +4,13 @@
 # checks it on the static libraries of the core: any undefined symbol from
 # the list below fails the check, naming the library, object and symbol.
 #   scripts/check-purity.sh [BUILD_DIR]     (default build/asan)
-# Checked: libtm_engine.a libtm_hlc.a libtm_clock.a libtm_elect.a
+# Checked: libtm_engine.a libtm_hlc.a libtm_clock.a libtm_elect.a libtm_fwdcore.a
 # Refused: clock_gettime time gettimeofday rand random getrandom
 #          randombytes_* zmq_* curl_* avahi_* MHD_* pthread_*
 # (randombytes_* is libsodium's randomness: refused for the same reason.)
 set -eu
 BUILD=${1:-build/asan}
-LIBS="libtm_engine.a libtm_hlc.a libtm_clock.a libtm_elect.a"
+LIBS="libtm_engine.a libtm_hlc.a libtm_clock.a libtm_elect.a libtm_fwdcore.a"
 NM=${NM:-nm}
 if ! command -v "$NM" >/dev/null 2>&1; then
     echo "check-purity: $NM not found (binutils)" >&2

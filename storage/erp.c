@@ -410,6 +410,12 @@ static int s_split_ids(const char *text, char (**ids)[TM_UUID_LEN], size_t *n)
 
 int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n, char key[64])
 {
+    return tm_store_open_intent_except(self, NULL, NULL, ids, n, key);
+}
+
+int tm_store_open_intent_except(tm_store_t *self, tm_store_intent_skip_fn skip, void *ctx,
+                                char (**ids)[TM_UUID_LEN], size_t *n, char key[64])
+{
     sqlite3_stmt *st = NULL, *close_st = NULL;
     *ids = NULL;
     *n = 0;
@@ -424,6 +430,12 @@ int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n,
         size_t m;
         if (!k || !t || (rc = s_split_ids((const char *)t, &v, &m)))
             break;
+        /* Skipped before the state check: an intent in flight is not done,
+         * and must not be closed either. */
+        if (skip && skip(ctx, (const char *)k, v, m)) {
+            free(v);
+            continue;
+        }
         int state = m ? s_intent_done(self, v, m) : 1;
         if (state == 0) {
             tm_strlcpy(key, (const char *)k, 64);

@@ -447,6 +447,12 @@ int tm_store_backlog(tm_store_t *self, tm_backlog_t *out);
  * idempotency key. TM_ENOTFOUND if none. *ids malloc'd. A successor re-sends
  * exactly that batch under that key, so the ERP sees a replay. */
 int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n, char key[64]);
+/* The same, passing over the intents skip says yes to (a forwarder's
+ * batches in flight, and those it has superseded). */
+typedef bool (*tm_store_intent_skip_fn)(void *ctx, const char *key, char (*ids)[TM_UUID_LEN],
+                                        size_t n);
+int tm_store_open_intent_except(tm_store_t *self, tm_store_intent_skip_fn skip, void *ctx,
+                                char (**ids)[TM_UUID_LEN], size_t *n, char key[64]);
 
 /* Reconcile: up to max acknowledged sales after the row cursor after_ins,
  * in the order this store first saw them; *last_ins is the cursor for the

@@ -4,46 +4,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "fwd_int.h"
-
-static uint32_t jitter_none(void *ctx, uint32_t upper)
-{
-    (void)ctx;
-    (void)upper;
-    return 0;
-}
-
-static uint32_t jitter_all(void *ctx, uint32_t upper)
-{
-    (void)ctx;
-    return upper;
-}
-
-static uint32_t jitter_too_much(void *ctx, uint32_t upper)
-{
-    (void)ctx;
-    return upper + 1000; /* a seam that misbehaves must not stretch the cap */
-}
 
 Test(fwd_backoff, doubles_from_min_to_the_cap_and_keeps_within_half_to_full_step)
 {
     const uint64_t steps[] = {200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000};
     for (uint32_t k = 1; k <= 10; k++) {
-        uint64_t lo = tm_fwd__backoff_ms(k, 200, 30000, jitter_none, NULL);
-        uint64_t hi = tm_fwd__backoff_ms(k, 200, 30000, jitter_all, NULL);
+        uint32_t half = (uint32_t)(steps[k - 1] / 2);
+        uint64_t lo = tm_fwd__backoff_ms(k, 200, 30000, 0);
+        uint64_t hi = tm_fwd__backoff_ms(k, 200, 30000, half);
         cr_assert_eq(lo, steps[k - 1] / 2, "failure %u: %llu", k, (unsigned long long)lo);
         cr_assert_eq(hi, steps[k - 1], "failure %u: %llu", k, (unsigned long long)hi);
-        cr_assert_eq(tm_fwd__backoff_ms(k, 200, 30000, jitter_too_much, NULL), steps[k - 1]);
+        /* Any random bits stay within the step. */
+        uint64_t any = tm_fwd__backoff_ms(k, 200, 30000, UINT32_MAX);
+        cr_assert(any >= lo && any <= hi, "failure %u: %llu", k, (unsigned long long)any);
     }
     /* Many failures: still the cap, no overflow. */
-    cr_assert_eq(tm_fwd__backoff_ms(4000000000u, 200, 30000, jitter_all, NULL), 30000);
-    cr_assert_eq(tm_fwd__backoff_ms(1, 10, 10, jitter_all, NULL), 10);
+    cr_assert_eq(tm_fwd__backoff_ms(4000000000u, 200, 30000, 15000), 30000);
+    cr_assert_eq(tm_fwd__backoff_ms(1, 10, 10, 5), 10);
 }
 
-Test(fwd_backoff, the_daemon_jitter_stays_in_range)
+Test(fwd_backoff, random_bits_stay_in_range)
 {
     for (int i = 0; i < 1000; i++) {
-        uint64_t d = tm_fwd__backoff_ms(3, 200, 30000, tm_fwd_jitter_random, NULL);
+        uint64_t d = tm_fwd__backoff_ms(3, 200, 30000, randombytes_random());
         cr_assert(d >= 400 && d <= 800, "%llu", (unsigned long long)d);
     }
 }
