@@ -773,27 +773,36 @@ static void on_verify_done(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r
 
 /* The key depends only on the batch's sale ids, in order: a successor that
  * re-forms the same batch sends the same key. */
-static void batch_key(tm_fwd_core_t *f, slot_t *s)
+static int batch_key(tm_fwd_core_t *f, slot_t *s)
 {
     crypto_hash_sha256_state h;
     uint8_t d[32];
     char hex[65];
+    uint32_t *gen = calloc(s->n + 1, sizeof *gen);
+    if (!gen)
+        return TM_ENOMEM;
+    /* An operator's retry of a parked sale is a new request, not a replay
+     * of the refusal; every other sale has generation 0 and the key stays
+     * the same on every till. */
+    int rc = tm_store_retry_gens(f->store, s->ids, s->n, gen);
+    if (rc) {
+        free(gen);
+        return rc;
+    }
     crypto_hash_sha256_init(&h);
     for (size_t i = 0; i < s->n; i++) {
-        uint32_t gen = 0;
         crypto_hash_sha256_update(&h, (const uint8_t *)s->ids[i], TM_UUID_LEN - 1);
-        /* An operator's retry of a parked sale is a new request, not a
-         * replay of the refusal; every other sale has generation 0 and the
-         * key stays the same on every till. */
-        if (tm_store_retry_gen(f->store, s->ids[i], &gen) == TM_OK && gen) {
+        if (gen[i]) {
             char g[16];
-            snprintf(g, sizeof g, "#%u", gen);
+            snprintf(g, sizeof g, "#%u", gen[i]);
             crypto_hash_sha256_update(&h, (const uint8_t *)g, strlen(g));
         }
     }
+    free(gen);
     crypto_hash_sha256_final(&h, d);
     tm_hex(d, 20, hex);
     snprintf(s->key, sizeof s->key, "tm1-%s", hex);
+    return TM_OK;
 }
 
 /* {"sales":[...]}: each element is tm_sale_to_json's output, itself JSON
@@ -931,30 +940,42 @@ static bool skip_intent(void *ctx, const char *key, char (*ids)[TM_UUID_LEN], si
     return false;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
 /* Forms a new batch from the unacknowledged sales not in flight.
  * TM_ENOTFOUND when none waits. */
 static int new_batch(tm_fwd_core_t *f, slot_t *s)
 {
-    size_t held = 0;
+    size_t held = 0, h = 0;
     for (size_t i = 0; i < TM_FWD_MAX_IN_FLIGHT; i++)
-        if (&f->slot[i] != s)
+        if (&f->slot[i] != s && f->slot[i].kind != SLOT_FREE)
             held += f->slot[i].n;
+    /* The ids in flight, sorted, so that each candidate costs a search. */
+    char(*busy)[TM_UUID_LEN] = calloc(held + 1, TM_UUID_LEN);
+    if (!busy)
+        return TM_ENOMEM;
+    for (size_t i = 0; i < TM_FWD_MAX_IN_FLIGHT; i++)
+        if (&f->slot[i] != s && f->slot[i].kind != SLOT_FREE)
+            for (size_t j = 0; j < f->slot[i].n; j++)
+                memcpy(busy[h++], f->slot[i].ids[j], TM_UUID_LEN);
+    qsort(busy, h, TM_UUID_LEN, cmp_id);
     char(*ids)[TM_UUID_LEN] = NULL;
     size_t n = 0, k = 0;
     int rc = tm_store_unacked_sales(f->store, f->cfg.batch_max + held, &ids, &n);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n && k < f->cfg.batch_max; i++)
-        if (!held || !id_busy(f, s, ids[i]))
+    for (size_t i = 0; rc == TM_OK && i < n && k < f->cfg.batch_max; i++)
+        if (!h || !bsearch(ids[i], busy, h, TM_UUID_LEN, cmp_id))
             memmove(ids[k++], ids[i], TM_UUID_LEN);
-    if (k == 0) {
+    free(busy);
+    if (rc || k == 0) {
         free(ids);
-        return TM_ENOTFOUND;
+        return rc ? rc : TM_ENOTFOUND;
     }
     s->ids = ids;
     s->n = k;
-    batch_key(f, s);
-    return TM_OK;
+    return batch_key(f, s);
 }
 
 /* s holds the open intent of a batch the ERP refused as a whole: replace
@@ -977,8 +998,7 @@ static int next_single(tm_fwd_core_t *f, slot_t *s)
     s->n = 1;
     f->split.next = i;
     s->single = true;
-    batch_key(f, s);
-    return TM_OK;
+    return batch_key(f, s);
 }
 
 /* The batch to send into s: the oldest open intent (a predecessor's, ours

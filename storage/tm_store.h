@@ -431,6 +431,8 @@ int tm_store_unpark(tm_store_t *self, const char *sale_id);
  * reconcile found the ERP did not hold it (0 for most sales): part of the
  * idempotency key, so a retry is a new request to the ERP. */
 int tm_store_retry_gen(tm_store_t *self, const char *sale_id, uint32_t *gen);
+/* The same for ids[0..n) into gens[0..n), in one pass. */
+int tm_store_retry_gens(tm_store_t *self, char (*ids)[TM_UUID_LEN], size_t n, uint32_t *gens);
 /* Up to max parked sales, oldest first; *out malloc'd (NULL if none). */
 int tm_store_parked(tm_store_t *self, size_t max, tm_parked_t **out, size_t *n);
 
