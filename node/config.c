@@ -162,6 +162,8 @@ static int erp_key(parse_t *p, int line, const char *k, const char *v)
         return set_u32(p, line, &c->erp_request_timeout_ms, k, v, 100, 600000);
     if (!strcmp(k, "batch_max"))
         return set_u32(p, line, &c->erp_batch_max, k, v, 1, 10000);
+    if (!strcmp(k, "max_in_flight"))
+        return set_u32(p, line, &c->erp_max_in_flight, k, v, 1, 8); /* TM_FWD_MAX_IN_FLIGHT */
     if (!strcmp(k, "backoff_min_ms"))
         return set_u32(p, line, &c->erp_backoff_min_ms, k, v, 10, 3600000);
     if (!strcmp(k, "backoff_max_ms"))

@@ -346,6 +346,7 @@ static int start_erp(tm_daemon_t *d)
         return rc;
     }
     tm_fwd_cfg_t fc = {.batch_max = c->erp_batch_max,
+                       .max_in_flight = c->erp_max_in_flight,
                        .backoff_min_ms = c->erp_backoff_min_ms,
                        .backoff_max_ms = c->erp_backoff_max_ms,
                        .till = c->name,

@@ -22,22 +22,31 @@ typedef struct {
     char errbuf[CURL_ERROR_SIZE];
 } req_t;
 
+/* One write (POST, PUT, GET /catalogue) in flight on its own easy handle;
+ * handles are kept, so curl reuses their connections (keep-alive). */
+typedef struct {
+    req_t req;
+    bool busy;
+    tm_erp_done_fn done;
+    void *done_ctx;
+    char location[256]; /* a 3xx's Location */
+} wslot_t;
+
 struct tm_erp {
     const tm_log_t *log;
     tm_erp_cfg_t cfg;
     char url[512];
     char token[512];
     CURLM *multi;
-    req_t probe, post;
-    bool probe_busy, post_busy;
+    req_t probe;
+    wslot_t w[TM_ERP_MAX_WRITES];
+    wslot_t *cur; /* the write being set up */
+    bool probe_busy;
     uint64_t next_probe; /* monotonic ms */
     uint32_t ok_run, fail_run;
     tm_uplink_t uplink;
     uint64_t uplink_since;
-    tm_erp_done_fn done;
-    void *done_ctx;
     char probe_error[600]; /* a configuration error seen by the probe, or "" */
-    char location[256];    /* the last POST's 3xx Location */
 };
 
 static size_t on_body(char *data, size_t size, size_t n, void *userp)
@@ -146,9 +155,11 @@ int tm_erp_new(const tm_erp_cfg_t *cfg, const tm_log_t *log, tm_erp_t **out)
     if (cfg->token_file && cfg->token_file[0] && (rc = read_token(e, cfg->token_file)))
         goto fail;
     rc = TM_ENOMEM;
-    if (!(e->multi = curl_multi_init()) || !(e->probe.easy = curl_easy_init()) ||
-        !(e->post.easy = curl_easy_init()))
+    if (!(e->multi = curl_multi_init()) || !(e->probe.easy = curl_easy_init()))
         goto fail;
+    for (int i = 0; i < TM_ERP_MAX_WRITES; i++)
+        if (!(e->w[i].req.easy = curl_easy_init()))
+            goto fail;
     e->cfg.token_file = NULL;
     /* The config admits this pair only with allow_insecure_http = yes. */
     if (e->token[0] && !strncmp(e->url, "http://", 7))
@@ -168,8 +179,10 @@ void tm_erp_destroy(tm_erp_t **self_p)
     tm_erp_t *e = *self_p;
     if (!e)
         return;
-    req_t *rs[2] = {&e->probe, &e->post};
-    for (int i = 0; i < 2; i++) {
+    req_t *rs[TM_ERP_MAX_WRITES + 1] = {&e->probe};
+    for (int i = 0; i < TM_ERP_MAX_WRITES; i++)
+        rs[i + 1] = &e->w[i].req;
+    for (int i = 0; i < TM_ERP_MAX_WRITES + 1; i++) {
         if (rs[i]->easy) {
             if (e->multi)
                 curl_multi_remove_handle(e->multi, rs[i]->easy);
@@ -246,7 +259,38 @@ void tm_erp_probe_now(tm_erp_t *e)
 
 bool tm_erp_busy(const tm_erp_t *e)
 {
-    return e->post_busy;
+    return tm_erp_writes(e) > 0;
+}
+
+unsigned tm_erp_writes(const tm_erp_t *e)
+{
+    unsigned n = 0;
+    for (int i = 0; i < TM_ERP_MAX_WRITES; i++)
+        n += e->w[i].busy;
+    return n;
+}
+
+/* A free write slot, set up for path; NULL when all are busy. */
+static req_t *write_slot(tm_erp_t *e, const char *path)
+{
+    e->cur = NULL;
+    for (int i = 0; i < TM_ERP_MAX_WRITES; i++)
+        if (!e->w[i].busy) {
+            e->cur = &e->w[i];
+            req_setup(e, &e->cur->req, path, (long)e->cfg.request_timeout_ms);
+            return &e->cur->req;
+        }
+    return NULL;
+}
+
+static int write_add(tm_erp_t *e, tm_erp_done_fn done, void *ctx)
+{
+    if (curl_multi_add_handle(e->multi, e->cur->req.easy) != CURLM_OK)
+        return TM_EIO;
+    e->cur->busy = true;
+    e->cur->done = done;
+    e->cur->done_ctx = ctx;
+    return TM_OK;
 }
 
 /* ---- the probe -------------------------------------------------------- */
@@ -329,46 +373,41 @@ static void probe_done(tm_erp_t *e, CURLcode cc, uint64_t now_ms, uint64_t wall_
 /* ---- POST /sales ------------------------------------------------------ */
 
 /* Adds the headers every write carries (the request's own are already in
- * e->post.headers), sets the body and starts the transfer. */
+ * the slot being set up), sets the body and starts the transfer. */
 static int write_start(tm_erp_t *e, const char *body, size_t len, uint64_t epoch, const char *till,
                        tm_erp_done_fn done, void *ctx)
 {
     char h[256];
-    e->post.headers = curl_slist_append(e->post.headers, "Content-Type: application/json");
-    e->post.headers = curl_slist_append(e->post.headers, "Expect:");
+    req_t *p = &e->cur->req;
+    p->headers = curl_slist_append(p->headers, "Content-Type: application/json");
+    p->headers = curl_slist_append(p->headers, "Expect:");
     snprintf(h, sizeof h, "X-Tillmesh-Epoch: %llu", (unsigned long long)epoch);
-    e->post.headers = curl_slist_append(e->post.headers, h);
+    p->headers = curl_slist_append(p->headers, h);
     snprintf(h, sizeof h, "X-Tillmesh-Till: %s", till);
-    e->post.headers = curl_slist_append(e->post.headers, h);
-    curl_easy_setopt(e->post.easy, CURLOPT_HTTPHEADER, e->post.headers);
-    curl_easy_setopt(e->post.easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(e->post.easy, CURLOPT_COPYPOSTFIELDS, body);
-    if (curl_multi_add_handle(e->multi, e->post.easy) != CURLM_OK)
-        return TM_EIO;
-    e->post_busy = true;
-    e->done = done;
-    e->done_ctx = ctx;
-    return TM_OK;
+    p->headers = curl_slist_append(p->headers, h);
+    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
+    curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(p->easy, CURLOPT_COPYPOSTFIELDS, body);
+    return write_add(e, done, ctx);
 }
 
 int tm_erp_post_sales(tm_erp_t *e, const char *body, size_t len, const char *key, uint64_t epoch,
                       const char *till, tm_erp_done_fn done, void *ctx)
 {
     char h[256];
-    if (e->post_busy)
+    req_t *p = write_slot(e, "/sales");
+    if (!p)
         return TM_ESTATE;
-    req_setup(e, &e->post, "/sales", (long)e->cfg.request_timeout_ms);
     snprintf(h, sizeof h, "Idempotency-Key: %s", key);
-    e->post.headers = curl_slist_append(e->post.headers, h);
+    p->headers = curl_slist_append(p->headers, h);
     return write_start(e, body, len, epoch, till, done, ctx);
 }
 
 int tm_erp_post_status(tm_erp_t *e, const char *body, size_t len, uint64_t epoch, const char *till,
                        tm_erp_done_fn done, void *ctx)
 {
-    if (e->post_busy)
+    if (!write_slot(e, "/sales/status"))
         return TM_ESTATE;
-    req_setup(e, &e->post, "/sales/status", (long)e->cfg.request_timeout_ms);
     return write_start(e, body, len, epoch, till, done, ctx);
 }
 
@@ -376,17 +415,17 @@ int tm_erp_put_customer(tm_erp_t *e, const char *id, const char *body, size_t le
                         uint64_t epoch, const char *till, tm_erp_done_fn done, void *ctx)
 {
     char h[256], path[TM_CUST_ID_MAX + 16];
-    if (e->post_busy)
-        return TM_ESTATE;
     /* Normalised ids are [0-9A-Z]: nothing to escape in a path. */
     for (const char *p = id; *p; p++)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z')))
             return TM_EINVAL;
     snprintf(path, sizeof path, "/customers/%s", id);
-    req_setup(e, &e->post, path, (long)e->cfg.request_timeout_ms);
-    curl_easy_setopt(e->post.easy, CURLOPT_CUSTOMREQUEST, "PUT");
+    req_t *p = write_slot(e, path);
+    if (!p)
+        return TM_ESTATE;
+    curl_easy_setopt(p->easy, CURLOPT_CUSTOMREQUEST, "PUT");
     snprintf(h, sizeof h, "X-Tillmesh-Version: %llu", (unsigned long long)version);
-    e->post.headers = curl_slist_append(e->post.headers, h);
+    p->headers = curl_slist_append(p->headers, h);
     return write_start(e, body, len, epoch, till, done, ctx);
 }
 
@@ -394,7 +433,7 @@ int tm_erp_get_catalogue(tm_erp_t *e, const char *since, uint32_t limit, uint64_
                          const char *till, tm_erp_done_fn done, void *ctx)
 {
     char path[TM_CURSOR_MAX * 3 + 64], h[256];
-    if (e->post_busy)
+    if (tm_erp_writes(e) >= TM_ERP_MAX_WRITES)
         return TM_ESTATE;
     CURL *esc = curl_easy_init();
     char *q = esc ? curl_easy_escape(esc, since, 0) : NULL;
@@ -404,39 +443,40 @@ int tm_erp_get_catalogue(tm_erp_t *e, const char *since, uint32_t limit, uint64_
     curl_easy_cleanup(esc);
     if (!q)
         return TM_ENOMEM;
-    req_setup(e, &e->post, path, (long)e->cfg.request_timeout_ms);
+    req_t *p = write_slot(e, path);
+    if (!p)
+        return TM_ESTATE;
     snprintf(h, sizeof h, "X-Tillmesh-Epoch: %llu", (unsigned long long)epoch);
-    e->post.headers = curl_slist_append(e->post.headers, h);
+    p->headers = curl_slist_append(p->headers, h);
     snprintf(h, sizeof h, "X-Tillmesh-Till: %s", till);
-    e->post.headers = curl_slist_append(e->post.headers, h);
-    curl_easy_setopt(e->post.easy, CURLOPT_HTTPHEADER, e->post.headers);
-    if (curl_multi_add_handle(e->multi, e->post.easy) != CURLM_OK)
-        return TM_EIO;
-    e->post_busy = true;
-    e->done = done;
-    e->done_ctx = ctx;
-    return TM_OK;
+    p->headers = curl_slist_append(p->headers, h);
+    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
+    return write_add(e, done, ctx);
 }
 
-static void post_done(tm_erp_t *e, CURLcode cc)
+static void post_done(wslot_t *w, CURLcode cc)
 {
     tm_erp_result_t r = {0};
     double secs = 0;
-    curl_easy_getinfo(e->post.easy, CURLINFO_TOTAL_TIME, &secs);
-    e->location[0] = '\0';
+    curl_easy_getinfo(w->req.easy, CURLINFO_TOTAL_TIME, &secs);
+    w->location[0] = '\0';
     if (cc == CURLE_OK) {
-        curl_easy_getinfo(e->post.easy, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_easy_getinfo(w->req.easy, CURLINFO_RESPONSE_CODE, &r.status);
         if (r.status >= 300 && r.status < 400)
-            redirect_target(e->post.easy, e->location, sizeof e->location);
-    } else
-        r.error = e->post.errbuf[0] ? e->post.errbuf : curl_easy_strerror(cc);
-    r.body = e->post.buf ? e->post.buf : "";
-    r.body_len = e->post.len;
-    r.location = e->location;
+            redirect_target(w->req.easy, w->location, sizeof w->location);
+    } else {
+        r.error = w->req.errbuf[0] ? w->req.errbuf : curl_easy_strerror(cc);
+        r.fail = cc == CURLE_OPERATION_TIMEDOUT ? TM_ERP_FAIL_TIMEOUT
+                 : cc == CURLE_COULDNT_CONNECT  ? TM_ERP_FAIL_REFUSED
+                                                : TM_ERP_FAIL_OTHER;
+    }
+    r.body = w->req.buf ? w->req.buf : "";
+    r.body_len = w->req.len;
+    r.location = w->location;
     r.seconds = secs;
-    e->post_busy = false;
-    if (e->done)
-        e->done(e->done_ctx, &r);
+    w->busy = false;
+    if (w->done)
+        w->done(w->done_ctx, &r);
 }
 
 void tm_erp_run(tm_erp_t *e, uint64_t now_ms, uint64_t wall_ms)
@@ -454,7 +494,11 @@ void tm_erp_run(tm_erp_t *e, uint64_t now_ms, uint64_t wall_ms)
         curl_multi_remove_handle(e->multi, easy);
         if (easy == e->probe.easy)
             probe_done(e, cc, now_ms, wall_ms);
-        else if (easy == e->post.easy)
-            post_done(e, cc);
+        else
+            for (int i = 0; i < TM_ERP_MAX_WRITES; i++)
+                if (easy == e->w[i].req.easy && e->w[i].busy) {
+                    post_done(&e->w[i], cc);
+                    break;
+                }
     }
 }

@@ -2,11 +2,14 @@
  * tm_erp.h - the HTTP client side of the ERP contract (docs/erp.md), on the
  * libcurl multi interface so that it never blocks the main loop.
  *
- * Two jobs, each with at most one request in flight:
+ * Two jobs:
  *  - the uplink probe: GET {url}/health every probe interval; `rise`
  *    consecutive successes make the uplink UP, `fall` consecutive failures
  *    make it DOWN (hysteresis: one lost probe does not move the forwarder);
- *  - one POST {url}/sales at a time for the forwarder (tm_erp_post_sales).
+ *    one probe in flight at a time;
+ *  - the forwarder's writes (POST /sales, ...), up to TM_ERP_MAX_WRITES in
+ *    flight, each on an easy handle kept between requests so that curl
+ *    reuses the connection (keep-alive).
  *
  * The main loop adds tm_erp_pollitems() to its zmq_poll, bounds its timeout
  * by tm_erp_timeout_ms(), and calls tm_erp_run() every iteration; finished
@@ -32,6 +35,16 @@
 
 typedef struct tm_erp tm_erp_t;
 
+#define TM_ERP_MAX_WRITES 8
+
+/* Why a request got no answer. */
+typedef enum {
+    TM_ERP_FAIL_NONE = 0, /* an answer (status) */
+    TM_ERP_FAIL_TIMEOUT,
+    TM_ERP_FAIL_REFUSED, /* could not connect */
+    TM_ERP_FAIL_OTHER,
+} tm_erp_fail_t;
+
 typedef struct {
     const char *url;             /* base URL, e.g. https://erp.example.com/tillmesh */
     const char *token_file;      /* NULL or "": no Authorization header */
@@ -45,7 +58,8 @@ typedef struct {
 typedef struct {
     long status;       /* HTTP status; 0 when no answer (transport error) */
     const char *error; /* curl's message when status == 0 */
-    const char *body;  /* response body, NUL-terminated ("" if none) */
+    tm_erp_fail_t fail;
+    const char *body; /* response body, NUL-terminated ("" if none) */
     size_t body_len;
     const char *location; /* a 3xx's Location, "" if none (never followed) */
     double seconds;       /* request duration */
@@ -71,9 +85,12 @@ const char *tm_erp_error(const tm_erp_t *self);
 /* Asks for a probe at the next tm_erp_run (e.g. after a failed POST). */
 void tm_erp_probe_now(tm_erp_t *self);
 
+/* Whether a write is in flight, and how many. */
 bool tm_erp_busy(const tm_erp_t *self);
+unsigned tm_erp_writes(const tm_erp_t *self);
 /* Starts POST {url}/sales with the given body and idempotency key; done is
- * called once with the outcome. TM_ESTATE if a POST is in flight. */
+ * called once with the outcome (with ctx: one per request). TM_ESTATE if
+ * TM_ERP_MAX_WRITES writes are in flight. */
 int tm_erp_post_sales(tm_erp_t *self, const char *body, size_t len, const char *key, uint64_t epoch,
                       const char *till, tm_erp_done_fn done, void *ctx);
 
@@ -83,13 +100,13 @@ int tm_erp_post_status(tm_erp_t *self, const char *body, size_t len, uint64_t ep
                        const char *till, tm_erp_done_fn done, void *ctx);
 /* Starts PUT {url}/customers/{id} with the customer JSON; the version (its
  * greatest field stamp) goes in X-Tillmesh-Version so an ERP can ignore an
- * older PUT that arrives late. TM_ESTATE if a request is in flight. */
+ * older PUT that arrives late. TM_ESTATE if no write slot is free. */
 int tm_erp_put_customer(tm_erp_t *self, const char *id, const char *body, size_t len,
                         uint64_t version, uint64_t epoch, const char *till, tm_erp_done_fn done,
                         void *ctx);
 
 /* Starts GET {url}/catalogue?since=SINCE&limit=LIMIT (docs/erp.md); uses
- * the same single request slot as the writes. TM_ESTATE if busy. */
+ * a write slot. TM_ESTATE if none is free. */
 int tm_erp_get_catalogue(tm_erp_t *self, const char *since, uint32_t limit, uint64_t epoch,
                          const char *till, tm_erp_done_fn done, void *ctx);
 

@@ -168,6 +168,42 @@ int tm_store_retry_gen(tm_store_t *self, const char *sale_id, uint32_t *gen)
     return rc;
 }
 
+int tm_store_retry_gens(tm_store_t *self, char (*ids)[TM_UUID_LEN], size_t n, uint32_t *gens)
+{
+    sqlite3_stmt *st = NULL;
+    memset(gens, 0, n * sizeof *gens);
+    /* Nearly always no sale has a generation: one query says so, instead
+     * of one per sale of every batch. */
+    int rc = s_prepare(self,
+                       "SELECT EXISTS (SELECT 1 FROM parked WHERE retries > 0)"
+                       " OR EXISTS (SELECT 1 FROM erp_revoked)",
+                       &st);
+    if (rc)
+        return rc;
+    int src = sqlite3_step(st);
+    bool any = src == SQLITE_ROW && sqlite3_column_int(st, 0);
+    rc = src == SQLITE_ROW ? TM_OK : tm_store__err(self, src);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc || !any)
+        return rc;
+    rc = s_prepare(self,
+                   "SELECT coalesce((SELECT retries FROM parked WHERE sale_id = ?1), 0) +"
+                   " coalesce((SELECT gen FROM erp_revoked WHERE sale_id = ?1), 0)",
+                   &st);
+    for (size_t i = 0; rc == TM_OK && i < n; i++) {
+        sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
+        src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            gens[i] = (uint32_t)sqlite3_column_int64(st, 0);
+        else
+            rc = tm_store__err(self, src);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int tm_store__cust_acks_apply(tm_store_t *self, const tm_erp_ack_t *a)
 {
     if (!a->n_customers)
@@ -410,6 +446,12 @@ static int s_split_ids(const char *text, char (**ids)[TM_UUID_LEN], size_t *n)
 
 int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n, char key[64])
 {
+    return tm_store_open_intent_except(self, NULL, NULL, ids, n, key);
+}
+
+int tm_store_open_intent_except(tm_store_t *self, tm_store_intent_skip_fn skip, void *ctx,
+                                char (**ids)[TM_UUID_LEN], size_t *n, char key[64])
+{
     sqlite3_stmt *st = NULL, *close_st = NULL;
     *ids = NULL;
     *n = 0;
@@ -424,6 +466,12 @@ int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n,
         size_t m;
         if (!k || !t || (rc = s_split_ids((const char *)t, &v, &m)))
             break;
+        /* Skipped before the state check: an intent in flight is not done,
+         * and must not be closed either. */
+        if (skip && skip(ctx, (const char *)k, v, m)) {
+            free(v);
+            continue;
+        }
         int state = m ? s_intent_done(self, v, m) : 1;
         if (state == 0) {
             tm_strlcpy(key, (const char *)k, 64);

@@ -431,6 +431,8 @@ int tm_store_unpark(tm_store_t *self, const char *sale_id);
  * reconcile found the ERP did not hold it (0 for most sales): part of the
  * idempotency key, so a retry is a new request to the ERP. */
 int tm_store_retry_gen(tm_store_t *self, const char *sale_id, uint32_t *gen);
+/* The same for ids[0..n) into gens[0..n), in one pass. */
+int tm_store_retry_gens(tm_store_t *self, char (*ids)[TM_UUID_LEN], size_t n, uint32_t *gens);
 /* Up to max parked sales, oldest first; *out malloc'd (NULL if none). */
 int tm_store_parked(tm_store_t *self, size_t max, tm_parked_t **out, size_t *n);
 
@@ -447,6 +449,12 @@ int tm_store_backlog(tm_store_t *self, tm_backlog_t *out);
  * idempotency key. TM_ENOTFOUND if none. *ids malloc'd. A successor re-sends
  * exactly that batch under that key, so the ERP sees a replay. */
 int tm_store_open_intent(tm_store_t *self, char (**ids)[TM_UUID_LEN], size_t *n, char key[64]);
+/* The same, passing over the intents skip says yes to (a forwarder's
+ * batches in flight, and those it has superseded). */
+typedef bool (*tm_store_intent_skip_fn)(void *ctx, const char *key, char (*ids)[TM_UUID_LEN],
+                                        size_t n);
+int tm_store_open_intent_except(tm_store_t *self, tm_store_intent_skip_fn skip, void *ctx,
+                                char (**ids)[TM_UUID_LEN], size_t *n, char key[64]);
 
 /* Reconcile: up to max acknowledged sales after the row cursor after_ins,
  * in the order this store first saw them; *last_ins is the cursor for the

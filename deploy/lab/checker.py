@@ -9,7 +9,9 @@ to settle. Reports:
   would_double_book   sales delivered again under a new key after being
                       booked (answered `duplicate`; an ERP without the
                       sale_id dedup of docs/erp.md would book them twice)
-  redeliveries        deliveries of an already booked sale (allowed, counted)
+  redeliveries        deliveries of an already booked sale (allowed, counted),
+                      also as a share of the acknowledged sales, and those
+                      under another key than the one that booked the sale
   digests_equal       every till's state digest equal
   converge_s          seconds from `since` (the last heal) to convergence
   clocks              per till: the wall clock the lab gave it and what the
@@ -66,6 +68,8 @@ def check(lab, truth, since=None, timeout=90.0, interval=0.5):
     rep["booked_twice"] = sum(1 for e in by.values() if e["outcomes"].count("accepted") > 1)
     rep["would_double_book"] = sum(1 for e in by.values() if "duplicate" in e["outcomes"])
     rep["redeliveries"] = es.get("redeliveries", 0)
+    rep["redeliveries_new_key"] = es.get("redeliveries_new_key", 0)
+    rep["redeliveries_pct"] = round(100.0 * rep["redeliveries"] / max(1, len(ids)), 1)
     rep["erp_booked"] = es.get("booked", 0)
     rep["erp_deliveries"] = es.get("deliveries", 0)
     rep["erp_mismatches"] = es.get("mismatches", 0)
@@ -110,7 +114,8 @@ def format_report(rep):
            f"missing on tills:     {mt}",
            f"missing at ERP:       {rep['missing_at_erp']}",
            f"booked twice at ERP:  {rep['booked_twice']}",
-           f"re-deliveries:        {rep['redeliveries']} (allowed; would-double-book at a "
+           f"re-deliveries:        {rep['redeliveries']} = {rep['redeliveries_pct']} % of sales, "
+           f"{rep['redeliveries_new_key']} under a new key (allowed; would-double-book at a "
            f"non-deduplicating ERP: {rep['would_double_book']})",
            f"ERP booked/deliveries:{rep['erp_booked']}/{rep['erp_deliveries']}",
            f"digests equal:        {rep['digests_equal']}",

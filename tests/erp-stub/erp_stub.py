@@ -179,6 +179,8 @@ class Store:
     """The stub's SQLite file. One connection, serialised by a lock; every
     change is committed before the answer is sent."""
 
+    status_requests = 0     # POST /sales/status answered (not kept across restarts)
+
     def __init__(self, path):
         self.lock = threading.RLock()
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -228,6 +230,13 @@ class Store:
                 "booked": q("SELECT count(*) FROM bookings"),
                 "deliveries": q("SELECT count(*) FROM deliveries"),
                 "redeliveries": q("SELECT count(*) FROM deliveries WHERE booked_before"),
+                # re-deliveries under another key than the one that booked the sale
+                # (a replay under the same key is the contract working; these
+                # are kept single only by the sale_id dedup)
+                "redeliveries_new_key": q("SELECT count(*) FROM deliveries d JOIN bookings b"
+                                          " USING (sale_id) WHERE d.booked_before"
+                                          " AND d.key != b.first_key"),
+                "status_requests": self.status_requests,
                 "mismatches": q("SELECT count(*) FROM deliveries WHERE mismatch"),
                 "keys": q("SELECT count(*) FROM idempotency"),
                 "customers": q("SELECT count(*) FROM customers"),
@@ -739,6 +748,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         st = self.server.store
         with st.lock:
             booked = [i for i in ids if st.is_booked(i.lower()) is not None]
+            st.status_requests += 1
         have = set(booked)
         self.send_json(200, {"booked": booked, "unknown": [i for i in ids if i not in have]})
         self.log_request_line(200, None, len(ids), f"status: {len(booked)} booked")

@@ -1,6 +1,6 @@
 /*
- * fwd_int.h - the forwarder's pure parts (no store, no ERP, no clock), for
- * forward.c and its unit test (tests/test_fwd.c).
+ * fwd_int.h - the forwarder core's internals shared by fwd.c,
+ * fwd_catalogue.c and the unit test (tests/test_fwd.c).
  */
 #ifndef TM_FWD_INT_H
 #define TM_FWD_INT_H
@@ -9,8 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tm_erp.h"
-#include "tm_fwd.h"
+#include "tm_fwd_core.h"
 #include "tm_store.h"
 
 /* What a 2xx answer says of each sale of the batch. */
@@ -32,9 +31,9 @@ void tm_fwd__read_answer(char (*ids)[TM_UUID_LEN], size_t n, long status, const 
 
 /* The wait after the failures-th consecutive failure (failures >= 1): the
  * step doubles from min_ms up to max_ms; the wait is half the step plus
- * jitter(ctx, step / 2), so between half the step and the step. */
-uint64_t tm_fwd__backoff_ms(uint32_t failures, uint32_t min_ms, uint32_t max_ms,
-                            tm_fwd_jitter_fn jitter, void *ctx);
+ * random bits folded into [0, step / 2], so between half the step and the
+ * step. */
+uint64_t tm_fwd__backoff_ms(uint32_t failures, uint32_t min_ms, uint32_t max_ms, uint32_t random);
 
 /* ---- catalogue down-sync (fwd_catalogue.c) ---------------------------- */
 
@@ -50,13 +49,11 @@ typedef struct {
 typedef struct {
     tm_store_t *store;
     tm_engine_t *engine;
-    tm_erp_t *erp;
     tm_outbox_t *outbox;
     const tm_log_t *log;
     const char *till;
     tm_fwd_stats_t *st;
-    tm_fwd_jitter_fn jitter;
-    void *jitter_ctx;
+    uint32_t random;
     uint64_t now_ms, wall_ms;
 } tm_fwd__cat_env_t;
 
@@ -64,10 +61,10 @@ void tm_fwd__cat_init(tm_fwd__cat_t *c, uint32_t interval_ms, uint32_t page);
 /* Pull at the next step (we became the forwarder, the uplink came back). */
 void tm_fwd__cat_due_now(tm_fwd__cat_t *c);
 long tm_fwd__cat_timeout_ms(const tm_fwd__cat_t *c, uint64_t now_ms);
-/* Starts GET /catalogue when due: 1 if a request was started. */
-int tm_fwd__cat_step(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, uint64_t epoch, tm_erp_done_fn done,
-                     void *ctx);
-/* The answer of the request started by tm_fwd__cat_step. */
-void tm_fwd__cat_done(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, const tm_erp_result_t *r);
+/* Fills req with GET /catalogue when due: 1 if it did (the request is then
+ * in flight until tm_fwd__cat_done). */
+int tm_fwd__cat_step(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, tm_fwd_req_t *req);
+/* The answer of the request made by tm_fwd__cat_step. */
+void tm_fwd__cat_done(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, const tm_fwd_result_t *r);
 
 #endif

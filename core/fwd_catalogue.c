@@ -43,8 +43,7 @@ long tm_fwd__cat_timeout_ms(const tm_fwd__cat_t *c, uint64_t now_ms)
 static void s_fail(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, const char *why)
 {
     c->failures++;
-    uint64_t d = tm_fwd__backoff_ms(c->failures, BACKOFF_MIN_MS, BACKOFF_MAX_MS, env->jitter,
-                                    env->jitter_ctx);
+    uint64_t d = tm_fwd__backoff_ms(c->failures, BACKOFF_MIN_MS, BACKOFF_MAX_MS, env->random);
     c->next_ms = env->now_ms + d;
     /* The same reason again is not logged again: an ERP serving one bad
      * page would otherwise fill the log every backoff. */
@@ -86,7 +85,7 @@ static int s_write(tm_fwd__cat_env_t *env, const tm_catalogue_page_t *pg, size_t
     return rc;
 }
 
-static void s_on_page(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, const tm_erp_result_t *r)
+static void s_on_page(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, const tm_fwd_result_t *r)
 {
     tm_catalogue_page_t pg;
     tm_field_errors_t errs;
@@ -137,7 +136,7 @@ static void s_on_page(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, const tm_erp_res
     tm_catalogue_page_free(&pg);
 }
 
-void tm_fwd__cat_done(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, const tm_erp_result_t *r)
+void tm_fwd__cat_done(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, const tm_fwd_result_t *r)
 {
     char why[400];
     c->busy = false;
@@ -146,7 +145,7 @@ void tm_fwd__cat_done(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, const tm_erp_res
     } else if (r->status == 404) {
         s_fail(c, env, "the ERP has no GET /catalogue (404): tills keep the catalogue they hold");
         c->next_ms = env->now_ms + c->interval_ms;
-    } else if (r->status == 0) {
+    } else if (r->outcome != TM_FWD_OUT_HTTP) {
         snprintf(why, sizeof why, "no answer: %s", r->error ? r->error : "?");
         s_fail(c, env, why);
     } else {
@@ -175,8 +174,7 @@ static bool s_old_peer(tm_fwd__cat_env_t *env, char *why, size_t sz)
     return false;
 }
 
-int tm_fwd__cat_step(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, uint64_t epoch, tm_erp_done_fn done,
-                     void *ctx)
+int tm_fwd__cat_step(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, tm_fwd_req_t *req)
 {
     char why[400];
     if (c->busy || env->now_ms < c->next_ms)
@@ -192,11 +190,9 @@ int tm_fwd__cat_step(tm_fwd__cat_t *c, tm_fwd__cat_env_t *env, uint64_t epoch, t
     if (tm_store_catalogue_state(env->store, &cs) != TM_OK)
         return 0;
     tm_strlcpy(c->since, cs.cursor, sizeof c->since);
-    int rc = tm_erp_get_catalogue(env->erp, c->since, c->page, epoch, env->till, done, ctx);
-    if (rc) {
-        s_fail(c, env, "could not start the request");
-        return 0;
-    }
+    req->kind = TM_FWD_REQ_CATALOGUE;
+    tm_strlcpy(req->since, c->since, sizeof req->since);
+    req->limit = c->page;
     c->busy = true;
     return 1;
 }
