@@ -227,7 +227,7 @@ enum MHD_Result tm_api__accept_policy(void *cls, const struct sockaddr *addr, so
     for (const tm_api_conn_t *c = self->conns; c; c = c->next)
         if (!c->closing && c->family == family && memcmp(c->ip, ip, 16) == 0)
             same++;
-    if (!self->token[0] || same >= self->remote_per_ip) {
+    if ((!self->token[0] && !self->metrics_only) || same >= self->remote_per_ip) {
         s_count_close(self, CLOSE_REFUSED, text);
         return MHD_NO;
     }
@@ -297,7 +297,7 @@ const char *tm_api__auth_problem(tm_api_t *self, struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ai =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ai && s_addr_loopback(ai->client_addr))
+    if (self->metrics_only || (ai && s_addr_loopback(ai->client_addr)))
         return NULL;
     if (!self->token[0])
         return "this API serves only clients on the till itself";

@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
   libsqlite3-dev sqlite3 libsodium-dev libzmq3-dev protobuf-c-compiler libprotobuf-c-dev
   libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libcriterion-dev
-  libavahi-client-dev avahi-daemon avahi-utils dbus iproute2 iptables procps psmisc
+  libsystemd-dev libavahi-client-dev avahi-daemon avahi-utils dbus iproute2 iptables procps psmisc
   python3 curl libfaketime"
 missing=""
 for p in $PKGS; do
