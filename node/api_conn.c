@@ -149,8 +149,10 @@ static void s_make_room(tm_api_t *self, tm_api_conn_t *c)
         tm_api_conn_t *v = s_oldest(self, c, true);
         s_close(self, v ? v : c, v ? CLOSE_EVICTED : CLOSE_REFUSED);
     }
+    /* The metrics listener has no POS to protect: there a scraper on the
+     * LAN may push out an idle loopback connection like any other. */
     if (!c->closing && self->stats.open > self->max_conns) {
-        tm_api_conn_t *v = s_oldest(self, c, !c->loopback);
+        tm_api_conn_t *v = s_oldest(self, c, !c->loopback && !self->metrics_only);
         s_close(self, v ? v : c, v ? CLOSE_EVICTED : CLOSE_REFUSED);
     }
 }
