@@ -492,9 +492,15 @@ static void reload(tm_daemon_t *d)
         tm_log_error(d->log, "trusted keys not reloaded (%s): still using the keys read before",
                      tm_strerror(trc));
     }
+    /* A static peer whose key was not trusted at start was never
+     * connected (tm_mesh_connect refused it) and the engine, which knows
+     * it already, queues no new connect: connect it now that its key is in
+     * (`tillmesh trust add` + reload). A link that exists is left as is. */
     for (int i = 0; i < nc.n_peers; i++)
-        (void)tm_engine_add_peer(d->engine, nc.peers[i].name, nc.peers[i].endpoint, TM_SRC_STATIC,
-                                 &d->outbox);
+        if (tm_engine_add_peer(d->engine, nc.peers[i].name, nc.peers[i].endpoint, TM_SRC_STATIC,
+                               &d->outbox) == TM_OK &&
+            tm_mesh_is_trusted(d->mesh, nc.peers[i].name))
+            (void)tm_mesh_connect(d->mesh, nc.peers[i].name, nc.peers[i].endpoint);
     tm_daemon_flush(d);
 }
 
