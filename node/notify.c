@@ -59,11 +59,11 @@ void tm_daemon_status_line(tm_daemon_t *d, char *buf, size_t n)
     }
     tm_forwarder_t fw;
     tm_engine_forwarder(d->engine, &fw);
-    char fwd[TM_PEER_NAME_MAX + 16];
+    char fwd[TM_PEER_NAME_MAX + sizeof d->cfg.name + 16];
     if (!fw.have)
         snprintf(fwd, sizeof fwd, "none");
     else if (fw.is_self)
-        snprintf(fwd, sizeof fwd, "this till");
+        snprintf(fwd, sizeof fwd, "%s (this till)", d->cfg.name);
     else
         snprintf(fwd, sizeof fwd, "%s", fw.name[0] ? fw.name : "unknown");
     tm_backlog_t bl = {0};
