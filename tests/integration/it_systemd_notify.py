@@ -121,12 +121,14 @@ def systemd_notify(lab):
         wait_until(lambda: any("backlog 1 (oldest <1m)" in s for s in mgr.statuses()), 20,
                    "STATUS with the sale in the backlog")
 
-        # Quiet till: the loop turns many times (heartbeats every 100 ms),
-        # STATUS stays put. Over 20 watchdog pings, at most one STATUS.
+        # Quiet till: the loop turns at least once per ping and per
+        # heartbeat (every 100 ms), STATUS stays put. Over 20 pings a STATUS
+        # per turn would be 20 or more; a peer flapping on a loaded machine
+        # may honestly change it once or twice.
         at = mgr.mark()
         wait_until(lambda: mgr.count("WATCHDOG=1", at) >= 20, 30, "20 more WATCHDOG=1")
         quiet = mgr.statuses(at)
-        assert len(quiet) <= 1, f"STATUS sent on loop turns, not changes: {quiet}"
+        assert len(quiet) <= 3, f"STATUS sent on loop turns, not changes: {quiet}"
 
         # A hung loop: SIGSTOP. Over a window in which a running till pings
         # about ten times, a stopped one pings zero times.
