@@ -136,6 +136,20 @@ def setup_till(lab):
             open(os.path.join(c.etc, "till-c.key.old")) as g:
         assert f.read() != g.read(), "--force kept the old key"
     assert len([ln for ln in open(c.trusted) if ln.startswith("till-c ")]) == 1
+    # As root, --user gets the secret key and the data, its group the config.
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        d = SetupTill(root, "till-d")
+        r = cli("init", "--store", "store-setup", "--name", "till-d", "--dir", d.etc,
+                "--data", d.data, "--user", "nobody")
+        key = os.stat(os.path.join(d.etc, "till-d.key"))
+        assert (key.st_uid, stat.S_IMODE(key.st_mode)) == (nobody.pw_uid, 0o600), key
+        assert os.stat(d.data).st_uid == nobody.pw_uid
+        conf = os.stat(d.conf)
+        assert (conf.st_uid, conf.st_gid) == (0, nobody.pw_gid), conf
+        assert "owner nobody" in r.stdout, r.stdout
+    else:
+        print("NOTE: not root: --user ownership not checked", flush=True)
 
     # Two tills on one host: their own ports, static peers (no mDNS here).
     for t, other in ((a, b), (b, a)):
