@@ -15,6 +15,7 @@
 #ifndef TM_CLI_INT_H
 #define TM_CLI_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -142,9 +143,38 @@ int tm_cli_usage_error(const char *topic, const char *fmt, ...)
 
 /* ---- keygen.c ----------------------------------------------------------- */
 
+#define TM_CLI_Z85_LEN 40
+
 /* out_prefix NULL: print both keys. name NULL: basename of out_prefix. */
 int tm_cli_keygen(const char *out_prefix, const char *name);
 /* The trusted keys line of an existing secret key file (keygen --from). */
 int tm_cli_keygen_line(const char *key_path, const char *name);
+/* A new keypair written to PREFIX.key (0600), .pub, .sign (0644), never
+ * overwriting; pub and sign get the Z85 public keys. An exit code. */
+int tm_cli_keypair_files(const char *prefix, char pub[TM_CLI_Z85_LEN + 1],
+                         char sign[TM_CLI_Z85_LEN + 1]);
+/* 0 if name can be a till's name in the trusted keys (one word, no '#'). */
+int tm_cli_check_name(const char *name);
+/* A 32-byte key in Z85 (40 characters). */
+bool tm_cli_z85_key_ok(const char *s);
+
+/* ---- setup.c: `tillmesh init`; trust.c: `tillmesh trust` ------------------ */
+
+typedef struct {
+    const char *store, *name, *dir, *data, *erp_url, *user;
+    int force;
+} tm_cli_init_t;
+int tm_cli_init(const tm_cli_init_t *o);
+
+/* The trusted keys file: file if given, else [mesh] trusted_keys of config
+ * (NULL: /etc/tillmesh/tillmeshd.conf). An exit code. */
+int tm_cli_trusted_path(const char *file, const char *config, char *out, size_t outsz);
+/* quiet: no message on success (init uses them). */
+int tm_cli_trust_add(const char *path, const char *name, const char *pub, const char *sign,
+                     int quiet);
+int tm_cli_trust_remove(const char *path, const char *name, int quiet);
+/* 1 if the file (missing: none) names a till name, 0 if not, -1 unreadable. */
+int tm_cli_trust_has(const char *path, const char *name);
+int tm_cli_trust_list(const char *path);
 
 #endif

@@ -21,7 +21,7 @@ static const char HELP_TOOL[] =
     "    tillmesh talks to tillmeshd, the daemon that keeps this till's sales and\n"
     "    customers in step with the other tills of the store and forwards them to\n"
     "    the ERP. It is a client of the daemon's local HTTP API (/v1 on 127.0.0.1);\n"
-    "    only `keygen` works without a running daemon.\n"
+    "    only `init`, `trust` and `keygen` work without a running daemon.\n"
     "\n"
     "COMMANDS\n"
     "    status      node, replication state, peers, uplink, forwarder and ERP backlog\n"
@@ -31,6 +31,8 @@ static const char HELP_TOOL[] =
     "    customer    create, update or show a customer (customer put|get)\n"
     "    erp         sales the ERP refused (erp parked|retry)\n"
     "    catalogue   the price list this till holds, as a table or CSV\n"
+    "    init        set up a new till: config, keypair, trusted keys, data dir\n"
+    "    trust       add, remove or list the tills this till trusts\n"
     "    keygen      make a CurveZMQ keypair for a till\n"
     "    help        show the help of a command\n"
     "\n"
@@ -39,7 +41,8 @@ static const char HELP_TOOL[] =
     "        Address of tillmeshd's local API, e.g. 127.0.0.1:7780 or [::1]:7780.\n"
     "        A bare PORT means 127.0.0.1:PORT.\n"
     "    --config FILE\n"
-    "        Read api_listen from the [node] section of FILE (tillmeshd's config).\n"
+    "        Read api_listen from the [node] section of FILE (tillmeshd's config);\n"
+    "        `trust` reads [mesh] trusted_keys from it.\n"
     "    -h, --help\n"
     "        Show this help; after a command, the help of that command.\n"
     "    -V, --version\n"
@@ -331,6 +334,86 @@ static const char HELP_KEYGEN[] =
     "    tillmesh keygen --out /etc/tillmesh/keys/till-1 | tail -n 1 >> trusted_keys\n"
     "    tillmesh keygen --from /etc/tillmesh/keys/till-1.key\n";
 
+static const char HELP_INIT[] =
+    "NAME\n"
+    "    tillmesh init - set up a new till\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    tillmesh init --store ID --name NAME [--dir DIR] [--data DIR]\n"
+    "                  [--erp-url URL] [--user USER] [--force]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Writes everything tillmeshd needs on a new till, without the daemon:\n"
+    "      DIR/tillmeshd.conf   the full commented example configuration with\n"
+    "                           this till's name, store, paths (and ERP url)\n"
+    "                           filled in; mode 0640\n"
+    "      DIR/NAME.key         the CurveZMQ secret key, mode 0600\n"
+    "      DIR/NAME.pub, .sign  its public halves, mode 0644\n"
+    "      DIR/trusted_keys     this till's own line (kept, if the file exists,\n"
+    "                           with the lines already in it)\n"
+    "      the data directory   mode 0700\n"
+    "    The written config is checked as `tillmeshd -n` would. The last line\n"
+    "    printed is the command to run on every other till of the store so\n"
+    "    that it trusts this one:  tillmesh trust add NAME 'KEY' 'SIGNKEY'\n"
+    "    Run as root, the secret key and the data directory are given to USER\n"
+    "    and the config to USER's group (default USER: tillmesh, when that user\n"
+    "    exists), so that tillmeshd, running as USER, can read them.\n"
+    "    Nothing is overwritten: if any of these files exists (or trusted_keys\n"
+    "    already names NAME), init says which and stops.\n"
+    "\n"
+    "OPTIONS\n"
+    "    --store ID     the store's id, the same on every till (required)\n"
+    "    --name NAME    this till's name, unique in the store (required)\n"
+    "    --dir DIR      where the config and keys go (default /etc/tillmesh)\n"
+    "    --data DIR     data_dir, the SQLite store (default /var/lib/tillmesh)\n"
+    "    --erp-url URL  [erp] url; without it the till does not forward\n"
+    "    --user USER    owner of the secret key and the data directory\n"
+    "    --force        replace existing files, keeping each as FILE.old; this\n"
+    "                   makes a NEW key that every other till must trust again\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 ok, 2 usage error, 4 a file exists or cannot be written.\n"
+    "\n"
+    "EXAMPLES\n"
+    "    tillmesh init --store store-0001 --name till-1 \\\n"
+    "        --erp-url https://erp.example.com/tillmesh/v1\n";
+
+static const char HELP_TRUST[] =
+    "NAME\n"
+    "    tillmesh trust - the tills this till trusts (the trusted keys file)\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    tillmesh trust add NAME KEY [SIGNKEY] [--file FILE]\n"
+    "    tillmesh trust remove NAME [--file FILE]\n"
+    "    tillmesh trust list [--file FILE]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Only tills whose keys are in the trusted keys file can join this\n"
+    "    till's mesh; their ops are verified with the signing key. The file is\n"
+    "    [mesh] trusted_keys of the config (--config, default\n"
+    "    /etc/tillmesh/tillmeshd.conf), or --file.\n"
+    "    add     appends \"NAME KEY SIGNKEY\": the keys as `tillmesh init` (or\n"
+    "            keygen) printed them on that till, 40 characters of Z85 each.\n"
+    "            A name or a key already there with other keys is refused\n"
+    "            (remove it first); the same line again changes nothing.\n"
+    "    remove  drops the till's line: once reloaded, tillmeshd cuts it off.\n"
+    "    list    prints the tills trusted.\n"
+    "    The file is checked whole first and replaced in one step (a new file\n"
+    "    renamed over it, same mode and owner), so tillmeshd never reads half\n"
+    "    of it; comments are kept. tillmeshd reads it at start and on SIGHUP:\n"
+    "    after a change run `systemctl reload tillmeshd`. Every till of the\n"
+    "    store needs the same lines: run the same command on each.\n"
+    "    Quote the keys in the shell: they may hold $, #, & and the like.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 ok, 2 usage error, 4 refused, or the file is unreadable or malformed.\n"
+    "\n"
+    "EXAMPLES\n"
+    "    tillmesh trust add till-2 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7' \\\n"
+    "        'Ei&m0cm+b5{3BI[0VrK$1*=>KDQ[1@v!vf!/G8w6'\n"
+    "    systemctl reload tillmeshd\n"
+    "    tillmesh trust list\n";
+
 static const char HELP_HELP[] =
     "NAME\n"
     "    tillmesh help - show help\n"
@@ -340,7 +423,8 @@ static const char HELP_HELP[] =
     "\n"
     "DESCRIPTION\n"
     "    Without COMMAND, describes the tool; with it, that command. COMMAND is\n"
-    "    one of status, peers, watch, sale, customer, keygen, help.\n";
+    "    one of status, peers, watch, sale, customer, erp, catalogue, init,\n"
+    "    trust, keygen, help.\n";
 
 static const struct {
     const char *topic;
@@ -349,6 +433,7 @@ static const struct {
     {"status", HELP_STATUS}, {"peers", HELP_PEERS},       {"watch", HELP_WATCH},
     {"sale", HELP_SALE},     {"customer", HELP_CUSTOMER}, {"keygen", HELP_KEYGEN},
     {"help", HELP_HELP},     {"erp", HELP_ERP},           {"catalogue", HELP_CATALOGUE},
+    {"init", HELP_INIT},     {"trust", HELP_TRUST},
 };
 
 int tm_cli_help(const char *topic)

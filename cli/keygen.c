@@ -101,7 +101,7 @@ static int refuse_existing(const char *path)
     return 0;
 }
 
-static int check_name(const char *name)
+int tm_cli_check_name(const char *name)
 {
     if (!*name)
         return -1;
@@ -123,9 +123,13 @@ static int sign_pub_z85(const char *sec, char out[Z85_KEY_LEN + 1])
     return zmq_z85_encode(out, pk, sizeof pk) ? 0 : -1;
 }
 
-static int write_pair(const char *prefix, const char *name, const char *pub, const char *sec)
+/* Writes PREFIX.key (0600), PREFIX.pub and PREFIX.sign (0644), creating
+ * missing parent directories and never overwriting; sign gets the Z85
+ * signing public key. An exit code; nothing is left half-written. */
+static int write_files(const char *prefix, const char *pub, const char *sec,
+                       char sign[Z85_KEY_LEN + 1])
 {
-    char key_path[PATH_MAX], pub_path[PATH_MAX], sign_path[PATH_MAX], sign[Z85_KEY_LEN + 1];
+    char key_path[PATH_MAX], pub_path[PATH_MAX], sign_path[PATH_MAX];
     if (snprintf(key_path, sizeof key_path, "%s.key", prefix) >= (int)sizeof key_path ||
         snprintf(pub_path, sizeof pub_path, "%s.pub", prefix) >= (int)sizeof pub_path ||
         snprintf(sign_path, sizeof sign_path, "%s.sign", prefix) >= (int)sizeof sign_path) {
@@ -147,16 +151,44 @@ static int write_pair(const char *prefix, const char *name, const char *pub, con
         goto cleanup;
     }
     rc = TM_CLI_EXIT_OK;
-    printf("secret key: %s (mode 0600; keep it on this till only)\n"
-           "public key: %s\n"
-           "signing key (public): %s\n"
-           "public key (Z85): %s\n\n"
-           "Add this line to the store's trusted keys file on every till:\n"
-           "%s %s %s\n",
-           key_path, pub_path, sign_path, pub, name, pub, sign);
 cleanup:
     umask(old);
     return rc;
+}
+
+static int write_pair(const char *prefix, const char *name, const char *pub, const char *sec)
+{
+    char sign[Z85_KEY_LEN + 1];
+    int rc = write_files(prefix, pub, sec, sign);
+    if (rc != TM_CLI_EXIT_OK)
+        return rc;
+    printf("secret key: %s.key (mode 0600; keep it on this till only)\n"
+           "public key: %s.pub\n"
+           "signing key (public): %s.sign\n"
+           "public key (Z85): %s\n\n"
+           "Add this line to the store's trusted keys file on every till:\n"
+           "%s %s %s\n",
+           prefix, prefix, prefix, pub, name, pub, sign);
+    return rc;
+}
+
+int tm_cli_keypair_files(const char *prefix, char pub[TM_CLI_Z85_LEN + 1],
+                         char sign[TM_CLI_Z85_LEN + 1])
+{
+    char sec[Z85_KEY_LEN + 1];
+    if (zmq_curve_keypair(pub, sec) != 0) {
+        fprintf(stderr, "tillmesh: cannot make a CurveZMQ keypair: %s\n", zmq_strerror(errno));
+        return TM_CLI_EXIT_LOCAL;
+    }
+    int rc = write_files(prefix, pub, sec, sign);
+    explicit_bzero(sec, sizeof sec);
+    return rc;
+}
+
+bool tm_cli_z85_key_ok(const char *s)
+{
+    uint8_t k[32];
+    return strlen(s) == Z85_KEY_LEN && zmq_z85_decode(k, s) != NULL;
 }
 
 int tm_cli_keygen(const char *prefix, const char *name)
@@ -168,7 +200,7 @@ int tm_cli_keygen(const char *prefix, const char *name)
                                             "/etc/tillmesh/keys/till-1, not a directory");
     if (!name && prefix)
         name = strrchr(prefix, '/') ? strrchr(prefix, '/') + 1 : prefix;
-    if (name && check_name(name) != 0)
+    if (name && tm_cli_check_name(name) != 0)
         return tm_cli_usage_error("keygen",
                                   "keygen: the key name '%s' must be one word without "
                                   "spaces or '#'",
@@ -224,7 +256,7 @@ int tm_cli_keygen_line(const char *key_path, const char *name)
             *dot = '\0';
         name = line;
     }
-    if (check_name(name) != 0) {
+    if (tm_cli_check_name(name) != 0) {
         rc = tm_cli_usage_error("keygen", "keygen: the key name '%s' must be one word", name);
         goto cleanup;
     }

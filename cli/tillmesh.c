@@ -35,7 +35,9 @@ enum {
     O_NAME = 1 << 6,
     O_INTERVAL = 1 << 7,
     O_FROM = 1 << 8,
-    O_CSV = 1 << 9
+    O_CSV = 1 << 9,
+    O_INIT = 1 << 10, /* --store --dir --data --erp-url --user --force */
+    O_FILE = 1 << 11
 };
 
 typedef struct {
@@ -46,6 +48,8 @@ typedef struct {
 typedef struct {
     int json, csv;
     const char *since, *limit, *id_type, *out, *name, *interval, *from;
+    const char *store, *dir, *data, *erp_url, *user, *file;
+    int force;
     const char *sets[MAX_SETS];
     size_t n_sets;
     char **pos; /* positional arguments */
@@ -55,21 +59,17 @@ typedef struct {
 typedef int (*render_fn)(const char *json, size_t len, char **out);
 
 static const struct option LONGOPTS[] = {
-    {"api", required_argument, NULL, 'A'},
-    {"config", required_argument, NULL, 'C'},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {"json", no_argument, NULL, 'j'},
-    {"since", required_argument, NULL, 's'},
-    {"limit", required_argument, NULL, 'l'},
-    {"id-type", required_argument, NULL, 'i'},
-    {"set", required_argument, NULL, 'S'},
-    {"out", required_argument, NULL, 'o'},
-    {"name", required_argument, NULL, 'N'},
-    {"interval", required_argument, NULL, 'n'},
-    {"from", required_argument, NULL, 'F'},
-    {"csv", no_argument, NULL, 'c'},
-    {NULL, 0, NULL, 0},
+    {"api", required_argument, NULL, 'A'},   {"config", required_argument, NULL, 'C'},
+    {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'V'},
+    {"json", no_argument, NULL, 'j'},        {"since", required_argument, NULL, 's'},
+    {"limit", required_argument, NULL, 'l'}, {"id-type", required_argument, NULL, 'i'},
+    {"set", required_argument, NULL, 'S'},   {"out", required_argument, NULL, 'o'},
+    {"name", required_argument, NULL, 'N'},  {"interval", required_argument, NULL, 'n'},
+    {"from", required_argument, NULL, 'F'},  {"csv", no_argument, NULL, 'c'},
+    {"store", required_argument, NULL, 'T'}, {"dir", required_argument, NULL, 'D'},
+    {"data", required_argument, NULL, 'a'},  {"erp-url", required_argument, NULL, 'E'},
+    {"user", required_argument, NULL, 'U'},  {"force", no_argument, NULL, 'f'},
+    {"file", required_argument, NULL, 'L'},  {NULL, 0, NULL, 0},
 };
 
 static int opt_bit(int val)
@@ -85,6 +85,13 @@ static int opt_bit(int val)
     case 'n': return O_INTERVAL;
     case 'F': return O_FROM;
     case 'c': return O_CSV;
+    case 'T':
+    case 'D':
+    case 'a':
+    case 'E':
+    case 'U':
+    case 'f': return O_INIT;
+    case 'L': return O_FILE;
     default: return 0;
     }
 }
@@ -104,6 +111,13 @@ static void store_opt(ctx_t *c, opts_t *o, int val, const char *arg)
     case 'n': o->interval = arg; break;
     case 'F': o->from = arg; break;
     case 'c': o->csv = 1; break;
+    case 'T': o->store = arg; break;
+    case 'D': o->dir = arg; break;
+    case 'a': o->data = arg; break;
+    case 'E': o->erp_url = arg; break;
+    case 'U': o->user = arg; break;
+    case 'f': o->force = 1; break;
+    case 'L': o->file = arg; break;
     default: break;
     }
 }
@@ -557,6 +571,50 @@ static int cmd_keygen(ctx_t *c, int argc, char **argv)
     return o.from ? tm_cli_keygen_line(o.from, o.name) : tm_cli_keygen(o.out, o.name);
 }
 
+/* ---- init, trust ---------------------------------------------------------- */
+
+static int cmd_init(ctx_t *c, int argc, char **argv)
+{
+    opts_t o;
+    int rc = parse_opts(c, "init", "init", O_INIT | O_NAME, argc, argv, &o);
+    if (rc < 0)
+        rc = want_args("init", "init", &o, 0, 0);
+    if (rc >= 0)
+        return rc;
+    tm_cli_init_t io = {.store = o.store,
+                        .name = o.name,
+                        .dir = o.dir,
+                        .data = o.data,
+                        .erp_url = o.erp_url,
+                        .user = o.user,
+                        .force = o.force};
+    return tm_cli_init(&io);
+}
+
+static int cmd_trust(ctx_t *c, int argc, char **argv)
+{
+    opts_t o;
+    const char *act = argc > 1 ? argv[1] : NULL;
+    if (!act || act[0] == '-')
+        return tm_cli_usage_error("trust", "trust: missing action (add, remove or list)");
+    int add = !strcmp(act, "add"), rm = !strcmp(act, "remove"), ls = !strcmp(act, "list");
+    if (!add && !rm && !ls)
+        return tm_cli_usage_error("trust",
+                                  "trust: unknown action '%s' (expected add, remove or list)", act);
+    const char *cmd = add ? "trust add" : rm ? "trust remove" : "trust list";
+    int rc = parse_opts(c, cmd, "trust", O_FILE, argc - 1, argv + 1, &o);
+    if (rc < 0)
+        rc = want_args(cmd, "trust", &o, add ? 2 : rm ? 1 : 0, add ? 3 : rm ? 1 : 0);
+    if (rc >= 0)
+        return rc;
+    char path[4096];
+    if ((rc = tm_cli_trusted_path(o.file, c->config, path, sizeof path)) != TM_CLI_EXIT_OK)
+        return rc;
+    if (add)
+        return tm_cli_trust_add(path, o.pos[0], o.pos[1], o.npos > 2 ? o.pos[2] : NULL, 0);
+    return rm ? tm_cli_trust_remove(path, o.pos[0], 0) : tm_cli_trust_list(path);
+}
+
 /* ---- erp ----------------------------------------------------------------- */
 
 static int cmd_erp(ctx_t *c, int argc, char **argv)
@@ -669,9 +727,9 @@ static const struct {
     const char *name;
     int (*fn)(ctx_t *c, int argc, char **argv);
 } COMMANDS[] = {
-    {"status", cmd_status}, {"peers", cmd_peers},       {"watch", cmd_watch},
-    {"sale", cmd_sale},     {"customer", cmd_customer}, {"keygen", cmd_keygen},
-    {"help", cmd_help},     {"erp", cmd_erp},           {"catalogue", cmd_catalogue},
+    {"status", cmd_status},       {"peers", cmd_peers},   {"watch", cmd_watch}, {"sale", cmd_sale},
+    {"customer", cmd_customer},   {"keygen", cmd_keygen}, {"help", cmd_help},   {"erp", cmd_erp},
+    {"catalogue", cmd_catalogue}, {"init", cmd_init},     {"trust", cmd_trust},
 };
 
 /* Global options; returns -1 and sets *cmd_at, or an exit code. */
@@ -695,7 +753,7 @@ static int parse_global(ctx_t *c, int argc, char **argv, int *cmd_at)
     }
     if (optind >= argc)
         return tm_cli_usage_error(NULL, "no command given (status, peers, watch, sale, "
-                                        "customer, erp, catalogue, keygen, help)");
+                                        "customer, erp, catalogue, init, trust, keygen, help)");
     *cmd_at = optind;
     return -1;
 }

@@ -193,6 +193,13 @@ enum MHD_Result tm_api__error_hdr(struct MHD_Connection *conn, tm_api_req_t *req
 static enum MHD_Result s_begin(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req,
                                const char *url, const char *method)
 {
+    /* The metrics listener knows one route: the rest of the API is not
+     * there at all, whatever the method or the client. */
+    if (self->metrics_only && tm_api__route(url, req) != R_METRICS) {
+        req->route = R_NONE;
+        return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found",
+                             "this listener serves only GET /metrics");
+    }
     /* Before routing, so that a stranger learns nothing, not even routes. */
     const char *auth = tm_api__auth_problem(self, conn);
     if (auth)
@@ -402,8 +409,9 @@ static void s_apply_cfg(tm_api_t *self, const tm_api_cfg_t *cfg)
     if (self->remote_max_conns > self->max_conns)
         self->remote_max_conns = self->max_conns;
     self->remote_per_ip = cfg->remote_per_ip ? cfg->remote_per_ip : TM_API_REMOTE_PER_IP_DEFAULT;
-    if (cfg->token)
+    if (cfg->token && !cfg->metrics_only)
         tm_strlcpy(self->token, cfg->token, sizeof self->token);
+    self->metrics_only = cfg->metrics_only;
 }
 
 int tm_api_new(const tm_api_cfg_t *cfg, const tm_api_backend_t *be, const tm_log_t *log,
@@ -456,8 +464,10 @@ int tm_api_new(const tm_api_cfg_t *cfg, const tm_api_backend_t *be, const tm_log
                 "api: listening on %s port %u (%s; at most %u connections, %u remote, "
                 "a request must be done within %u ms)",
                 cfg->addr, (unsigned)self->port,
-                self->token[0] ? "remote clients need the bearer token" : "loopback clients only",
-                self->max_conns, self->token[0] ? self->remote_max_conns : 0,
+                self->metrics_only ? "GET /metrics only, any client"
+                : self->token[0]   ? "remote clients need the bearer token"
+                                   : "loopback clients only",
+                self->max_conns, self->token[0] || self->metrics_only ? self->remote_max_conns : 0,
                 self->request_timeout_ms);
     *out = self;
     return TM_OK;

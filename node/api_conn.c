@@ -149,8 +149,10 @@ static void s_make_room(tm_api_t *self, tm_api_conn_t *c)
         tm_api_conn_t *v = s_oldest(self, c, true);
         s_close(self, v ? v : c, v ? CLOSE_EVICTED : CLOSE_REFUSED);
     }
+    /* The metrics listener has no POS to protect: there a scraper on the
+     * LAN may push out an idle loopback connection like any other. */
     if (!c->closing && self->stats.open > self->max_conns) {
-        tm_api_conn_t *v = s_oldest(self, c, !c->loopback);
+        tm_api_conn_t *v = s_oldest(self, c, !c->loopback && !self->metrics_only);
         s_close(self, v ? v : c, v ? CLOSE_EVICTED : CLOSE_REFUSED);
     }
 }
@@ -227,7 +229,7 @@ enum MHD_Result tm_api__accept_policy(void *cls, const struct sockaddr *addr, so
     for (const tm_api_conn_t *c = self->conns; c; c = c->next)
         if (!c->closing && c->family == family && memcmp(c->ip, ip, 16) == 0)
             same++;
-    if (!self->token[0] || same >= self->remote_per_ip) {
+    if ((!self->token[0] && !self->metrics_only) || same >= self->remote_per_ip) {
         s_count_close(self, CLOSE_REFUSED, text);
         return MHD_NO;
     }
@@ -297,7 +299,7 @@ const char *tm_api__auth_problem(tm_api_t *self, struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ai =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ai && s_addr_loopback(ai->client_addr))
+    if (self->metrics_only || (ai && s_addr_loopback(ai->client_addr)))
         return NULL;
     if (!self->token[0])
         return "this API serves only clients on the till itself";

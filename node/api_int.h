@@ -54,6 +54,7 @@ struct tm_api {
     uint32_t request_timeout_ms, idle_timeout_ms;
     unsigned max_conns, remote_max_conns, remote_per_ip;
     char token[TM_API_TOKEN_MAX + 1]; /* "" = no remote clients */
+    bool metrics_only;                /* tm_api_cfg_t.metrics_only */
     tm_api_conn_t *conns;             /* every connection MHD holds */
     tm_api_stats_t stats;
     /* Closings not yet logged: one summary line at most every few seconds,

@@ -607,6 +607,15 @@ static char *metrics_text(void *ctx)
             "# HELP tillmesh_" name " " help "\n# TYPE tillmesh_" name " counter\n"                \
             "tillmesh_" name " %llu\n",                                                            \
             (unsigned long long)(val))
+    char till[2 * TM_PEER_NAME_MAX], store[2 * sizeof d->cfg.store_id];
+    prom_label(d->cfg.name, till, sizeof till);
+    prom_label(d->cfg.store_id, store, sizeof store);
+    fprintf(f,
+            "# HELP tillmesh_info This till's name and store, value 1.\n"
+            "# TYPE tillmesh_info gauge\n"
+            "tillmesh_info{till=\"%s\",store=\"%s\"} 1\n",
+            till, store);
+    GAUGE("erp_configured", "1 when [erp] url is set: this till may forward.", d->erp != NULL);
     tm_daemon_catalogue_metrics(d, f);
     GAUGE("ops", "Ops held in the op log, all origins.", c.ops);
     GAUGE("local_ops", "Ops made at this till.", c.local_ops);
@@ -662,6 +671,11 @@ static char *metrics_text(void *ctx)
     GAUGE("erp_parked", "Sales the ERP refused, parked here.", bl.parked);
     GAUGE("uplink_up", "1 when this till's ERP health probe passes.", up == TM_UPLINK_UP);
     GAUGE("forwarder_is_self", "1 when this till forwards to the ERP.", fw.is_self);
+    GAUGE("forwarder_present", "1 when some till of the store is chosen to forward to the ERP.",
+          fw.have);
+    uint64_t wall = tm_daemon_wall_ms(), oldest = bl.oldest_hlc >> 16;
+    GAUGE("erp_backlog_oldest_age_seconds", "Age of the oldest sale waiting for the ERP (0: none).",
+          bl.unsent && wall > oldest ? (wall - oldest) / 1000 : 0);
     GAUGE("forwarder_epoch", "Epoch of the current forwarder.", fw.epoch);
     COUNTER("erp_batches_ok_total", "ERP batches answered 200.", fs.batches_ok);
     COUNTER("erp_batches_failed_total", "ERP batches that failed and were retried.",
@@ -696,6 +710,8 @@ static char *metrics_text(void *ctx)
     (void)tm_store_pages(d->store, &used, &freep, &psz);
     GAUGE("store_bytes", "Bytes of the store file in use.", used * psz);
     GAUGE("disk_free_bytes", "Free bytes on data_dir's file system, as last read.", d->disk_free);
+    GAUGE("disk_min_free_bytes", "min_free_mb in bytes: below it peers' ops are refused.",
+          (uint64_t)d->cfg.min_free_mb * 1024 * 1024);
     GAUGE("peer_intake_paused", "1 while peers' ops are refused for lack of disk space.",
           !tm_engine_intake(d->engine));
     COUNTER("ops_dropped_disk_total", "Peer ops dropped while disk space was low.",
@@ -751,6 +767,17 @@ static char *metrics_text(void *ctx)
             prom_label(p.name, label, sizeof label);
             fprintf(f, "tillmesh_peer_clock_offset_seconds{peer=\"%s\"} %.3f\n", label,
                     (double)p.clock_offset_ms / 1000);
+        }
+    }
+    fprintf(f, "# HELP tillmesh_peer_up 1 when a trusted peer was heard from within the "
+               "timeout.\n# TYPE tillmesh_peer_up gauge\n");
+    for (size_t i = 0; i < npeers; i++) {
+        tm_peer_info_t p;
+        char label[2 * TM_PEER_NAME_MAX];
+        if (tm_engine_peer_info(d->engine, i, &p) == TM_OK && p.state != TM_PEER_UNTRUSTED &&
+            p.state != TM_PEER_FOREIGN) {
+            prom_label(p.name, label, sizeof label);
+            fprintf(f, "tillmesh_peer_up{peer=\"%s\"} %d\n", label, p.state == TM_PEER_ALIVE);
         }
     }
     fprintf(f, "# HELP tillmesh_peer_rtt_seconds Round trip to a peer, from heartbeats.\n"

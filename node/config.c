@@ -1,6 +1,7 @@
 /* config.c - parse, then validate, the tillmeshd configuration. */
 #include "tm_config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -84,6 +85,8 @@ static int node_key(parse_t *p, int line, const char *k, const char *v)
         return set_path(p, line, c->data_dir, k, v);
     if (!strcmp(k, "api_listen"))
         return set_str(p, line, c->api_listen, sizeof c->api_listen, k, v);
+    if (!strcmp(k, "metrics_listen"))
+        return set_str(p, line, c->metrics_listen, sizeof c->metrics_listen, k, v);
     if (!strcmp(k, "priority"))
         return set_u32(p, line, &c->priority, k, v, 0, 1000000);
     if (!strcmp(k, "retention_days"))
@@ -289,6 +292,17 @@ static void validate(parse_t *p)
             "[node] api_allow_remote = yes needs api_token_file: a file (chmod 600) with "
             "the bearer token that clients on other hosts must send; make one with: "
             "(umask 077; head -c 32 /dev/urandom | base64 > FILE)");
+    /* A LAN address is the point: it serves nothing but counters. */
+    unsigned char addr[16];
+    if (c->metrics_listen[0] &&
+        (tm_config_split_hostport(c->metrics_listen, host, sizeof host, &port) ||
+         (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1)))
+        bad(p, 0,
+            "[node] metrics_listen must be HOST:PORT with a numeric address (e.g. "
+            "192.168.1.11:9780 or 0.0.0.0:9780), not \"%s\"",
+            c->metrics_listen);
+    else if (c->metrics_listen[0] && !strcmp(c->metrics_listen, c->api_listen))
+        bad(p, 0, "[node] metrics_listen must differ from api_listen (%s)", c->api_listen);
     if (strncmp(c->listen, "tcp://", 6) != 0)
         bad(p, 0, "[mesh] listen must be tcp://HOST:PORT, not \"%s\"", c->listen);
     if (!c->secret_key[0] || !c->public_key[0] || !c->trusted_keys[0])

@@ -386,6 +386,36 @@ static int start_api(tm_daemon_t *d)
     return rc;
 }
 
+/* [node] metrics_listen: a second listener for Prometheus on the LAN that
+ * serves GET /metrics and nothing else, so that a scrape never needs the
+ * write API exposed (tm_api_cfg_t.metrics_only). */
+static int start_metrics(tm_daemon_t *d)
+{
+    char host[64];
+    uint16_t port;
+    tm_api_backend_t be;
+    if (!d->cfg.metrics_listen[0])
+        return TM_OK;
+    if (tm_config_split_hostport(d->cfg.metrics_listen, host, sizeof host, &port))
+        return TM_ECONFIG;
+    tm_daemon_backend(d, &be);
+    tm_api_cfg_t ac = {.addr = host,
+                       .port = port,
+                       .request_timeout_ms = d->cfg.api_request_timeout_s * 1000u,
+                       .max_conns = 16,
+                       .remote_max_conns = 16,
+                       .remote_per_ip = 4,
+                       .metrics_only = true};
+    int rc = tm_api_new(&ac, &be, d->log, &d->metrics);
+    if (rc)
+        tm_log_error(d->log, "cannot start the metrics listener on %s: %s", d->cfg.metrics_listen,
+                     tm_strerror(rc));
+    else
+        tm_log_info(d->log, "metrics (GET /metrics only, no token) on http://%s:%u/metrics", host,
+                    tm_api_port(d->metrics));
+    return rc;
+}
+
 int tm_daemon_new(const tm_config_t *cfg, const char *config_path, tm_log_t *log, tm_daemon_t **out)
 {
     *out = NULL;
@@ -405,7 +435,7 @@ int tm_daemon_new(const tm_config_t *cfg, const char *config_path, tm_log_t *log
     int rc;
     if ((rc = open_store(d)) || (rc = tm_mesh_new(&mc, log, &d->mesh)) || (rc = start_trust(d)) ||
         (rc = start_engine(d)) || (rc = start_erp(d)) || (rc = start_api(d)) ||
-        (rc = tm_daemon_start_disc(d)))
+        (rc = start_metrics(d)) || (rc = tm_daemon_start_disc(d)))
         goto fail;
     tm_log_info(log, "tillmeshd %s: till %s of store %s is up", VERSION_STR, cfg->name,
                 cfg->store_id);
@@ -422,6 +452,7 @@ void tm_daemon_destroy(tm_daemon_t **self_p)
     if (!d)
         return;
     tm_disc_destroy(&d->disc);
+    tm_api_destroy(&d->metrics);
     tm_api_destroy(&d->api);
     tm_fwd_destroy(&d->fwd);
     tm_erp_destroy(&d->erp);
@@ -445,6 +476,7 @@ static void reload(tm_daemon_t *d)
     if (strcmp(nc.name, d->cfg.name) || strcmp(nc.store_id, d->cfg.store_id) ||
         strcmp(nc.data_dir, d->cfg.data_dir) || strcmp(nc.listen, d->cfg.listen) ||
         strcmp(nc.api_listen, d->cfg.api_listen) ||
+        strcmp(nc.metrics_listen, d->cfg.metrics_listen) ||
         strcmp(nc.api_token_file, d->cfg.api_token_file) ||
         nc.api_allow_remote != d->cfg.api_allow_remote ||
         nc.api_request_timeout_s != d->cfg.api_request_timeout_s)
@@ -461,9 +493,15 @@ static void reload(tm_daemon_t *d)
         tm_log_error(d->log, "trusted keys not reloaded (%s): still using the keys read before",
                      tm_strerror(trc));
     }
+    /* A static peer whose key was not trusted at start was never
+     * connected (tm_mesh_connect refused it) and the engine, which knows
+     * it already, queues no new connect: connect it now that its key is in
+     * (`tillmesh trust add` + reload). A link that exists is left as is. */
     for (int i = 0; i < nc.n_peers; i++)
-        (void)tm_engine_add_peer(d->engine, nc.peers[i].name, nc.peers[i].endpoint, TM_SRC_STATIC,
-                                 &d->outbox);
+        if (tm_engine_add_peer(d->engine, nc.peers[i].name, nc.peers[i].endpoint, TM_SRC_STATIC,
+                               &d->outbox) == TM_OK &&
+            tm_mesh_is_trusted(d->mesh, nc.peers[i].name))
+            (void)tm_mesh_connect(d->mesh, nc.peers[i].name, nc.peers[i].endpoint);
     tm_daemon_flush(d);
 }
 
@@ -475,9 +513,14 @@ static long poll_timeout(tm_daemon_t *d)
     int64_t at = tm_api_timeout_ms(d->api);
     if (at >= 0 && at < t)
         t = (long)at;
+    if (d->metrics && (at = tm_api_timeout_ms(d->metrics)) >= 0 && at < t)
+        t = (long)at;
     long ht = tm_daemon_housekeep_timeout(d, now);
     if (ht < t)
         t = ht;
+    long nt = tm_daemon_notify_timeout(d, now);
+    if (nt < t)
+        t = nt;
     if (d->erp) {
         long et = tm_erp_timeout_ms(d->erp, now), ft = tm_fwd_timeout_ms(d->fwd, now);
         if (et >= 0 && et < t)
@@ -504,14 +547,20 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
 {
     zmq_pollitem_t items[64];
     tm_daemon_flush(d); /* connects to static peers */
+    tm_daemon_notify_ready(d);
     while (!*stop) {
         if (*reload_p) {
             *reload_p = 0;
+            tm_daemon_notify_reloading(d);
             reload(d);
+            tm_daemon_notify_ready(d);
         }
         size_t n = tm_mesh_pollitems(d->mesh, items, 3);
         items[n++] =
             (zmq_pollitem_t){.socket = NULL, .fd = tm_api_fd(d->api), .events = ZMQ_POLLIN};
+        if (d->metrics)
+            items[n++] =
+                (zmq_pollitem_t){.socket = NULL, .fd = tm_api_fd(d->metrics), .events = ZMQ_POLLIN};
         if (d->disc)
             items[n++] =
                 (zmq_pollitem_t){.socket = NULL, .fd = tm_disc_fd(d->disc), .events = ZMQ_POLLIN};
@@ -525,8 +574,11 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
         tm_daemon_flush(d);
         tm_daemon_disc_events(d);
         tm_api_run(d->api);
+        if (d->metrics)
+            tm_api_run(d->metrics);
         tm_daemon_flush(d);
         uint64_t now = tm_daemon_mono_ms();
+        tm_daemon_notify_tick(d, now);
         if (d->erp)
             run_erp(d, now);
         tm_daemon_housekeep(d, now);
@@ -540,6 +592,7 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
             tm_daemon_flush(d);
         }
     }
+    tm_daemon_notify_stopping(d);
     /* Files deleted just before a stop (rm, then a restart) are written
      * back first: the next start must find this till's sales and id. To
      * reset a till on purpose, stop it, then delete. */

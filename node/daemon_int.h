@@ -23,7 +23,8 @@ struct tm_daemon {
     tm_engine_t *engine;
     tm_mesh_t *mesh;
     tm_api_t *api;
-    tm_erp_t *erp; /* NULL when no [erp] url is configured */
+    tm_api_t *metrics; /* [node] metrics_listen: GET /metrics only; NULL if unset */
+    tm_erp_t *erp;     /* NULL when no [erp] url is configured */
     tm_fwd_t *fwd;
     tm_disc_t *disc; /* NULL when [discovery] mdns = no */
     tm_outbox_t outbox;
@@ -46,6 +47,11 @@ struct tm_daemon {
     bool store_healed;
     char store_corrupt_dir[700];
     tm_salvage_t salvage;
+    /* notify.c: systemd's notification socket. */
+    bool sd_on, sd_warned;         /* NOTIFY_SOCKET set; a send failed once */
+    uint64_t wd_every_ms, wd_next; /* watchdog pings; 0: not asked for */
+    uint64_t sd_status_next;       /* monotonic ms of the next STATUS check */
+    char sd_status[200];           /* the STATUS line last sent */
 };
 
 uint64_t tm_daemon_mono_ms(void);
@@ -70,6 +76,15 @@ struct json_t *tm_daemon_catalogue_json(tm_daemon_t *d);
 void tm_daemon_catalogue_metrics(tm_daemon_t *d, FILE *f);
 /* A peer's catalogue as its heartbeats say (peers[] in status). */
 void tm_daemon_catalogue_peer(tm_daemon_t *d, struct json_t *jp, const tm_peer_info_t *p);
+
+/* notify.c: READY, STATUS, WATCHDOG, RELOADING, STOPPING (tm_sd.h). */
+void tm_daemon_notify_ready(tm_daemon_t *d);
+void tm_daemon_notify_reloading(tm_daemon_t *d);
+void tm_daemon_notify_stopping(tm_daemon_t *d);
+void tm_daemon_notify_tick(tm_daemon_t *d, uint64_t now);
+long tm_daemon_notify_timeout(const tm_daemon_t *d, uint64_t now);
+/* "peers 2/3 up; forwarder till-1; backlog 4 (oldest 2m)" */
+void tm_daemon_status_line(tm_daemon_t *d, char *buf, size_t n);
 
 /* backend.c */
 void tm_daemon_backend(tm_daemon_t *d, tm_api_backend_t *be);

@@ -446,7 +446,10 @@ static link_t *find_link(tm_mesh_t *m, const char *name)
 
 static void *new_dealer(tm_mesh_t *m, const uint8_t server_pub[32])
 {
-    int one = 1, zero = 0, hwm = 10000, ivl = 100, ivl_max = 2000;
+    /* handshake: a peer that does not trust us (yet) answers our
+     * handshake with silence (ZAP 300, zap_serve_one); past this we redial
+     * instead of waiting libzmq's default 30 s. */
+    int one = 1, zero = 0, hwm = 10000, ivl = 100, ivl_max = 2000, handshake = 3000;
     void *d = zmq_socket(m->ctx, ZMQ_DEALER);
     if (!d)
         return NULL;
@@ -457,6 +460,7 @@ static void *new_dealer(tm_mesh_t *m, const uint8_t server_pub[32])
     zmq_setsockopt(d, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(d, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(d, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    zmq_setsockopt(d, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake);
     zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, server_pub, 32);
     zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, m->pub, 32);
     zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, m->secret, 32);
@@ -590,7 +594,13 @@ static void zap_serve_one(tm_mesh_t *m)
                 m->zap_refused_logged = m->zap_refused;
                 m->zap_logged_at = now;
             }
-            zap_reply(m->zap, &p[1], "400", "untrusted key", "");
+            /* 300 (temporary), not 400: libzmq then drops the connection
+             * silently and the client redials every reconnect interval
+             * (2 s at most), so a till that started before the others
+             * trusted it joins once they reload (`tillmesh trust add`).
+             * A 400 makes libzmq send ERROR, after which the client's
+             * DEALER never dials again until that till restarts. */
+            zap_reply(m->zap, &p[1], "300", "untrusted key", "");
         }
     }
     for (int i = 0; i < n && i < 8; i++)

@@ -35,6 +35,7 @@
 #ifndef TM_API_H
 #define TM_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,6 +102,13 @@ typedef struct {
      * token, as a process on the till could reach a loopback-only API anyway.
      */
     const char *token;
+    /*
+     * A listener for Prometheus on the LAN: only GET/HEAD /metrics, every
+     * other path 404 before anything else is looked at; no token, remote
+     * clients admitted (within remote_max_conns and remote_per_ip); the
+     * same deadlines and caps as the API. Never a write, never a record.
+     */
+    bool metrics_only;
 } tm_api_cfg_t;
 
 /* What the API has had to do to stay available; for tests and metrics. */

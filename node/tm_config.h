@@ -25,7 +25,8 @@ typedef struct {
     char name[64];
     char store_id[64];
     char data_dir[TM_CFG_STR];
-    char api_listen[64]; /* HOST:PORT, numeric host */
+    char api_listen[64];     /* HOST:PORT, numeric host */
+    char metrics_listen[64]; /* HOST:PORT for GET /metrics only; "" = off */
     uint32_t priority;
     tm_log_level_t log_level;
     int api_allow_remote;            /* refuse a non-loopback API address unless set */

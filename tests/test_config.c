@@ -215,3 +215,65 @@ Test(config, a_text_ending_in_blanks_is_read_within_its_bounds)
     cr_assert_eq(tm_config_parse(text, 3, "t.conf", &quiet, &c), TM_ECONFIG);
     free(text);
 }
+
+Test(config, metrics_listen_is_off_by_default_and_takes_a_numeric_lan_address)
+{
+    tm_config_t c;
+    cr_assert_eq(tm_config_parse(good, strlen(good), "/tmp/t.conf", &quiet, &c), TM_OK);
+    cr_assert_str_eq(c.metrics_listen, "", "off unless set");
+#define METRICS_CFG                                                                                \
+    "[node]\nname=a\nstore_id=s\ndata_dir=/d\nmetrics_listen=%s\n[mesh]\n"                         \
+    "listen=tcp://x:1\nsecret_key=a\npublic_key=b\ntrusted_keys=c\n"
+    const char *ok[] = {"192.168.1.11:9780", "0.0.0.0:9780", "[::]:9780", "127.0.0.1:9780"};
+    const char *bad[] = {"localhost:9780", "9780", "0.0.0.0", "192.168.1.11:99999",
+                         "127.0.0.1:7780" /* the API's own */};
+    char text[512];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        snprintf(text, sizeof text, METRICS_CFG, ok[i]);
+        cr_assert_eq(tm_config_parse(text, strlen(text), "/tmp/t.conf", &quiet, &c), TM_OK, "%s",
+                     ok[i]);
+        cr_assert_str_eq(c.metrics_listen, ok[i]);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, METRICS_CFG, bad[i]);
+        cr_assert_eq(tm_config_parse(text, strlen(text), "/tmp/t.conf", &quiet, &c), TM_ECONFIG,
+                     "%s", bad[i]);
+    }
+}
+
+/* The shipped example, with every commented-out "# key = value" turned on:
+ * what it shows as a default or an example must be a valid setting. */
+Test(config, the_example_config_with_every_setting_uncommented_loads)
+{
+    FILE *f = fopen(TM_FIXTURES "/../../deploy/tillmeshd.conf", "r");
+    cr_assert_not_null(f);
+    static char text[64 * 1024];
+    size_t len = 0;
+    char line[1024];
+    int uncommented = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *s = line;
+        size_t k = 0;
+        if (line[0] == '#' && line[1] == ' ') {
+            while ((line[2 + k] >= 'a' && line[2 + k] <= 'z') || line[2 + k] == '_' ||
+                   line[2 + k] == '-' || (line[2 + k] >= '0' && line[2 + k] <= '9'))
+                k++;
+            if (k && strncmp(line + 2 + k, " = ", 3) == 0) {
+                s = line + 2;
+                uncommented++;
+            }
+        }
+        size_t n = strlen(s);
+        cr_assert_lt(len + n, sizeof text);
+        memcpy(text + len, s, n);
+        len += n;
+    }
+    fclose(f);
+    cr_assert_gt(uncommented, 20, "only %d settings found commented out", uncommented);
+    tm_config_t c;
+    cr_assert_eq(tm_config_parse(text, len, "/etc/tillmesh/tillmeshd.conf", &quiet, &c), TM_OK);
+    cr_assert_str_eq(c.metrics_listen, "0.0.0.0:9780");
+    cr_assert_str_eq(c.erp_url, "https://erp.example.com/tillmesh/v1");
+    cr_assert_eq(c.n_peers, 2);
+    cr_assert_eq(c.mdns, 1);
+}
