@@ -42,7 +42,7 @@ static bool s_barcode_ok(const char *s)
 int tm_product_validate(const tm_product_t *p, const char *pre, tm_field_errors_t *errs)
 {
     size_t before = errs->n + errs->n_dropped;
-    char f[FIELD_MAX];
+    char f[FIELD_MAX + 32]; /* room for PRE + ".barcodes[N]" */
     if (!p->sku[0] || !s_printable_token(p->sku)) {
         PATH(f, "%s.sku", pre);
         tm_field_errors_add(errs, f, "format", "sku must be 1..%d characters without spaces",
@@ -87,7 +87,7 @@ int tm_product_validate(const tm_product_t *p, const char *pre, tm_field_errors_
 static bool s_str(json_t *o, const char *key, const char *pre, char *dst, size_t sz, bool required,
                   tm_field_errors_t *errs)
 {
-    char f[FIELD_MAX];
+    char f[FIELD_MAX + 32]; /* room for PRE + ".barcodes[N]" */
     json_t *v = json_object_get(o, key);
     PATH(f, "%s.%s", pre, key);
     if (!v) {
@@ -110,7 +110,7 @@ static bool s_str(json_t *o, const char *key, const char *pre, char *dst, size_t
 static bool s_int(json_t *o, const char *key, const char *pre, int64_t min, int64_t max,
                   int64_t *dst, tm_field_errors_t *errs)
 {
-    char f[FIELD_MAX];
+    char f[FIELD_MAX + 32]; /* room for PRE + ".barcodes[N]" */
     json_t *v = json_object_get(o, key);
     PATH(f, "%s.%s", pre, key);
     if (!v || !json_is_integer(v)) {
@@ -148,7 +148,7 @@ static void s_product(json_t *o, const char *pre, bool deleted, tm_product_t *p,
     if (s_int(o, "tax_rate", pre, 0, TM_TAX_RATE_MAX, &n, errs))
         p->tax_rate = (int32_t)n;
     json_t *act = json_object_get(o, "active");
-    char f[FIELD_MAX];
+    char f[FIELD_MAX + 32]; /* room for PRE + ".barcodes[N]" */
     PATH(f, "%s.active", pre);
     if (!act)
         p->active = true;
