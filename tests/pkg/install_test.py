@@ -22,6 +22,7 @@ Nothing is cached across runs. Usage: install_test.py SOURCE_DIR
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -140,10 +141,18 @@ def check_install(r):
     assert not os.path.lexists(wants), "the unit was enabled on install"
 
 
+def set_key(text, key, value):
+    """The config with the first (uncommented) `key = ...` line set to value,
+    as an administrator's editor would."""
+    new, n = re.subn(rf"^{key}\s*=.*$", f"{key} = {value}", text, count=1, flags=re.M)
+    assert n == 1, f"the installed config has no '{key} =' line"
+    return new
+
+
 def configure(r):
     # Unconfigured (no keys): refused, and the message says what is missing.
     c = r.run("tillmeshd", "-n", check=False)
-    assert c.returncode == 1 and "till-1.key" in c.stderr, c
+    assert c.returncode == 1 and "secret key" in c.stderr, c
     lines = []
     for name in ("till-1", "till-2"):
         r.run("tillmesh", "keygen", "--out", f"/etc/tillmesh/{name}")
@@ -163,12 +172,13 @@ def configure(r):
     base = open(r.file("/etc/tillmesh/tillmeshd.conf")).read()
     for name, other in (("till-1", "till-2"), ("till-2", "till-1")):
         api, mesh = ports[name]
-        text = (base.replace("api_listen = 127.0.0.1:7780", f"api_listen = 127.0.0.1:{api}")
-                .replace("listen = tcp://0.0.0.0:7700", f"listen = tcp://127.0.0.1:{mesh}")
-                .replace("till-1", name))
-        assert f"127.0.0.1:{api}" in text and f"127.0.0.1:{mesh}" in text, "config changed?"
+        text = set_key(base, "api_listen", f"127.0.0.1:{api}")
+        text = set_key(text, "listen", f"tcp://127.0.0.1:{mesh}")
         if name == "till-2":
-            text = text.replace("data_dir = /var/lib/tillmesh", "data_dir = /var/lib/tillmesh/till-2")
+            text = set_key(text, "name", "till-2")
+            text = set_key(text, "data_dir", "/var/lib/tillmesh/till-2")
+            text = set_key(text, "secret_key", "till-2.key")
+            text = set_key(text, "public_key", "till-2.pub")
         text += (f"\n[discovery]\nmdns = no\n\n[peers]\n"
                  f"{other} = tcp://127.0.0.1:{ports[other][1]}\n")
         conf = "/etc/tillmesh/tillmeshd.conf" if name == "till-1" else "/etc/tillmesh/till-2.conf"

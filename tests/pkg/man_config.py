@@ -5,9 +5,9 @@ The keys come from two places that must not drift apart: the manual page
 source (docs/man/tillmeshd.conf.5.scd) and the parser in node/config.c. The
 page is read as written ("## [SECTION]" headings, "*KEY* = _VALUE_" lines,
 "Default:" and "Range: LO to HI" in each entry). The parser is not read as
-text, it is asked: every identifier-like string literal in node/*.c is
-offered, as a section and as a key, to the tillmeshd built from the same
-tree (`tillmeshd -n` reports every unknown setting with its line), so a key
+text, it is asked: every identifier-like string literal of the config
+module (node/config.c, found by file name) is offered, as a section and as a
+key, to the tillmeshd built from the same tree (`tillmeshd -n` reports every unknown setting with its line), so a key
 added however the parser is rearranged is found, and a literal that is not a
 key costs nothing. Then every documented range is checked at its bounds
 (LO and HI accepted, LO-1 and HI+1 refused) and every key the parser reads
@@ -15,7 +15,6 @@ as a whole number must have a range on the page.
 
 Usage: man_config.py SOURCE_DIR   (TM_BIN_DIR: the build with tillmeshd)
 """
-import glob
 import os
 import re
 import subprocess
@@ -89,16 +88,24 @@ def main():
     if not os.access(TILLMESHD, os.X_OK):
         print(f"FAIL: no tillmeshd in {BIN} (set TM_BIN_DIR)")
         return 1
-    # Keys: every literal of the daemon's sources; sections: those of the
-    # config module (the parser's own file(s)). The page's own names are
-    # candidates too, so a documented key the parser lacks is reported.
-    keys, sections = set(), set()
-    for path in glob.glob(os.path.join(SRC, "node", "*.[ch]")):
+    # Candidates: every literal of the config module, wherever it lives
+    # (node/config.c today; found by name so that a move does not blind the
+    # test). The page's own names are candidates too, so a documented key
+    # the parser lacks is reported.
+    keys = set()
+    files = []
+    for d, dirs, names in os.walk(SRC):
+        dirs[:] = [x for x in dirs if x not in ("build", "tests", ".git", "debian")
+                   and not x.startswith("obj-")]
+        files += [os.path.join(d, n) for n in names
+                  if re.fullmatch(r"(tm_)?config\w*\.[ch]", n)]
+    if not files:
+        print(f"FAIL: no config*.c under {SRC}: where did the parser go?")
+        return 1
+    for path in files:
         with open(path) as f:
-            lits = set(re.findall(r'"([a-z][a-z0-9_]*)"', f.read()))
-        keys |= lits
-        if os.path.basename(path).startswith(("config", "tm_config")):
-            sections |= lits
+            keys |= set(re.findall(r'"([a-z][a-z0-9_]*)"', f.read()))
+    sections = set(keys)
     page = read_page()
     for k in page.values():
         keys |= set(k)
