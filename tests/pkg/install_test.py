@@ -95,7 +95,7 @@ def build(tmp):
     top_skip = {"build", ".git", "lab-runs"}
     shutil.copytree(SRC, src, symlinks=True, ignore=lambda d, names: [
         n for n in names if os.path.samefile(d, SRC) and (n in top_skip or n.startswith("obj-"))])
-    env = dict(os.environ, DEB_BUILD_OPTIONS=f"nocheck parallel={os.cpu_count() or 2}")
+    env = dict(os.environ, DEB_BUILD_OPTIONS=f"nocheck noddebs parallel={os.cpu_count() or 2}")
     t = time.monotonic()
     sh(["dpkg-buildpackage", "-us", "-uc", "-b"], log=os.path.join(tmp, "build.log"),
        env=env, cwd=src)
