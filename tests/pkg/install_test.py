@@ -15,7 +15,8 @@
    with the installed config paths, as user tillmesh, static peers): a sale
    through the API of one (the installed `tillmesh sale add`) is seen on the
    other;
-6. purge keeps the sales store; with the flag file, purge removes it.
+6. installing it again keeps config edits, store and modes; purge keeps the
+   sales store and the keys; with the flag file, purge removes the store.
 
 Without root or the tools it prints SKIP loudly and exits 77 (ctest: skip).
 Nothing is cached across runs. Usage: install_test.py SOURCE_DIR
@@ -243,14 +244,25 @@ def stop(procs):
     return codes
 
 
+def reinstall(r, deb):
+    """An upgrade in place (same .deb again): the administrator's config
+    edits, the store and the modes stay."""
+    before = open(r.file("/etc/tillmesh/tillmeshd.conf")).read()
+    shutil.copy(deb, r.file("/tmp/tillmesh.deb"))
+    r.run("dpkg", "-i", "/tmp/tillmesh.deb")
+    assert open(r.file("/etc/tillmesh/tillmeshd.conf")).read() == before, "config edits lost"
+    assert os.path.exists(r.file("/var/lib/tillmesh/tillmesh.db"))
+    assert r.stat("/etc/tillmesh") == "root:tillmesh 750"
+    assert r.stat("/var/lib/tillmesh") == "tillmesh:tillmesh 750"
+
+
 def purge(r, deb):
     # No flag: the sales store and the administrator's keys stay.
     r.run("apt-get", "purge", "-y", "-q", "tillmesh")
     assert os.path.exists(r.file("/var/lib/tillmesh/tillmesh.db")), "purge deleted the store"
     assert os.path.exists(r.file("/etc/tillmesh/till-1.key")), "purge deleted the keys"
     assert not os.path.exists(r.file("/etc/tillmesh/tillmeshd.conf.dpkg-old"))
-    # Reinstalled over the kept store; then asked for: the store goes.
-    shutil.copy(deb, r.file("/tmp/tillmesh.deb"))
+    # Installed again over the kept store; then asked for: the store goes.
     r.run("dpkg", "-i", "/tmp/tillmesh.deb")
     assert r.stat("/var/lib/tillmesh") == "tillmesh:tillmesh 750"
     r.write("/var/lib/tillmesh/PURGE-SALES-STORE", "")
@@ -282,8 +294,9 @@ def main():
         assert codes == [0, 0], f"tillmeshd exit codes {codes}"
         times["two tills"] = time.monotonic() - t
         t = time.monotonic()
+        reinstall(r, deb)
         purge(r, deb)
-        times["purge"] = time.monotonic() - t
+        times["reinstall+purge"] = time.monotonic() - t
         ok = True
     finally:
         stop(procs)
