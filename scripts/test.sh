@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 sh scripts/deps.sh
 # The Tryton adapter's tests need trytond and its modules (Debian 12's).
 sh scripts/deps-tryton.sh
+# The Debian package, man pages and install test (debian/, tests/pkg).
+sh scripts/deps-pkg.sh
 BUILD=${TM_BUILD_DIR:-build/asan}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DTM_SANITIZE=ON -DTM_WERROR=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
