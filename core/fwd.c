@@ -41,6 +41,7 @@ typedef struct {
     char key[72];
     uint64_t epoch;
     bool single; /* one sale of a split */
+    bool fresh;  /* formed from unacknowledged sales for this POST: none acked yet */
     char *body;
     tm_cust_version_t cust;
 } slot_t;
@@ -441,7 +442,7 @@ static void on_2xx(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r)
 {
     answer_t a = {0};
     char(*acked)[TM_UUID_LEN] = NULL;
-    size_t k = 0;
+    size_t k = 0, rejected = 0;
     int rc = TM_ENOMEM;
     a.what = calloc(s->n, 1);
     a.status = calloc(s->n, sizeof *a.status);
@@ -456,12 +457,14 @@ static void on_2xx(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r)
     /* Only ids of this batch, spelt as we sent them; a re-sent batch's
      * earlier acks are not recorded twice. */
     for (size_t i = 0; i < s->n; i++)
-        if (a.what[i] == ANS_ACKED && tm_store_is_acked(f->store, s->ids[i]) == 0)
+        if (a.what[i] == ANS_ACKED && (s->fresh || tm_store_is_acked(f->store, s->ids[i]) == 0))
             tm_strlcpy(acked[k++], s->ids[i], TM_UUID_LEN);
     rc = record_acks(f, s, acked, k);
     for (size_t i = 0; rc == TM_OK && i < s->n; i++)
-        if (a.what[i] == ANS_REJECTED)
+        if (a.what[i] == ANS_REJECTED) {
             park(f, s->ids[i], a.status[i], a.msg[i]);
+            rejected++;
+        }
 cleanup:
     free(a.what);
     free(a.status);
@@ -482,6 +485,8 @@ cleanup:
     f->st.batches_ok++;
     if (s->single)
         f->split.next++;
+    else if (!rejected)
+        (void)tm_store_intent_close(f->store, s->key); /* every sale acknowledged */
     succeeded(f);
 }
 
@@ -975,6 +980,7 @@ static int new_batch(tm_fwd_core_t *f, slot_t *s)
     }
     s->ids = ids;
     s->n = k;
+    s->fresh = true;
     return batch_key(f, s);
 }
 

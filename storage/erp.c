@@ -385,6 +385,18 @@ int tm_store__sale_acks_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_
     return rc;
 }
 
+int tm_store_intent_close(tm_store_t *self, const char *key)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = s_prepare(self, "UPDATE erp_intents SET closed = 1 WHERE key = ?1", &st);
+    if (rc == TM_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        rc = tm_store__exec(self, st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int tm_store_intent_written_by(tm_store_t *self, const char *key,
                                const uint8_t origin[TM_NODE_ID_LEN])
 {

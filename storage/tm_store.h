@@ -462,6 +462,11 @@ int tm_store_open_intent_except(tm_store_t *self, tm_store_intent_skip_fn skip, 
 int tm_store_acked_window(tm_store_t *self, uint64_t after_ins, size_t max,
                           char (**ids)[TM_UUID_LEN], size_t *n, uint64_t *last_ins);
 
+/* Marks the intent under key done (local, derived state: a forwarder that
+ * saw every sale of it acknowledged or parked saves the next scan the
+ * check). */
+int tm_store_intent_close(tm_store_t *self, const char *key);
+
 /* 1 if origin has written an intent under key, 0 if not, <0 on error. A
  * forwarder re-sending another till's open intent writes its own first:
  * its acks count only for intents it wrote. */
