@@ -1173,14 +1173,14 @@ int tm_fwd_core_next(tm_fwd_core_t *f, const tm_fwd_in_t *in, tm_fwd_req_t *req)
         free(s->ids);
         s->ids = NULL;
         s->n = 0;
-        if (f->busy == 0) {
-            if (pick_customer(f, s, req)) {
-                start_req(f, s, idx, SLOT_CUSTOMER, req);
-                return 1;
-            }
-            f->idle = true; /* no intent, no sale, no customer to send */
-            f->idle_ops = ops_held(f);
+        if (f->busy == 0 && pick_customer(f, s, req)) {
+            start_req(f, s, idx, SLOT_CUSTOMER, req);
+            return 1;
         }
+        /* No intent, no sale (beside those in flight), no customer to send:
+         * not again until the store changes or an answer comes. */
+        f->idle = true;
+        f->idle_ops = ops_held(f);
         return 0;
     }
     if (rc == TM_OK)
@@ -1246,6 +1246,7 @@ void tm_fwd_on_result(tm_fwd_core_t *f, const tm_fwd_result_t *r, const tm_fwd_i
         return;
     slot_t *s = &f->slot[r->slot];
     take_input(f, in);
+    f->idle = false; /* a failed batch waits again, a split goes on */
     switch (s->kind) {
     case SLOT_CATALOGUE: {
         tm_fwd__cat_env_t env = {f->store, f->engine, f->outbox, f->log,    f->till,
