@@ -91,6 +91,9 @@ def forward_rate(stub, inflight, tillmeshd=None):
     try:
         lab.attach_erp(stub, TOKEN)
         a = lab["a"]
+        # Straight to the stub: the Cable (a Python relay, there to be pulled
+        # in the failover runs) would add its own copying to the figure.
+        a.erp_url = stub.url
         if inflight:
             a.erp_extra = f"max_in_flight = {inflight}\n"
         if tillmeshd:

@@ -94,6 +94,10 @@ struct tm_fwd_core {
      * batch. */
     uint64_t epoch_seen;
     bool verify_new;
+    /* What else makes another till's sending likely: peers came or went (a
+     * split store has a forwarder on each side), our uplink came back. */
+    size_t alive_seen;
+    bool uplink_seen;
     bool status_off; /* the ERP has no POST /sales/status */
     char sent[SENT_MAX][72];
     size_t sent_next;
@@ -1025,8 +1029,10 @@ static int pick_batch(tm_fwd_core_t *f, slot_t *s, bool *ask)
     if (f->split.key[0] && strcmp(s->key, f->split.key) == 0)
         return next_single(f, s);
     /* A batch we did not send in this run may have been booked (its
-     * acknowledgement lost with its sender): ask before sending again. */
-    *ask = !f->status_off && !in_ring(f->sent, SENT_MAX, s->key);
+     * acknowledgement lost with its sender), and so may ours after a failure
+     * or a split (another forwarder, out of our sight, sent its sales):
+     * ask before sending again. */
+    *ask = !f->status_off && (f->verify_new || !in_ring(f->sent, SENT_MAX, s->key));
     tm_log_debug(f->log, "ERP: re-sending batch %s (%zu sales) from an open intent%s", s->key, s->n,
                  *ask ? ", after asking the ERP what it holds" : "");
     return TM_OK;
@@ -1042,6 +1048,22 @@ static uint64_t ops_held(tm_fwd_core_t *f)
 {
     tm_store_counts_t c;
     return tm_store_counts(f->store, &c) == TM_OK ? c.ops : 0;
+}
+
+/* Peers alive; *split: a peer of the store we heard before is silent now,
+ * so another forwarder may be sending on the other side. */
+static size_t alive_peers(const tm_fwd_core_t *f, bool *split)
+{
+    size_t n = 0;
+    *split = false;
+    for (size_t i = 0; i < tm_engine_peer_count(f->engine); i++) {
+        tm_peer_info_t p;
+        if (tm_engine_peer_info(f->engine, i, &p) != TM_OK)
+            continue;
+        n += p.state == TM_PEER_ALIVE;
+        *split |= p.state == TM_PEER_DOWN;
+    }
+    return n;
 }
 
 static slot_t *free_slot(tm_fwd_core_t *f, uint32_t *idx)
@@ -1114,13 +1136,22 @@ int tm_fwd_core_next(tm_fwd_core_t *f, const tm_fwd_in_t *in, tm_fwd_req_t *req)
         return 0;
     if (!active) {
         f->cat_ready = false;
+        f->uplink_seen = in->uplink_up;
         return 0;
     }
-    if (who.epoch != f->epoch_seen) {
-        /* We take the role: what our predecessor sent may be booked. */
+    bool split;
+    size_t alive = alive_peers(f, &split);
+    if (who.epoch != f->epoch_seen || alive != f->alive_seen || !f->uplink_seen || split) {
+        /* We take the role (what our predecessor sent may be booked), the
+         * store split or healed, or our uplink is back: ask before sending
+         * until the ERP holds none of a batch. While a peer is down, ask
+         * before every batch: a forwarder on the other side may be sending
+         * the same sales (a question is cheaper than a re-delivery). */
         f->epoch_seen = who.epoch;
+        f->alive_seen = alive;
         f->verify_new = true;
     }
+    f->uplink_seen = true;
     slot_t *s = free_slot(f, &idx);
     if (!s)
         return 0;
@@ -1236,6 +1267,7 @@ static void on_sales_done(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r,
     backoff(f, kind, why);
     fx->probe_now = true;
     f->retry_pending = true;
+    f->verify_new = true; /* the ERP may have booked it: ask before the re-send */
 }
 
 void tm_fwd_on_result(tm_fwd_core_t *f, const tm_fwd_result_t *r, const tm_fwd_in_t *in,

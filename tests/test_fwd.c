@@ -367,12 +367,40 @@ Test(fwd_core, a_batch_without_an_answer_goes_again_under_its_key_after_the_back
     cr_assert(fx.probe_now);
     cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &again), 0, "sent again with no backoff");
     r.in.now_ms += 2000;
+    /* The ERP may have booked it before the answer was lost: asked first. */
     cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &again), 1);
-    cr_assert_eq(again.kind, TM_FWD_REQ_SALES, "our own batch was asked about: %d", again.kind);
+    cr_assert_eq(again.kind, TM_FWD_REQ_STATUS, "re-sent without asking: %d", again.kind);
+    status_answer(&r, &again, 0);
+    cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &again), 1);
+    cr_assert_eq(again.kind, TM_FWD_REQ_SALES);
     cr_assert_str_eq(again.key, key);
     accept_all(&r, &again);
     for (int i = 0; i < 3; i++)
         cr_assert_eq(tm_store_is_acked(r.store, id[i]), 1);
+    rig_free(&r);
+}
+
+Test(fwd_core, a_batch_booked_before_its_answer_was_lost_is_not_sent_again)
+{
+    rig_t r;
+    rig_init(&r, 5, 1);
+    char id[3][TM_UUID_LEN];
+    for (uint64_t i = 0; i < 3; i++)
+        peer_sale(&r, i + 1, id[i]);
+    tm_fwd_req_t q;
+    first_question(&r, &q);
+    cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &q), 1);
+    cr_assert_eq(q.kind, TM_FWD_REQ_SALES);
+    tm_fwd_result_t res = {.slot = q.slot, .outcome = TM_FWD_OUT_TRANSPORT, .error = "reset"};
+    tm_fwd_effects_t fx;
+    tm_fwd_on_result(r.core, &res, &r.in, &fx);
+    r.in.now_ms += 2000;
+    cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &q), 1);
+    cr_assert_eq(q.kind, TM_FWD_REQ_STATUS);
+    status_answer(&r, &q, 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(tm_store_is_acked(r.store, id[i]), 1, "sale %d", i);
+    cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &q), 0, "sent again: kind %d", q.kind);
     rig_free(&r);
 }
 
