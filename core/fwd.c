@@ -1050,8 +1050,13 @@ static uint64_t ops_held(tm_fwd_core_t *f)
     return tm_store_counts(f->store, &c) == TM_OK ? c.ops : 0;
 }
 
-/* Peers alive; *split: a peer of the store we heard before is silent now,
- * so another forwarder may be sending on the other side. */
+/* How long after a peer fell silent it may still be sending on its side of
+ * a split (its uplink may come back there, its backoff runs out); past
+ * that, a till unplugged for the day costs the ERP no question per batch. */
+#define SPLIT_WATCH_MS (10 * 60 * 1000)
+
+/* Peers alive; *split: a peer went silent lately, so a forwarder may be
+ * sending on the other side. */
 static size_t alive_peers(const tm_fwd_core_t *f, bool *split)
 {
     size_t n = 0;
@@ -1061,7 +1066,7 @@ static size_t alive_peers(const tm_fwd_core_t *f, bool *split)
         if (tm_engine_peer_info(f->engine, i, &p) != TM_OK)
             continue;
         n += p.state == TM_PEER_ALIVE;
-        *split |= p.state == TM_PEER_DOWN;
+        *split |= p.state == TM_PEER_DOWN && f->now_ms - p.last_seen_ms < SPLIT_WATCH_MS;
     }
     return n;
 }
@@ -1144,9 +1149,9 @@ int tm_fwd_core_next(tm_fwd_core_t *f, const tm_fwd_in_t *in, tm_fwd_req_t *req)
     if (who.epoch != f->epoch_seen || alive != f->alive_seen || !f->uplink_seen || split) {
         /* We take the role (what our predecessor sent may be booked), the
          * store split or healed, or our uplink is back: ask before sending
-         * until the ERP holds none of a batch. While a peer is down, ask
-         * before every batch: a forwarder on the other side may be sending
-         * the same sales (a question is cheaper than a re-delivery). */
+         * until the ERP holds none of a batch. While a peer is lately down,
+         * ask before every batch: a forwarder on the other side may be
+         * sending the same sales (a question is cheaper than a re-delivery). */
         f->epoch_seen = who.epoch;
         f->alive_seen = alive;
         f->verify_new = true;
