@@ -1011,6 +1011,10 @@ static int next_single(tm_fwd_core_t *f, slot_t *s)
     return batch_key(f, s);
 }
 
+/* Ids a POST /sales/status may carry (docs/erp.md): a larger batch
+ * (batch_max above it) is sent without asking. */
+#define STATUS_MAX_IDS 1000
+
 /* The batch to send into s: the oldest open intent (a predecessor's, ours
  * that failed, or ours refused and being split), else a new one. Sets
  * *ask when the ERP should be asked about it first. */
@@ -1021,7 +1025,7 @@ static int pick_batch(tm_fwd_core_t *f, slot_t *s, bool *ask)
     int rc = tm_store_open_intent_except(f->store, skip_intent, &c, &s->ids, &s->n, s->key);
     if (rc == TM_ENOTFOUND) {
         rc = new_batch(f, s);
-        *ask = rc == TM_OK && f->verify_new && !f->status_off;
+        *ask = rc == TM_OK && f->verify_new && !f->status_off && s->n <= STATUS_MAX_IDS;
         return rc;
     }
     if (rc)
@@ -1032,7 +1036,8 @@ static int pick_batch(tm_fwd_core_t *f, slot_t *s, bool *ask)
      * acknowledgement lost with its sender), and so may ours after a failure
      * or a split (another forwarder, out of our sight, sent its sales):
      * ask before sending again. */
-    *ask = !f->status_off && (f->verify_new || !in_ring(f->sent, SENT_MAX, s->key));
+    *ask = !f->status_off && s->n <= STATUS_MAX_IDS &&
+           (f->verify_new || !in_ring(f->sent, SENT_MAX, s->key));
     tm_log_debug(f->log, "ERP: re-sending batch %s (%zu sales) from an open intent%s", s->key, s->n,
                  *ask ? ", after asking the ERP what it holds" : "");
     return TM_OK;
