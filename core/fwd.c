@@ -515,6 +515,15 @@ static bool config_error(const tm_fwd_result_t *r, const char *route, char *why,
     return true;
 }
 
+/* A 4xx that refuses the request itself (its sales or customer), as
+ * opposed to the ERP or its configuration being in trouble (401/403/404,
+ * 408, 429), which waiting or a person fixes: the one retry rule. */
+static bool refusal(long status)
+{
+    return status >= 400 && status < 500 && status != 401 && status != 403 && status != 404 &&
+           status != 408 && status != 429;
+}
+
 static void on_customer_done(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r,
                              tm_fwd_effects_t *fx)
 {
@@ -533,8 +542,7 @@ static void on_customer_done(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t 
         succeeded(f);
         return;
     }
-    if (r->status >= 400 && r->status < 500 && r->status != 401 && r->status != 403 &&
-        r->status != 404 && r->status != 408 && r->status != 429) {
+    if (r->outcome == TM_FWD_OUT_HTTP && refusal(r->status)) {
         tm_cust_version_t *v = realloc(f->refused, (f->n_refused + 1) * sizeof *v);
         if (v) {
             f->refused = v;
@@ -712,8 +720,7 @@ static char *status_body(const slot_t *s)
 static void on_verify_done(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r)
 {
     bool http = r->outcome == TM_FWD_OUT_HTTP;
-    if (http && r->status >= 400 && r->status < 500 && r->status != 408 && r->status != 429 &&
-        r->status != 401 && r->status != 403) {
+    if (http && (refusal(r->status) || r->status == 404)) {
         /* No such route (or one that refuses us): send as before it. */
         if (!f->status_off)
             tm_log_warn(f->log,
@@ -1256,7 +1263,7 @@ static void on_sales_done(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r,
         on_2xx(f, s, r);
         return;
     }
-    if (st >= 400 && st < 500 && st != 401 && st != 403 && st != 404 && st != 408 && st != 429) {
+    if (refusal(st)) {
         on_refused(f, s, r);
         return;
     }
