@@ -958,7 +958,27 @@ static bool skip_intent(void *ctx, const char *key, char (*ids)[TM_UUID_LEN], si
 
 static int cmp_id(const void *a, const void *b)
 {
-    return strcmp(a, b);
+    return strcasecmp(a, b);
+}
+
+/* Batches in flight at once may be booked in any order: a return must not
+ * go out while its original is in another batch still in flight (the
+ * contract says a return never comes before its original). Cuts the batch
+ * before the first such return; 0 sales left means: wait for the answer. */
+static int cut_before_returns(tm_fwd_core_t *f, char (*ids)[TM_UUID_LEN], size_t *k,
+                              char (*busy)[TM_UUID_LEN], size_t h)
+{
+    char(*orig)[TM_UUID_LEN] = calloc(*k + 1, TM_UUID_LEN);
+    if (!orig)
+        return TM_ENOMEM;
+    int rc = tm_store_refunds_of(f->store, ids, *k, orig);
+    for (size_t i = 0; rc == TM_OK && i < *k; i++)
+        if (orig[i][0] && bsearch(orig[i], busy, h, TM_UUID_LEN, cmp_id)) {
+            *k = i;
+            break;
+        }
+    free(orig);
+    return rc;
 }
 
 /* Forms a new batch from the unacknowledged sales not in flight.
@@ -984,6 +1004,8 @@ static int new_batch(tm_fwd_core_t *f, slot_t *s)
     for (size_t i = 0; rc == TM_OK && i < n && k < f->cfg.batch_max; i++)
         if (!h || !bsearch(ids[i], busy, h, TM_UUID_LEN, cmp_id))
             memmove(ids[k++], ids[i], TM_UUID_LEN);
+    if (rc == TM_OK && h && k)
+        rc = cut_before_returns(f, ids, &k, busy, h);
     free(busy);
     if (rc || k == 0) {
         free(ids);

@@ -431,6 +431,10 @@ int tm_store_unpark(tm_store_t *self, const char *sale_id);
  * reconcile found the ERP did not hold it (0 for most sales): part of the
  * idempotency key, so a retry is a new request to the ERP. */
 int tm_store_retry_gen(tm_store_t *self, const char *sale_id, uint32_t *gen);
+/* For each of ids[0..n), the sale its return refers to (refund_of), ""
+ * when it is not a return or not held. */
+int tm_store_refunds_of(tm_store_t *self, char (*ids)[TM_UUID_LEN], size_t n,
+                        char (*refund_of)[TM_UUID_LEN]);
 /* The same for ids[0..n) into gens[0..n), in one pass. */
 int tm_store_retry_gens(tm_store_t *self, char (*ids)[TM_UUID_LEN], size_t n, uint32_t *gens);
 /* Up to max parked sales, oldest first; *out malloc'd (NULL if none). */
