@@ -41,6 +41,7 @@ typedef struct {
     char key[72];
     uint64_t epoch;
     bool single; /* one sale of a split */
+    bool fresh;  /* formed from unacknowledged sales for this POST: none acked yet */
     char *body;
     tm_cust_version_t cust;
 } slot_t;
@@ -93,6 +94,10 @@ struct tm_fwd_core {
      * batch. */
     uint64_t epoch_seen;
     bool verify_new;
+    /* What else makes another till's sending likely: peers came or went (a
+     * split store has a forwarder on each side), our uplink came back. */
+    size_t alive_seen;
+    bool uplink_seen;
     bool status_off; /* the ERP has no POST /sales/status */
     char sent[SENT_MAX][72];
     size_t sent_next;
@@ -441,7 +446,7 @@ static void on_2xx(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r)
 {
     answer_t a = {0};
     char(*acked)[TM_UUID_LEN] = NULL;
-    size_t k = 0;
+    size_t k = 0, rejected = 0;
     int rc = TM_ENOMEM;
     a.what = calloc(s->n, 1);
     a.status = calloc(s->n, sizeof *a.status);
@@ -456,12 +461,14 @@ static void on_2xx(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r)
     /* Only ids of this batch, spelt as we sent them; a re-sent batch's
      * earlier acks are not recorded twice. */
     for (size_t i = 0; i < s->n; i++)
-        if (a.what[i] == ANS_ACKED && tm_store_is_acked(f->store, s->ids[i]) == 0)
+        if (a.what[i] == ANS_ACKED && (s->fresh || tm_store_is_acked(f->store, s->ids[i]) == 0))
             tm_strlcpy(acked[k++], s->ids[i], TM_UUID_LEN);
     rc = record_acks(f, s, acked, k);
     for (size_t i = 0; rc == TM_OK && i < s->n; i++)
-        if (a.what[i] == ANS_REJECTED)
+        if (a.what[i] == ANS_REJECTED) {
             park(f, s->ids[i], a.status[i], a.msg[i]);
+            rejected++;
+        }
 cleanup:
     free(a.what);
     free(a.status);
@@ -482,6 +489,8 @@ cleanup:
     f->st.batches_ok++;
     if (s->single)
         f->split.next++;
+    else if (!rejected)
+        (void)tm_store_intent_close(f->store, s->key); /* every sale acknowledged */
     succeeded(f);
 }
 
@@ -506,6 +515,15 @@ static bool config_error(const tm_fwd_result_t *r, const char *route, char *why,
     return true;
 }
 
+/* A 4xx that refuses the request itself (its sales or customer), as
+ * opposed to the ERP or its configuration being in trouble (401/403/404,
+ * 408, 429), which waiting or a person fixes: the one retry rule. */
+static bool refusal(long status)
+{
+    return status >= 400 && status < 500 && status != 401 && status != 403 && status != 404 &&
+           status != 408 && status != 429;
+}
+
 static void on_customer_done(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r,
                              tm_fwd_effects_t *fx)
 {
@@ -524,8 +542,7 @@ static void on_customer_done(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t 
         succeeded(f);
         return;
     }
-    if (r->status >= 400 && r->status < 500 && r->status != 401 && r->status != 403 &&
-        r->status != 404 && r->status != 408 && r->status != 429) {
+    if (r->outcome == TM_FWD_OUT_HTTP && refusal(r->status)) {
         tm_cust_version_t *v = realloc(f->refused, (f->n_refused + 1) * sizeof *v);
         if (v) {
             f->refused = v;
@@ -703,8 +720,7 @@ static char *status_body(const slot_t *s)
 static void on_verify_done(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r)
 {
     bool http = r->outcome == TM_FWD_OUT_HTTP;
-    if (http && r->status >= 400 && r->status < 500 && r->status != 408 && r->status != 429 &&
-        r->status != 401 && r->status != 403) {
+    if (http && (refusal(r->status) || r->status == 404)) {
         /* No such route (or one that refuses us): send as before it. */
         if (!f->status_off)
             tm_log_warn(f->log,
@@ -942,7 +958,27 @@ static bool skip_intent(void *ctx, const char *key, char (*ids)[TM_UUID_LEN], si
 
 static int cmp_id(const void *a, const void *b)
 {
-    return strcmp(a, b);
+    return strcasecmp(a, b);
+}
+
+/* Batches in flight at once may be booked in any order: a return must not
+ * go out while its original is in another batch still in flight (the
+ * contract says a return never comes before its original). Cuts the batch
+ * before the first such return; 0 sales left means: wait for the answer. */
+static int cut_before_returns(tm_fwd_core_t *f, char (*ids)[TM_UUID_LEN], size_t *k,
+                              char (*busy)[TM_UUID_LEN], size_t h)
+{
+    char(*orig)[TM_UUID_LEN] = calloc(*k + 1, TM_UUID_LEN);
+    if (!orig)
+        return TM_ENOMEM;
+    int rc = tm_store_refunds_of(f->store, ids, *k, orig);
+    for (size_t i = 0; rc == TM_OK && i < *k; i++)
+        if (orig[i][0] && bsearch(orig[i], busy, h, TM_UUID_LEN, cmp_id)) {
+            *k = i;
+            break;
+        }
+    free(orig);
+    return rc;
 }
 
 /* Forms a new batch from the unacknowledged sales not in flight.
@@ -968,6 +1004,8 @@ static int new_batch(tm_fwd_core_t *f, slot_t *s)
     for (size_t i = 0; rc == TM_OK && i < n && k < f->cfg.batch_max; i++)
         if (!h || !bsearch(ids[i], busy, h, TM_UUID_LEN, cmp_id))
             memmove(ids[k++], ids[i], TM_UUID_LEN);
+    if (rc == TM_OK && h && k)
+        rc = cut_before_returns(f, ids, &k, busy, h);
     free(busy);
     if (rc || k == 0) {
         free(ids);
@@ -975,6 +1013,7 @@ static int new_batch(tm_fwd_core_t *f, slot_t *s)
     }
     s->ids = ids;
     s->n = k;
+    s->fresh = true;
     return batch_key(f, s);
 }
 
@@ -1001,6 +1040,10 @@ static int next_single(tm_fwd_core_t *f, slot_t *s)
     return batch_key(f, s);
 }
 
+/* Ids a POST /sales/status may carry (docs/erp.md): a larger batch
+ * (batch_max above it) is sent without asking. */
+#define STATUS_MAX_IDS 1000
+
 /* The batch to send into s: the oldest open intent (a predecessor's, ours
  * that failed, or ours refused and being split), else a new one. Sets
  * *ask when the ERP should be asked about it first. */
@@ -1011,7 +1054,7 @@ static int pick_batch(tm_fwd_core_t *f, slot_t *s, bool *ask)
     int rc = tm_store_open_intent_except(f->store, skip_intent, &c, &s->ids, &s->n, s->key);
     if (rc == TM_ENOTFOUND) {
         rc = new_batch(f, s);
-        *ask = rc == TM_OK && f->verify_new && !f->status_off;
+        *ask = rc == TM_OK && f->verify_new && !f->status_off && s->n <= STATUS_MAX_IDS;
         return rc;
     }
     if (rc)
@@ -1019,8 +1062,11 @@ static int pick_batch(tm_fwd_core_t *f, slot_t *s, bool *ask)
     if (f->split.key[0] && strcmp(s->key, f->split.key) == 0)
         return next_single(f, s);
     /* A batch we did not send in this run may have been booked (its
-     * acknowledgement lost with its sender): ask before sending again. */
-    *ask = !f->status_off && !in_ring(f->sent, SENT_MAX, s->key);
+     * acknowledgement lost with its sender), and so may ours after a failure
+     * or a split (another forwarder, out of our sight, sent its sales):
+     * ask before sending again. */
+    *ask = !f->status_off && s->n <= STATUS_MAX_IDS &&
+           (f->verify_new || !in_ring(f->sent, SENT_MAX, s->key));
     tm_log_debug(f->log, "ERP: re-sending batch %s (%zu sales) from an open intent%s", s->key, s->n,
                  *ask ? ", after asking the ERP what it holds" : "");
     return TM_OK;
@@ -1036,6 +1082,27 @@ static uint64_t ops_held(tm_fwd_core_t *f)
 {
     tm_store_counts_t c;
     return tm_store_counts(f->store, &c) == TM_OK ? c.ops : 0;
+}
+
+/* How long after a peer fell silent it may still be sending on its side of
+ * a split (its uplink may come back there, its backoff runs out); past
+ * that, a till unplugged for the day costs the ERP no question per batch. */
+#define SPLIT_WATCH_MS (10 * 60 * 1000)
+
+/* Peers alive; *split: a peer went silent lately, so a forwarder may be
+ * sending on the other side. */
+static size_t alive_peers(const tm_fwd_core_t *f, bool *split)
+{
+    size_t n = 0;
+    *split = false;
+    for (size_t i = 0; i < tm_engine_peer_count(f->engine); i++) {
+        tm_peer_info_t p;
+        if (tm_engine_peer_info(f->engine, i, &p) != TM_OK)
+            continue;
+        n += p.state == TM_PEER_ALIVE;
+        *split |= p.state == TM_PEER_DOWN && f->now_ms - p.last_seen_ms < SPLIT_WATCH_MS;
+    }
+    return n;
 }
 
 static slot_t *free_slot(tm_fwd_core_t *f, uint32_t *idx)
@@ -1108,13 +1175,22 @@ int tm_fwd_core_next(tm_fwd_core_t *f, const tm_fwd_in_t *in, tm_fwd_req_t *req)
         return 0;
     if (!active) {
         f->cat_ready = false;
+        f->uplink_seen = in->uplink_up;
         return 0;
     }
-    if (who.epoch != f->epoch_seen) {
-        /* We take the role: what our predecessor sent may be booked. */
+    bool split;
+    size_t alive = alive_peers(f, &split);
+    if (who.epoch != f->epoch_seen || alive != f->alive_seen || !f->uplink_seen || split) {
+        /* We take the role (what our predecessor sent may be booked), the
+         * store split or healed, or our uplink is back: ask before sending
+         * until the ERP holds none of a batch. While a peer is lately down,
+         * ask before every batch: a forwarder on the other side may be
+         * sending the same sales (a question is cheaper than a re-delivery). */
         f->epoch_seen = who.epoch;
+        f->alive_seen = alive;
         f->verify_new = true;
     }
+    f->uplink_seen = true;
     slot_t *s = free_slot(f, &idx);
     if (!s)
         return 0;
@@ -1167,14 +1243,14 @@ int tm_fwd_core_next(tm_fwd_core_t *f, const tm_fwd_in_t *in, tm_fwd_req_t *req)
         free(s->ids);
         s->ids = NULL;
         s->n = 0;
-        if (f->busy == 0) {
-            if (pick_customer(f, s, req)) {
-                start_req(f, s, idx, SLOT_CUSTOMER, req);
-                return 1;
-            }
-            f->idle = true; /* no intent, no sale, no customer to send */
-            f->idle_ops = ops_held(f);
+        if (f->busy == 0 && pick_customer(f, s, req)) {
+            start_req(f, s, idx, SLOT_CUSTOMER, req);
+            return 1;
         }
+        /* No intent, no sale (beside those in flight), no customer to send:
+         * not again until the store changes or an answer comes. */
+        f->idle = true;
+        f->idle_ops = ops_held(f);
         return 0;
     }
     if (rc == TM_OK)
@@ -1209,7 +1285,7 @@ static void on_sales_done(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r,
         on_2xx(f, s, r);
         return;
     }
-    if (st >= 400 && st < 500 && st != 401 && st != 403 && st != 404 && st != 408 && st != 429) {
+    if (refusal(st)) {
         on_refused(f, s, r);
         return;
     }
@@ -1230,6 +1306,7 @@ static void on_sales_done(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r,
     backoff(f, kind, why);
     fx->probe_now = true;
     f->retry_pending = true;
+    f->verify_new = true; /* the ERP may have booked it: ask before the re-send */
 }
 
 void tm_fwd_on_result(tm_fwd_core_t *f, const tm_fwd_result_t *r, const tm_fwd_in_t *in,
@@ -1240,6 +1317,7 @@ void tm_fwd_on_result(tm_fwd_core_t *f, const tm_fwd_result_t *r, const tm_fwd_i
         return;
     slot_t *s = &f->slot[r->slot];
     take_input(f, in);
+    f->idle = false; /* a failed batch waits again, a split goes on */
     switch (s->kind) {
     case SLOT_CATALOGUE: {
         tm_fwd__cat_env_t env = {f->store, f->engine, f->outbox, f->log,    f->till,

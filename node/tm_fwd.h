@@ -6,11 +6,15 @@
  *
  * Exactly once (promise P3): batches are formed from unacknowledged sales in
  * (hlc, origin, seq) order - the same on every till - and carry an
- * idempotency key derived from the batch's sale ids. If we die after the ERP
- * booked a batch but before our ERP_ACK op reached the others, the successor
- * re-forms the same batch with the same key and the ERP answers with a
- * replay; a sale the ERP already booked comes back as a duplicate. Either
- * way it is acknowledged, and booked once.
+ * idempotency key derived from the batch's sale ids, and are written as a
+ * replicated intent (ids under key) before they are sent. If we die after
+ * the ERP booked a batch but before our ERP_ACK op reached the others, the
+ * successor finds the open intent, asks the ERP which of its sales it holds
+ * (POST /sales/status) and acknowledges those without sending them again;
+ * a batch the ERP holds none of goes under its original key (a replay if
+ * the ERP saw it). Without that route the intent is re-sent as is. Either
+ * way each sale is booked once. Up to max_in_flight batches are in flight,
+ * each with its own intent and key; an answer acknowledges only its own.
  *
  * Failures never amplify: every failed request is followed by a capped
  * exponential backoff with jitter before the next one.

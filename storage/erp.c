@@ -204,6 +204,25 @@ int tm_store_retry_gens(tm_store_t *self, char (*ids)[TM_UUID_LEN], size_t n, ui
     return rc;
 }
 
+int tm_store_refunds_of(tm_store_t *self, char (*ids)[TM_UUID_LEN], size_t n,
+                        char (*refund_of)[TM_UUID_LEN])
+{
+    sqlite3_stmt *st = NULL;
+    int rc = s_prepare(self, "SELECT refund_of FROM sales WHERE sale_id = ?1", &st);
+    for (size_t i = 0; rc == TM_OK && i < n; i++) {
+        refund_of[i][0] = '\0';
+        sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            s_col(st, 0, refund_of[i], TM_UUID_LEN);
+        else if (src != SQLITE_DONE)
+            rc = tm_store__err(self, src);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int tm_store__cust_acks_apply(tm_store_t *self, const tm_erp_ack_t *a)
 {
     if (!a->n_customers)
@@ -382,6 +401,18 @@ int tm_store__sale_acks_apply(tm_store_t *self, const tm_op_t *op, const tm_erp_
     sqlite3_finalize(other);
     sqlite3_finalize(grant);
     sqlite3_finalize(refresh);
+    return rc;
+}
+
+int tm_store_intent_close(tm_store_t *self, const char *key)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = s_prepare(self, "UPDATE erp_intents SET closed = 1 WHERE key = ?1", &st);
+    if (rc == TM_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        rc = tm_store__exec(self, st);
+    }
+    sqlite3_finalize(st);
     return rc;
 }
 

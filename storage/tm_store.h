@@ -431,6 +431,10 @@ int tm_store_unpark(tm_store_t *self, const char *sale_id);
  * reconcile found the ERP did not hold it (0 for most sales): part of the
  * idempotency key, so a retry is a new request to the ERP. */
 int tm_store_retry_gen(tm_store_t *self, const char *sale_id, uint32_t *gen);
+/* For each of ids[0..n), the sale its return refers to (refund_of), ""
+ * when it is not a return or not held. */
+int tm_store_refunds_of(tm_store_t *self, char (*ids)[TM_UUID_LEN], size_t n,
+                        char (*refund_of)[TM_UUID_LEN]);
 /* The same for ids[0..n) into gens[0..n), in one pass. */
 int tm_store_retry_gens(tm_store_t *self, char (*ids)[TM_UUID_LEN], size_t n, uint32_t *gens);
 /* Up to max parked sales, oldest first; *out malloc'd (NULL if none). */
@@ -461,6 +465,11 @@ int tm_store_open_intent_except(tm_store_t *self, tm_store_intent_skip_fn skip, 
  * next window (0 and *n == 0: start again from the beginning). */
 int tm_store_acked_window(tm_store_t *self, uint64_t after_ins, size_t max,
                           char (**ids)[TM_UUID_LEN], size_t *n, uint64_t *last_ins);
+
+/* Marks the intent under key done (local, derived state: a forwarder that
+ * saw every sale of it acknowledged or parked saves the next scan the
+ * check). */
+int tm_store_intent_close(tm_store_t *self, const char *key);
 
 /* 1 if origin has written an intent under key, 0 if not, <0 on error. A
  * forwarder re-sending another till's open intent writes its own first:

@@ -231,6 +231,32 @@ static void peer_sale(rig_t *r, uint64_t seq, char id[TM_UUID_LEN])
     free(op.body);
 }
 
+/* A return of orig (all of it: 1 unit at 100) by another till, seq after
+ * it. */
+static void peer_return(rig_t *r, uint64_t seq, const char *orig, char id[TM_UUID_LEN])
+{
+    tm_sale_line_t line = {.sku = "1", .name = "x", .qty = -1000, .unit_price = 100};
+    tm_payment_t pay = {.method = TM_PAY_CASH, .amount = -100};
+    tm_sale_t s = {.till = "b",
+                   .receipt_no = seq,
+                   .created_at = "2026-01-01T00:00:00Z",
+                   .currency = "CLP",
+                   .lines = &line,
+                   .n_lines = 1,
+                   .total = -100,
+                   .payments = &pay,
+                   .n_payments = 1};
+    snprintf(s.sale_id, sizeof s.sale_id, "00000000-0000-4000-8000-%012llu",
+             (unsigned long long)seq);
+    strcpy(s.refund_of, orig);
+    strcpy(id, s.sale_id);
+    tm_op_t op = {.seq = seq, .hlc = 100 * seq, .kind = TM_OP_SALE};
+    memset(op.origin, 0x22, TM_NODE_ID_LEN);
+    cr_assert_eq(tm_wire_sale_encode(&s, &op.body, &op.body_len), TM_OK);
+    cr_assert_eq(tm_store_apply(r->store, &op, 1, NULL), TM_OK);
+    free(op.body);
+}
+
 /* A predecessor's (origin 0x33) batch intent: ids under key. */
 static void peer_intent(rig_t *r, uint64_t seq, char (*ids)[TM_UUID_LEN], size_t n, const char *key)
 {
@@ -367,12 +393,40 @@ Test(fwd_core, a_batch_without_an_answer_goes_again_under_its_key_after_the_back
     cr_assert(fx.probe_now);
     cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &again), 0, "sent again with no backoff");
     r.in.now_ms += 2000;
+    /* The ERP may have booked it before the answer was lost: asked first. */
     cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &again), 1);
-    cr_assert_eq(again.kind, TM_FWD_REQ_SALES, "our own batch was asked about: %d", again.kind);
+    cr_assert_eq(again.kind, TM_FWD_REQ_STATUS, "re-sent without asking: %d", again.kind);
+    status_answer(&r, &again, 0);
+    cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &again), 1);
+    cr_assert_eq(again.kind, TM_FWD_REQ_SALES);
     cr_assert_str_eq(again.key, key);
     accept_all(&r, &again);
     for (int i = 0; i < 3; i++)
         cr_assert_eq(tm_store_is_acked(r.store, id[i]), 1);
+    rig_free(&r);
+}
+
+Test(fwd_core, a_batch_booked_before_its_answer_was_lost_is_not_sent_again)
+{
+    rig_t r;
+    rig_init(&r, 5, 1);
+    char id[3][TM_UUID_LEN];
+    for (uint64_t i = 0; i < 3; i++)
+        peer_sale(&r, i + 1, id[i]);
+    tm_fwd_req_t q;
+    first_question(&r, &q);
+    cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &q), 1);
+    cr_assert_eq(q.kind, TM_FWD_REQ_SALES);
+    tm_fwd_result_t res = {.slot = q.slot, .outcome = TM_FWD_OUT_TRANSPORT, .error = "reset"};
+    tm_fwd_effects_t fx;
+    tm_fwd_on_result(r.core, &res, &r.in, &fx);
+    r.in.now_ms += 2000;
+    cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &q), 1);
+    cr_assert_eq(q.kind, TM_FWD_REQ_STATUS);
+    status_answer(&r, &q, 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(tm_store_is_acked(r.store, id[i]), 1, "sale %d", i);
+    cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &q), 0, "sent again: kind %d", q.kind);
     rig_free(&r);
 }
 
@@ -483,5 +537,34 @@ Test(fwd_core, an_answer_naming_a_foreign_sale_acknowledges_nothing)
     tm_fwd_core_stats(r.core, &st);
     cr_assert_eq(st.protocol_errors, 1);
     cr_assert_neq(st.backoff_until_ms, 0);
+    rig_free(&r);
+}
+
+Test(fwd_core, a_return_waits_while_its_original_is_in_another_batch_in_flight)
+{
+    rig_t r;
+    rig_init(&r, 2, 2);
+    char id[4][TM_UUID_LEN], got[16][TM_UUID_LEN];
+    peer_sale(&r, 1, id[0]);
+    peer_sale(&r, 2, id[1]); /* the original */
+    peer_sale(&r, 3, id[2]);
+    peer_return(&r, 4, id[1], id[3]);
+    tm_fwd_req_t q1, q2, q3;
+    first_question(&r, &q1);
+    cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &q1), 1);
+    cr_assert_eq(body_ids(&q1, got, 16), 2);
+    cr_assert_str_eq(got[1], id[1]);
+    /* Beside it: the next sale, but not the return of a sale in flight. */
+    cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &q2), 1);
+    cr_assert_eq(body_ids(&q2, got, 16), 1, "the return went beside its original");
+    cr_assert_str_eq(got[0], id[2]);
+    accept_all(&r, &q1);
+    cr_assert_eq(tm_fwd_core_next(r.core, &r.in, &q3), 1);
+    cr_assert_eq(body_ids(&q3, got, 16), 1);
+    cr_assert_str_eq(got[0], id[3]);
+    accept_all(&r, &q2);
+    accept_all(&r, &q3);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(tm_store_is_acked(r.store, id[i]), 1, "sale %d", i);
     rig_free(&r);
 }

@@ -70,6 +70,11 @@ def check(lab, truth, since=None, timeout=90.0, interval=0.5):
     rep["redeliveries"] = es.get("redeliveries", 0)
     rep["redeliveries_new_key"] = es.get("redeliveries_new_key", 0)
     rep["redeliveries_pct"] = round(100.0 * rep["redeliveries"] / max(1, len(ids)), 1)
+    # A few sales re-delivered under a new key, with who sent them when: what
+    # to look at in the tills' logs.
+    rep["new_key_examples"] = [
+        {"sale_id": i, "tills": e["tills"], "epochs": e["epochs"], "outcomes": e["outcomes"]}
+        for i, e in by.items() if len(e.get("keys", [])) > 1 and e["redeliveries"]][:3]
     rep["erp_booked"] = es.get("booked", 0)
     rep["erp_deliveries"] = es.get("deliveries", 0)
     rep["erp_mismatches"] = es.get("mismatches", 0)
@@ -120,6 +125,10 @@ def format_report(rep):
            f"ERP booked/deliveries:{rep['erp_booked']}/{rep['erp_deliveries']}",
            f"digests equal:        {rep['digests_equal']}",
            f"converged after heal: {rep['converge_s']} s"]
+    for ex in rep.get("new_key_examples", []):
+        out.append(f"  new key: {ex['sale_id']} tills={','.join(t or '?' for t in ex['tills'])} "
+                   f"epochs={','.join(str(x) for x in ex['epochs'])} "
+                   f"outcomes={','.join(ex['outcomes'])}")
     if rep.get("clocks"):
         out.append("clocks (set; says):   " + "  ".join(
             f"{n}={c['set']}" + ("" if c["offset_ms"] is None else " ({}{:+.0f}s)".format(
