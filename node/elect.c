@@ -59,3 +59,34 @@ void tm_elect(const tm_elect_node_t *nodes, size_t n, const tm_elect_result_t *p
     else
         out->epoch = max_epoch + 1;
 }
+
+/* The standby: the best live till other than the forwarder by (priority,
+ * node id). `complete` is left out on purpose: it changes with every sale
+ * in flight, and the standby probes fast, so a standby that moved with
+ * every sale would move the ERP's probe load with it. */
+static const tm_elect_node_t *next_best(const tm_elect_node_t *nodes, size_t n,
+                                        const tm_elect_result_t *fwd, bool need_uplink)
+{
+    const tm_elect_node_t *b = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const tm_elect_node_t *c = &nodes[i];
+        if (!c->alive || (need_uplink && !c->uplink_up) || c->passed_over ||
+            !tm_elect_plausible(c) ||
+            (fwd->have && memcmp(c->node_id, fwd->node_id, TM_NODE_ID_LEN) == 0))
+            continue;
+        if (!b || better(c, b, false) > 0)
+            b = c;
+    }
+    return b;
+}
+
+bool tm_elect_standby(const tm_elect_node_t *nodes, size_t n, const tm_elect_result_t *fwd,
+                      uint8_t out[TM_NODE_ID_LEN])
+{
+    const tm_elect_node_t *s = next_best(nodes, n, fwd, true);
+    if (!s)
+        s = next_best(nodes, n, fwd, false);
+    if (s)
+        memcpy(out, s->node_id, TM_NODE_ID_LEN);
+    return s != NULL;
+}

@@ -163,7 +163,19 @@ void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
     }
     tm_elect_result_t r;
     tm_elect(nodes, n, &e->elect, &r);
+    uint8_t sb[TM_NODE_ID_LEN];
+    bool have_sb = tm_elect_standby(nodes, n, &r, sb);
     free(nodes);
+    bool was_standby = e->have_standby && memcmp(e->standby, e->node_id, TM_NODE_ID_LEN) == 0;
+    if (have_sb != e->have_standby || (have_sb && memcmp(sb, e->standby, TM_NODE_ID_LEN) != 0)) {
+        if (have_sb)
+            tm_log_info(e->log, "standby: %s%s", name_of(e, sb),
+                        memcmp(sb, e->node_id, TM_NODE_ID_LEN) == 0 ? " - that is us" : "");
+        else
+            tm_log_info(e->log, "standby: none (no other live till)");
+        e->have_standby = have_sb;
+        memcpy(e->standby, sb, TM_NODE_ID_LEN);
+    }
     bool changed = r.have != e->elect.have || r.epoch != e->elect.epoch ||
                    (r.have && memcmp(r.node_id, e->elect.node_id, TM_NODE_ID_LEN) != 0);
     if (!changed)
@@ -176,8 +188,14 @@ void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
         tm_log_info(e->log, "forwarder: none (no live till has a working uplink)");
     bool was_self = e->elect.have && memcmp(e->elect.node_id, e->node_id, TM_NODE_ID_LEN) == 0;
     bool is_self = r.have && memcmp(r.node_id, e->node_id, TM_NODE_ID_LEN) == 0;
-    if (is_self && !was_self)
+    if (is_self && !was_self) {
         e->claim_since_ms = now_ms;
+        /* The settling wait is for tills that chose themselves from
+         * different views. A standby that takes over was everyone's next in
+         * line (the same heartbeats name the same standby), so it starts at
+         * once: that wait was most of a hand-over after a silent cut. */
+        e->claim_at_once = was_standby && e->elect.have;
+    }
     e->elect = r;
     e->next_heartbeat = now_ms; /* tell everyone at once */
 }
@@ -204,5 +222,19 @@ void tm_engine_forwarder(const tm_engine_t *e, tm_forwarder_t *out)
     memcpy(out->node_id, e->elect.node_id, TM_NODE_ID_LEN);
     tm_strlcpy(out->name, name_of(e, e->elect.node_id), sizeof out->name);
     out->is_self = memcmp(e->elect.node_id, e->node_id, TM_NODE_ID_LEN) == 0;
-    out->active_from_ms = e->claim_since_ms + e->cfg.heartbeat_ms;
+    out->active_from_ms = e->claim_since_ms + (e->claim_at_once ? 0 : e->cfg.heartbeat_ms);
+    if (e->have_standby) {
+        out->have_standby = true;
+        tm_strlcpy(out->standby_name, name_of(e, e->standby), sizeof out->standby_name);
+        out->standby_is_self = memcmp(e->standby, e->node_id, TM_NODE_ID_LEN) == 0;
+    }
+}
+
+bool tm_engine_probe_fast(const tm_engine_t *e)
+{
+    if (!e->elect.have && !e->have_standby)
+        return true; /* nothing settled yet (start-up): everyone finds out */
+    if (e->elect.have && memcmp(e->elect.node_id, e->node_id, TM_NODE_ID_LEN) == 0)
+        return true;
+    return e->have_standby && memcmp(e->standby, e->node_id, TM_NODE_ID_LEN) == 0;
 }

@@ -101,6 +101,11 @@ struct tm_engine {
         uint64_t until_ms;
     } passed[8];
     size_t n_passed;
+    /* The standby (tm_elect_standby): next in line, probes fast. */
+    bool have_standby;
+    uint8_t standby[TM_NODE_ID_LEN];
+    /* We took over as the standby everyone agreed on: no settling wait. */
+    bool claim_at_once;
 };
 
 /* Binds node_id to the till name that speaks for it (tm_store_bind_origin),

@@ -74,4 +74,15 @@ typedef struct {
 void tm_elect(const tm_elect_node_t *nodes, size_t n, const tm_elect_result_t *prev,
               tm_elect_result_t *out);
 
+/* The standby (docs/erp.md, "Probe schedule"): the till next in line, the
+ * best live candidate other than the forwarder by (priority, node id); if
+ * no other till has a working uplink, the best live one all the same (it
+ * probes fast, so it notices first when the ERP is back). Only the
+ * forwarder and the standby probe the ERP fast: the ERP's probe load is
+ * O(1) per store. Every till computes the same standby from the same
+ * heartbeats. With no forwarder, fwd->have is false and the standby is
+ * simply the best live till. False if there is no other live till. */
+bool tm_elect_standby(const tm_elect_node_t *nodes, size_t n, const tm_elect_result_t *fwd,
+                      uint8_t out[TM_NODE_ID_LEN]);
+
 #endif

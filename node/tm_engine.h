@@ -216,10 +216,19 @@ typedef struct {
      * claims the role for one heartbeat, so that two tills that chose
      * themselves (their views differed) settle it before either sends. */
     uint64_t active_from_ms;
+    /* The standby: next in line, the only other till that probes the ERP
+     * fast (tm_elect_standby). */
+    bool have_standby;
+    char standby_name[TM_PEER_NAME_MAX];
+    bool standby_is_self;
 } tm_forwarder_t;
 
 /* The current election result. */
 void tm_engine_forwarder(const tm_engine_t *self, tm_forwarder_t *out);
+/* Whether this till should probe the ERP at the fast pace: it is the
+ * forwarder or the standby, or no election has settled yet. The others
+ * probe slowly and learn the store's state from heartbeats. */
+bool tm_engine_probe_fast(const tm_engine_t *self);
 
 /* A till seen by discovery that we must not talk to: its key is not
  * trusted, or it belongs to another store. Shown in status with that state;

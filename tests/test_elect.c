@@ -182,3 +182,49 @@ Test(elect, a_forwarder_passed_over_loses_the_role_to_the_next_with_a_new_epoch)
     a[0].passed_over = false;
     assert_forwarder(run(a, 3, chose(2, 4)), 9, 3);
 }
+
+static int standby_of(const tm_elect_node_t *nodes, size_t n, tm_elect_result_t fwd)
+{
+    uint8_t id[TM_NODE_ID_LEN];
+    return tm_elect_standby(nodes, n, &fwd, id) ? id[0] : -1;
+}
+
+Test(elect, the_standby_is_the_best_other_live_till_with_an_uplink)
+{
+    /* 2 forwards; 3 has the best priority of the rest; completeness does
+     * not move the standby (it would move the fast probe with every sale). */
+    tm_elect_node_t a[] = {node(1, 1, 1, 100, 1, 0, 0), node(2, 1, 1, 300, 1, 1, 4),
+                           node(3, 1, 1, 200, 0, 0, 0), node(4, 1, 1, 100, 1, 0, 0)};
+    cr_assert_eq(standby_of(a, 4, chose(2, 4)), 3);
+    /* dead, uplink down, passed over or implausible: not the standby */
+    a[2].alive = false;
+    cr_assert_eq(standby_of(a, 4, chose(2, 4)), 4);
+    a[2].alive = true;
+    a[2].uplink_up = false;
+    cr_assert_eq(standby_of(a, 4, chose(2, 4)), 4);
+    a[2].uplink_up = true;
+    a[2].passed_over = true;
+    cr_assert_eq(standby_of(a, 4, chose(2, 4)), 4);
+    a[2].passed_over = false;
+    a[2].priority = TM_ELECT_PRIORITY_MAX + 1;
+    cr_assert_eq(standby_of(a, 4, chose(2, 4)), 4);
+}
+
+Test(elect, without_another_uplink_the_best_live_till_stands_by_and_alone_none)
+{
+    tm_elect_node_t a[] = {node(1, 1, 0, 100, 1, 0, 0), node(2, 1, 1, 100, 1, 1, 4),
+                           node(3, 1, 0, 200, 1, 0, 0), node(4, 0, 1, 900, 1, 0, 0)};
+    cr_assert_eq(standby_of(a, 4, chose(2, 4)), 3); /* probes fast: sees the ERP back first */
+    a[1].uplink_up = false; /* nobody forwards: the best live till probes fast */
+    cr_assert_eq(standby_of(a, 4, (tm_elect_result_t){0}), 3);
+    cr_assert_eq(standby_of(a + 1, 1, chose(2, 4)), -1);
+}
+
+Test(elect, every_till_names_the_same_standby_whatever_the_order)
+{
+    tm_elect_node_t a[] = {node(5, 1, 1, 100, 1, 0, 0), node(9, 1, 1, 100, 0, 1, 2),
+                           node(7, 1, 1, 100, 1, 0, 0), node(6, 1, 1, 100, 0, 0, 0)};
+    tm_elect_node_t b[] = {a[3], a[2], a[1], a[0]};
+    cr_assert_eq(standby_of(a, 4, chose(9, 2)), 7);
+    cr_assert_eq(standby_of(b, 4, chose(9, 2)), 7);
+}
