@@ -21,8 +21,8 @@
  * Linux), too short for a lost SYN (retried after 1 s). A lost SYN is what
  * makes a probe fail on a lossy link; it cannot make silent_fall probes in a
  * row fail except by chance (0.41^12 ~ 2e-5 at 20 % loss, see docs/erp.md). */
-#define BURST_GAP_MS     25u
-#define BURST_TIMEOUT_MS 300u
+#define BURST_GAP_MS     20u
+#define BURST_TIMEOUT_MS 250u
 
 typedef struct {
     CURL *easy;
@@ -166,7 +166,7 @@ int tm_erp_new(const tm_erp_cfg_t *cfg, const tm_log_t *log, tm_erp_t **out)
     if (!e->cfg.probe_timeout_ms)
         e->cfg.probe_timeout_ms = 1000;
     if (!e->cfg.probe_suspect_ms)
-        e->cfg.probe_suspect_ms = 150;
+        e->cfg.probe_suspect_ms = 100;
     if (!e->cfg.silent_fall)
         e->cfg.silent_fall = 12;
     if (!e->cfg.rise)

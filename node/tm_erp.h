@@ -8,12 +8,12 @@
  *    standby (fast pace), every probe_slow_interval_ms on the other tills;
  *    an answered request counts as a probe, so none goes out while sales
  *    flow. A probe or request unanswered for probe_suspect_ms, or failed,
- *    starts a burst: a probe every 25 ms with a short timeout, until one
+ *    starts a burst: a probe every 20 ms with a short timeout, until one
  *    answers. `rise` answers in a row make the uplink UP; `fall` refusals in
  *    a row (connection refused, unreachable, an HTTP error: nothing random
  *    loss can fake) or `silent_fall` probes in a row lost without any answer
  *    make it DOWN. So a silent cut is found in about
- *    probe_suspect_ms + silent_fall x 25 ms + 300 ms, while 20 % packet loss
+ *    probe_suspect_ms + silent_fall x 20 ms + 250 ms, while 20 % packet loss
  *    (which makes ~40 % of burst probes fail) almost never loses 12 in a row;
  *  - one POST {url}/sales at a time for the forwarder (tm_erp_post_sales).
  *
@@ -48,7 +48,7 @@ typedef struct {
     uint32_t probe_interval_ms;      /* fast pace, default 2000 */
     uint32_t probe_slow_interval_ms; /* slow pace, default 30000 */
     uint32_t probe_timeout_ms;       /* default 1000 */
-    uint32_t probe_suspect_ms;       /* unanswered this long: burst, default 150 */
+    uint32_t probe_suspect_ms;       /* unanswered this long: burst, default 100 */
     uint32_t rise, fall;             /* default 2 and 2 */
     uint32_t silent_fall;            /* lost probes in a row: down, default 12 */
     uint32_t request_timeout_ms;     /* POST timeout, default 10000 */

@@ -6,7 +6,7 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
   libsqlite3-dev sqlite3 libsodium-dev libzmq3-dev protobuf-c-compiler libprotobuf-c-dev
   libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libcriterion-dev
   libavahi-client-dev avahi-daemon avahi-utils dbus iproute2 iptables procps psmisc
-  python3 curl libfaketime"
+  python3 curl libfaketime keepalived"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
