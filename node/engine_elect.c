@@ -120,6 +120,45 @@ void tm_engine__watch_forwarder(tm_engine_t *e, uint64_t now_ms)
     e->watch.have = false;
 }
 
+bool tm_engine__forwarder_heard(const tm_engine_t *e, uint64_t now_ms, uint32_t *ms)
+{
+    *ms = 0;
+    if (!e->elect.have)
+        return false;
+    if (memcmp(e->elect.node_id, e->node_id, TM_NODE_ID_LEN) == 0)
+        return true;
+    for (size_t i = 0; i < e->n_peers; i++) {
+        const tm_peer_info_t *p = &e->peers[i].info;
+        if (!p->have_node_id || !p->heard ||
+            memcmp(p->node_id, e->elect.node_id, TM_NODE_ID_LEN) != 0)
+            continue;
+        uint64_t age = now_ms > p->last_seen_ms ? now_ms - p->last_seen_ms : 0;
+        *ms = age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
+        return true;
+    }
+    return false;
+}
+
+/* Whether a peer we no longer hear (state down) is heard by another live
+ * peer within the peer timeout: on a lossy LAN, TCP's retransmission
+ * back-off holds one till's heartbeats for longer than the peer timeout now
+ * and then (20 % loss: every few seconds somewhere in the store), and the
+ * standby took the role from a forwarder that every other till still
+ * heard. A till that is really gone (power, cable, kill -9) is heard by
+ * nobody and times out as before, at most a heartbeat later. */
+static bool heard_by_others(const tm_engine_t *e, const tm_peer_info_t *x, uint64_t now_ms)
+{
+    for (size_t i = 0; i < e->n_peers; i++) {
+        const tm_peer_info_t *q = &e->peers[i].info;
+        if (q == x || q->state != TM_PEER_ALIVE || !q->fwd_heard ||
+            memcmp(q->fwd_node, x->node_id, TM_NODE_ID_LEN) != 0)
+            continue;
+        if (now_ms < q->fwd_heard_at_ms + e->cfg.peer_timeout_ms)
+            return true;
+    }
+    return false;
+}
+
 void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
 {
     if (in_startup_grace(e, now_ms))
@@ -144,7 +183,8 @@ void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
             continue;
         tm_elect_node_t *x = &nodes[n++];
         memcpy(x->node_id, p->node_id, TM_NODE_ID_LEN);
-        x->alive = p->state == TM_PEER_ALIVE;
+        x->alive = p->state == TM_PEER_ALIVE ||
+                   (p->state == TM_PEER_DOWN && p->claims && heard_by_others(e, p, now_ms));
         x->uplink_up = p->uplink_up;
         x->priority = p->priority;
         x->complete = p->complete;
@@ -178,6 +218,7 @@ void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
     }
     bool changed = r.have != e->elect.have || r.epoch != e->elect.epoch ||
                    (r.have && memcmp(r.node_id, e->elect.node_id, TM_NODE_ID_LEN) != 0);
+    e->elect.epoch_seen = r.epoch_seen;
     if (!changed)
         return;
     if (r.have)

@@ -244,17 +244,15 @@ size_t tm_erp_pollitems(tm_erp_t *e, zmq_pollitem_t *items, size_t max)
     return n;
 }
 
+static uint64_t suspicion_due(const tm_erp_t *e);
+
 long tm_erp_timeout_ms(tm_erp_t *e, uint64_t now_ms)
 {
     long t = -1;
     curl_multi_timeout(e->multi, &t);
-    uint64_t due = e->next_probe;
-    if (e->post_busy && !e->suspect && e->post_seen_ms &&
-        e->post_seen_ms + e->cfg.probe_suspect_ms < due)
-        due = e->post_seen_ms + e->cfg.probe_suspect_ms;
-    for (int i = 0; i < PROBES_MAX && !e->suspect; i++)
-        if (e->probes[i].busy && e->probes[i].started_ms + e->cfg.probe_suspect_ms < due)
-            due = e->probes[i].started_ms + e->cfg.probe_suspect_ms;
+    uint64_t due = e->next_probe, s = suspicion_due(e);
+    if (s < due)
+        due = s;
     long p = due > now_ms ? (long)(due - now_ms) : 0;
     if (t < 0 || p < t)
         t = p;
@@ -487,24 +485,39 @@ static void probe_saw_request(tm_erp_t *e, CURLcode cc, uint64_t now_ms, uint64_
     }
 }
 
+/* When a request in flight becomes suspect (UINT64_MAX: none will): the
+ * request slot's or a probe's, unanswered for probe_suspect_ms and started
+ * after the uplink last answered. Once anything answers, what was started
+ * before no longer counts: a slow POST to a slow ERP starts one burst (a
+ * probe or two answered), not one after every answer. */
+static uint64_t suspicion_due(const tm_erp_t *e)
+{
+    uint64_t due = UINT64_MAX;
+    if (e->suspect || e->uplink == TM_UPLINK_DOWN)
+        return due;
+    if (e->post_busy && e->post_seen_ms && e->post_seen_ms > e->last_ok_ms)
+        due = e->post_seen_ms + e->cfg.probe_suspect_ms;
+    for (int i = 0; i < PROBES_MAX; i++) {
+        const probe_t *p = &e->probes[i];
+        if (p->busy && p->started_ms > e->last_ok_ms &&
+            p->started_ms + e->cfg.probe_suspect_ms < due)
+            due = p->started_ms + e->cfg.probe_suspect_ms;
+    }
+    return due;
+}
+
 /* Starts what is due: a paced probe, or the next probe of a burst. A
  * request unanswered for probe_suspect_ms (a POST or a paced probe) starts
  * a burst: on a silent link nothing else would say so before its timeout. */
 static void probe_schedule(tm_erp_t *e, uint64_t now_ms)
 {
-    if (!e->suspect && e->uplink != TM_UPLINK_DOWN) {
-        bool slow =
-            e->post_busy && e->post_seen_ms && now_ms - e->post_seen_ms >= e->cfg.probe_suspect_ms;
-        for (int i = 0; i < PROBES_MAX && !slow; i++)
-            slow = e->probes[i].busy && now_ms - e->probes[i].started_ms >= e->cfg.probe_suspect_ms;
-        if (slow) {
-            e->suspect = true;
-            e->pst.bursts++;
-            e->next_probe = now_ms;
-        }
-    }
     if (e->post_busy && !e->post_seen_ms)
         e->post_seen_ms = now_ms;
+    if (now_ms >= suspicion_due(e)) {
+        e->suspect = true;
+        e->pst.bursts++;
+        e->next_probe = now_ms;
+    }
     if (now_ms < e->next_probe)
         return;
     if (e->suspect) {

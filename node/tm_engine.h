@@ -135,6 +135,12 @@ typedef struct {
     uint64_t catalogue_version, catalogue_synced_ms;
     bool catalogue_capable; /* its heartbeats carry them: it reads OP_CATALOGUE */
     uint64_t epoch;
+    /* When it last heard the forwarder it names (our monotonic ms, from
+     * forwarder_heard_ms in its heartbeat); fwd_heard false if it did not
+     * say. Lets us keep a forwarder alive that only we stopped hearing. */
+    bool fwd_heard;
+    uint8_t fwd_node[TM_NODE_ID_LEN];
+    uint64_t fwd_heard_at_ms;
     /* Its wall clock minus ours, estimated from heartbeats (tm_clock.h). */
     bool clock_known;
     int64_t clock_offset_ms;
