@@ -31,7 +31,7 @@ gone under one Idempotency-Key with the same body (stub: keys, mismatches).
 
 Environment: TM_BIN_DIR (a build), TM_BENCH_FAILOVER_RUNS (20),
 TM_BENCH_LOSS_S (600), TM_BENCH_IDLE_S (30), TM_BENCH_HEALTH_TILLS (2,5,10),
-TM_BENCH_PARTS (silent,refused,loss,health).
+TM_BENCH_PARTS (silent,refused,loss,health), TM_BENCH_JSON (a file for every run's figures).
 """
 import json
 import os
@@ -419,8 +419,10 @@ def write(res, started, load):
               "right after the cut (the cut lands at a random point of the probe schedule).", ""]
     with open(OUT, "w") as f:
         f.write("\n".join(lines))
-    with open(OUT.replace(".md", ".json"), "w") as f:
-        json.dump(res, f, indent=1, default=str)
+    raw = os.environ.get("TM_BENCH_JSON")
+    if raw:  # every run's figures, for a closer look
+        with open(raw, "w") as f:
+            json.dump(res, f, indent=1, default=str)
     print("\n".join(lines))
 
 

@@ -496,6 +496,13 @@ static long poll_timeout(tm_daemon_t *d)
 static void run_erp(tm_daemon_t *d, uint64_t now)
 {
     uint64_t wall = tm_daemon_wall_ms(), since;
+    tm_forwarder_t fw;
+    tm_engine_forwarder(d->engine, &fw);
+    if (fw.have != d->probe_fwd || fw.epoch != d->probe_epoch) {
+        d->probe_fwd = fw.have;
+        d->probe_epoch = fw.epoch;
+        tm_erp_probe_once(d->erp); /* the slow tills' verdicts may be old: refresh them */
+    }
     tm_erp_set_fast(d->erp, tm_engine_probe_fast(d->engine), now);
     tm_erp_run(d->erp, now, wall);
     tm_uplink_t u = tm_erp_uplink(d->erp, &since);

@@ -13,7 +13,7 @@
 
 #define MAX_RESPONSE (4 * 1024 * 1024)
 
-/* Probes in flight at once during a burst (see probe_burst). */
+/* Probes in flight at once during a burst (see probe_schedule). */
 #define PROBES_MAX 16
 /* During a burst a probe starts every BURST_GAP_MS, each given
  * BURST_TIMEOUT_MS plus three smoothed round trips: enough for one TCP
@@ -283,8 +283,15 @@ static void redirect_target(CURL *easy, char *out, size_t outsz)
 void tm_erp_probe_now(tm_erp_t *e)
 {
     e->next_probe = 0;
-    if (e->uplink != TM_UPLINK_DOWN)
+    if (e->uplink != TM_UPLINK_DOWN && !e->suspect) {
         e->suspect = true; /* a failed request: find out fast */
+        e->pst.bursts++;
+    }
+}
+
+void tm_erp_probe_once(tm_erp_t *e)
+{
+    e->next_probe = 0;
 }
 
 bool tm_erp_busy(const tm_erp_t *e)

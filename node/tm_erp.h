@@ -84,6 +84,10 @@ const char *tm_erp_error(const tm_erp_t *self);
 /* Asks for a probe at the next tm_erp_run (e.g. after a failed POST); it
  * starts a burst unless the uplink is already down. */
 void tm_erp_probe_now(tm_erp_t *self);
+/* Asks for one probe at the next tm_erp_run, without a burst: when the
+ * forwarder changes, a till on the slow pace refreshes its verdict (it may
+ * be the next candidate, and its status should tell the truth). */
+void tm_erp_probe_once(tm_erp_t *self);
 /* The pace: fast for the forwarder and the standby (tm_engine_probe_fast),
  * slow for the others. */
 void tm_erp_set_fast(tm_erp_t *self, bool fast, uint64_t now_ms);
