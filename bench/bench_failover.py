@@ -31,7 +31,8 @@ gone under one Idempotency-Key with the same body (stub: keys, mismatches).
 
 Environment: TM_BIN_DIR (a build), TM_BENCH_FAILOVER_RUNS (20),
 TM_BENCH_LOSS_S (600), TM_BENCH_IDLE_S (30), TM_BENCH_HEALTH_TILLS (2,5,10),
-TM_BENCH_PARTS (silent,refused,loss,health), TM_BENCH_JSON (a file for every run's figures).
+TM_BENCH_PARTS (silent,refused,loss,health), TM_BENCH_JSON (a file for every run's figures), TM_BENCH_OUT (instead of
+bench/results/failover.md).
 """
 import json
 import os
@@ -54,7 +55,7 @@ HEALTH_TILLS = [int(x) for x in os.environ.get("TM_BENCH_HEALTH_TILLS", "2,5,10"
 PARTS = os.environ.get("TM_BENCH_PARTS", "silent,refused,loss,health").split(",")
 TILLS = 5
 VIP = "10.77.0.250"
-OUT = os.path.join(REPO, "bench", "results", "failover.md")
+OUT = os.environ.get("TM_BENCH_OUT") or os.path.join(REPO, "bench", "results", "failover.md")
 
 
 def log(msg):
