@@ -584,6 +584,7 @@ static int send_heartbeats(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm
         goto cleanup;
     if ((rc = fill_info(e, &ni, ents, ptrs, digest)))
         goto cleanup;
+    ni.has_forwarder_heard_ms = tm_engine__forwarder_heard(e, now_ms, &ni.forwarder_heard_ms);
     hello.info = hb.info = &ni;
     for (size_t i = 0; i < e->n_peers; i++) {
         peer_t *p = &e->peers[i];
@@ -976,6 +977,12 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
     p->info.claims =
         ni->has_forwarder && memcmp(ni->forwarder.data, p->info.node_id, TM_NODE_ID_LEN) == 0;
     p->info.epoch = p->info.claims ? ni->forwarder_epoch : 0;
+    p->info.fwd_heard = ni->has_forwarder && ni->has_forwarder_heard_ms &&
+                        ni->forwarder_heard_ms <= p->info.last_seen_ms;
+    if (p->info.fwd_heard) {
+        memcpy(p->info.fwd_node, ni->forwarder.data, TM_NODE_ID_LEN);
+        p->info.fwd_heard_at_ms = p->info.last_seen_ms - ni->forwarder_heard_ms;
+    }
     if (ni->has_digest) {
         memcpy(p->info.digest, ni->digest.data, 32);
         p->info.have_digest = true;

@@ -120,6 +120,45 @@ void tm_engine__watch_forwarder(tm_engine_t *e, uint64_t now_ms)
     e->watch.have = false;
 }
 
+bool tm_engine__forwarder_heard(const tm_engine_t *e, uint64_t now_ms, uint32_t *ms)
+{
+    *ms = 0;
+    if (!e->elect.have)
+        return false;
+    if (memcmp(e->elect.node_id, e->node_id, TM_NODE_ID_LEN) == 0)
+        return true;
+    for (size_t i = 0; i < e->n_peers; i++) {
+        const tm_peer_info_t *p = &e->peers[i].info;
+        if (!p->have_node_id || !p->heard ||
+            memcmp(p->node_id, e->elect.node_id, TM_NODE_ID_LEN) != 0)
+            continue;
+        uint64_t age = now_ms > p->last_seen_ms ? now_ms - p->last_seen_ms : 0;
+        *ms = age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
+        return true;
+    }
+    return false;
+}
+
+/* Whether a peer we no longer hear (state down) is heard by another live
+ * peer within the peer timeout: on a lossy LAN, TCP's retransmission
+ * back-off holds one till's heartbeats for longer than the peer timeout now
+ * and then (20 % loss: every few seconds somewhere in the store), and the
+ * standby took the role from a forwarder that every other till still
+ * heard. A till that is really gone (power, cable, kill -9) is heard by
+ * nobody and times out as before, at most a heartbeat later. */
+static bool heard_by_others(const tm_engine_t *e, const tm_peer_info_t *x, uint64_t now_ms)
+{
+    for (size_t i = 0; i < e->n_peers; i++) {
+        const tm_peer_info_t *q = &e->peers[i].info;
+        if (q == x || q->state != TM_PEER_ALIVE || !q->fwd_heard ||
+            memcmp(q->fwd_node, x->node_id, TM_NODE_ID_LEN) != 0)
+            continue;
+        if (now_ms < q->fwd_heard_at_ms + e->cfg.peer_timeout_ms)
+            return true;
+    }
+    return false;
+}
+
 void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
 {
     if (in_startup_grace(e, now_ms))
@@ -144,7 +183,8 @@ void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
             continue;
         tm_elect_node_t *x = &nodes[n++];
         memcpy(x->node_id, p->node_id, TM_NODE_ID_LEN);
-        x->alive = p->state == TM_PEER_ALIVE;
+        x->alive = p->state == TM_PEER_ALIVE ||
+                   (p->state == TM_PEER_DOWN && p->claims && heard_by_others(e, p, now_ms));
         x->uplink_up = p->uplink_up;
         x->priority = p->priority;
         x->complete = p->complete;
@@ -163,9 +203,22 @@ void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
     }
     tm_elect_result_t r;
     tm_elect(nodes, n, &e->elect, &r);
+    uint8_t sb[TM_NODE_ID_LEN];
+    bool have_sb = tm_elect_standby(nodes, n, &r, sb);
     free(nodes);
+    bool was_standby = e->have_standby && memcmp(e->standby, e->node_id, TM_NODE_ID_LEN) == 0;
+    if (have_sb != e->have_standby || (have_sb && memcmp(sb, e->standby, TM_NODE_ID_LEN) != 0)) {
+        if (have_sb)
+            tm_log_info(e->log, "standby: %s%s", name_of(e, sb),
+                        memcmp(sb, e->node_id, TM_NODE_ID_LEN) == 0 ? " - that is us" : "");
+        else
+            tm_log_info(e->log, "standby: none (no other live till)");
+        e->have_standby = have_sb;
+        memcpy(e->standby, sb, TM_NODE_ID_LEN);
+    }
     bool changed = r.have != e->elect.have || r.epoch != e->elect.epoch ||
                    (r.have && memcmp(r.node_id, e->elect.node_id, TM_NODE_ID_LEN) != 0);
+    e->elect.epoch_seen = r.epoch_seen;
     if (!changed)
         return;
     if (r.have)
@@ -176,8 +229,14 @@ void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
         tm_log_info(e->log, "forwarder: none (no live till has a working uplink)");
     bool was_self = e->elect.have && memcmp(e->elect.node_id, e->node_id, TM_NODE_ID_LEN) == 0;
     bool is_self = r.have && memcmp(r.node_id, e->node_id, TM_NODE_ID_LEN) == 0;
-    if (is_self && !was_self)
+    if (is_self && !was_self) {
         e->claim_since_ms = now_ms;
+        /* The settling wait is for tills that chose themselves from
+         * different views. A standby that takes over was everyone's next in
+         * line (the same heartbeats name the same standby), so it starts at
+         * once: that wait was most of a hand-over after a silent cut. */
+        e->claim_at_once = was_standby && e->elect.have;
+    }
     e->elect = r;
     e->next_heartbeat = now_ms; /* tell everyone at once */
 }
@@ -204,5 +263,19 @@ void tm_engine_forwarder(const tm_engine_t *e, tm_forwarder_t *out)
     memcpy(out->node_id, e->elect.node_id, TM_NODE_ID_LEN);
     tm_strlcpy(out->name, name_of(e, e->elect.node_id), sizeof out->name);
     out->is_self = memcmp(e->elect.node_id, e->node_id, TM_NODE_ID_LEN) == 0;
-    out->active_from_ms = e->claim_since_ms + e->cfg.heartbeat_ms;
+    out->active_from_ms = e->claim_since_ms + (e->claim_at_once ? 0 : e->cfg.heartbeat_ms);
+    if (e->have_standby) {
+        out->have_standby = true;
+        tm_strlcpy(out->standby_name, name_of(e, e->standby), sizeof out->standby_name);
+        out->standby_is_self = memcmp(e->standby, e->node_id, TM_NODE_ID_LEN) == 0;
+    }
+}
+
+bool tm_engine_probe_fast(const tm_engine_t *e)
+{
+    if (!e->elect.have && !e->have_standby)
+        return true; /* nothing settled yet (start-up): everyone finds out */
+    if (e->elect.have && memcmp(e->elect.node_id, e->node_id, TM_NODE_ID_LEN) == 0)
+        return true;
+    return e->have_standby && memcmp(e->standby, e->node_id, TM_NODE_ID_LEN) == 0;
 }

@@ -106,6 +106,11 @@ struct tm_engine {
         uint64_t until_ms;
     } passed[8];
     size_t n_passed;
+    /* The standby (tm_elect_standby): next in line, probes fast. */
+    bool have_standby;
+    uint8_t standby[TM_NODE_ID_LEN];
+    /* We took over as the standby everyone agreed on: no settling wait. */
+    bool claim_at_once;
 };
 
 /* Binds node_id to the till name that speaks for it (tm_store_bind_origin),
@@ -118,6 +123,9 @@ uint64_t tm_engine__sum_ahead(const tm_vv_t *a, const tm_vv_t *b);
 bool tm_engine__self_complete(const tm_engine_t *e);
 /* Checks that the forwarder shrinks the backlog (tm_engine_tick). */
 void tm_engine__watch_forwarder(tm_engine_t *e, uint64_t now_ms);
+/* Milliseconds since we last heard the forwarder we name (0: it is us);
+ * false if we name none or never heard it. For our heartbeats. */
+bool tm_engine__forwarder_heard(const tm_engine_t *e, uint64_t now_ms, uint32_t *ms);
 /* Re-runs the election; logs a change and, if the result changed, makes
  * the next heartbeat go out now. */
 void tm_engine__elect(tm_engine_t *e, uint64_t now_ms);

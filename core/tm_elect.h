@@ -5,10 +5,11 @@
  *
  * Candidates are the live tills whose uplink is up. Then:
  *  1. if some candidates claim to be the forwarder (they advertise it in
- *     their heartbeats), the best claimant by (priority, node id) wins: the
- *     current forwarder keeps the role while it stays healthy (sticky, no
- *     flapping, even when a better till appears), and after a partition
- *     heals, one of the two forwarders steps down;
+ *     their heartbeats), the oldest claim (lowest epoch; then priority,
+ *     node id) wins: the current forwarder keeps the role while it stays
+ *     healthy (sticky, no flapping, even when a better till appears, and
+ *     when a till that lost its heartbeats for a moment claimed it), and
+ *     after a partition heals, one of the two forwarders steps down;
  *  2. otherwise the best candidate by (priority, complete, node id) wins;
  *     that till sees itself chosen and starts to claim.
  * Every input is what the tills advertise about themselves (`complete`: the
@@ -67,11 +68,25 @@ typedef struct {
     bool have;
     uint8_t node_id[TM_NODE_ID_LEN];
     uint64_t epoch;
+    /* The highest epoch ever seen: a claim that lost to an older one is not
+     * advertised any more, and its epoch must not be handed out again. */
+    uint64_t epoch_seen;
 } tm_elect_result_t;
 
 /* Computes the forwarder from nodes[0..n) (ourselves included) and the
  * previous result (zeroed at start). */
 void tm_elect(const tm_elect_node_t *nodes, size_t n, const tm_elect_result_t *prev,
               tm_elect_result_t *out);
+
+/* The standby (docs/erp.md, "Probe schedule"): the till next in line, the
+ * best live candidate other than the forwarder by (priority, node id); if
+ * no other till has a working uplink, the best live one all the same (it
+ * probes fast, so it notices first when the ERP is back). Only the
+ * forwarder and the standby probe the ERP fast: the ERP's probe load is
+ * O(1) per store. Every till computes the same standby from the same
+ * heartbeats. With no forwarder, fwd->have is false and the standby is
+ * simply the best live till. False if there is no other live till. */
+bool tm_elect_standby(const tm_elect_node_t *nodes, size_t n, const tm_elect_result_t *fwd,
+                      uint8_t out[TM_NODE_ID_LEN]);
 
 #endif

@@ -135,6 +135,12 @@ typedef struct {
     uint64_t catalogue_version, catalogue_synced_ms;
     bool catalogue_capable; /* its heartbeats carry them: it reads OP_CATALOGUE */
     uint64_t epoch;
+    /* When it last heard the forwarder it names (our monotonic ms, from
+     * forwarder_heard_ms in its heartbeat); fwd_heard false if it did not
+     * say. Lets us keep a forwarder alive that only we stopped hearing. */
+    bool fwd_heard;
+    uint8_t fwd_node[TM_NODE_ID_LEN];
+    uint64_t fwd_heard_at_ms;
     /* Its wall clock minus ours, estimated from heartbeats (tm_clock.h). */
     bool clock_known;
     int64_t clock_offset_ms;
@@ -216,10 +222,19 @@ typedef struct {
      * claims the role for one heartbeat, so that two tills that chose
      * themselves (their views differed) settle it before either sends. */
     uint64_t active_from_ms;
+    /* The standby: next in line, the only other till that probes the ERP
+     * fast (tm_elect_standby). */
+    bool have_standby;
+    char standby_name[TM_PEER_NAME_MAX];
+    bool standby_is_self;
 } tm_forwarder_t;
 
 /* The current election result. */
 void tm_engine_forwarder(const tm_engine_t *self, tm_forwarder_t *out);
+/* Whether this till should probe the ERP at the fast pace: it is the
+ * forwarder or the standby, or no election has settled yet. The others
+ * probe slowly and learn the store's state from heartbeats. */
+bool tm_engine_probe_fast(const tm_engine_t *self);
 
 /* A till seen by discovery that we must not talk to: its key is not
  * trusted, or it belongs to another store. Shown in status with that state;

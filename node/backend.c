@@ -373,18 +373,32 @@ static json_t *status_uplink(tm_daemon_t *d)
 {
     uint64_t since = 0;
     tm_uplink_t u = d->erp ? tm_erp_uplink(d->erp, &since) : TM_UPLINK_UNKNOWN;
-    return json_pack("{s:s, s:o, s:b}", "state", tm_uplink_name(u), "since",
-                     tm_daemon_wall_json(since), "configured", d->erp != NULL);
+    json_t *probe = json_null();
+    if (d->erp) {
+        tm_erp_probe_stats_t ps;
+        tm_erp_probe_stats(d->erp, tm_daemon_mono_ms(), &ps);
+        probe = json_pack(
+            "{s:s, s:b, s:I, s:I, s:I, s:I, s:o}", "pace", ps.fast ? "fast" : "slow", "bursting",
+            ps.bursting, "health_requests", (json_int_t)ps.health_requests, "bursts",
+            (json_int_t)ps.bursts, "lost", (json_int_t)ps.lost, "requests_as_probes",
+            (json_int_t)ps.requests_as_probes, "last_answer_age_ms",
+            ps.last_ok_age_ms == UINT64_MAX ? json_null()
+                                            : json_integer((json_int_t)ps.last_ok_age_ms));
+    }
+    return json_pack("{s:s, s:o, s:b, s:o}", "state", tm_uplink_name(u), "since",
+                     tm_daemon_wall_json(since), "configured", d->erp != NULL, "probe", probe);
 }
 
 static json_t *status_forwarder(tm_daemon_t *d)
 {
     tm_forwarder_t f;
     tm_engine_forwarder(d->engine, &f);
-    return json_pack("{s:o, s:o, s:I, s:b}", "node_id",
-                     hex_or_null(f.node_id, TM_NODE_ID_LEN, f.have), "name",
-                     f.have && f.name[0] ? json_string(f.name) : json_null(), "epoch",
-                     (json_int_t)f.epoch, "is_self", f.is_self);
+    return json_pack(
+        "{s:o, s:o, s:I, s:b, s:o, s:b}", "node_id", hex_or_null(f.node_id, TM_NODE_ID_LEN, f.have),
+        "name", f.have && f.name[0] ? json_string(f.name) : json_null(), "epoch",
+        (json_int_t)f.epoch, "is_self", f.is_self, "standby",
+        f.have_standby && f.standby_name[0] ? json_string(f.standby_name) : json_null(),
+        "standby_is_self", f.standby_is_self);
 }
 
 /* A configuration or protocol error that stops forwarding until a person
@@ -676,6 +690,17 @@ static char *metrics_text(void *ctx)
     uint64_t wall = tm_daemon_wall_ms(), oldest = bl.oldest_hlc >> 16;
     GAUGE("erp_backlog_oldest_age_seconds", "Age of the oldest sale waiting for the ERP (0: none).",
           bl.unsent && wall > oldest ? (wall - oldest) / 1000 : 0);
+    GAUGE("standby_is_self", "1 when this till is the standby (next forwarder, probes fast).",
+          fw.standby_is_self);
+    if (d->erp) {
+        tm_erp_probe_stats_t ps;
+        tm_erp_probe_stats(d->erp, tm_daemon_mono_ms(), &ps);
+        COUNTER("erp_health_requests_total", "GET /health probes sent to the ERP.",
+                ps.health_requests);
+        COUNTER("erp_probe_bursts_total",
+                "Probe bursts: a request went unanswered or failed, the probe found out fast.",
+                ps.bursts);
+    }
     GAUGE("forwarder_epoch", "Epoch of the current forwarder.", fw.epoch);
     COUNTER("erp_batches_ok_total", "ERP batches answered 200.", fs.batches_ok);
     COUNTER("erp_batches_failed_total", "ERP batches that failed and were retried.",

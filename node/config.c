@@ -157,6 +157,12 @@ static int erp_key(parse_t *p, int line, const char *k, const char *v)
         return set_u32(p, line, &c->erp_probe_interval_ms, k, v, 20, 600000);
     if (!strcmp(k, "probe_timeout_ms"))
         return set_u32(p, line, &c->erp_probe_timeout_ms, k, v, 20, 600000);
+    if (!strcmp(k, "probe_slow_interval_ms"))
+        return set_u32(p, line, &c->erp_probe_slow_interval_ms, k, v, 20, 3600000);
+    if (!strcmp(k, "probe_suspect_ms"))
+        return set_u32(p, line, &c->erp_probe_suspect_ms, k, v, 20, 600000);
+    if (!strcmp(k, "silent_fall"))
+        return set_u32(p, line, &c->erp_silent_fall, k, v, 1, 1000);
     if (!strcmp(k, "rise"))
         return set_u32(p, line, &c->erp_rise, k, v, 1, 100);
     if (!strcmp(k, "fall"))

@@ -333,10 +333,14 @@ static int start_erp(tm_daemon_t *d)
     tm_erp_cfg_t ec = {
         .url = c->erp_url,
         .token_file = c->erp_token_file,
+        .till = c->name,
         .probe_interval_ms = c->erp_probe_interval_ms,
+        .probe_slow_interval_ms = c->erp_probe_slow_interval_ms,
         .probe_timeout_ms = c->erp_probe_timeout_ms,
+        .probe_suspect_ms = c->erp_probe_suspect_ms,
         .rise = c->erp_rise,
         .fall = c->erp_fall,
+        .silent_fall = c->erp_silent_fall,
         .request_timeout_ms = c->erp_request_timeout_ms,
         .tls_verify = c->erp_tls_verify != 0,
     };
@@ -536,6 +540,14 @@ static long poll_timeout(tm_daemon_t *d)
 static void run_erp(tm_daemon_t *d, uint64_t now)
 {
     uint64_t wall = tm_daemon_wall_ms(), since;
+    tm_forwarder_t fw;
+    tm_engine_forwarder(d->engine, &fw);
+    if (fw.have != d->probe_fwd || fw.epoch != d->probe_epoch) {
+        d->probe_fwd = fw.have;
+        d->probe_epoch = fw.epoch;
+        tm_erp_probe_once(d->erp); /* the slow tills' verdicts may be old: refresh them */
+    }
+    tm_erp_set_fast(d->erp, tm_engine_probe_fast(d->engine), now);
     tm_erp_run(d->erp, now, wall);
     tm_uplink_t u = tm_erp_uplink(d->erp, &since);
     tm_engine_set_uplink(d->engine, u, since, now);

@@ -25,6 +25,10 @@ struct tm_daemon {
     tm_api_t *api;
     tm_api_t *metrics; /* [node] metrics_listen: GET /metrics only; NULL if unset */
     tm_erp_t *erp;     /* NULL when no [erp] url is configured */
+    /* The forwarder epoch last seen by the probe: a change (a hand-over,
+     * or nobody can forward) makes every till probe once (tm_erp_probe_once). */
+    uint64_t probe_epoch;
+    bool probe_fwd;
     tm_fwd_t *fwd;
     tm_disc_t *disc; /* NULL when [discovery] mdns = no */
     tm_outbox_t outbox;

@@ -13,6 +13,17 @@
 
 #define MAX_RESPONSE (4 * 1024 * 1024)
 
+/* Probes in flight at once during a burst (see probe_schedule). */
+#define PROBES_MAX 16
+/* During a burst a probe starts every BURST_GAP_MS, each given
+ * BURST_TIMEOUT_MS plus three smoothed round trips: enough for one TCP
+ * retransmission of the request or the answer (200 ms minimum RTO on
+ * Linux), too short for a lost SYN (retried after 1 s). A lost SYN is what
+ * makes a probe fail on a lossy link; it cannot make silent_fall probes in a
+ * row fail except by chance (0.41^12 ~ 2e-5 at 20 % loss, see docs/erp.md). */
+#define BURST_GAP_MS     20u
+#define BURST_TIMEOUT_MS 250u
+
 typedef struct {
     CURL *easy;
     struct curl_slist *headers;
@@ -30,7 +41,15 @@ typedef struct {
     tm_erp_done_fn done;
     void *done_ctx;
     char location[256]; /* a 3xx's Location */
+    uint64_t seen_ms;   /* when the probe first saw it in flight (0: not yet) */
 } wslot_t;
+
+typedef struct {
+    req_t r;
+    bool busy;
+    uint64_t started_ms;
+    long timeout_ms;
+} probe_t;
 
 struct tm_erp {
     const tm_log_t *log;
@@ -38,12 +57,18 @@ struct tm_erp {
     char url[512];
     char token[512];
     CURLM *multi;
-    req_t probe;
     wslot_t w[TM_ERP_MAX_WRITES];
     wslot_t *cur; /* the write being set up */
-    bool probe_busy;
+    /* The probe (see tm_erp.h): a pool for bursts, the pace from the
+     * engine, the run counts behind rise/fall/silent_fall. */
+    probe_t probes[PROBES_MAX];
+    bool fast;    /* forwarder or standby: tm_erp_set_fast */
+    bool suspect; /* a burst runs: something went unanswered */
     uint64_t next_probe; /* monotonic ms */
-    uint32_t ok_run, fail_run;
+    uint64_t last_ok_ms; /* the last answer that proved the uplink works */
+    uint32_t ok_run, fail_run, lost_run;
+    double srtt_ms; /* smoothed duration of a good probe */
+    tm_erp_probe_stats_t pst;
     tm_uplink_t uplink;
     uint64_t uplink_since;
     char probe_error[600]; /* a configuration error seen by the probe, or "" */
@@ -142,9 +167,15 @@ int tm_erp_new(const tm_erp_cfg_t *cfg, const tm_log_t *log, tm_erp_t **out)
         e->url[ul - 1] = '\0';
     e->cfg.url = e->url;
     if (!e->cfg.probe_interval_ms)
-        e->cfg.probe_interval_ms = 250;
+        e->cfg.probe_interval_ms = 2000;
+    if (!e->cfg.probe_slow_interval_ms)
+        e->cfg.probe_slow_interval_ms = 30000;
     if (!e->cfg.probe_timeout_ms)
         e->cfg.probe_timeout_ms = 1000;
+    if (!e->cfg.probe_suspect_ms)
+        e->cfg.probe_suspect_ms = 100;
+    if (!e->cfg.silent_fall)
+        e->cfg.silent_fall = 12;
     if (!e->cfg.rise)
         e->cfg.rise = 2;
     if (!e->cfg.fall)
@@ -155,11 +186,15 @@ int tm_erp_new(const tm_erp_cfg_t *cfg, const tm_log_t *log, tm_erp_t **out)
     if (cfg->token_file && cfg->token_file[0] && (rc = read_token(e, cfg->token_file)))
         goto fail;
     rc = TM_ENOMEM;
-    if (!(e->multi = curl_multi_init()) || !(e->probe.easy = curl_easy_init()))
+    if (!(e->multi = curl_multi_init()))
         goto fail;
     for (int i = 0; i < TM_ERP_MAX_WRITES; i++)
         if (!(e->w[i].req.easy = curl_easy_init()))
             goto fail;
+    for (int i = 0; i < PROBES_MAX; i++)
+        if (!(e->probes[i].r.easy = curl_easy_init()))
+            goto fail;
+    e->fast = true; /* until the engine says otherwise: settle the verdict */
     e->cfg.token_file = NULL;
     /* The config admits this pair only with allow_insecure_http = yes. */
     if (e->token[0] && !strncmp(e->url, "http://", 7))
@@ -179,10 +214,12 @@ void tm_erp_destroy(tm_erp_t **self_p)
     tm_erp_t *e = *self_p;
     if (!e)
         return;
-    req_t *rs[TM_ERP_MAX_WRITES + 1] = {&e->probe};
+    req_t *rs[TM_ERP_MAX_WRITES + PROBES_MAX];
     for (int i = 0; i < TM_ERP_MAX_WRITES; i++)
-        rs[i + 1] = &e->w[i].req;
-    for (int i = 0; i < TM_ERP_MAX_WRITES + 1; i++) {
+        rs[i] = &e->w[i].req;
+    for (int i = 0; i < PROBES_MAX; i++)
+        rs[TM_ERP_MAX_WRITES + i] = &e->probes[i].r;
+    for (int i = 0; i < TM_ERP_MAX_WRITES + PROBES_MAX; i++) {
         if (rs[i]->easy) {
             if (e->multi)
                 curl_multi_remove_handle(e->multi, rs[i]->easy);
@@ -219,15 +256,18 @@ size_t tm_erp_pollitems(tm_erp_t *e, zmq_pollitem_t *items, size_t max)
     return n;
 }
 
+static uint64_t suspicion_due(const tm_erp_t *e);
+
 long tm_erp_timeout_ms(tm_erp_t *e, uint64_t now_ms)
 {
     long t = -1;
     curl_multi_timeout(e->multi, &t);
-    if (!e->probe_busy) {
-        long p = e->next_probe > now_ms ? (long)(e->next_probe - now_ms) : 0;
-        if (t < 0 || p < t)
-            t = p;
-    }
+    uint64_t due = e->next_probe, s = suspicion_due(e);
+    if (s < due)
+        due = s;
+    long p = due > now_ms ? (long)(due - now_ms) : 0;
+    if (t < 0 || p < t)
+        t = p;
     return t;
 }
 
@@ -253,6 +293,15 @@ static void redirect_target(CURL *easy, char *out, size_t outsz)
 }
 
 void tm_erp_probe_now(tm_erp_t *e)
+{
+    e->next_probe = 0;
+    if (e->uplink != TM_UPLINK_DOWN && !e->suspect) {
+        e->suspect = true; /* a failed request: find out fast */
+        e->pst.bursts++;
+    }
+}
+
+void tm_erp_probe_once(tm_erp_t *e)
 {
     e->next_probe = 0;
 }
@@ -295,16 +344,55 @@ static int write_add(tm_erp_t *e, tm_erp_done_fn done, void *ctx)
 
 /* ---- the probe -------------------------------------------------------- */
 
-static void probe_start(tm_erp_t *e)
+static probe_t *probe_free_slot(tm_erp_t *e)
 {
-    req_setup(e, &e->probe, "/health", (long)e->cfg.probe_timeout_ms);
-    curl_easy_setopt(e->probe.easy, CURLOPT_HTTPHEADER, e->probe.headers);
+    for (int i = 0; i < PROBES_MAX; i++)
+        if (!e->probes[i].busy)
+            return &e->probes[i];
+    return NULL;
+}
+
+static bool probe_any_busy(const tm_erp_t *e)
+{
+    for (int i = 0; i < PROBES_MAX; i++)
+        if (e->probes[i].busy)
+            return true;
+    return false;
+}
+
+static void probe_start(tm_erp_t *e, uint64_t now_ms)
+{
+    probe_t *p = probe_free_slot(e);
+    if (!p)
+        return;
+    /* A burst probe gets a short timeout (see BURST_TIMEOUT_MS), a paced
+     * one the configured one. */
+    long t = (long)e->cfg.probe_timeout_ms;
+    if (e->suspect) {
+        long bt = (long)BURST_TIMEOUT_MS + (long)(3.0 * e->srtt_ms);
+        if (bt < t)
+            t = bt;
+    }
+    req_setup(e, &p->r, "/health", t);
+    /* The till's name: the ERP (and the stub's counts) can tell whose
+     * probes these are. */
+    if (e->cfg.till && e->cfg.till[0]) {
+        char h[160];
+        snprintf(h, sizeof h, "X-Tillmesh-Till: %.100s", e->cfg.till);
+        p->r.headers = curl_slist_append(p->r.headers, h);
+    }
+    curl_easy_setopt(p->r.easy, CURLOPT_HTTPHEADER, p->r.headers);
     /* A fresh connection each time: a probe must notice a pulled cable, not
-     * ride on a pooled connection that has not yet noticed. */
-    curl_easy_setopt(e->probe.easy, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(e->probe.easy, CURLOPT_FORBID_REUSE, 1L);
-    if (curl_multi_add_handle(e->multi, e->probe.easy) == CURLM_OK)
-        e->probe_busy = true;
+     * ride on a pooled connection that has not yet noticed; and probes in a
+     * burst must not queue behind one lost packet. */
+    curl_easy_setopt(p->r.easy, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(p->r.easy, CURLOPT_FORBID_REUSE, 1L);
+    if (curl_multi_add_handle(e->multi, p->r.easy) != CURLM_OK)
+        return;
+    p->busy = true;
+    p->started_ms = now_ms;
+    p->timeout_ms = t;
+    e->pst.health_requests++;
 }
 
 static void set_uplink(tm_erp_t *e, tm_uplink_t u, uint64_t wall_ms, const char *why)
@@ -321,11 +409,11 @@ static void set_uplink(tm_erp_t *e, tm_uplink_t u, uint64_t wall_ms, const char 
 
 /* Answers that no waiting will fix: say what to change. The uplink state
  * change is logged once by set_uplink; this is for status. */
-static void probe_config_error(tm_erp_t *e, long status)
+static void probe_config_error(tm_erp_t *e, CURL *easy, long status)
 {
     char loc[200];
     if (status >= 300 && status < 400) {
-        redirect_target(e->probe.easy, loc, sizeof loc);
+        redirect_target(easy, loc, sizeof loc);
         snprintf(
             e->probe_error, sizeof e->probe_error,
             "GET %.200s/health answered HTTP %ld (redirect to %s): redirects are not followed; "
@@ -344,30 +432,177 @@ static void probe_config_error(tm_erp_t *e, long status)
     }
 }
 
-static void probe_done(tm_erp_t *e, CURLcode cc, uint64_t now_ms, uint64_t wall_ms)
+/* The time to the next paced probe: a till that is neither forwarder nor
+ * standby probes slowly, up or down, once its first verdict is in. */
+static uint64_t pace_ms(const tm_erp_t *e)
+{
+    return e->fast || e->uplink == TM_UPLINK_UNKNOWN ? e->cfg.probe_interval_ms
+                                                     : e->cfg.probe_slow_interval_ms;
+}
+
+/* The uplink answered: a good probe, or a real request that got an answer
+ * (a POST that succeeds counts as a probe, so no /health goes out while
+ * sales flow). Ends a burst. */
+static void uplink_ok(tm_erp_t *e, uint64_t now_ms, uint64_t wall_ms)
+{
+    e->fail_run = 0;
+    e->lost_run = 0;
+    e->last_ok_ms = now_ms;
+    e->suspect = false;
+    if (++e->ok_run >= e->cfg.rise) {
+        set_uplink(e, TM_UPLINK_UP, wall_ms, "");
+        e->next_probe = now_ms + pace_ms(e);
+    } else {
+        e->next_probe = now_ms + BURST_GAP_MS; /* rising: the next one soon */
+    }
+}
+
+/* A probe or request failed. `lost`: no answer at all within its timeout
+ * (the link may be silent, or a packet was lost); else something answered
+ * no (connection refused, network unreachable, an HTTP error), which random
+ * loss cannot fake. Either starts a burst; `fall` answers of no in a row, or
+ * `silent_fall` probes lost in a row with no answer in between, make the
+ * uplink DOWN. */
+static void uplink_failed(tm_erp_t *e, bool lost, const char *why, uint64_t now_ms,
+                          uint64_t wall_ms)
+{
+    e->ok_run = 0;
+    if (lost)
+        e->lost_run++;
+    else
+        e->fail_run++;
+    if (e->uplink != TM_UPLINK_DOWN && !e->suspect) {
+        e->suspect = true;
+        e->pst.bursts++;
+        e->next_probe = now_ms;
+    }
+    if (e->fail_run >= e->cfg.fall || e->lost_run >= e->cfg.silent_fall) {
+        if (e->uplink != TM_UPLINK_DOWN)
+            tm_log_info(e->log, "ERP probe: %u refused, %u unanswered since the last answer",
+                        e->fail_run, e->lost_run);
+        set_uplink(e, TM_UPLINK_DOWN, wall_ms, why);
+        e->suspect = false;
+        e->next_probe = now_ms + pace_ms(e);
+    }
+}
+
+static void probe_done(tm_erp_t *e, probe_t *p, CURLcode cc, uint64_t now_ms, uint64_t wall_ms)
 {
     long status = 0;
+    double secs = 0;
     char why[CURL_ERROR_SIZE + 32];
-    curl_easy_getinfo(e->probe.easy, CURLINFO_RESPONSE_CODE, &status);
-    bool ok = cc == CURLE_OK && status == 200;
-    if (ok) {
+    curl_easy_getinfo(p->r.easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(p->r.easy, CURLINFO_TOTAL_TIME, &secs);
+    p->busy = false;
+    /* What happened before the last proof of life says nothing new. */
+    bool stale = p->started_ms < e->last_ok_ms;
+    if (cc == CURLE_OK && status == 200) {
         e->probe_error[0] = '\0';
-        e->fail_run = 0;
-        if (++e->ok_run >= e->cfg.rise)
-            set_uplink(e, TM_UPLINK_UP, wall_ms, "");
-    } else {
-        e->ok_run = 0;
-        if (cc != CURLE_OK)
-            snprintf(why, sizeof why, "%s",
-                     e->probe.errbuf[0] ? e->probe.errbuf : curl_easy_strerror(cc));
-        else
-            snprintf(why, sizeof why, "health check answered %ld", status);
-        probe_config_error(e, status);
-        if (++e->fail_run >= e->cfg.fall)
-            set_uplink(e, TM_UPLINK_DOWN, wall_ms, why);
+        double ms = secs * 1000.0;
+        e->srtt_ms = e->srtt_ms > 0 ? 0.875 * e->srtt_ms + 0.125 * ms : ms;
+        uplink_ok(e, now_ms, wall_ms);
+        return;
     }
-    e->probe_busy = false;
-    e->next_probe = now_ms + e->cfg.probe_interval_ms;
+    if (cc != CURLE_OK)
+        snprintf(why, sizeof why, "%s", p->r.errbuf[0] ? p->r.errbuf : curl_easy_strerror(cc));
+    else
+        snprintf(why, sizeof why, "health check answered %ld", status);
+    probe_config_error(e, p->r.easy, status);
+    if (stale)
+        return;
+    /* No answer within most of the timeout: lost. A quick failure is an
+     * answer (RST, ICMP unreachable, an HTTP status). */
+    bool lost = cc != CURLE_OK && now_ms - p->started_ms >= (uint64_t)p->timeout_ms / 2;
+    if (lost)
+        e->pst.lost++;
+    uplink_failed(e, lost, why, now_ms, wall_ms);
+}
+
+/* A finished POST/PUT/GET on the request slot, seen by the probe: an HTTP
+ * answer below 500 proves the uplink; a transport error starts a burst. */
+static void probe_saw_request(tm_erp_t *e, wslot_t *w, CURLcode cc, uint64_t now_ms,
+                              uint64_t wall_ms)
+{
+    long status = 0;
+    curl_easy_getinfo(w->req.easy, CURLINFO_RESPONSE_CODE, &status);
+    w->seen_ms = 0;
+    if (cc == CURLE_OK && status > 0 && status < 500) {
+        e->pst.requests_as_probes++;
+        uplink_ok(e, now_ms, wall_ms);
+    } else if (cc != CURLE_OK && e->uplink != TM_UPLINK_DOWN && !e->suspect) {
+        e->suspect = true;
+        e->pst.bursts++;
+        e->next_probe = now_ms;
+    }
+}
+
+/* When a request in flight becomes suspect (UINT64_MAX: none will): the
+ * request slot's or a probe's, unanswered for probe_suspect_ms and started
+ * after the uplink last answered. Once anything answers, what was started
+ * before no longer counts: a slow POST to a slow ERP starts one burst (a
+ * probe or two answered), not one after every answer. */
+static uint64_t suspicion_due(const tm_erp_t *e)
+{
+    uint64_t due = UINT64_MAX;
+    if (e->suspect || e->uplink == TM_UPLINK_DOWN)
+        return due;
+    for (int i = 0; i < TM_ERP_MAX_WRITES; i++) {
+        const wslot_t *w = &e->w[i];
+        if (w->busy && w->seen_ms && w->seen_ms > e->last_ok_ms &&
+            w->seen_ms + e->cfg.probe_suspect_ms < due)
+            due = w->seen_ms + e->cfg.probe_suspect_ms;
+    }
+    for (int i = 0; i < PROBES_MAX; i++) {
+        const probe_t *p = &e->probes[i];
+        if (p->busy && p->started_ms > e->last_ok_ms &&
+            p->started_ms + e->cfg.probe_suspect_ms < due)
+            due = p->started_ms + e->cfg.probe_suspect_ms;
+    }
+    return due;
+}
+
+/* Starts what is due: a paced probe, or the next probe of a burst. A
+ * request unanswered for probe_suspect_ms (a POST or a paced probe) starts
+ * a burst: on a silent link nothing else would say so before its timeout. */
+static void probe_schedule(tm_erp_t *e, uint64_t now_ms)
+{
+    for (int i = 0; i < TM_ERP_MAX_WRITES; i++)
+        if (e->w[i].busy && !e->w[i].seen_ms)
+            e->w[i].seen_ms = now_ms;
+    if (now_ms >= suspicion_due(e)) {
+        e->suspect = true;
+        e->pst.bursts++;
+        e->next_probe = now_ms;
+    }
+    if (now_ms < e->next_probe)
+        return;
+    if (e->suspect) {
+        probe_start(e, now_ms);
+        e->next_probe = now_ms + BURST_GAP_MS;
+    } else if (!probe_any_busy(e)) {
+        probe_start(e, now_ms);
+        e->next_probe = now_ms + pace_ms(e);
+    }
+}
+
+void tm_erp_set_fast(tm_erp_t *e, bool fast, uint64_t now_ms)
+{
+    if (fast == e->fast)
+        return;
+    e->fast = fast;
+    if (e->next_probe > now_ms + pace_ms(e))
+        e->next_probe = now_ms + pace_ms(e);
+    tm_log_info(e->log, "ERP probe pace: %s (every %u ms)",
+                fast ? "fast, forwarder or standby" : "slow",
+                fast ? e->cfg.probe_interval_ms : e->cfg.probe_slow_interval_ms);
+}
+
+void tm_erp_probe_stats(const tm_erp_t *e, uint64_t now_ms, tm_erp_probe_stats_t *out)
+{
+    *out = e->pst;
+    out->fast = e->fast;
+    out->bursting = e->suspect;
+    out->last_ok_age_ms = e->last_ok_ms ? now_ms - e->last_ok_ms : UINT64_MAX;
 }
 
 /* ---- POST /sales ------------------------------------------------------ */
@@ -482,8 +717,7 @@ static void post_done(wslot_t *w, CURLcode cc)
 void tm_erp_run(tm_erp_t *e, uint64_t now_ms, uint64_t wall_ms)
 {
     int running, left;
-    if (!e->probe_busy && now_ms >= e->next_probe)
-        probe_start(e);
+    probe_schedule(e, now_ms);
     curl_multi_perform(e->multi, &running);
     CURLMsg *m;
     while ((m = curl_multi_info_read(e->multi, &left))) {
@@ -492,13 +726,14 @@ void tm_erp_run(tm_erp_t *e, uint64_t now_ms, uint64_t wall_ms)
         CURL *easy = m->easy_handle;
         CURLcode cc = m->data.result;
         curl_multi_remove_handle(e->multi, easy);
-        if (easy == e->probe.easy)
-            probe_done(e, cc, now_ms, wall_ms);
-        else
-            for (int i = 0; i < TM_ERP_MAX_WRITES; i++)
-                if (easy == e->w[i].req.easy && e->w[i].busy) {
-                    post_done(&e->w[i], cc);
-                    break;
-                }
+        for (int i = 0; i < PROBES_MAX; i++)
+            if (easy == e->probes[i].r.easy)
+                probe_done(e, &e->probes[i], cc, now_ms, wall_ms);
+        for (int i = 0; i < TM_ERP_MAX_WRITES; i++)
+            if (easy == e->w[i].req.easy && e->w[i].busy) {
+                probe_saw_request(e, &e->w[i], cc, now_ms, wall_ms);
+                post_done(&e->w[i], cc);
+                break;
+            }
     }
 }

@@ -50,6 +50,7 @@ typedef struct {
     char erp_url[256];
     char erp_token_file[TM_CFG_STR];
     uint32_t erp_probe_interval_ms, erp_probe_timeout_ms, erp_rise, erp_fall;
+    uint32_t erp_probe_slow_interval_ms, erp_probe_suspect_ms, erp_silent_fall;
     uint32_t erp_request_timeout_ms, erp_batch_max, erp_backoff_min_ms, erp_backoff_max_ms;
     uint32_t erp_max_in_flight; /* sales batches in flight, 0: the forwarder's default */
     /* A forwarder that leaves the backlog as it is this long is passed

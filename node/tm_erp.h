@@ -3,10 +3,18 @@
  * libcurl multi interface so that it never blocks the main loop.
  *
  * Two jobs:
- *  - the uplink probe: GET {url}/health every probe interval; `rise`
- *    consecutive successes make the uplink UP, `fall` consecutive failures
- *    make it DOWN (hysteresis: one lost probe does not move the forwarder);
- *    one probe in flight at a time;
+ *  - the uplink probe (docs/erp.md, "Probe schedule"): GET {url}/health on a
+ *    fresh connection, every probe_interval_ms on the forwarder and the
+ *    standby (fast pace), every probe_slow_interval_ms on the other tills;
+ *    an answered request counts as a probe, so none goes out while sales
+ *    flow. A probe or request unanswered for probe_suspect_ms, or failed,
+ *    starts a burst: a probe every 20 ms with a short timeout, until one
+ *    answers. `rise` answers in a row make the uplink UP; `fall` refusals in
+ *    a row (connection refused, unreachable, an HTTP error: nothing random
+ *    loss can fake) or `silent_fall` probes in a row lost without any answer
+ *    make it DOWN. So a silent cut is found in about
+ *    probe_suspect_ms + silent_fall x 20 ms + 250 ms, while 20 % packet loss
+ *    (which makes ~40 % of burst probes fail) almost never loses 12 in a row;
  *  - the forwarder's writes (POST /sales, ...), up to TM_ERP_MAX_WRITES in
  *    flight, each on an easy handle kept between requests so that curl
  *    reuses the connection (keep-alive).
@@ -46,12 +54,16 @@ typedef enum {
 } tm_erp_fail_t;
 
 typedef struct {
-    const char *url;             /* base URL, e.g. https://erp.example.com/tillmesh */
-    const char *token_file;      /* NULL or "": no Authorization header */
-    uint32_t probe_interval_ms;  /* default 250 */
-    uint32_t probe_timeout_ms;   /* default 1000 */
-    uint32_t rise, fall;         /* default 2 and 2 */
-    uint32_t request_timeout_ms; /* POST timeout, default 10000 */
+    const char *url;                 /* base URL, e.g. https://erp.example.com/tillmesh */
+    const char *token_file;          /* NULL or "": no Authorization header */
+    const char *till;                /* our name, sent with probes (X-Tillmesh-Till) */
+    uint32_t probe_interval_ms;      /* fast pace, default 2000 */
+    uint32_t probe_slow_interval_ms; /* slow pace, default 30000 */
+    uint32_t probe_timeout_ms;       /* default 1000 */
+    uint32_t probe_suspect_ms;       /* unanswered this long: burst, default 100 */
+    uint32_t rise, fall;             /* default 2 and 2 */
+    uint32_t silent_fall;            /* lost probes in a row: down, default 12 */
+    uint32_t request_timeout_ms;     /* POST timeout, default 10000 */
     bool tls_verify;
 } tm_erp_cfg_t;
 
@@ -82,8 +94,27 @@ tm_uplink_t tm_erp_uplink(const tm_erp_t *self, uint64_t *since_wall_ms);
  * (a redirect, a refused token, a wrong URL), else NULL. Cleared by the
  * next good probe. */
 const char *tm_erp_error(const tm_erp_t *self);
-/* Asks for a probe at the next tm_erp_run (e.g. after a failed POST). */
+/* Asks for a probe at the next tm_erp_run (e.g. after a failed POST); it
+ * starts a burst unless the uplink is already down. */
 void tm_erp_probe_now(tm_erp_t *self);
+/* Asks for one probe at the next tm_erp_run, without a burst: when the
+ * forwarder changes, a till on the slow pace refreshes its verdict (it may
+ * be the next candidate, and its status should tell the truth). */
+void tm_erp_probe_once(tm_erp_t *self);
+/* The pace: fast for the forwarder and the standby (tm_engine_probe_fast),
+ * slow for the others. */
+void tm_erp_set_fast(tm_erp_t *self, bool fast, uint64_t now_ms);
+
+typedef struct {
+    bool fast;                   /* the pace */
+    bool bursting;               /* something went unanswered: finding out */
+    uint64_t health_requests;    /* GET /health sent since start */
+    uint64_t bursts;             /* bursts started */
+    uint64_t lost;               /* probes that got no answer at all */
+    uint64_t requests_as_probes; /* answered requests that stood in for a probe */
+    uint64_t last_ok_age_ms;     /* since the last answer (UINT64_MAX: none yet) */
+} tm_erp_probe_stats_t;
+void tm_erp_probe_stats(const tm_erp_t *self, uint64_t now_ms, tm_erp_probe_stats_t *out);
 
 /* Whether a write is in flight, and how many. */
 bool tm_erp_busy(const tm_erp_t *self);

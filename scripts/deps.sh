@@ -6,10 +6,12 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
   libsqlite3-dev sqlite3 libsodium-dev libzmq3-dev protobuf-c-compiler libprotobuf-c-dev
   libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libcriterion-dev
   libsystemd-dev libavahi-client-dev avahi-daemon avahi-utils dbus iproute2 iptables procps psmisc
-  python3 curl libfaketime prometheus scdoc systemd"
+  python3 curl libfaketime prometheus scdoc systemd
+  keepalived"
 # prometheus: only for its promtool (it_metrics_listen checks the live /metrics
 # text and deploy/prometheus/ rules); its service is not needed. scdoc builds
 # the man pages; systemd gives systemd-analyze (the unit_file test).
+# keepalived: VRRP, the reference in bench/bench_failover.py.
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

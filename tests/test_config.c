@@ -277,3 +277,28 @@ Test(config, the_example_config_with_every_setting_uncommented_loads)
     cr_assert_eq(c.n_peers, 2);
     cr_assert_eq(c.mdns, 1);
 }
+
+Test(config, probe_schedule_keys_are_read_and_bounded)
+{
+    char text[700];
+    const char *peers = strstr(good, "[peers]");
+    cr_assert_not_null(peers);
+    snprintf(text, sizeof text,
+             "%.*s[erp]\nurl = http://127.0.0.1:1\nallow_insecure_http = yes\n"
+             "probe_slow_interval_ms = 20000\nprobe_suspect_ms = 250\nsilent_fall = 20\n%s",
+             (int)(peers - good), good, peers);
+    char *p = write_tmp(text);
+    tm_config_t c;
+    cr_assert_eq(tm_config_load(p, &quiet, &c), TM_OK);
+    cr_assert_eq(c.erp_probe_slow_interval_ms, 20000);
+    cr_assert_eq(c.erp_probe_suspect_ms, 250);
+    cr_assert_eq(c.erp_silent_fall, 20);
+    unlink(p);
+    /* 0 is the ERP client's "default" (tm_erp.h): not settable; a silent_fall
+     * of 0 would make every lost probe a down verdict */
+    snprintf(text, sizeof text, "%.*s[erp]\nurl = http://127.0.0.1:1\nsilent_fall = 0\n%s",
+             (int)(peers - good), good, peers);
+    p = write_tmp(text);
+    cr_assert_eq(tm_config_load(p, &quiet, &c), TM_ECONFIG);
+    unlink(p);
+}

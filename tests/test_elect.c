@@ -74,10 +74,10 @@ Test(elect, claimants_are_compared_without_completeness_so_all_agree)
 {
     /* Healing partition: 1 and 2 both claim; views of completeness differ
      * between tills, the answer must not. */
-    tm_elect_node_t v1[] = {node(1, 1, 1, 100, 1, 1, 4), node(2, 1, 1, 100, 0, 1, 5)};
-    tm_elect_node_t v2[] = {node(1, 1, 1, 100, 0, 1, 4), node(2, 1, 1, 100, 1, 1, 5)};
-    assert_forwarder(run(v1, 2, chose(1, 4)), 2, 5);
-    assert_forwarder(run(v2, 2, chose(2, 5)), 2, 5);
+    tm_elect_node_t v1[] = {node(1, 1, 1, 100, 1, 1, 4), node(2, 1, 1, 100, 0, 1, 4)};
+    tm_elect_node_t v2[] = {node(1, 1, 1, 100, 0, 1, 4), node(2, 1, 1, 100, 1, 1, 4)};
+    assert_forwarder(run(v1, 2, chose(1, 4)), 2, 4);
+    assert_forwarder(run(v2, 2, chose(2, 4)), 2, 4);
 }
 
 Test(elect, a_chosen_forwarder_keeps_its_epoch_until_its_claim_arrives)
@@ -124,12 +124,17 @@ Test(elect, partition_gives_each_side_a_forwarder_and_healing_keeps_one)
     assert_forwarder(ra, 1, 5);
     assert_forwarder(rb, 4, 6);
     /* Healed: both 1 and 4 claim. Everyone, whatever its previous view,
-     * picks the same one, and the other steps down. */
+     * picks the same one, the older claim, and the other steps down; the
+     * epoch 4 took is never handed out again. */
     tm_elect_node_t h[] = {node(1, 1, 1, 100, 1, 1, 5), node(2, 1, 1, 100, 1, 0, 0),
                            node(3, 1, 1, 100, 1, 0, 0), node(4, 1, 1, 100, 1, 1, 6)};
     tm_elect_result_t x = run(h, 4, ra), y = run(h, 4, rb);
-    assert_forwarder(x, 4, 6);
-    assert_forwarder(y, 4, 6);
+    assert_forwarder(x, 1, 5);
+    assert_forwarder(y, 1, 5);
+    cr_assert_eq(y.epoch_seen, 6);
+    tm_elect_node_t later[] = {node(1, 1, 0, 100, 1, 1, 5), node(2, 1, 1, 100, 1, 0, 0),
+                               node(3, 1, 1, 100, 1, 0, 0), node(4, 1, 1, 100, 1, 0, 0)};
+    assert_forwarder(run(later, 4, y), 4, 7);
 }
 
 Test(elect, equal_priorities_and_completeness_are_decided_by_node_id_everywhere)
@@ -181,4 +186,65 @@ Test(elect, a_forwarder_passed_over_loses_the_role_to_the_next_with_a_new_epoch)
      * (priority) settles it: the same everywhere. */
     a[0].passed_over = false;
     assert_forwarder(run(a, 3, chose(2, 4)), 9, 3);
+}
+
+static int standby_of(const tm_elect_node_t *nodes, size_t n, tm_elect_result_t fwd)
+{
+    uint8_t id[TM_NODE_ID_LEN];
+    return tm_elect_standby(nodes, n, &fwd, id) ? id[0] : -1;
+}
+
+Test(elect, the_standby_is_the_best_other_live_till_with_an_uplink)
+{
+    /* 2 forwards; 3 has the best priority of the rest; completeness does
+     * not move the standby (it would move the fast probe with every sale). */
+    tm_elect_node_t a[] = {node(1, 1, 1, 100, 1, 0, 0), node(2, 1, 1, 300, 1, 1, 4),
+                           node(3, 1, 1, 200, 0, 0, 0), node(4, 1, 1, 100, 1, 0, 0)};
+    cr_assert_eq(standby_of(a, 4, chose(2, 4)), 3);
+    /* dead, uplink down, passed over or implausible: not the standby */
+    a[2].alive = false;
+    cr_assert_eq(standby_of(a, 4, chose(2, 4)), 4);
+    a[2].alive = true;
+    a[2].uplink_up = false;
+    cr_assert_eq(standby_of(a, 4, chose(2, 4)), 4);
+    a[2].uplink_up = true;
+    a[2].passed_over = true;
+    cr_assert_eq(standby_of(a, 4, chose(2, 4)), 4);
+    a[2].passed_over = false;
+    a[2].priority = TM_ELECT_PRIORITY_MAX + 1;
+    cr_assert_eq(standby_of(a, 4, chose(2, 4)), 4);
+}
+
+Test(elect, without_another_uplink_the_best_live_till_stands_by_and_alone_none)
+{
+    tm_elect_node_t a[] = {node(1, 1, 0, 100, 1, 0, 0), node(2, 1, 1, 100, 1, 1, 4),
+                           node(3, 1, 0, 200, 1, 0, 0), node(4, 0, 1, 900, 1, 0, 0)};
+    cr_assert_eq(standby_of(a, 4, chose(2, 4)), 3); /* probes fast: sees the ERP back first */
+    a[1].uplink_up = false; /* nobody forwards: the best live till probes fast */
+    cr_assert_eq(standby_of(a, 4, (tm_elect_result_t){0}), 3);
+    cr_assert_eq(standby_of(a + 1, 1, chose(2, 4)), -1);
+}
+
+Test(elect, every_till_names_the_same_standby_whatever_the_order)
+{
+    tm_elect_node_t a[] = {node(5, 1, 1, 100, 1, 0, 0), node(9, 1, 1, 100, 0, 1, 2),
+                           node(7, 1, 1, 100, 1, 0, 0), node(6, 1, 1, 100, 0, 0, 0)};
+    tm_elect_node_t b[] = {a[3], a[2], a[1], a[0]};
+    cr_assert_eq(standby_of(a, 4, chose(9, 2)), 7);
+    cr_assert_eq(standby_of(b, 4, chose(9, 2)), 7);
+}
+
+Test(elect, a_till_that_lost_the_forwarders_heartbeats_for_a_moment_does_not_take_the_role)
+{
+    /* 1 forwards (epoch 3). 9, with a better priority, missed 1's
+     * heartbeats on a lossy LAN past the peer timeout and claimed (epoch 4).
+     * Tills that still hear 1 keep it; so does 9 once it hears 1 again. The
+     * old rule (best priority among claimants) moved the role to 9. */
+    tm_elect_node_t a[] = {node(1, 1, 1, 100, 1, 1, 3), node(9, 1, 1, 500, 1, 1, 4),
+                           node(5, 1, 1, 100, 1, 0, 0)};
+    assert_forwarder(run(a, 3, chose(1, 3)), 1, 3);
+    assert_forwarder(run(a, 3, chose(9, 4)), 1, 3);
+    /* equal epochs (both sides chose at once): priority, then node id */
+    a[0].epoch = 4;
+    assert_forwarder(run(a, 3, chose(1, 4)), 9, 4);
 }

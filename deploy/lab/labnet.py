@@ -125,7 +125,8 @@ class StoreLab(netlab.Lab):
     """N tills with tillmeshd, a router, an internet with the ERP stub."""
 
     def __init__(self, n, bin_dir, fourg=(), store_id="store-lab", ipv6=False,
-                 heartbeat_ms=250, peer_timeout_ms=1500, log_level="info", clocks=None):
+                 heartbeat_ms=250, peer_timeout_ms=1500, log_level="info", clocks=None,
+                 defaults=False):
         names = [f"t{i}" for i in range(1, n + 1)]
         super().__init__(names, avahi=True, ipv6=ipv6)
         self.bin_dir = os.path.abspath(bin_dir)
@@ -136,6 +137,9 @@ class StoreLab(netlab.Lab):
         self.heartbeat_ms = heartbeat_ms
         self.peer_timeout_ms = peer_timeout_ms
         self.log_level = log_level
+        # defaults=True: heartbeat, peer timeout, probe and ERP timings are
+        # tillmeshd's defaults (the failover bench: what a new user gets)
+        self.defaults = defaults
         self.rtr_ns = f"tmlab-{self.pid}-rtr"
         self.net_ns = f"tmlab-{self.pid}-net"
         self.erp = None
@@ -278,6 +282,14 @@ class StoreLab(netlab.Lab):
     def write_config(self, n):
         t = self.tills[n]
         cfg = os.path.join(t.dir, "tillmeshd.conf")
+        mesh_timing = erp_timing = ""
+        if not self.defaults:
+            mesh_timing = (f"heartbeat_ms = {self.heartbeat_ms}\n"
+                           f"peer_timeout_ms = {self.peer_timeout_ms}")
+            erp_timing = ("probe_interval_ms = 200\nprobe_timeout_ms = 1000\nrise = 2\nfall = 3\n"
+                          "request_timeout_ms = 5000\nbackoff_min_ms = 200\nbackoff_max_ms = 2000\n"
+                          "# pull catalogue changes every 2 s (default 60): drills see a price "
+                          "change soon\ncatalogue_interval_s = 2")
         with open(cfg, "w") as f:
             f.write(f"""# written by tillmesh-lab
 [node]
@@ -293,8 +305,7 @@ advertise = tcp://{t.ip}:7700
 secret_key = {self.keys}/{n}.key
 public_key = {self.keys}/{n}.pub
 trusted_keys = {self.trusted}
-heartbeat_ms = {self.heartbeat_ms}
-peer_timeout_ms = {self.peer_timeout_ms}
+{mesh_timing}
 [discovery]
 mdns = yes
 [erp]
@@ -302,15 +313,7 @@ url = http://{ERP_IP}:{ERP_PORT}
 token_file = {self.token_file}
 # the lab's stub ERP speaks plain http inside the lab's namespaces
 allow_insecure_http = yes
-probe_interval_ms = 200
-probe_timeout_ms = 1000
-rise = 2
-fall = 3
-request_timeout_ms = 5000
-backoff_min_ms = 200
-backoff_max_ms = 2000
-# pull catalogue changes every 2 s (default 60): drills see a price change soon
-catalogue_interval_s = 2
+{erp_timing}
 """)
         return cfg
 

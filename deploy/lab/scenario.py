@@ -53,9 +53,10 @@ def bin_dir():
 
 
 def run(name, drill, tills=4, rate=5.0, fourg=(), settle=90, warmup=3, seed=None,
-        clocks=None):
+        clocks=None, defaults=False):
     """clocks: {till: WHEN} wall clocks from the start (labnet, fakeclock);
-    the drill can change them with lab.set_clock(till, WHEN)."""
+    the drill can change them with lab.set_clock(till, WHEN). defaults: the
+    tills run on tillmeshd's default timings (labnet.StoreLab)."""
     labnet.netlab.require_netns(("ip", "unshare", "nsenter", "dbus-daemon", "avahi-daemon",
                                  "iptables", "tc"))
     if clocks:
@@ -74,7 +75,8 @@ def run(name, drill, tills=4, rate=5.0, fourg=(), settle=90, warmup=3, seed=None
     t_start = time.monotonic()
     ok = False
     try:
-        with labnet.StoreLab(tills, bin_dir(), fourg=fourg, clocks=clocks) as lab:
+        with labnet.StoreLab(tills, bin_dir(), fourg=fourg, clocks=clocks,
+                             defaults=defaults) as lab:
             ctx = Ctx(lab, seed)
             ctx.log(f"store up in {time.monotonic() - t_start:.1f}s" + (
                 "; clocks " + " ".join(f"{n}={lab.clock_label(n)}" for n in lab.names)

@@ -188,6 +188,13 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")   # survives kill -9 of the stub
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        # GET /health counts (in memory: the probe load, docs/erp.md), by
+        # the X-Tillmesh-Till header the probes carry ("-" without one).
+        self.health = {}
+
+    def note_health(self, till):
+        with self.lock:
+            self.health[till or "-"] = self.health.get(till or "-", 0) + 1
 
     def close(self):
         with self.lock:
@@ -245,6 +252,8 @@ class Store:
                 "outcomes": dict(self.db.execute(
                     "SELECT outcome, count(*) FROM deliveries GROUP BY outcome ORDER BY outcome")),
                 "mode": mode["mode"],
+                "health_requests": sum(self.health.values()),
+                "health_by_till": dict(self.health),
                 "mode_args": {k: v for k, v in mode.items() if k != "mode" and v is not None},
             }
             if detail:
@@ -485,6 +494,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- the contract -----------------------------------------------------
     def do_health(self, _):
+        self.server.store.note_health((self.headers.get("X-Tillmesh-Till") or "")[:64])
         if self.server.mode.peek() == "redirect302_all":
             self.send_page(302)
             self.log_request_line(302, None, None, "redirect302_all")

@@ -51,7 +51,9 @@ def election_bound(lab, stub):
         p.wait()
 
     # 2. A plausible claim by a till that never forwards.
-    p = evil.run(real, heartbeat={"uplink": "up", "priority": 1000000, "epoch": 1000,
+    # (epoch 1: between claimants the oldest claim wins, tm_elect.h; a
+    # claim newer than the forwarder's would not win even for a moment)
+    p = evil.run(real, heartbeat={"uplink": "up", "priority": 1000000, "epoch": 1,
                                   "claims": True}, seconds=25, wait=False)
     try:
         wait_until(lambda: forwarder_names(lab) == {"evil"}, 10,

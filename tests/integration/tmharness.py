@@ -265,7 +265,9 @@ backoff_max_ms = 1000
 class Cable:
     """A till's uplink on loopback: a TCP relay from a port of its own to the
     ERP. pull() is the technician pulling the cable: the listener closes and
-    every open connection is reset; plug() puts it back on the same port."""
+    every open connection is reset; plug() puts it back on the same port.
+    silence() is the line dying outside the store: connections are still
+    taken, but nothing gets through either way (no reset, no answer)."""
 
     def __init__(self, target_port):
         import threading
@@ -274,10 +276,15 @@ class Cable:
         self.lock = threading.Lock()
         self.conns = []
         self.listener = None
+        self.silent = False
         self.plug()
+
+    def silence(self):
+        self.silent = True
 
     def plug(self):
         import threading
+        self.silent = False
         with self.lock:
             if self.listener:
                 return
@@ -314,7 +321,8 @@ class Cable:
                 d = a.recv(65536)
                 if not d:
                     break
-                b.sendall(d)
+                if not self.silent:
+                    b.sendall(d)
         except OSError:
             pass
         for x in (a, b):
