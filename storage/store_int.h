@@ -184,6 +184,8 @@ int tm_store__file_note(tm_store_t *self);
 
 /* Adds one op to an accumulator. */
 void tm_store__digest_add(uint8_t acc[32], const tm_op_t *op);
+/* The same, from the op's hash (tm_store__op_hash) already at hand. */
+void tm_store__digest_add_hash(uint8_t acc[32], const uint8_t h[32]);
 /* Takes an op out of the accumulator (tm_store_reincarnate only). */
 void tm_store__digest_sub(uint8_t acc[32], const tm_op_t *op);
 /* The hash an op counts for in the digest (its stored hash if compacted). */
@@ -219,13 +221,16 @@ typedef struct {
     uint8_t last_chain[32]; /* its chain value (tm_sign_chain) */
 } tm_store__vctx_t;
 
-/* authentic: its signature is known good already (authenticate_runs). */
-int tm_store__verify(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], bool body_ok,
-                     bool authentic, tm_apply_report_t *rep, tm_store__vctx_t *ctx);
+/* authentic: its signature is known good already (authenticate_runs);
+ * chain: its chain value tm_sign_chain(h, op->prev) if known, or NULL. */
+int tm_store__verify(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], const uint8_t *chain,
+                     bool body_ok, bool authentic, tm_apply_report_t *rep, tm_store__vctx_t *ctx);
 /* Marks which ops of a batch are signed by their origin's key: one
  * signature check per run of consecutive ops of one origin (tm_sign_chain
- * binds the rest). A false mark proves nothing: verify checks again. */
-void tm_store__authenticate_runs(tm_store_t *self, const tm_op_t *ops, size_t n, bool *authentic);
+ * binds the rest). A false mark proves nothing: verify checks again.
+ * hash[k] is op k's hash; link[k] receives its chain value (signed ops). */
+void tm_store__authenticate_runs(tm_store_t *self, const tm_op_t *ops, size_t n,
+                                 const uint8_t (*hash)[32], uint8_t (*link)[32], bool *authentic);
 /* Signs a local op about to be stored (seq set): fills has_sig, sig, prev. */
 int tm_store__sign(tm_store_t *self, tm_op_t *op, const uint8_t h[32]);
 /* The hash of (origin, seq) if held: 1 found, 0 not, <0 error. */
