@@ -7,12 +7,14 @@
  * signature, no digest arithmetic.
  *
  * usage: sqlite_raw FILE.db N [tuned]: with "tuned", the connection also
- * takes the pragmas tm_store sets beyond durability (TM_STORE_PRAGMAS), so
- * the two can be compared on equal terms. */
+ * takes the pragmas tm_store sets beyond durability (tm_store_tuning_sql:
+ * foreign keys on, cache and checkpoint sizes), so that the two are
+ * compared on equal terms; without, SQLite's defaults. */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "tm_store.h"
@@ -35,6 +37,14 @@ static double now_s(void)
         }                                                                                          \
     } while (0)
 
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -51,12 +61,8 @@ int main(int argc, char **argv)
     sqlite3_stmt *op, *vv, *sale, *line, *pay, *dig;
     CHECK(sqlite3_open(argv[1], &db));
     CHECK(sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", 0, 0, 0));
-#ifdef TM_STORE_PRAGMAS
     if (tuned)
-        CHECK(sqlite3_exec(db, TM_STORE_PRAGMAS, 0, 0, 0));
-#else
-    (void)tuned;
-#endif
+        CHECK(sqlite3_exec(db, tm_store_tuning_sql(), 0, 0, 0));
     CHECK(sqlite3_prepare_v2(db,
                              "INSERT INTO ops(origin,seq,hlc,kind,body,hash,compacted,sig,prev)"
                              " VALUES(?,?,?,1,?,?,0,?,?)",
@@ -84,7 +90,7 @@ int main(int argc, char **argv)
     uint8_t origin[16], body[155], hash[32], sig[64], prev[32];
     tm_random(origin, sizeof origin);
     tm_random(body, sizeof body);
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     for (long i = 0; i < n; i++) {
         if (i % BATCH == 0)
             CHECK(sqlite3_exec(db, "BEGIN IMMEDIATE", 0, 0, 0));
@@ -131,8 +137,9 @@ int main(int argc, char **argv)
             CHECK(sqlite3_exec(db, "COMMIT", 0, 0, 0));
         }
     }
-    double dt = now_s() - t0;
-    printf("sqlite_raw_rows_per_s %.0f n=%ld batch=%d tuned=%d\n", (double)n / dt, n, BATCH, tuned);
+    double dt = now_s() - t0, cpu = cpu_s() - c0;
+    printf("sqlite_raw_rows_per_s %.0f n=%ld batch=%d tuned=%d cpu_us_per_row=%.1f\n",
+           (double)n / dt, n, BATCH, tuned, cpu / (double)n * 1e6);
     sqlite3_finalize(op);
     sqlite3_finalize(vv);
     sqlite3_finalize(sale);

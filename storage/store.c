@@ -143,13 +143,32 @@ cleanup:
     return rc;
 }
 
+/* Beyond durability. A catch-up batch (1,000 sales) dirties about 900
+ * pages, most of them leaves of the sale_id index, which a random UUID hits
+ * anywhere: with SQLite's default 2 MiB cache the batch spilled to the WAL
+ * before its commit and every insert read its leaf back (a pread per sale).
+ * 8 MiB holds a batch and the index of ~150,000 sales; it fills only as far
+ * as the store is used. A checkpoint every 4,000 WAL pages (16 MiB) instead
+ * of 1,000 writes each hot page back once per four batches, not once per
+ * batch, with a quarter of the database fsyncs; the WAL is cut back to 32
+ * MiB after a checkpoint that let it grow past. Together: 36 % fewer
+ * writes, 80 % fewer reads, 30 % fewer fsyncs per op (bench/sqlite_raw). */
+static const char tuning_sql[] = "PRAGMA foreign_keys = ON;"
+                                 "PRAGMA cache_size = -8192;"
+                                 "PRAGMA wal_autocheckpoint = 4000;"
+                                 "PRAGMA journal_size_limit = 33554432;";
+
+const char *tm_store_tuning_sql(void)
+{
+    return tuning_sql;
+}
+
 static int s_pragmas(tm_store_t *self, const tm_store_opts_t *opts)
 {
     int rc;
     /* WAL + synchronous=FULL: a returned write has been fsync'd (P1). */
     if ((rc = s_exec_sql(self, "PRAGMA journal_mode = WAL")) ||
-        (rc = s_exec_sql(self, "PRAGMA synchronous = FULL")) ||
-        (rc = s_exec_sql(self, "PRAGMA foreign_keys = ON")))
+        (rc = s_exec_sql(self, "PRAGMA synchronous = FULL")) || (rc = s_exec_sql(self, tuning_sql)))
         return rc;
     if (opts && opts->max_pages) {
         char sql[64];
@@ -258,6 +277,11 @@ int tm_store_open(const char *path, const tm_store_opts_t *opts, tm_store_t **ou
         return TM_EIO;
     if (strlen(path) >= sizeof((tm_store_t *)0)->file.path - 16) /* room for suffixes */
         return TM_EINVAL;
+    /* SQLite's memory statistics take a global mutex around every
+     * allocation, a dozen per op in a catch-up; nothing here reads them.
+     * Takes effect only before SQLite's first use in the process, and is
+     * refused harmlessly (SQLITE_MISUSE) after. */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     tm_store_t *self = calloc(1, sizeof *self);
     if (!self)
         return TM_ENOMEM;
@@ -281,6 +305,7 @@ void tm_store_destroy(tm_store_t **self_p)
         sqlite3_close_v2(self->db); /* closes once the last statement goes */
     sodium_memzero(self->sign_sk, sizeof self->sign_sk);
     free(self->trusted);
+    free(self->trusted_ids);
     free(self);
     *self_p = NULL;
 }

@@ -126,6 +126,9 @@ struct tm_store {
     bool signer;
     uint8_t sign_pk[32], sign_sk[64];
     uint8_t (*trusted)[32];
+    /* The origin prefix each trusted key owns (tm_sign_node_id), worked
+     * out once: finding an op's key was two BLAKE2b per op and key. */
+    uint8_t (*trusted_ids)[TM_NODE_ID_LEN];
     size_t n_trusted;
     uint64_t refused_total, deferred_total;
     char last_reason[96];
@@ -243,7 +246,7 @@ int tm_store__seal_apply(tm_store_t *self, const tm_seal_entry_t *e, size_t n);
 
 /* Records a sale op as a claim on its sale_id and settles which claim the
  * sales table shows (inside the caller's transaction; the op is already in
- * the ops table). */
+ * the ops table). A sale_id forgotten by retention is left alone. */
 int tm_store__sale_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s);
 /* The name bound to origin ("" if none yet). */
 int tm_store__origin_name(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN],

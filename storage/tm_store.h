@@ -107,6 +107,11 @@ int tm_store_schema_version(const tm_store_t *self);
 /* The schema version this build migrates to. */
 int tm_store_schema_latest(void);
 
+/* The pragmas every store connection takes beyond durability (WAL and
+ * synchronous=FULL): foreign keys, cache and checkpoint sizes. For tools
+ * that compare raw SQLite with the store on equal terms (bench/sqlite_raw). */
+const char *tm_store_tuning_sql(void);
+
 /*
  * Appends a local op (origin = our node id, seq = next) and materialises it,
  * in one durable transaction. The body must be an encoded record of `kind`

@@ -150,7 +150,7 @@ static int s_refuse(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], co
 static const uint8_t *s_key_of(const tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN])
 {
     for (size_t i = 0; i < self->n_trusted; i++)
-        if (tm_sign_owns(self->trusted[i], origin))
+        if (memcmp(self->trusted_ids[i], origin, TM_SIGN_ID_KEYB) == 0)
             return self->trusted[i];
     return NULL;
 }
@@ -326,12 +326,19 @@ void tm_store__authenticate_runs(tm_store_t *self, const tm_op_t *ops, size_t n,
 int tm_store_set_trusted(tm_store_t *self, const uint8_t (*pks)[32], size_t n)
 {
     uint8_t(*v)[32] = NULL;
-    if (n && !(v = malloc(n * sizeof *v)))
+    uint8_t(*ids)[TM_NODE_ID_LEN] = NULL;
+    if (n && (!(v = malloc(n * sizeof *v)) || !(ids = malloc(n * sizeof *ids)))) {
+        free(v);
         return TM_ENOMEM;
-    if (n)
-        memcpy(v, pks, n * sizeof *v);
+    }
+    for (size_t i = 0; i < n; i++) {
+        memcpy(v[i], pks[i], 32);
+        tm_sign_node_id(pks[i], 0, ids[i]); /* the key's part; any incarnation */
+    }
     free(self->trusted);
+    free(self->trusted_ids);
     self->trusted = v;
+    self->trusted_ids = ids;
     self->n_trusted = n;
     return TM_OK;
 }
