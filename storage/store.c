@@ -100,6 +100,8 @@ static int s_exec_id(tm_store_t *self, int id)
 static int s_begin(tm_store_t *self)
 {
     self->counts_ok = false;
+    self->writes++;
+    self->trimmed = false;
     /* Two stat() calls against an fsync per write: never acknowledge a
      * write that went to a file nobody will open again. */
     int rc = tm_store_check_file(self);
@@ -308,6 +310,17 @@ void tm_store_destroy(tm_store_t **self_p)
     free(self->trusted_ids);
     free(self);
     *self_p = NULL;
+}
+
+bool tm_store_trim(tm_store_t *self)
+{
+    bool idle = self->writes == self->writes_at_trim;
+    self->writes_at_trim = self->writes;
+    if (!idle || self->trimmed)
+        return false;
+    self->trimmed = true; /* once per idle stretch */
+    sqlite3_db_release_memory(self->db);
+    return true;
 }
 
 const char *tm_store_errmsg(const tm_store_t *self)

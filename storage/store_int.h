@@ -137,6 +137,10 @@ struct tm_store {
     /* owned.c: the last origin name looked up (a catch-up brings many ops
      * of one origin in a row); cleared when a name is bound. */
     uint64_t kept_aside; /* new ops kept aside since open (tm_store_kept_aside) */
+    /* Write transactions begun since open, and their number when the cache
+     * was last looked at by tm_store_trim (a whole period without one). */
+    uint64_t writes, writes_at_trim;
+    bool trimmed;
     bool name_cached;
     uint8_t name_origin[TM_NODE_ID_LEN];
     char name[TM_TILL_MAX];

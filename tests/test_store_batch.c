@@ -258,3 +258,27 @@ Test(batch, a_kill9_inside_or_between_batches_keeps_whole_batches_and_every_ackn
     }
     chain_free(&c);
 }
+
+Test(batch, the_cache_goes_back_once_per_idle_stretch_and_the_store_still_reads)
+{
+    chain_t c;
+    chain_make(&c, 2);
+    tm_store_t *st = open_at("t.db");
+    trust(st, &c);
+    cr_assert_eq(apply_seqs(st, &c, (uint64_t[]){1}, 1), 1);
+    cr_assert_not(tm_store_trim(st), "a write began since the last look");
+    cr_assert(tm_store_trim(st), "a whole period without a write");
+    cr_assert_not(tm_store_trim(st), "once per idle stretch");
+    tm_sale_t s;
+    char id[TM_UUID_LEN];
+    sale_id(1, id);
+    cr_assert_eq(tm_store_get_sale(st, id, &s), TM_OK);
+    tm_sale_free(&s);
+    cr_assert_not(tm_store_trim(st), "reads do not start a new stretch");
+    cr_assert_eq(apply_seqs(st, &c, (uint64_t[]){2}, 1), 1);
+    cr_assert_not(tm_store_trim(st));
+    cr_assert(tm_store_trim(st));
+    cr_assert_eq(vv_of(st, c.origin), 2);
+    tm_store_destroy(&st);
+    chain_free(&c);
+}
