@@ -1516,6 +1516,13 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
         if ((rc = on_info(e, idx, ni, out)) == TM_OK)
             rc = maybe_pull(e, idx, now_ms, out);
         tm_engine__elect(e, now_ms);
+        /* A hello: it has not heard from us. Our vector goes out now, not
+         * at the next round (a till back from a day off waited up to a
+         * heartbeat for it before its catch-up began); at most one early
+         * round per half interval, whoever says hello. */
+        if (env->msg_case == TILLMESH__ENVELOPE__MSG_HELLO &&
+            now_ms + e->cfg.heartbeat_ms / 2 < e->next_heartbeat)
+            e->next_heartbeat = now_ms;
         break;
     }
     case TILLMESH__ENVELOPE__MSG_OPS:

@@ -9,6 +9,9 @@
  * on until the disk is really full. Intake resumes 10 % above the mark, so
  * that a till hovering at the mark does not flap.
  *
+ * Memory: a store idle for a whole DISK_EVERY_MS hands its page cache
+ * back (tm_store_trim).
+ *
  * Retention: every COMPACT_EVERY_MS, sales the ERP acknowledged and made
  * more than [node] retention_days ago are compacted (tm_store_compact), in
  * batches so that one pass never holds the loop for long. Not while this
@@ -19,6 +22,9 @@
 
 #include <string.h>
 #include <sys/statvfs.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define DISK_EVERY_MS    2000
 #define COMPACT_EVERY_MS (10 * 60 * 1000)
@@ -81,6 +87,15 @@ void tm_daemon_housekeep(tm_daemon_t *d, uint64_t now)
     if (now >= d->disk_next) {
         d->disk_next = now + DISK_EVERY_MS;
         check_disk(d);
+        /* Idle for a whole period: the store's cache goes back, and the
+         * allocator gives the freed pages to the system (glibc keeps them
+         * otherwise), so that a till's memory after a catch-up falls back
+         * to what it was before. */
+        if (tm_store_trim(d->store)) {
+#ifdef __GLIBC__
+            malloc_trim(0);
+#endif
+        }
     }
     if (d->cfg.retention_days && (d->compact_more || now >= d->compact_next))
         compact(d, now);

@@ -53,6 +53,11 @@ void tm_store__digest_sub(uint8_t acc[32], const tm_op_t *op)
     s_add(acc, neg);
 }
 
+void tm_store__digest_add_hash(uint8_t acc[32], const uint8_t h[32])
+{
+    s_add(acc, h);
+}
+
 void tm_store__digest_add(uint8_t acc[32], const tm_op_t *op)
 {
     uint8_t h[32];

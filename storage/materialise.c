@@ -269,11 +269,9 @@ int tm_store__sale_drop(tm_store_t *self, int64_t ins)
     return s_exec_ins(self, ST_SALE_DELETE, ins);
 }
 
+/* A sale forgotten by retention stays forgotten: sale_claim asks. */
 static int s_sale_apply(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s)
 {
-    int rc = tm_store_is_compacted(self, s->sale_id);
-    if (rc != 0)
-        return rc < 0 ? rc : TM_OK; /* forgotten by retention: stays forgotten */
     return tm_store__sale_claim(self, op, s);
 }
 

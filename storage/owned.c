@@ -51,9 +51,12 @@ static const char *const own_sql[ST_COUNT] = {
     [ST_OWN_RECEIPT_N] = "SELECT count(*) FROM (SELECT 1 FROM sales WHERE till = ?1"
                          " AND receipt_no = ?2 LIMIT 2)",
     [ST_OWN_IS_CONFLICT] = "SELECT 1 FROM sale_conflicts WHERE origin = ?1 AND seq = ?2",
-    [ST_OWN_CLAIMED] = "SELECT EXISTS (SELECT 1 FROM sales WHERE sale_id = ?1) OR EXISTS (SELECT 1"
-                       " FROM sale_claims WHERE sale_id = ?1) OR EXISTS (SELECT 1 FROM"
-                       " sale_conflicts WHERE sale_id = ?1)",
+    /* 2: forgotten by retention (compact.c), else 1: claimed, 0: not. One
+     * statement for what a catch-up asks of every sale op. */
+    [ST_OWN_CLAIMED] = "SELECT CASE WHEN EXISTS (SELECT 1 FROM compacted_sales WHERE sale_id = ?1)"
+                       " THEN 2 ELSE EXISTS (SELECT 1 FROM sales WHERE sale_id = ?1) OR EXISTS"
+                       " (SELECT 1 FROM sale_claims WHERE sale_id = ?1) OR EXISTS (SELECT 1 FROM"
+                       " sale_conflicts WHERE sale_id = ?1) END",
     /* A sale_id's claims are written out only once it has two: until then
      * its one claim is the sales row or its conflict. */
     [ST_OWN_BACKFILL] = "INSERT INTO sale_claims (sale_id, origin, seq) SELECT sale_id, op_origin,"
@@ -345,7 +348,7 @@ static int s_claimed(tm_store_t *self, const char *sale_id)
         return rc;
     sqlite3_bind_text(st, 1, sale_id, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
-    rc = src == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : tm_store__err(self, src);
+    rc = src == SQLITE_ROW ? sqlite3_column_int(st, 0) : tm_store__err(self, src);
     sqlite3_reset(st);
     return rc;
 }
@@ -421,6 +424,8 @@ int tm_store__sale_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s
     int rc = s_claimed(self, s->sale_id);
     if (rc < 0)
         return rc;
+    if (rc == 2)
+        return TM_OK; /* forgotten by retention: stays forgotten */
     if (rc == 0)
         return s_first_claim(self, op, s); /* counts itself if kept aside */
     sqlite3_stmt *fill = s_stmt(self, ST_OWN_BACKFILL, &rc);

@@ -126,6 +126,9 @@ struct tm_store {
     bool signer;
     uint8_t sign_pk[32], sign_sk[64];
     uint8_t (*trusted)[32];
+    /* The origin prefix each trusted key owns (tm_sign_node_id), worked
+     * out once: finding an op's key was two BLAKE2b per op and key. */
+    uint8_t (*trusted_ids)[TM_NODE_ID_LEN];
     size_t n_trusted;
     uint64_t refused_total, deferred_total;
     char last_reason[96];
@@ -134,6 +137,10 @@ struct tm_store {
     /* owned.c: the last origin name looked up (a catch-up brings many ops
      * of one origin in a row); cleared when a name is bound. */
     uint64_t kept_aside; /* new ops kept aside since open (tm_store_kept_aside) */
+    /* Write transactions begun since open, and their number when the cache
+     * was last looked at by tm_store_trim (a whole period without one). */
+    uint64_t writes, writes_at_trim;
+    bool trimmed;
     bool name_cached;
     uint8_t name_origin[TM_NODE_ID_LEN];
     char name[TM_TILL_MAX];
@@ -184,6 +191,8 @@ int tm_store__file_note(tm_store_t *self);
 
 /* Adds one op to an accumulator. */
 void tm_store__digest_add(uint8_t acc[32], const tm_op_t *op);
+/* The same, from the op's hash (tm_store__op_hash) already at hand. */
+void tm_store__digest_add_hash(uint8_t acc[32], const uint8_t h[32]);
 /* Takes an op out of the accumulator (tm_store_reincarnate only). */
 void tm_store__digest_sub(uint8_t acc[32], const tm_op_t *op);
 /* The hash an op counts for in the digest (its stored hash if compacted). */
@@ -219,13 +228,16 @@ typedef struct {
     uint8_t last_chain[32]; /* its chain value (tm_sign_chain) */
 } tm_store__vctx_t;
 
-/* authentic: its signature is known good already (authenticate_runs). */
-int tm_store__verify(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], bool body_ok,
-                     bool authentic, tm_apply_report_t *rep, tm_store__vctx_t *ctx);
+/* authentic: its signature is known good already (authenticate_runs);
+ * chain: its chain value tm_sign_chain(h, op->prev) if known, or NULL. */
+int tm_store__verify(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], const uint8_t *chain,
+                     bool body_ok, bool authentic, tm_apply_report_t *rep, tm_store__vctx_t *ctx);
 /* Marks which ops of a batch are signed by their origin's key: one
  * signature check per run of consecutive ops of one origin (tm_sign_chain
- * binds the rest). A false mark proves nothing: verify checks again. */
-void tm_store__authenticate_runs(tm_store_t *self, const tm_op_t *ops, size_t n, bool *authentic);
+ * binds the rest). A false mark proves nothing: verify checks again.
+ * hash[k] is op k's hash; link[k] receives its chain value (signed ops). */
+void tm_store__authenticate_runs(tm_store_t *self, const tm_op_t *ops, size_t n,
+                                 const uint8_t (*hash)[32], uint8_t (*link)[32], bool *authentic);
 /* Signs a local op about to be stored (seq set): fills has_sig, sig, prev. */
 int tm_store__sign(tm_store_t *self, tm_op_t *op, const uint8_t h[32]);
 /* The hash of (origin, seq) if held: 1 found, 0 not, <0 error. */
@@ -238,7 +250,7 @@ int tm_store__seal_apply(tm_store_t *self, const tm_seal_entry_t *e, size_t n);
 
 /* Records a sale op as a claim on its sale_id and settles which claim the
  * sales table shows (inside the caller's transaction; the op is already in
- * the ops table). */
+ * the ops table). A sale_id forgotten by retention is left alone. */
 int tm_store__sale_claim(tm_store_t *self, const tm_op_t *op, const tm_sale_t *s);
 /* The name bound to origin ("" if none yet). */
 int tm_store__origin_name(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN],

@@ -107,6 +107,18 @@ int tm_store_schema_version(const tm_store_t *self);
 /* The schema version this build migrates to. */
 int tm_store_schema_latest(void);
 
+/* The pragmas every store connection takes beyond durability (WAL and
+ * synchronous=FULL): foreign keys, cache and checkpoint sizes. For tools
+ * that compare raw SQLite with the store on equal terms (bench/sqlite_raw). */
+const char *tm_store_tuning_sql(void);
+
+/* Called now and then (every few seconds) by the store's owner: the first
+ * time no write began since the last call, the page cache (up to 8 MiB
+ * after a catch-up) is handed back to the allocator, so that an idle till
+ * does not keep it. Returns whether it did (once per idle stretch). Reads
+ * and writes refill it as needed. */
+bool tm_store_trim(tm_store_t *self);
+
 /*
  * Appends a local op (origin = our node id, seq = next) and materialises it,
  * in one durable transaction. The body must be an encoded record of `kind`

@@ -150,7 +150,7 @@ static int s_refuse(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], co
 static const uint8_t *s_key_of(const tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN])
 {
     for (size_t i = 0; i < self->n_trusted; i++)
-        if (tm_sign_owns(self->trusted[i], origin))
+        if (memcmp(self->trusted_ids[i], origin, TM_SIGN_ID_KEYB) == 0)
             return self->trusted[i];
     return NULL;
 }
@@ -189,8 +189,8 @@ static int s_max_seq(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN], uin
     return rc;
 }
 
-int tm_store__verify(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], bool body_ok,
-                     bool authentic, tm_apply_report_t *rep, tm_store__vctx_t *ctx)
+int tm_store__verify(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], const uint8_t *chain,
+                     bool body_ok, bool authentic, tm_apply_report_t *rep, tm_store__vctx_t *ctx)
 {
     uint8_t held[32], held_prev[32], link[32];
     bool has_prev;
@@ -244,7 +244,10 @@ int tm_store__verify(tm_store_t *self, const tm_op_t *op, const uint8_t h[32], b
         }
     }
     /* ... and the op after, if held, must name this one. */
-    tm_sign_chain(h, op->prev, link);
+    if (chain)
+        memcpy(link, chain, 32);
+    else
+        tm_sign_chain(h, op->prev, link);
     if (op->seq + 1 <= ctx->max_seq) {
         rc = tm_store__held_hash(self, op->origin, op->seq + 1, held, held_prev, &has_prev);
         if (rc < 0)
@@ -296,41 +299,46 @@ int tm_store__seal_apply(tm_store_t *self, const tm_seal_entry_t *e, size_t n)
     return rc;
 }
 
-void tm_store__authenticate_runs(tm_store_t *self, const tm_op_t *ops, size_t n, bool *authentic)
+void tm_store__authenticate_runs(tm_store_t *self, const tm_op_t *ops, size_t n,
+                                 const uint8_t (*hash)[32], uint8_t (*link)[32], bool *authentic)
 {
     /* Backwards: an op is authentic when the next op of the batch is its
      * successor, authentic, and names its chain value; only the last op
      * of each run needs its signature checked. */
-    uint8_t h[32], link[32];
     for (size_t k = n; k-- > 0;) {
         const tm_op_t *op = &ops[k];
         authentic[k] = false;
         if (!op->has_sig)
             continue;
-        tm_store__op_hash(op, h);
+        tm_sign_chain(hash[k], op->prev, link[k]);
         const tm_op_t *next = k + 1 < n ? &ops[k + 1] : NULL;
         if (next && authentic[k + 1] && next->seq == op->seq + 1 &&
-            memcmp(next->origin, op->origin, TM_NODE_ID_LEN) == 0) {
-            tm_sign_chain(h, op->prev, link);
-            if (sodium_memcmp(link, next->prev, 32) == 0) {
-                authentic[k] = true;
-                continue;
-            }
+            memcmp(next->origin, op->origin, TM_NODE_ID_LEN) == 0 &&
+            sodium_memcmp(link[k], next->prev, 32) == 0) {
+            authentic[k] = true;
+            continue;
         }
         const uint8_t *pk = s_key_of(self, op->origin);
-        authentic[k] = pk && tm_sign_op_ok(pk, h, op->prev, op->sig);
+        authentic[k] = pk && tm_sign_op_ok(pk, hash[k], op->prev, op->sig);
     }
 }
 
 int tm_store_set_trusted(tm_store_t *self, const uint8_t (*pks)[32], size_t n)
 {
     uint8_t(*v)[32] = NULL;
-    if (n && !(v = malloc(n * sizeof *v)))
+    uint8_t(*ids)[TM_NODE_ID_LEN] = NULL;
+    if (n && (!(v = malloc(n * sizeof *v)) || !(ids = malloc(n * sizeof *ids)))) {
+        free(v);
         return TM_ENOMEM;
-    if (n)
-        memcpy(v, pks, n * sizeof *v);
+    }
+    for (size_t i = 0; i < n; i++) {
+        memcpy(v[i], pks[i], 32);
+        tm_sign_node_id(pks[i], 0, ids[i]); /* the key's part; any incarnation */
+    }
     free(self->trusted);
+    free(self->trusted_ids);
     self->trusted = v;
+    self->trusted_ids = ids;
     self->n_trusted = n;
     return TM_OK;
 }

@@ -222,6 +222,33 @@ Test(engine, a_till_that_missed_2500_ops_catches_up_in_bounded_batches)
     net_free(&net);
 }
 
+Test(engine, a_hello_is_answered_at_once_so_a_catch_up_starts_without_waiting_a_round)
+{
+    /* c comes up while a holds ops c lacks. a's own round just went out and
+     * was lost (a mesh connection not up yet drops what is sent on it); c's
+     * hello arrives 10 ms later. a answers it at once with its vector, and c
+     * starts pulling then, not at a's next round (100 ms). */
+    net_t net;
+    net_init(&net, 2, 100);
+    for (int k = 0; k < 20; k++)
+        local_sale(&net, 0, k);
+    net_link(&net, 0, 1, 1);
+    tm_engine_tick(net.eng[0], net.now, wall_of(&net, 0), &net.box[0]);
+    tm_outbox_free(&net.box[0]);
+    memset(&net.box[0], 0, sizeof net.box[0]);
+    net.now += 10;
+    net.wall += 10;
+    tm_engine_tick(net.eng[1], net.now, wall_of(&net, 1), &net.box[1]);
+    for (int i = 0; i < 5; i++) { /* same instant: no round is due */
+        deliver(&net);
+        for (int j = 0; j < 2; j++)
+            if (tm_engine_next_deadline(net.eng[j]) <= net.now)
+                tm_engine_tick(net.eng[j], net.now, wall_of(&net, j), &net.box[j]);
+    }
+    cr_assert_eq(ops_held(&net, 1), 20, "c waited for a's next round");
+    net_free(&net);
+}
+
 Test(engine, a_and_c_converge_through_b_without_a_direct_link)
 {
     net_t net;
