@@ -61,7 +61,7 @@ static int s_local(sim_t *s, int i, uint32_t kind, uint64_t hlc, const uint8_t *
             return TM_ENOMEM;
         memcpy(buf, &hlc, 8);
         memcpy(buf + 8, body, len);
-        sim_push(s, s->now + 1 + sim_rng_below(&s->rng, 50), EV_COMMIT, i, (int)kind,
+        sim_push(s, s->now + 1 + sim_rng_below(&s->rng, 1000), EV_COMMIT, i, (int)kind,
                  s->t[i].incarnation, buf, len + 8);
         return TM_OK;
     }
