@@ -302,34 +302,9 @@ size_t tm_engine_peer_count(const tm_engine_t *e)
     return e->n_peers;
 }
 
-/* tm_vv_get for a sorted vector without duplicates (ours from the store,
- * peers' from vv_from_wire): O(log n). */
 static uint64_t vv_find(const tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN])
 {
-    size_t lo = 0, hi = vv->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = memcmp(vv->e[mid].origin, origin, TM_NODE_ID_LEN);
-        if (c == 0)
-            return vv->e[mid].seq;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
-}
-
-uint64_t tm_engine__sum_ahead(const tm_vv_t *a, const tm_vv_t *b)
-{
-    /* Ops that vector a covers and vector b does not. */
-    uint64_t n = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        uint64_t s = vv_find(b, a->e[i].origin);
-        if (a->e[i].seq > s)
-            n += a->e[i].seq - s;
-    }
-    return n;
+    return tm_vv_find(vv, origin);
 }
 
 int tm_engine_peer_info(const tm_engine_t *e, size_t i, tm_peer_info_t *info)
@@ -340,8 +315,8 @@ int tm_engine_peer_info(const tm_engine_t *e, size_t i, tm_peer_info_t *info)
     *info = p->info;
     info->clock_known = tm_clock_filter_best(&p->clk, &info->clock_offset_ms, &info->clock_rtt_ms);
     if (info->heard) {
-        info->they_lack = tm_engine__sum_ahead(&e->vv, &e->peers[i].vv);
-        info->we_lack = tm_engine__sum_ahead(&e->peers[i].vv, &e->vv);
+        info->they_lack = tm_vv_ahead(&e->vv, &e->peers[i].vv);
+        info->we_lack = tm_vv_ahead(&e->peers[i].vv, &e->vv);
     }
     return TM_OK;
 }

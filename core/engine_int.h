@@ -112,8 +112,6 @@ struct tm_engine {
  * logging a refusal; TM_ECONFLICT when it belongs to another name. */
 int tm_engine__bind_origin(tm_engine_t *e, const uint8_t node_id[TM_NODE_ID_LEN], const char *name);
 
-/* Ops that vector a covers and vector b does not. */
-uint64_t tm_engine__sum_ahead(const tm_vv_t *a, const tm_vv_t *b);
 /* Our own view that we lack no op a live peer advertises. */
 bool tm_engine__self_complete(const tm_engine_t *e);
 /* Checks that the forwarder shrinks the backlog (tm_engine_tick). */
