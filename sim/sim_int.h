@@ -148,6 +148,7 @@ typedef struct {
     sim_frame_t captured[SIM_CAPTURED];
     size_t n_captured;
     uint32_t forged;
+    bool impersonated; /* --impersonate: done */
 } sim_t;
 
 /* sim.c */

@@ -37,6 +37,9 @@ typedef struct {
     /* Every seed has a faulty till / a till restored from an old copy of
      * its store (otherwise 15 % of seeds each, drawn from the seed). */
     bool force_faulty, force_restore;
+    /* The faulty till's first frame, at once, claims another till's node
+     * id (an open issue, docs/sim.md). */
+    bool impersonate;
 } tm_sim_cfg_t;
 
 typedef struct {
