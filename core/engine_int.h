@@ -90,7 +90,14 @@ struct tm_engine {
      * from a peer is told apart only by content, not by seq. */
     bool self_checked, own_fork;
     size_t n_trusted; /* keys in the trusted keys file: frame bounds */
-    quota_t *quota;   /* per origin, bounded by TM_ENGINE_QUOTA_ORIGINS */
+    /* Each trusted till's signing key by name (tm_engine_set_peer_keys): a
+     * node id is bound only to the till whose key owns it. */
+    struct {
+        char name[TM_PEER_NAME_MAX];
+        uint8_t pk[32];
+    } * keys;
+    size_t n_keys;
+    quota_t *quota; /* per origin, bounded by TM_ENGINE_QUOTA_ORIGINS */
     size_t n_quota;
     /* The forwarder's progress as this till sees it: the oldest unsent
      * sale, and since when it has been the oldest under that forwarder. */
