@@ -434,8 +434,6 @@ static int s_attack_oversized(sim_t *s, int f, int to)
     tm_sign_op(s->evil_sk, hash, prev, op.sig);
     rc = s_send_ops(s, f, to, &op, 1, "oversized-op");
     free(op.body);
-    (void)buf;
-    (void)len;
     return rc;
 }
 
