@@ -536,7 +536,7 @@ static int s_copy(const char *from, const char *to)
  * transactions: the database and its WAL (the -shm is rebuilt on open). */
 static int s_files(const char *from, const char *to)
 {
-    char a[300], b[300];
+    char a[600], b[600]; /* paths are under 300 bytes (sim_till_t.path + ".bak") */
     int rc = s_copy(from, to);
     snprintf(a, sizeof a, "%s-wal", from);
     snprintf(b, sizeof b, "%s-wal", to);
