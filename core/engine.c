@@ -6,6 +6,7 @@
 
 #include "engine_int.h"
 #include "tm_plant.h"
+#include "tm_sign.h"
 
 static const char *const state_names[] = {"connecting", "alive",     "down",
                                           "foreign",    "untrusted", "revoked"};
@@ -129,6 +130,7 @@ void tm_engine_destroy(tm_engine_t **self_p)
         tm_vv_free(&e->peers[i].vv);
     tm_wire_envelope_free(e->pending);
     free(e->quota);
+    free(e->keys);
     free(e->peers);
     tm_vv_free(&e->vv);
     free(e);
@@ -302,34 +304,9 @@ size_t tm_engine_peer_count(const tm_engine_t *e)
     return e->n_peers;
 }
 
-/* tm_vv_get for a sorted vector without duplicates (ours from the store,
- * peers' from vv_from_wire): O(log n). */
 static uint64_t vv_find(const tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN])
 {
-    size_t lo = 0, hi = vv->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = memcmp(vv->e[mid].origin, origin, TM_NODE_ID_LEN);
-        if (c == 0)
-            return vv->e[mid].seq;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
-}
-
-uint64_t tm_engine__sum_ahead(const tm_vv_t *a, const tm_vv_t *b)
-{
-    /* Ops that vector a covers and vector b does not. */
-    uint64_t n = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        uint64_t s = vv_find(b, a->e[i].origin);
-        if (a->e[i].seq > s)
-            n += a->e[i].seq - s;
-    }
-    return n;
+    return tm_vv_find(vv, origin);
 }
 
 int tm_engine_peer_info(const tm_engine_t *e, size_t i, tm_peer_info_t *info)
@@ -340,8 +317,8 @@ int tm_engine_peer_info(const tm_engine_t *e, size_t i, tm_peer_info_t *info)
     *info = p->info;
     info->clock_known = tm_clock_filter_best(&p->clk, &info->clock_offset_ms, &info->clock_rtt_ms);
     if (info->heard) {
-        info->they_lack = tm_engine__sum_ahead(&e->vv, &e->peers[i].vv);
-        info->we_lack = tm_engine__sum_ahead(&e->peers[i].vv, &e->vv);
+        info->they_lack = tm_vv_ahead(&e->vv, &e->peers[i].vv);
+        info->we_lack = tm_vv_ahead(&e->peers[i].vv, &e->vv);
     }
     return TM_OK;
 }
@@ -1392,8 +1369,45 @@ int tm_engine_revoke(tm_engine_t *e, const char *name, bool revoked, tm_outbox_t
  * authenticated connection (bound in the store, so that every sale of that
  * origin is judged against it). The one place that decides it: op
  * signatures will bind an origin to its signing key here instead. */
+int tm_engine_set_peer_keys(tm_engine_t *e, const char *const *names, const uint8_t (*sign_pks)[32],
+                            size_t n)
+{
+    void *keys = n ? calloc(n, sizeof *e->keys) : NULL;
+    if (n && !keys)
+        return TM_ENOMEM;
+    free(e->keys);
+    e->keys = keys;
+    e->n_keys = n;
+    for (size_t i = 0; i < n; i++) {
+        tm_strlcpy(e->keys[i].name, names[i], sizeof e->keys[i].name);
+        memcpy(e->keys[i].pk, sign_pks[i], 32);
+    }
+    return TM_OK;
+}
+
+/* Whether name's signing key, if we know it, owns node_id. */
+static bool key_owns(const tm_engine_t *e, const char *name, const uint8_t node_id[TM_NODE_ID_LEN])
+{
+    for (size_t i = 0; i < e->n_keys; i++)
+        if (strcmp(e->keys[i].name, name) == 0)
+            return tm_sign_owns(e->keys[i].pk, node_id);
+    return true;
+}
+
 int tm_engine__bind_origin(tm_engine_t *e, const uint8_t node_id[TM_NODE_ID_LEN], const char *name)
 {
+    if (!key_owns(e, name, node_id)) {
+        /* Bound first come, another till's id would stay this key's for
+         * good, and that till's own frames be refused (tm-sim
+         * --impersonate). */
+        char hex[2 * TM_NODE_ID_LEN + 1];
+        tm_hex(node_id, TM_NODE_ID_LEN, hex);
+        tm_log_error(e->log,
+                     "key %s speaks for node %s, which its signing key does not own: its frames "
+                     "are refused (a forged node id)",
+                     name, hex);
+        return TM_ECONFLICT;
+    }
     int rc = tm_store_bind_origin(e->store, node_id, name);
     if (rc == TM_ECONFLICT) {
         char bound[TM_TILL_MAX], hex[2 * TM_NODE_ID_LEN + 1];

@@ -16,7 +16,7 @@ bool tm_engine__self_complete(const tm_engine_t *e)
 {
     for (size_t i = 0; i < e->n_peers; i++)
         if (e->peers[i].info.state == TM_PEER_ALIVE &&
-            tm_engine__sum_ahead(&e->peers[i].vv, &e->vv) > 0)
+            tm_vv_ahead(&e->peers[i].vv, &e->vv) > 0)
             return false;
     return true;
 }

@@ -90,7 +90,14 @@ struct tm_engine {
      * from a peer is told apart only by content, not by seq. */
     bool self_checked, own_fork;
     size_t n_trusted; /* keys in the trusted keys file: frame bounds */
-    quota_t *quota;   /* per origin, bounded by TM_ENGINE_QUOTA_ORIGINS */
+    /* Each trusted till's signing key by name (tm_engine_set_peer_keys): a
+     * node id is bound only to the till whose key owns it. */
+    struct {
+        char name[TM_PEER_NAME_MAX];
+        uint8_t pk[32];
+    } * keys;
+    size_t n_keys;
+    quota_t *quota; /* per origin, bounded by TM_ENGINE_QUOTA_ORIGINS */
     size_t n_quota;
     /* The forwarder's progress as this till sees it: the oldest unsent
      * sale, and since when it has been the oldest under that forwarder. */
@@ -117,8 +124,6 @@ struct tm_engine {
  * logging a refusal; TM_ECONFLICT when it belongs to another name. */
 int tm_engine__bind_origin(tm_engine_t *e, const uint8_t node_id[TM_NODE_ID_LEN], const char *name);
 
-/* Ops that vector a covers and vector b does not. */
-uint64_t tm_engine__sum_ahead(const tm_vv_t *a, const tm_vv_t *b);
 /* Our own view that we lack no op a live peer advertises. */
 bool tm_engine__self_complete(const tm_engine_t *e);
 /* Checks that the forwarder shrinks the backlog (tm_engine_tick). */

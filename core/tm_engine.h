@@ -286,6 +286,13 @@ void tm_engine_stats(const tm_engine_t *self, tm_engine_stats_t *out);
 /* The number of keys in the trusted keys file (the daemon sets it at start
  * and on reload); the bounds above are derived from it. */
 void tm_engine_set_trusted_count(tm_engine_t *self, size_t n);
+/* Each trusted till's signing key (the third field of its trusted keys
+ * line), by name, replacing what was set before. A node id a peer
+ * presents is bound to it only if its key owns that id (tm_sign_owns):
+ * another till's id is refused even from a till heard first. A peer with
+ * no key here is bound first come, as before. */
+int tm_engine_set_peer_keys(tm_engine_t *self, const char *const *names,
+                            const uint8_t (*sign_pks)[32], size_t n);
 /* The largest vector (or pull request) a peer may send us now. */
 size_t tm_engine_max_entries(const tm_engine_t *self);
 

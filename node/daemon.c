@@ -279,12 +279,40 @@ static size_t trusted_count(const tm_mesh_t *m)
     return n;
 }
 
+/* Each trusted till's signing key by name, for the engine: it binds a node
+ * id only to the till whose key owns it. */
+static int engine_keys(tm_daemon_t *d)
+{
+    size_t n = 0, k = 0;
+    const char *name;
+    const uint8_t *pub, *sign;
+    while (tm_mesh_trusted_at(d->mesh, n, &name, &pub) == TM_OK)
+        n++;
+    const char **names = calloc(n + 1, sizeof *names);
+    uint8_t(*pks)[32] = calloc(n + 1, sizeof *pks);
+    int rc = TM_ENOMEM;
+    if (names && pks) {
+        for (size_t i = 0; i < n; i++)
+            if (tm_mesh_trusted_at(d->mesh, i, &name, &pub) == TM_OK &&
+                tm_mesh_trusted_sign_at(d->mesh, i, &sign) == TM_OK) {
+                names[k] = name;
+                memcpy(pks[k++], sign, 32);
+            }
+        rc = tm_engine_set_peer_keys(d->engine, names, (const uint8_t(*)[32])pks, k);
+    }
+    free(names);
+    free(pks);
+    return rc;
+}
+
 /* After the trusted keys were re-read: peers whose key is gone are cut off
  * (tm_engine_revoke), peers whose key came back are let in again. Entries
  * named "untrusted:..." are discovery's and have no key to lose. */
 static void apply_trust(tm_daemon_t *d)
 {
     tm_engine_set_trusted_count(d->engine, trusted_count(d->mesh));
+    if (engine_keys(d))
+        tm_log_error(d->log, "out of memory for the trusted signing keys");
     for (size_t i = 0; i < tm_engine_peer_count(d->engine); i++) {
         tm_peer_info_t p;
         if (tm_engine_peer_info(d->engine, i, &p) || p.state == TM_PEER_UNTRUSTED)
@@ -315,8 +343,10 @@ static int start_engine(tm_daemon_t *d)
         .forwarder_stall_ms = d->cfg.erp_url[0] ? d->cfg.erp_forwarder_stall_ms : 0,
     };
     int rc = tm_engine_new(&ec, d->store, d->log, &d->engine);
-    if (rc == TM_OK)
+    if (rc == TM_OK) {
         tm_engine_set_trusted_count(d->engine, trusted_count(d->mesh));
+        rc = engine_keys(d);
+    }
     for (int i = 0; rc == TM_OK && i < d->cfg.n_peers; i++)
         rc = tm_engine_add_peer(d->engine, d->cfg.peers[i].name, d->cfg.peers[i].endpoint,
                                 TM_SRC_STATIC, &d->outbox);

@@ -65,8 +65,8 @@ void sim_faulty_draw(sim_t *s)
 void sim_faulty_start(sim_t *s)
 {
     if (s->faulty >= 0)
-        sim_push(s, sim_rng_below(&s->frng, s->attack_gap_ms), EV_ATTACK, s->faulty, -1, 0, NULL,
-                 0);
+        sim_push(s, s->cfg.impersonate ? 0 : sim_rng_below(&s->frng, s->attack_gap_ms), EV_ATTACK,
+                 s->faulty, -1, 0, NULL, 0);
     if (s->restored >= 0) {
         sim_push(s, s->backup_at, EV_BACKUP, s->restored, -1, 0, NULL, 0);
         sim_push(s, s->restore_at, EV_RESTORE, s->restored, -1, 0, NULL, 0);
@@ -434,8 +434,35 @@ static int s_attack_oversized(sim_t *s, int f, int to)
     tm_sign_op(s->evil_sk, hash, prev, op.sig);
     rc = s_send_ops(s, f, to, &op, 1, "oversized-op");
     free(op.body);
-    (void)buf;
-    (void)len;
+    return rc;
+}
+
+/* A heartbeat naming another till's node id as its sender: a key speaks
+ * only for the node id bound to it, so the target must refuse it - unless
+ * it has not heard that till yet and binds the id to the faulty till. */
+static int s_attack_impersonate(sim_t *s, int f, int to)
+{
+    int victim = (int)sim_rng_below(&s->frng, (uint64_t)s->k);
+    if (victim == f || victim == to || !s->t[victim].store)
+        return TM_OK;
+    uint8_t id[TM_NODE_ID_LEN], *buf = NULL;
+    size_t len = 0;
+    Tillmesh__NodeInfo ni = TILLMESH__NODE_INFO__INIT;
+    Tillmesh__Heartbeat hb = TILLMESH__HEARTBEAT__INIT;
+    Tillmesh__Envelope env;
+    s_env(s, f, &env, id);
+    tm_store_node_id(s->t[victim].store, id);
+    ni.has_node_id = 1;
+    ni.node_id.data = id;
+    ni.node_id.len = TM_NODE_ID_LEN;
+    ni.store_id = (char *)(uintptr_t) "sim-store";
+    ni.name = s->t[f].name;
+    hb.info = &ni;
+    env.msg_case = TILLMESH__ENVELOPE__MSG_HEARTBEAT;
+    env.heartbeat = &hb;
+    int rc = tm_wire_envelope_encode(&env, &buf, &len);
+    if (rc == TM_OK)
+        s_send(s, f, to, buf, len, "impersonate");
     return rc;
 }
 
@@ -461,13 +488,19 @@ void sim_attack(sim_t *s)
     to += to >= f;
     int rc = TM_OK;
     if (s->t[to].up) {
-        switch (sim_rng_below(&s->frng, 6)) {
+        /* --impersonate: the first attack, at once, claims another till's
+         * node id (docs/sim.md "Open": it binds at a till that has not heard
+         * that till yet). */
+        uint64_t kind = s->cfg.impersonate && !s->impersonated ? 6 : sim_rng_below(&s->frng, 6);
+        s->impersonated = true;
+        switch (kind) {
         case 0: rc = s_attack_untrusted(s, f, to); break;
         case 1: rc = s_attack_squat(s, f, to); break;
         case 2: rc = s_attack_chain(s, f, to); break;
         case 3: rc = s_attack_replay(s, f, to); break;
         case 4: rc = s_attack_oversized(s, f, to); break;
-        default: s_attack_stamp(s, f); break;
+        case 5: s_attack_stamp(s, f); break;
+        default: rc = s_attack_impersonate(s, f, to); break;
         }
     }
     if (rc)
@@ -503,7 +536,7 @@ static int s_copy(const char *from, const char *to)
  * transactions: the database and its WAL (the -shm is rebuilt on open). */
 static int s_files(const char *from, const char *to)
 {
-    char a[300], b[300];
+    char a[600], b[600]; /* paths are under 300 bytes (sim_till_t.path + ".bak") */
     int rc = s_copy(from, to);
     snprintf(a, sizeof a, "%s-wal", from);
     snprintf(b, sizeof b, "%s-wal", to);

@@ -6,30 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sim_int.h"
+#include "tm_intake.h"
 #include "tm_wire.h"
-
-static void s_uuid(sim_t *s, char out[TM_UUID_LEN])
-{
-    uint64_t a = sim_rng_next(&s->rng), b = sim_rng_next(&s->rng);
-    a = (a & ~0xf000ULL) | 0x4000ULL;                        /* version 4 */
-    b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL; /* RFC 4122 */
-    snprintf(out, TM_UUID_LEN, "%08llx-%04llx-%04llx-%04llx-%012llx", (unsigned long long)(a >> 32),
-             (unsigned long long)((a >> 16) & 0xffff), (unsigned long long)(a & 0xffff),
-             (unsigned long long)(b >> 48), (unsigned long long)(b & 0xffffffffffffULL));
-}
-
-/* created_at as the till's own (possibly wrong) clock says. */
-static void s_rfc3339(uint64_t wall_ms, char out[TM_TIME_MAX])
-{
-    time_t t = (time_t)(wall_ms / 1000);
-    struct tm tmv;
-    if (!gmtime_r(&t, &tmv) || tmv.tm_year + 1900 > 9999 || tmv.tm_year + 1900 < 1970)
-        t = 0, gmtime_r(&t, &tmv);
-    strftime(out, TM_TIME_MAX, "%Y-%m-%dT%H:%M:%SZ", &tmv);
-}
 
 static int s_ledger_sale(sim_t *s, const char *id, int till, int64_t total)
 {
@@ -61,7 +41,7 @@ static int s_local(sim_t *s, int i, uint32_t kind, uint64_t hlc, const uint8_t *
             return TM_ENOMEM;
         memcpy(buf, &hlc, 8);
         memcpy(buf + 8, body, len);
-        sim_push(s, s->now + 1 + sim_rng_below(&s->rng, 50), EV_COMMIT, i, (int)kind,
+        sim_push(s, s->now + 1 + sim_rng_below(&s->rng, 1000), EV_COMMIT, i, (int)kind,
                  s->t[i].incarnation, buf, len + 8);
         return TM_OK;
     }
@@ -82,6 +62,17 @@ void sim_load_commit(sim_t *s, int i, uint32_t kind, uint64_t hlc, const uint8_t
     sim_flush(s, i);
 }
 
+/* After the intake stored (or refused) an op: a till that refuses a valid
+ * operation breaks "always sells" (P5). Sends its push. */
+static void s_committed(sim_t *s, int i, uint32_t kind, int rc)
+{
+    sim_hash_u64(s, (uint64_t)rc);
+    if (rc)
+        sim_violation(s, "always-sells", "till %s refused a valid %s: %s", s->t[i].name,
+                      kind == TM_OP_SALE ? "sale" : "customer edit", tm_strerror(rc));
+    sim_flush(s, i);
+}
+
 static void s_sale(sim_t *s, int i, const tm_sale_t *orig)
 {
     sim_till_t *t = &s->t[i];
@@ -89,10 +80,17 @@ static void s_sale(sim_t *s, int i, const tm_sale_t *orig)
     tm_payment_t pay = {.method = TM_PAY_CASH};
     tm_sale_t sale = {.currency = "CLP", .lines = lines, .payments = &pay, .n_payments = 1};
     memset(lines, 0, sizeof lines);
-    s_uuid(s, sale.sale_id);
-    tm_strlcpy(sale.till, t->name, sizeof sale.till);
-    sale.receipt_no = ++t->receipt;
-    s_rfc3339(sim_wall(s, i), sale.created_at);
+    /* What the daemon's API backend does: the wall clock, 16 random bytes
+     * and the store time go to the intake rules (core/intake.c), which
+     * fill sale_id, till, created_at and receipt_no as for a POS that
+     * leaves them out. */
+    tm_clock_status_t cs;
+    tm_intake_ctx_t in = {.till = t->name, .wall_ms = sim_wall(s, i), .clock = &cs};
+    tm_engine_clock(t->eng, in.wall_ms, &cs);
+    for (int b = 0; b < 16; b += 8) {
+        uint64_t v = sim_rng_next(&s->rng);
+        memcpy(in.random + b, &v, 8);
+    }
     if (orig) {
         /* Return one unit of the original's first line. */
         tm_strlcpy(sale.refund_of, orig->sale_id, sizeof sale.refund_of);
@@ -115,10 +113,9 @@ static void s_sale(sim_t *s, int i, const tm_sale_t *orig)
         sale.total += tm_sale_line_amount(&lines[l]);
     pay.amount = sale.total;
     tm_field_errors_t errs;
-    int rc = tm_sale_validate(&sale, &errs);
+    memset(&errs, 0, sizeof errs);
     int review = 0;
-    if (rc == TM_OK && orig)
-        rc = tm_store_refund_check(t->store, &sale, &review, &errs);
+    int rc = tm_intake_sale(t->store, &in, &sale, &review, &errs);
     if (rc) {
         /* What the API answers 422 to: the POS was told no, nothing to hold. */
         sim_trace(s, "pos %s: %s refused (%s: %s)", t->name, orig ? "return" : "sale",
@@ -128,12 +125,17 @@ static void s_sale(sim_t *s, int i, const tm_sale_t *orig)
     }
     uint8_t *body = NULL;
     size_t len = 0;
-    if ((rc = tm_wire_sale_encode(&sale, &body, &len))) {
-        sim_violation(s, "simulator", "cannot encode a sale: %s", tm_strerror(rc));
-        return;
+    if (sim_planted(s, "ack-before-commit")) {
+        if ((rc = tm_wire_sale_encode(&sale, &body, &len))) {
+            sim_violation(s, "simulator", "cannot encode a sale: %s", tm_strerror(rc));
+            return;
+        }
+        rc = s_local(s, i, TM_OP_SALE, tm_engine_hlc_now(t->eng, sim_wall(s, i)), body, len);
+    } else {
+        rc = tm_intake_commit_sale(t->eng, &sale, sim_wall(s, i), sim_mono(s, i), &s->box);
+        s_committed(s, i, TM_OP_SALE, rc);
     }
-    uint64_t hlc = tm_engine_hlc_now(t->eng, sim_wall(s, i));
-    if (s_local(s, i, TM_OP_SALE, hlc, body, len) == TM_OK) {
+    if (rc == TM_OK) {
         sim_trace(s, "pos %s: %s %s total %lld", t->name, orig ? "return" : "sale", sale.sale_id,
                   (long long)sale.total);
         if (s_ledger_sale(s, sale.sale_id, i, sale.total))
@@ -242,13 +244,21 @@ static void s_edit(sim_t *s, int i, bool stamped, uint64_t stamp)
         sim_violation(s, "store", "till %s: customer stamp: %s", t->name, tm_strerror(rc));
         return;
     }
-    uint64_t hlc = stamped ? stamp
-                   : sim_planted(s, "ignore-floor")
-                       ? tm_engine_hlc_now(t->eng, sim_wall(s, i))
-                       : tm_engine_hlc_after(t->eng, floor, sim_wall(s, i));
-    if (stamped && hlc <= floor)
-        hlc = floor + 1; /* still after what it read: the test is the others' next edit */
-    if (s_local(s, i, TM_OP_CUSTOMER, hlc, body, len) == TM_OK) {
+    if (stamped || sim_planted(s, "ignore-floor") || sim_planted(s, "ack-before-commit")) {
+        uint64_t hlc = stamped ? stamp
+                       : sim_planted(s, "ignore-floor")
+                           ? tm_engine_hlc_now(t->eng, sim_wall(s, i))
+                           : tm_engine_hlc_after(t->eng, floor, sim_wall(s, i));
+        if (stamped && hlc <= floor)
+            hlc = floor + 1; /* still after what it read: the test is the others' next edit */
+        rc = s_local(s, i, TM_OP_CUSTOMER, hlc, body, len);
+    } else {
+        /* The daemon's path: stamped after what the till shows. */
+        rc = tm_intake_commit_customer(t->eng, t->store, &patch, sim_wall(s, i), sim_mono(s, i),
+                                       &s->box);
+        s_committed(s, i, TM_OP_CUSTOMER, rc);
+    }
+    if (rc == TM_OK) {
         sim_trace(s, "pos %s: customer %s %s = %s (after w%u)", t->name, patch.id,
                   tm_cust_field_name(f), patch.f[f].value, seen);
         if (seen && !s->overwritten_by[seen])

@@ -31,6 +31,8 @@ static void s_usage(FILE *f)
             "  --faulty        every seed has a faulty till (else 15 %% of seeds)\n"
             "  --restore       every seed has a till restored from an old copy of its\n"
             "                  store (else 15 %% of seeds)\n"
+            "  --impersonate   the faulty till's first frame claims another till's\n"
+            "                  node id (an open issue: docs/sim.md)\n"
             "  --plant BUG     plant a known bug to see the invariants bite (tests\n"
             "                  only): ignore-floor, ack-before-commit, trust-forged;\n"
             "                  tm-sim-plant also: hlc-wrap, no-reincarnate\n"
@@ -105,6 +107,8 @@ int main(int argc, char **argv)
             cfg.force_faulty = true;
         } else if (strcmp(a, "--restore") == 0) {
             cfg.force_restore = true;
+        } else if (strcmp(a, "--impersonate") == 0) {
+            cfg.impersonate = true;
         } else if (strcmp(a, "--trace") == 0) {
             trace = true;
         } else if (strcmp(a, "--twice") == 0) {
@@ -174,7 +178,9 @@ int main(int argc, char **argv)
 #else
                    "tm-sim",
 #endif
-                   seed, r.tills, r.ops, cfg.force_faulty ? " --faulty" : "",
+                   seed, r.tills, r.ops,
+                   cfg.force_faulty ? (cfg.impersonate ? " --faulty --impersonate" : " --faulty")
+                                    : "",
                    cfg.force_restore ? " --restore" : "", cfg.plant ? " --plant " : "",
                    cfg.plant ? cfg.plant : "");
         }

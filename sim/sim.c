@@ -288,6 +288,13 @@ int sim_till_start(sim_t *s, int i)
         return rc;
     }
     tm_engine_set_trusted_count(t->eng, (size_t)s->k);
+    const char *names[TM_SIM_MAX_TILLS];
+    for (int j = 0; j < s->k; j++)
+        names[j] = s->t[j].name;
+    if ((rc = tm_engine_set_peer_keys(t->eng, names, (const uint8_t(*)[32])pks, (size_t)s->k))) {
+        sim_violation(s, "engine-new", "till %s: peer keys: %s", t->name, tm_strerror(rc));
+        return rc;
+    }
     if (t->disk_low)
         tm_engine_set_intake(t->eng, false); /* the daemon checks at start */
     /* A restart is a new process: monotonic time starts somewhere else. */

@@ -84,7 +84,6 @@ typedef struct {
     uint32_t batch;        /* ops per pull answer */
     uint64_t tick_gen;     /* only the newest EV_TICK counts */
     uint64_t tick_at;      /* sim time of that tick (0: none) */
-    uint64_t receipt;      /* per-till receipt counter */
     tm_engine_stats_t acc; /* stats of earlier incarnations, summed */
     uint64_t incarnation;  /* starts so far: an op queued by a dead process is lost */
 } sim_till_t;
@@ -149,6 +148,7 @@ typedef struct {
     sim_frame_t captured[SIM_CAPTURED];
     size_t n_captured;
     uint32_t forged;
+    bool impersonated; /* --impersonate: done */
 } sim_t;
 
 /* sim.c */

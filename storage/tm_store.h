@@ -145,6 +145,11 @@ uint64_t tm_vv_get(const tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN]);
 /* Pure: the ranges `theirs` holds and `mine` lacks, one per origin, sorted
  * by origin. *out is malloc'd (NULL when *n == 0); caller frees. */
 int tm_vv_missing(const tm_vv_t *mine, const tm_vv_t *theirs, tm_range_t **out, size_t *n);
+/* tm_vv_get for a vector sorted by origin without duplicates (ours from
+ * the store, peers' as the engine decodes them): O(log n) (storage/vv.c). */
+uint64_t tm_vv_find(const tm_vv_t *sorted, const uint8_t origin[TM_NODE_ID_LEN]);
+/* Ops that vector a covers and the sorted vector b does not. */
+uint64_t tm_vv_ahead(const tm_vv_t *a, const tm_vv_t *b);
 
 /*
  * Reads held ops in the given ranges, in (origin, seq) order, stopping after
