@@ -41,10 +41,47 @@ class Skip(Exception):
     """The test cannot run here; run() prints SKIP and exits 77."""
 
 
+_PORTS_GIVEN = set()
+_PORT_LOCKS = []
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port no other test of this machine is handed meanwhile.
+
+    Ports come from below the kernel's ephemeral range (32768-60999), so an
+    outgoing connection of another process cannot take one between this
+    check and the daemon's bind (bind(("", 0)) hands out ephemeral ports,
+    and it handed the same one twice in one test: it_clock_restart once saw
+    its mesh port taken by its own API). Each port is reserved for the life
+    of this process by a lock file, so tests run side by side (ctest -j2)
+    never pick the same one.
+    """
+    import fcntl
+    import random
+
+    lockdir = os.path.join(tempfile.gettempdir(), "tm-test-ports")
+    os.makedirs(lockdir, exist_ok=True)
+    rng = random.Random()
+    for _ in range(2000):
+        port = rng.randrange(20000, 32000)
+        if port in _PORTS_GIVEN:
+            continue
+        fd = os.open(os.path.join(lockdir, str(port)), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            os.close(fd)
+            continue
+        _PORTS_GIVEN.add(port)
+        _PORT_LOCKS.append(fd)  # released when this process exits
+        return port
+    raise RuntimeError("no free loopback port between 20000 and 32000")
 
 
 def wait_until(cond, timeout, what, interval=0.05):
