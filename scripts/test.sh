@@ -31,6 +31,7 @@ if [ $# -eq 0 ]; then
     set -- -LE sim
 fi
 # Then everything else two at a time (most tests wait on processes, not the
-# CPU); the store lab runs alone (RUN_SERIAL) and tests that touch network
-# namespaces or mounts take turns (RESOURCE_LOCK, see CMakeLists.txt).
+# CPU); the store lab scenarios and the tests that touch network namespaces
+# or mounts take turns among themselves (RESOURCE_LOCK host_net, see
+# CMakeLists.txt), each beside a loopback test.
 ctest --output-on-failure --timeout 600 -j2 "$@"
