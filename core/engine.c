@@ -987,7 +987,21 @@ static void note_refusals(tm_engine_t *e, peer_t *p, const tm_apply_report_t *re
 {
     for (size_t i = 0; i < rep->n_origins; i++)
         defer_origin(p, rep->origins[i], now_ms);
-    p->info.ops_refused += rep->refused;
+    /* A fork signed by its origin's key is its owner's doing (a restored
+     * till, or one that equivocates), not the relay's. */
+    p->info.ops_refused += rep->refused - rep->forks;
+    for (size_t i = 0; i < rep->n_fork_origins; i++) {
+        peer_t *owner = NULL;
+        for (size_t k = 0; k < e->n_peers && !owner; k++)
+            if (e->peers[k].info.have_node_id &&
+                memcmp(e->peers[k].info.node_id, rep->fork_origins[i], TM_SIGN_ID_KEYB) == 0)
+                owner = &e->peers[k];
+        /* Several origins: charged once per batch, to the first owner. */
+        if (owner) {
+            owner->info.ops_refused += rep->forks;
+            break;
+        }
+    }
     p->info.ops_deferred += rep->deferred;
     e->stats.ops_refused += rep->refused;
     e->stats.ops_deferred += rep->deferred;

@@ -38,7 +38,8 @@ typedef enum {
     TM_OP_ERP_ACK = 3,
     TM_OP_ERP_INTENT = 4, /* a forwarder's batch, written before it is sent */
     TM_OP_SEAL = 5,       /* unsigned history this till vouches for (tm_store_set_signer) */
-    TM_OP_CATALOGUE = 6   /* a page of the ERP's catalogue, written by the forwarder */
+    TM_OP_CATALOGUE = 6,  /* a page of the ERP's catalogue, written by the forwarder */
+    TM_OP_REISSUE = 7 /* ops of a restored till's old origin it said again (tm_store_reincarnate) */
 } tm_op_kind_t;
 
 /* An op. In results from the store, body points into memory owned by the
@@ -326,6 +327,15 @@ typedef struct {
     size_t n_origins;
     uint8_t origins[TM_APPLY_REPORT_ORIGINS][TM_NODE_ID_LEN]; /* origins of those ops */
     char reason[96];                                          /* the last refusal's reason */
+    /* Of refused: forks signed by the origin's own key. Whoever relayed one
+     * is not at fault (it cannot sign for the origin): charge the till
+     * that owns the key, fork_origins, not the relay. */
+    size_t forks;
+    size_t n_fork_origins;
+    uint8_t fork_origins[TM_APPLY_REPORT_ORIGINS][TM_NODE_ID_LEN];
+    /* Ops a restored till re-issued under a new origin (TM_OP_REISSUE):
+     * skipped, not evidence, nobody's fault. */
+    size_t superseded;
 } tm_apply_report_t;
 
 /* tm_store_apply, verifying (see tm_store_set_trusted): refused and
@@ -337,6 +347,9 @@ typedef struct {
     uint64_t evidence;       /* ops kept as evidence (bounded table) */
     uint64_t refused_total;  /* since open */
     uint64_t deferred_total; /* since open */
+    uint64_t reissued;       /* ops of restored tills' old origins, said again under a new one */
+    uint64_t reissued_here;  /* of those, ops this store held and set aside (evidence) */
+    uint64_t restores;       /* origins of restored tills, re-issued under a new one */
     char last_reason[96];
 } tm_trust_stats_t;
 
