@@ -39,10 +39,9 @@ void sim_faulty_draw(sim_t *s)
     s->faulty = s->restored = -1;
     /* A modest share of the seeds: the rest stay as they were. */
     bool hostile = sim_rng_below(r, 100) < 15 || s->cfg.force_faulty;
-    /* Restores are opt-in (--restore) until forks spread by a restored till
-     * are resolved (docs/sim.md "Open"); drawn anyway, so that turning them
-     * on for a share of seeds keeps every seed's other draws. */
-    bool restore = (sim_rng_below(r, 100) < 15 && false) || s->cfg.force_restore;
+    /* A restored till in a modest share of the seeds too (every seed with
+     * --restore); the draw was always made, so other draws are unchanged. */
+    bool restore = sim_rng_below(r, 100) < 15 || s->cfg.force_restore;
     if (hostile) {
         s->faulty = (int)sim_rng_below(r, (uint64_t)s->k);
         s->attack_gap_ms = sim_rng_log(r, 100, 2000);
