@@ -1236,6 +1236,13 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
     rc = n_ops ? tm_store_apply_report(e->store, ops, n_ops, &n_new, &rep) : TM_OK;
     if (rc == TM_OK && (rep.refused || rep.deferred))
         note_refusals(e, p, &rep, now_ms);
+    if (rc == TM_OK && rep.set_aside)
+        tm_log_warn(e->log,
+                    "a till of the store was restored from a backup and re-issued its ops under a "
+                    "new origin (relayed by %s): %zu copies held here under its old origin set "
+                    "aside (kept as evidence, the sales stay); the ops its peers held at those "
+                    "seqs are taken instead",
+                    p->info.name, rep.set_aside);
     if (rc == TM_OK && b->is_reply && !p->self_checked && !e->reincarnated)
         check_own_copy(e, p, &rep);
     if (rc) {

@@ -519,6 +519,8 @@ static int s_write_ops(tm_store_t *self, const batch_t *b, size_t *n_new, uint8_
             if ((rc = tm_store__reissue_apply(self, &ops[i], &b->recs[i].u.reissue, acc, &aside)))
                 goto cleanup;
             self->reissued_aside += aside;
+            if (rep)
+                rep->set_aside += (size_t)aside;
             if (aside)
                 reissued = true;
         }

@@ -336,6 +336,9 @@ typedef struct {
     /* Ops a restored till re-issued under a new origin (TM_OP_REISSUE):
      * skipped, not evidence, nobody's fault. */
     size_t superseded;
+    /* Copies of such ops this store held, set aside (evidence) by an
+     * OP_REISSUE of this batch. */
+    size_t set_aside;
 } tm_apply_report_t;
 
 /* tm_store_apply, verifying (see tm_store_set_trusted): refused and

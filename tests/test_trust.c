@@ -589,7 +589,8 @@ Test(trust, a_restored_tills_fork_converges_whatever_the_arrival_order)
     own_ops(a2, &post, &n_post); /* the re-issue, then sale 4 again */
     cr_assert_eq(n_post, 2);
     /* c: the re-issue sets its copy of the fork aside; the real ops go in. */
-    apply(c, post, n_post, NULL);
+    rep = apply(c, post, n_post, NULL);
+    cr_assert_eq(rep.set_aside, 1);
     rep = apply(c, pre, n_pre, &fresh);
     cr_assert_eq(fresh, 2);
     cr_assert_eq(rep.refused, 0);
@@ -629,4 +630,64 @@ Test(trust, a_restored_tills_fork_converges_whatever_the_arrival_order)
     tm_store_ops_free(post, n_post);
     for (int t = 0; t < 4; t++)
         tm_store_destroy(&all[t]);
+}
+
+/* The store's op hash (storage/digest.c): what an OP_REISSUE names. */
+void tm_store__op_hash(const tm_op_t *op, uint8_t out[32]);
+
+/* An OP_REISSUE body (storage/trust.c): version 1, the old origin, a count,
+ * then per op its seq and hash. */
+static void reissue_body(const tm_op_t *op, uint8_t out[1 + TM_NODE_ID_LEN + 4 + 40])
+{
+    uint8_t *p = out;
+    *p++ = 1;
+    memcpy(p, op->origin, TM_NODE_ID_LEN);
+    p += TM_NODE_ID_LEN;
+    *p++ = 0, *p++ = 0, *p++ = 0, *p++ = 1;
+    for (int k = 7; k >= 0; k--)
+        *p++ = (uint8_t)(op->seq >> (8 * k));
+    tm_store__op_hash(op, p);
+}
+
+/* A till that equivocates on purpose cannot use a re-issue to erase
+ * another till's ops: an OP_REISSUE counts only for its own key's origins. */
+Test(trust, a_reissue_cannot_set_aside_another_tills_ops)
+{
+    key_t_ ka = key(1), kb = key(2), kc = key(3), ks[3] = {ka, kb, kc};
+    tm_store_t *a = till(&ka, ks, 3), *b = till(&kb, ks, 3), *c = till(&kc, ks, 3);
+    char id[TM_UUID_LEN];
+    sell(a, 500, id);
+    tm_op_t *ops, *evil;
+    size_t n, n_evil, fresh;
+    own_ops(a, &ops, &n);
+    apply(c, ops, n, NULL);
+    apply(b, ops, n, NULL);
+    uint8_t body[1 + TM_NODE_ID_LEN + 4 + 40];
+    reissue_body(&ops[0], body);
+    cr_assert_eq(tm_store_append_local(b, TM_OP_REISSUE, 100, body, sizeof body, NULL), TM_OK);
+    own_ops(b, &evil, &n_evil);
+    cr_assert_eq(n_evil, 1);
+    tm_apply_report_t rep = apply(c, evil, n_evil, &fresh);
+    cr_assert_eq(fresh, 1, "a valid op of b's: stored");
+    cr_assert_eq(rep.set_aside, 0);
+    /* a's sale stays on b and c, and a's op is still taken when relayed. */
+    tm_sale_t s;
+    cr_assert_eq(tm_store_get_sale(c, id, &s), TM_OK);
+    tm_sale_free(&s);
+    cr_assert_eq(tm_store_get_sale(b, id, &s), TM_OK);
+    tm_sale_free(&s);
+    tm_store_t *d = till(&kc, ks, 3);
+    apply(d, evil, n_evil, NULL);
+    rep = apply(d, ops, n, &fresh);
+    cr_assert_eq(fresh, 1);
+    cr_assert_eq(rep.superseded, 0);
+    tm_trust_stats_t ts;
+    tm_store_trust_stats(c, &ts);
+    cr_assert_eq(ts.restores, 0);
+    tm_store_ops_free(ops, n);
+    tm_store_ops_free(evil, n_evil);
+    tm_store_destroy(&a);
+    tm_store_destroy(&b);
+    tm_store_destroy(&c);
+    tm_store_destroy(&d);
 }
