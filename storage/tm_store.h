@@ -312,10 +312,13 @@ int tm_store_set_trusted(tm_store_t *self, const uint8_t (*pks)[32], size_t n);
  * its store does, so the ops it made since it started (seq > keep) fork
  * that chain and its peers refuse them. This takes a new origin (a new
  * incarnation of the same key) and, in one transaction, moves those ops
- * to it: re-signed under the new origin with the same stamp, kind and body
- * (a sale keeps its sale_id, so it is one sale whichever copy arrives),
- * and taken out of the old origin, whose real ops then come back from the
- * peers. *n_moved: how many ops moved.
+ * to it: first an OP_REISSUE naming (seq, hash) of each (every till then
+ * sets its copies aside or skips them, whatever the order they arrive in,
+ * and takes the ops the peers held at those seqs: trust.c), then the ops
+ * re-signed under the new origin with the same stamp, kind and body (a
+ * sale keeps its sale_id, so it is one sale whichever copy arrives); they
+ * are taken out of the old origin, whose real ops then come back from the
+ * peers. *n_moved: how many ops moved (the OP_REISSUE not counted).
  */
 int tm_store_reincarnate(tm_store_t *self, uint64_t keep, size_t *n_moved);
 
