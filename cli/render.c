@@ -668,6 +668,13 @@ int tm_cli_render_status(const char *json, size_t len, char **out)
         fld_str(trust, "message", "a till sent more ops than its quota", m, sizeof m, 2 * CELL - 1);
         sb_printf(&b, "WARNING: %s\n\n", m);
     }
+    /* A till restored from a backup (docs/security.md): settled by itself,
+     * but a person should know it happened. */
+    if (json_is_string(json_object_get(trust, "restore_message"))) {
+        char m[2 * CELL];
+        fld_str(trust, "restore_message", "", m, sizeof m, 2 * CELL - 1);
+        sb_printf(&b, "NOTE: %s\n\n", m);
+    }
     /* Ops kept aside (records are owned, docs/api.md): only when there are
      * some, so that the usual output stays as it was. */
     const json_t *conf = json_object_get(json_object_get(root, "conflicts"), "total");

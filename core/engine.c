@@ -627,6 +627,10 @@ static bool quota_limited(tm_engine_t *e, const uint8_t origin[TM_NODE_ID_LEN], 
 static uint64_t vouched_seq(const tm_engine_t *e, size_t sender,
                             const uint8_t origin[TM_NODE_ID_LEN]);
 
+/* How many of the ops we made since we started are compared with each
+ * peer's copies (the restore check of pull_from). */
+#define SELF_CHECK_OPS 64
+
 /* Asks p for what its vector shows `mine` lacks, unless a pull is in
  * flight. */
 static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t now_ms,
@@ -657,11 +661,13 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
         }
         ranges[k++] = ranges[i];
     }
-    /* Once per start: the peer's copy of the first op we made since, which
-     * must be ours; a different one means this store was restored. */
-    uint64_t first = e->own_seq_at_start + 1;
-    if (!e->self_checked && !e->reincarnated && !TM_PLANTED("no-self-check") &&
-        tm_vv_get(&e->vv, e->node_id) >= first && tm_vv_get(&p->vv, e->node_id) >= first &&
+    /* Once per start and peer: its copies of the first ops we made since,
+     * which must be ours; a fork of them signed by our key means this
+     * store was restored. Asked whatever its vector says: a till may hold
+     * ops we made before the restore past a gap (a lost frame), which its
+     * vector does not show. */
+    uint64_t first = e->own_seq_at_start + 1, ours = tm_vv_get(&e->vv, e->node_id);
+    if (!p->self_check_sent && !e->reincarnated && !TM_PLANTED("no-self-check") && ours >= first &&
         !deferred(p, e->node_id, now_ms)) {
         tm_range_t *r = realloc(ranges, (k + 1) * sizeof *r);
         if (!r) {
@@ -670,8 +676,10 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
         }
         ranges = r;
         memcpy(ranges[k].origin, e->node_id, TM_NODE_ID_LEN);
-        ranges[k].from = ranges[k].to = first;
+        ranges[k].from = first;
+        ranges[k].to = ours - first < SELF_CHECK_OPS ? ours : first + SELF_CHECK_OPS - 1;
         k++;
+        p->self_check_sent = true;
     }
     if ((n = k) == 0) {
         free(ranges);
@@ -882,23 +890,19 @@ static void check_restored(tm_engine_t *e, const peer_t *p)
                  was, moved);
 }
 
-/* The answer to the self-check of pull_from: the peer's copy of the first
- * op we made since we started. Refused (a fork of our own origin, which
- * only another copy of this store can have signed) means we were
- * restored; taken as a duplicate means the peer holds what we made. */
-static void check_own_copy(tm_engine_t *e, const peer_t *p, const tm_op_t *ops, size_t n,
-                           const tm_apply_report_t *rep)
+/* The answer to the self-check of pull_from: the peer's copies of the
+ * ops we made since we started. A fork of our own origin signed by our
+ * key (which only another copy of this store can have made) means we were
+ * restored; taken as duplicates, the peer holds what we made. */
+static void check_own_copy(tm_engine_t *e, peer_t *p, const tm_apply_report_t *rep)
 {
-    bool have = false, refused = false;
-    for (size_t i = 0; i < n; i++)
-        have |= ops[i].seq == e->own_seq_at_start + 1 &&
-                memcmp(ops[i].origin, e->node_id, TM_NODE_ID_LEN) == 0;
-    for (size_t i = 0; i < rep->n_origins; i++)
-        refused |= memcmp(rep->origins[i], e->node_id, TM_NODE_ID_LEN) == 0;
-    if (!have)
+    if (!p->self_check_sent)
         return;
-    e->self_checked = true;
-    if (refused) {
+    p->self_checked = true;
+    bool forked = false;
+    for (size_t i = 0; i < rep->n_fork_origins; i++)
+        forked |= memcmp(rep->fork_origins[i], e->node_id, TM_NODE_ID_LEN) == 0;
+    if (forked) {
         e->own_fork = true;
         check_restored(e, p);
     }
@@ -987,7 +991,21 @@ static void note_refusals(tm_engine_t *e, peer_t *p, const tm_apply_report_t *re
 {
     for (size_t i = 0; i < rep->n_origins; i++)
         defer_origin(p, rep->origins[i], now_ms);
-    p->info.ops_refused += rep->refused;
+    /* A fork signed by its origin's key is its owner's doing (a restored
+     * till, or one that equivocates), not the relay's. */
+    p->info.ops_refused += rep->refused - rep->forks;
+    for (size_t i = 0; i < rep->n_fork_origins; i++) {
+        peer_t *owner = NULL;
+        for (size_t k = 0; k < e->n_peers && !owner; k++)
+            if (e->peers[k].info.have_node_id &&
+                memcmp(e->peers[k].info.node_id, rep->fork_origins[i], TM_SIGN_ID_KEYB) == 0)
+                owner = &e->peers[k];
+        /* Several origins: charged once per batch, to the first owner. */
+        if (owner) {
+            owner->info.ops_refused += rep->forks;
+            break;
+        }
+    }
     p->info.ops_deferred += rep->deferred;
     e->stats.ops_refused += rep->refused;
     e->stats.ops_deferred += rep->deferred;
@@ -1218,8 +1236,15 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
     rc = n_ops ? tm_store_apply_report(e->store, ops, n_ops, &n_new, &rep) : TM_OK;
     if (rc == TM_OK && (rep.refused || rep.deferred))
         note_refusals(e, p, &rep, now_ms);
-    if (rc == TM_OK && !e->self_checked)
-        check_own_copy(e, p, ops, n_ops, &rep);
+    if (rc == TM_OK && rep.set_aside)
+        tm_log_warn(e->log,
+                    "a till of the store was restored from a backup and re-issued its ops under a "
+                    "new origin (relayed by %s): %zu copies held here under its old origin set "
+                    "aside (kept as evidence, the sales stay); the ops its peers held at those "
+                    "seqs are taken instead",
+                    p->info.name, rep.set_aside);
+    if (rc == TM_OK && b->is_reply && !p->self_checked && !e->reincarnated)
+        check_own_copy(e, p, &rep);
     if (rc) {
         if (rc == TM_EPROTO)
             p->info.frames_bad++;
@@ -1541,8 +1566,11 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
     }
     case TILLMESH__ENVELOPE__MSG_OPS:
         if (e->intake_off) {
-            if (env->ops->is_reply && e->pull_busy && e->pull_peer == idx)
+            if (env->ops->is_reply && e->pull_busy && e->pull_peer == idx) {
                 e->pull_busy = false;
+                if (!p->self_checked)
+                    p->self_check_sent = false; /* not looked at: asked again */
+            }
             e->stats.ops_dropped_disk += env->ops->n_ops;
             break;
         }
@@ -1631,6 +1659,8 @@ int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_
         tm_log_info(e->log, "pull from %s unanswered after %u ms; will ask again",
                     e->peers[e->pull_peer].info.name, e->cfg.pull_timeout_ms);
         e->pull_busy = false;
+        if (!e->peers[e->pull_peer].self_checked)
+            e->peers[e->pull_peer].self_check_sent = false; /* asked again */
     }
     tm_engine__watch_forwarder(e, now_ms);
     tm_engine__elect(e, now_ms);

@@ -34,6 +34,10 @@ typedef struct {
      * frames are refused without asking the store (or logging) again. */
     bool refused;
     uint8_t refused_id[TM_NODE_ID_LEN];
+    /* Since we started: asked for its copies of the ops we made since
+     * (self_check_sent), and its answer came (self_checked). Per peer: a
+     * till may hold our pre-restore ops past a gap its vector hides. */
+    bool self_check_sent, self_checked;
 } peer_t;
 
 /* One origin's quota: a token bucket of cfg.origin_quota_ops_per_hour
@@ -84,11 +88,11 @@ struct tm_engine {
      * started, and whether we already moved to a new incarnation. */
     uint64_t own_seq_at_start;
     bool reincarnated;
-    /* Whether a peer's copy of the first op we made since we started was
-     * compared with ours (self_checked), and found to differ (own_fork):
-     * a restored store that made as many ops as it lost before hearing
-     * from a peer is told apart only by content, not by seq. */
-    bool self_checked, own_fork;
+    /* Whether a peer's copy of an op we made since we started was found
+     * to differ (a fork signed by our key; peer_t.self_checked): a
+     * restored store that made as many ops as it lost before hearing from
+     * a peer is told apart only by content, not by seq. */
+    bool own_fork;
     size_t n_trusted; /* keys in the trusted keys file: frame bounds */
     /* Each trusted till's signing key by name (tm_engine_set_peer_keys): a
      * node id is bound only to the till whose key owns it. */

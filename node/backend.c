@@ -303,16 +303,35 @@ static json_t *status_trust(tm_daemon_t *d)
      * kept as evidence, and what could not be verified yet. */
     tm_trust_stats_t ts;
     (void)tm_store_trust_stats(d->store, &ts);
-    return json_pack("{s:I, s:I, s:I, s:o, s:I, s:b, s:I, s:o, s:I, s:I, s:I, s:o}", "evidence",
-                     (json_int_t)ts.evidence, "ops_refused", (json_int_t)ts.refused_total,
-                     "ops_deferred", (json_int_t)ts.deferred_total, "last_refusal",
-                     ts.last_reason[0] ? json_string(ts.last_reason) : json_null(),
-                     "quota_ops_per_hour", (json_int_t)tm_engine_quota_per_hour(d->engine),
-                     "quota_hit", n > 0, "origins_over_quota", (json_int_t)n, "over_quota", arr,
-                     "ops_over_quota", (json_int_t)st.ops_over_quota, "frames_over_bound",
-                     (json_int_t)st.frames_over_bound, "frames_revoked",
-                     (json_int_t)(st.frames_revoked + tm_mesh_frames_refused(d->mesh)), "message",
-                     msg[0] ? json_string(msg) : json_null());
+    /* Tills restored from a backup (storage/trust.c, OP_REISSUE): each said
+     * again, under a new origin, the ops it made before it noticed. */
+    char restored[256] = "";
+    if (ts.restores)
+        snprintf(restored, sizeof restored,
+                 "%llu till(s) of this store were restored from a backup and re-issued %llu "
+                 "op(s) under a new origin (same sales); %llu copies held here were set aside "
+                 "(evidence). Nothing to do unless it happens again",
+                 (unsigned long long)ts.restores, (unsigned long long)ts.reissued,
+                 (unsigned long long)ts.reissued_here);
+    json_t *o = json_pack(
+        "{s:I, s:I, s:I, s:o, s:I, s:b, s:I, s:o, s:I, s:I, s:I, s:o}", "evidence",
+        (json_int_t)ts.evidence, "ops_refused", (json_int_t)ts.refused_total, "ops_deferred",
+        (json_int_t)ts.deferred_total, "last_refusal",
+        ts.last_reason[0] ? json_string(ts.last_reason) : json_null(), "quota_ops_per_hour",
+        (json_int_t)tm_engine_quota_per_hour(d->engine), "quota_hit", n > 0, "origins_over_quota",
+        (json_int_t)n, "over_quota", arr, "ops_over_quota", (json_int_t)st.ops_over_quota,
+        "frames_over_bound", (json_int_t)st.frames_over_bound, "frames_revoked",
+        (json_int_t)(st.frames_revoked + tm_mesh_frames_refused(d->mesh)), "message",
+        msg[0] ? json_string(msg) : json_null());
+    if (o && (json_object_set_new(o, "restores", json_integer((json_int_t)ts.restores)) ||
+              json_object_set_new(o, "ops_reissued", json_integer((json_int_t)ts.reissued)) ||
+              json_object_set_new(o, "ops_set_aside", json_integer((json_int_t)ts.reissued_here)) ||
+              json_object_set_new(o, "restore_message",
+                                  restored[0] ? json_string(restored) : json_null()))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
 /* Ops kept aside instead of shown as sales (records are owned), by
@@ -572,6 +591,9 @@ static char *metrics_text(void *ctx)
             "unsealed history).",
             ts.deferred_total);
     GAUGE("evidence", "Refused ops kept as evidence (at most 1000).", ts.evidence);
+    GAUGE("restores", "Tills of the store seen restored from a backup (re-issued origins).",
+          ts.restores);
+    GAUGE("ops_reissued", "Ops restored tills said again under a new origin.", ts.reissued);
     COUNTER("frames_over_bound_total",
             "Mesh frames dropped for holding more entries than the trusted keys allow.",
             st.frames_over_bound);

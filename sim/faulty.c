@@ -39,10 +39,9 @@ void sim_faulty_draw(sim_t *s)
     s->faulty = s->restored = -1;
     /* A modest share of the seeds: the rest stay as they were. */
     bool hostile = sim_rng_below(r, 100) < 15 || s->cfg.force_faulty;
-    /* Restores are opt-in (--restore) until forks spread by a restored till
-     * are resolved (docs/sim.md "Open"); drawn anyway, so that turning them
-     * on for a share of seeds keeps every seed's other draws. */
-    bool restore = (sim_rng_below(r, 100) < 15 && false) || s->cfg.force_restore;
+    /* A restored till in a modest share of the seeds too (every seed with
+     * --restore); the draw was always made, so other draws are unchanged. */
+    bool restore = sim_rng_below(r, 100) < 15 || s->cfg.force_restore;
     if (hostile) {
         s->faulty = (int)sim_rng_below(r, (uint64_t)s->k);
         s->attack_gap_ms = sim_rng_log(r, 100, 2000);
@@ -558,6 +557,7 @@ void sim_backup(sim_t *s)
         return;
     }
     s->have_backup = true;
+    s->writes_at_backup = s->writes;
     sim_trace(s, "backup: %s's store copied", t->name);
 }
 
@@ -570,6 +570,22 @@ void sim_restore(sim_t *s)
         return;
     if (t->up)
         sim_till_crash(s, i);
+    /* What it rang up since the backup and a peer holds must survive the
+     * restore (the POS was told it was recorded); the rest goes back with
+     * its store. */
+    s->writes_at_restore = s->writes;
+    for (size_t n = 0; n < s->n_sales; n++) {
+        sim_sale_t *e = &s->sales[n];
+        if (e->till != i || e->at < s->backup_at)
+            continue;
+        for (int k = 0; k < s->k && !e->held_elsewhere; k++) {
+            tm_sale_t got;
+            if (k == i || !s->t[k].up || tm_store_get_sale(s->t[k].store, e->id, &got) != TM_OK)
+                continue;
+            tm_sale_free(&got);
+            e->held_elsewhere = true;
+        }
+    }
     snprintf(bak, sizeof bak, "%s.bak", t->path);
     int rc = s_files(bak, t->path);
     if (rc) {

@@ -26,6 +26,7 @@ static int s_ledger_sale(sim_t *s, const char *id, int till, int64_t total)
     e->till = till;
     e->at = s->now;
     e->total = total;
+    e->held_elsewhere = false;
     return TM_OK;
 }
 

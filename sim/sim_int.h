@@ -94,6 +94,8 @@ typedef struct {
     int till;
     uint64_t at;
     int64_t total;
+    bool held_elsewhere; /* the restored till's, made after its backup: a peer held it at the
+                            restore */
 } sim_sale_t;
 
 /* A frame the faulty till heard, kept for replays. */
@@ -143,6 +145,7 @@ typedef struct {
     int faulty;   /* the faulty till, -1: none */
     int restored; /* the till restored from a copy of its store, -1: none */
     uint64_t attack_gap_ms, backup_at, restore_at;
+    uint32_t writes_at_backup, writes_at_restore; /* edits made by then (s->writes) */
     bool have_backup;
     uint8_t evil_pk[32], evil_sk[64]; /* a key no till trusts */
     sim_frame_t captured[SIM_CAPTURED];

@@ -114,6 +114,7 @@ int tm_store__rec_decode(uint32_t kind, const uint8_t *body, size_t len, tm_stor
     case TM_OP_ERP_INTENT: rc = tm_wire_ack_decode(body, len, &out->u.ack); break;
     case TM_OP_SEAL: rc = tm_wire_seal_decode(body, len, &out->u.seal.e, &out->u.seal.n); break;
     case TM_OP_CATALOGUE: rc = tm_wire_catalogue_decode(body, len, &out->u.page); break;
+    case TM_OP_REISSUE: rc = tm_store__reissue_decode(body, len, &out->u.reissue); break;
     default: rc = TM_EPROTO; break;
     }
     if (rc) {
@@ -134,6 +135,8 @@ void tm_store__rec_free(tm_store__rec_t *rec)
         free(rec->u.seal.e);
     else if (rec->kind == TM_OP_CATALOGUE)
         tm_catalogue_page_free(&rec->u.page);
+    else if (rec->kind == TM_OP_REISSUE)
+        free(rec->u.reissue.e);
     memset(rec, 0, sizeof *rec);
 }
 
@@ -413,7 +416,8 @@ int tm_store__materialise(tm_store_t *self, const tm_op_t *op, tm_store__rec_t *
     case TM_OP_ERP_INTENT: return tm_store__intent_apply(self, op, &rec->u.ack);
     case TM_OP_SEAL: return tm_store__seal_apply(self, rec->u.seal.e, rec->u.seal.n);
     case TM_OP_CATALOGUE: return tm_store__catalogue_apply(self, op, &rec->u.page);
-    default: return TM_EPROTO; /* rec_decode admits only the kinds above */
+    case TM_OP_REISSUE: return TM_OK; /* s_write_ops: it needs the digest in the making */
+    default: return TM_EPROTO;        /* rec_decode admits only the kinds above */
     }
 }
 

@@ -275,6 +275,14 @@ static const char *const migrations[] = {
     "  synced_hlc INTEGER NOT NULL"
     ");"
     "ALTER TABLE sale_lines ADD COLUMN catalogue_version INTEGER NOT NULL DEFAULT 0;",
+    /* 10 -> 11: ops a restored till said again under a new origin
+     * (OP_REISSUE, trust.c): never taken again under the old one. */
+    "CREATE TABLE voided ("
+    "  origin BLOB NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  hash BLOB NOT NULL,"
+    "  PRIMARY KEY (origin, seq, hash)"
+    ") WITHOUT ROWID;",
 };
 
 /* Work a step needs beyond its SQL, run in the same transaction. */

@@ -224,6 +224,7 @@ cleanup:
 int tm_store__open_db(tm_store_t *self)
 {
     tm_store_opts_t opts = {.max_pages = self->file.max_pages};
+    self->voided_any = 0;
     /* NOMUTEX: a store (its connection and statements) is used by one
      * thread at a time, its owner's (tm_store.h); the connection's mutex
      * was a lock and an unlock around every step and bind (8 % of a
@@ -482,6 +483,7 @@ static int s_write_ops(tm_store_t *self, const batch_t *b, size_t *n_new, uint8_
     bool *held = calloc(n, sizeof *held);
     uint64_t *seqs = malloc(n * sizeof *seqs);
     size_t n_origins = 0;
+    bool reissued = false;
     int rc = TM_ENOMEM;
     *n_new = 0;
     if (!origins || !held || !seqs)
@@ -512,6 +514,16 @@ static int s_write_ops(tm_store_t *self, const batch_t *b, size_t *n_new, uint8_
         tm_store__digest_add_hash(acc, h);
         if (!ops[i].compacted && (rc = tm_store__materialise(self, &ops[i], &b->recs[i])))
             goto cleanup;
+        if (!ops[i].compacted && ops[i].kind == TM_OP_REISSUE) {
+            uint64_t aside = 0;
+            if ((rc = tm_store__reissue_apply(self, &ops[i], &b->recs[i].u.reissue, acc, &aside)))
+                goto cleanup;
+            self->reissued_aside += aside;
+            if (rep)
+                rep->set_aside += (size_t)aside;
+            if (aside)
+                reissued = true;
+        }
         size_t j = 0;
         while (j < n_origins && memcmp(origins[j], ops[i].origin, TM_NODE_ID_LEN) != 0)
             j++;
@@ -521,7 +533,9 @@ static int s_write_ops(tm_store_t *self, const batch_t *b, size_t *n_new, uint8_
     rc = *n_new ? tm_store__digest_save(self, acc) : TM_OK;
     for (size_t j = 0; j < n_origins && rc == TM_OK; j++) {
         size_t k = 0;
-        for (size_t i = 0; i < n; i++)
+        /* Ops set aside by a re-issue may be among those written: then the
+         * table says what is held. */
+        for (size_t i = 0; i < n && !reissued; i++)
             if (held[i] && memcmp(ops[i].origin, origins[j], TM_NODE_ID_LEN) == 0)
                 seqs[k++] = ops[i].seq;
         qsort(seqs, k, sizeof *seqs, s_u64_cmp);
@@ -661,6 +675,31 @@ int tm_store_apply(tm_store_t *self, const tm_op_t *ops, size_t n, size_t *n_new
     return tm_store_apply_report(self, ops, n, n_new, NULL);
 }
 
+/* One OP_REISSUE (inside reincarnate's transaction, under the new origin
+ * at seq): ops of origin `was` said again under the new one. */
+static int s_reissue_write(tm_store_t *self, const uint8_t was[TM_NODE_ID_LEN],
+                           const tm_store__void_t *v, size_t k, uint64_t seq, uint64_t hlc,
+                           uint8_t acc[32])
+{
+    uint8_t *body = NULL, h[32];
+    size_t len = 0, fresh = 0;
+    tm_store__rec_t rec;
+    memset(&rec, 0, sizeof rec);
+    int rc = tm_store__reissue_encode(was, v, k, &body, &len);
+    if (rc)
+        return rc;
+    tm_op_t op = {.seq = seq, .hlc = hlc, .kind = TM_OP_REISSUE, .body = body, .body_len = len};
+    memcpy(op.origin, self->node_id, TM_NODE_ID_LEN);
+    if ((rc = s_check_op(&op, &rec)) == TM_OK) {
+        tm_store__op_hash(&op, h);
+        if ((rc = tm_store__sign(self, &op, h)) == TM_OK)
+            rc = s_write_ops(self, &(batch_t){.ops = &op, .recs = &rec, .n = 1}, &fresh, acc, NULL);
+    }
+    tm_store__rec_free(&rec);
+    free(body);
+    return rc;
+}
+
 int tm_store_reincarnate(tm_store_t *self, uint64_t keep, size_t *n_moved)
 {
     tm_range_t r = {.from = keep + 1, .to = INT64_MAX};
@@ -680,7 +719,8 @@ int tm_store_reincarnate(tm_store_t *self, uint64_t keep, size_t *n_moved)
         tm_random(&inc, sizeof inc);
     tm_sign_node_id(self->sign_pk, inc, id);
     tm_store__rec_t *recs = calloc(n + 1, sizeof *recs);
-    if (!recs) {
+    tm_store__void_t *voids = calloc(n < TM_REISSUE_MAX ? n + 1 : TM_REISSUE_MAX, sizeof *voids);
+    if (!recs || !voids) {
         rc = TM_ENOMEM;
         goto cleanup;
     }
@@ -708,6 +748,24 @@ int tm_store_reincarnate(tm_store_t *self, uint64_t keep, size_t *n_moved)
         sqlite3_finalize(st);
     }
     memcpy(self->node_id, id, TM_NODE_ID_LEN);
+    /* ... first saying which ops of the old origin it says again (every
+     * till then sets those aside, or skips them, and takes the ones its
+     * peers held at those seqs: trust.c)... */
+    uint64_t seq = 0;
+    for (size_t from = 0; from < n && rc == TM_OK;) {
+        size_t k = 0;
+        uint64_t hlc = 0;
+        for (; from < n && k < TM_REISSUE_MAX; from++) {
+            if (old[from].compacted)
+                continue;
+            voids[k].seq = old[from].seq;
+            tm_store__op_hash(&old[from], voids[k++].hash);
+            if (old[from].hlc > hlc)
+                hlc = old[from].hlc;
+        }
+        if (k)
+            rc = s_reissue_write(self, was, voids, k, ++seq, hlc, acc);
+    }
     /* ... under which they are said again, re-signed. */
     for (size_t i = 0; i < n && rc == TM_OK; i++) {
         size_t fresh = 0;
@@ -716,7 +774,8 @@ int tm_store_reincarnate(tm_store_t *self, uint64_t keep, size_t *n_moved)
             continue; /* a booked sale: nothing to say again */
         tm_op_t op = old[i];
         memcpy(op.origin, id, TM_NODE_ID_LEN);
-        op.seq = ++*n_moved;
+        op.seq = ++seq;
+        ++*n_moved;
         op.has_sig = false;
         uint8_t h[32];
         tm_store__op_hash(&op, h);
@@ -736,6 +795,7 @@ cleanup:
     for (size_t i = 0; recs && i < n; i++)
         tm_store__rec_free(&recs[i]);
     free(recs);
+    free(voids);
     tm_store_ops_free(old, n);
     return rc;
 }

@@ -66,6 +66,14 @@ enum {
     ST_SEAL_PUT,
     ST_EVIDENCE_PUT,
     ST_EVIDENCE_TRIM,
+    ST_VOID_PUT,
+    ST_VOID_GET,
+    ST_VOID_ANY,
+    ST_VOID_OP_GET,
+    ST_VOID_OP_DEL,
+    ST_VOID_SALE_GET,
+    ST_VOID_CLAIMS_DEL,
+    ST_VOID_VV_FIX,
     /* refunds.c */
     ST_ORIG_BY_ID,
     ST_RETURNS_OF,
@@ -131,6 +139,8 @@ struct tm_store {
     uint8_t (*trusted_ids)[TM_NODE_ID_LEN];
     size_t n_trusted;
     uint64_t refused_total, deferred_total;
+    uint64_t reissued_aside; /* ops set aside by OP_REISSUE since open */
+    int voided_any;          /* 0: not looked yet (since open), 1: no voided op, 2: some */
     char last_reason[96];
     tm_store_counts_t counts;
     char errmsg[768];
@@ -146,6 +156,19 @@ struct tm_store {
     char name[TM_TILL_MAX];
 };
 
+/* An OP_REISSUE body: which ops of an older origin of the same key its
+ * till said again under this one (trust.c). */
+#define TM_REISSUE_MAX 4096
+typedef struct {
+    uint64_t seq;
+    uint8_t hash[32];
+} tm_store__void_t;
+typedef struct {
+    uint8_t origin[TM_NODE_ID_LEN];
+    tm_store__void_t *e;
+    size_t n;
+} tm_store__reissue_t;
+
 /* An op body, decoded once before the transaction starts so that a bad
  * batch is refused before anything is written. */
 typedef struct {
@@ -159,6 +182,7 @@ typedef struct {
             size_t n;
         } seal;
         tm_catalogue_page_t page;
+        tm_store__reissue_t reissue;
     } u;
 } tm_store__rec_t;
 
@@ -245,6 +269,14 @@ int tm_store__held_hash(tm_store_t *self, const uint8_t origin[TM_NODE_ID_LEN], 
                         uint8_t out[32], uint8_t prev[32], bool *has_prev);
 /* Records a seal's entries (OP_SEAL materialised). */
 int tm_store__seal_apply(tm_store_t *self, const tm_seal_entry_t *e, size_t n);
+/* OP_REISSUE bodies (n entries, 1..TM_REISSUE_MAX; *buf malloc'd). */
+int tm_store__reissue_encode(const uint8_t origin[TM_NODE_ID_LEN], const tm_store__void_t *e,
+                             size_t n, uint8_t **buf, size_t *len);
+int tm_store__reissue_decode(const uint8_t *buf, size_t len, tm_store__reissue_t *out);
+/* An OP_REISSUE op stored (inside the write transaction, acc its digest):
+ * its entries are voided, and the listed ops held set aside (*n_aside). */
+int tm_store__reissue_apply(tm_store_t *self, const tm_op_t *op, const tm_store__reissue_t *r,
+                            uint8_t acc[32], uint64_t *n_aside);
 
 /* ---- owned.c --------------------------------------------------------- */
 

@@ -38,7 +38,8 @@ typedef enum {
     TM_OP_ERP_ACK = 3,
     TM_OP_ERP_INTENT = 4, /* a forwarder's batch, written before it is sent */
     TM_OP_SEAL = 5,       /* unsigned history this till vouches for (tm_store_set_signer) */
-    TM_OP_CATALOGUE = 6   /* a page of the ERP's catalogue, written by the forwarder */
+    TM_OP_CATALOGUE = 6,  /* a page of the ERP's catalogue, written by the forwarder */
+    TM_OP_REISSUE = 7 /* ops of a restored till's old origin it said again (tm_store_reincarnate) */
 } tm_op_kind_t;
 
 /* An op. In results from the store, body points into memory owned by the
@@ -311,10 +312,13 @@ int tm_store_set_trusted(tm_store_t *self, const uint8_t (*pks)[32], size_t n);
  * its store does, so the ops it made since it started (seq > keep) fork
  * that chain and its peers refuse them. This takes a new origin (a new
  * incarnation of the same key) and, in one transaction, moves those ops
- * to it: re-signed under the new origin with the same stamp, kind and body
- * (a sale keeps its sale_id, so it is one sale whichever copy arrives),
- * and taken out of the old origin, whose real ops then come back from the
- * peers. *n_moved: how many ops moved.
+ * to it: first an OP_REISSUE naming (seq, hash) of each (every till then
+ * sets its copies aside or skips them, whatever the order they arrive in,
+ * and takes the ops the peers held at those seqs: trust.c), then the ops
+ * re-signed under the new origin with the same stamp, kind and body (a
+ * sale keeps its sale_id, so it is one sale whichever copy arrives); they
+ * are taken out of the old origin, whose real ops then come back from the
+ * peers. *n_moved: how many ops moved (the OP_REISSUE not counted).
  */
 int tm_store_reincarnate(tm_store_t *self, uint64_t keep, size_t *n_moved);
 
@@ -326,6 +330,18 @@ typedef struct {
     size_t n_origins;
     uint8_t origins[TM_APPLY_REPORT_ORIGINS][TM_NODE_ID_LEN]; /* origins of those ops */
     char reason[96];                                          /* the last refusal's reason */
+    /* Of refused: forks signed by the origin's own key. Whoever relayed one
+     * is not at fault (it cannot sign for the origin): charge the till
+     * that owns the key, fork_origins, not the relay. */
+    size_t forks;
+    size_t n_fork_origins;
+    uint8_t fork_origins[TM_APPLY_REPORT_ORIGINS][TM_NODE_ID_LEN];
+    /* Ops a restored till re-issued under a new origin (TM_OP_REISSUE):
+     * skipped, not evidence, nobody's fault. */
+    size_t superseded;
+    /* Copies of such ops this store held, set aside (evidence) by an
+     * OP_REISSUE of this batch. */
+    size_t set_aside;
 } tm_apply_report_t;
 
 /* tm_store_apply, verifying (see tm_store_set_trusted): refused and
@@ -337,6 +353,9 @@ typedef struct {
     uint64_t evidence;       /* ops kept as evidence (bounded table) */
     uint64_t refused_total;  /* since open */
     uint64_t deferred_total; /* since open */
+    uint64_t reissued;       /* ops of restored tills' old origins, said again under a new one */
+    uint64_t reissued_here;  /* of those, ops this store held and set aside (evidence) */
+    uint64_t restores;       /* origins of restored tills, re-issued under a new one */
     char last_reason[96];
 } tm_trust_stats_t;
 

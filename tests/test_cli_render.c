@@ -471,3 +471,16 @@ Test(catalogue, csv_quotes_and_defuses_formulas)
     fclose(f);
     free(buf);
 }
+
+Test(cli_render, a_restored_till_gets_a_note)
+{
+    char *t = status_text("{\"api_version\":1,\"trust\":{\"quota_hit\":false,\"restores\":1,"
+                          "\"restore_message\":\"1 till(s) of this store were restored from a "
+                          "backup\"}}");
+    cr_assert_not_null(strstr(t, "NOTE: 1 till(s) of this store were restored from a backup\n"),
+                       "%s", t);
+    free(t);
+    t = status_text("{\"api_version\":1,\"trust\":{\"restore_message\":null}}");
+    cr_assert_null(strstr(t, "NOTE"), "%s", t);
+    free(t);
+}

@@ -250,7 +250,7 @@ Test(refund_store, migration_flags_what_is_held)
                           "DROP INDEX sales_refund_of;"
                           "DROP INDEX sales_review; ALTER TABLE sales DROP COLUMN review;"
                           "DROP TABLE products; DROP TABLE product_barcodes;"
-                          "DROP TABLE catalogue_state;"
+                          "DROP TABLE catalogue_state; DROP TABLE voided;"
                           "ALTER TABLE sale_lines DROP COLUMN catalogue_version;"
                           "PRAGMA user_version = 5;",
                           NULL, NULL, &err);

@@ -177,10 +177,12 @@ Test(trust, a_rewritten_body_is_refused_and_kept_as_evidence)
     cr_assert_eq(tm_store_get_sale(b, id, &s), TM_OK);
     cr_assert_eq(s.total, 1000);
     tm_sale_free(&s);
-    /* Once the real op is held, the forgery is a fork: refused again. */
+    /* Once the real op is held, the forgery is still refused as what it
+     * is: not signed by its origin (a relay's, not the origin's, fault). */
     rep = apply(b, &forged, 1, &fresh);
     cr_assert_eq(rep.refused, 1);
-    cr_assert_not_null(strstr(rep.reason, "fork"), "%s", rep.reason);
+    cr_assert_eq(rep.forks, 0);
+    cr_assert_not_null(strstr(rep.reason, "bad signature"), "%s", rep.reason);
     cr_assert_eq(tm_store_get_sale(b, id, &s), TM_OK);
     cr_assert_eq(s.total, 1000);
     tm_sale_free(&s);
@@ -465,16 +467,18 @@ Test(trust, a_restored_till_moves_its_new_ops_to_a_new_origin_and_nothing_is_los
     own_ops(a2, &ops, &n);
     tm_apply_report_t rep = apply(b, ops, n, &fresh);
     cr_assert_eq(rep.refused, 1, "the restored till's seq 2 is a fork");
+    cr_assert_eq(rep.forks, 1, "signed by its origin: charged to it, not the relay");
     tm_store_ops_free(ops, n);
     cr_assert_eq(tm_store_reincarnate(a2, 1, &moved), TM_OK);
     cr_assert_eq(moved, 1);
     tm_store_node_id(a2, new_id);
     cr_assert(memcmp(old_id, new_id, TM_NODE_ID_LEN) != 0);
     cr_assert(tm_sign_owns(ka.pk, new_id), "same key, new incarnation");
-    own_ops(a2, &ops, &n); /* the new origin's ops */
-    cr_assert_eq(n, 1);
+    own_ops(a2, &ops, &n); /* the new origin's ops: the re-issue, then sale 4 */
+    cr_assert_eq(n, 2);
+    cr_assert_eq(ops[0].kind, TM_OP_REISSUE);
     rep = apply(b, ops, n, &fresh);
-    cr_assert_eq(fresh, 1);
+    cr_assert_eq(fresh, 2);
     cr_assert_eq(rep.refused, 0);
     tm_store_ops_free(ops, n);
     /* b hands back the old origin's real seq 2 and 3. */
@@ -535,4 +539,155 @@ Test(trust, a_tampered_op_inside_a_run_is_caught_though_one_signature_checks_the
     tm_store_ops_free(ops, n);
     tm_store_destroy(&a);
     tm_store_destroy(&b);
+}
+
+/* The fork a restored till made before it noticed, held by some tills and
+ * not others, in both arrival orders: every till ends with the ops its
+ * peers held before the restore, the re-issued ones under the new origin,
+ * the same digest, every sale, and no refusal charged to a relay. */
+Test(trust, a_restored_tills_fork_converges_whatever_the_arrival_order)
+{
+    key_t_ ka = key(1), kb = key(2), kc = key(3), kd = key(4), ks[4] = {ka, kb, kc, kd};
+    tm_store_t *a = till(&ka, ks, 4), *b = till(&kb, ks, 4), *c = till(&kc, ks, 4),
+               *d = till(&kd, ks, 4);
+    char ids[4][TM_UUID_LEN];
+    sell(a, 100, ids[0]);
+    tm_store_destroy(&a);
+    char cmd[256], path[128];
+    snprintf(cmd, sizeof cmd, "cp %s/s0.db %s/backup.db", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/s0.db", dir);
+    cr_assert_eq(tm_store_open(path, NULL, &a), TM_OK);
+    cr_assert_eq(tm_store_set_signer(a, ka.pk, ka.sk, NULL), TM_OK);
+    sell(a, 200, ids[1]); /* before the restore: only b gets these */
+    sell(a, 300, ids[2]);
+    tm_op_t *pre, *fork, *post;
+    size_t n_pre, n_fork, n_post, fresh, moved;
+    own_ops(a, &pre, &n_pre);
+    apply(b, pre, n_pre, NULL);
+    tm_store_destroy(&a);
+    tm_store_t *a2;
+    snprintf(path, sizeof path, "%s/backup.db", dir);
+    cr_assert_eq(tm_store_open(path, NULL, &a2), TM_OK);
+    cr_assert_eq(tm_store_set_signer(a2, ka.pk, ka.sk, NULL), TM_OK);
+    uint8_t pks[4][32];
+    for (int i = 0; i < 4; i++)
+        memcpy(pks[i], ks[i].pk, 32);
+    cr_assert_eq(tm_store_set_trusted(a2, (const uint8_t(*)[32])pks, 4), TM_OK);
+    sell(a2, 400, ids[3]); /* seq 2 again: the fork */
+    own_ops(a2, &fork, &n_fork);
+    /* c takes the fork first (it held nothing of a's after seq 1). */
+    apply(c, fork, n_fork, NULL);
+    /* Relayed by b, the op a made before the restore is now a fork on c:
+     * refused, but charged to a's key, not to b. */
+    tm_apply_report_t rep = apply(c, pre, n_pre, &fresh);
+    cr_assert_eq(fresh, 0);
+    cr_assert_eq(rep.refused, rep.forks, "no refusal is the relay's");
+    cr_assert_geq(rep.forks, 1);
+    cr_assert_eq(tm_store_reincarnate(a2, 1, &moved), TM_OK);
+    cr_assert_eq(moved, 1);
+    own_ops(a2, &post, &n_post); /* the re-issue, then sale 4 again */
+    cr_assert_eq(n_post, 2);
+    /* c: the re-issue sets its copy of the fork aside; the real ops go in. */
+    rep = apply(c, post, n_post, NULL);
+    cr_assert_eq(rep.set_aside, 1);
+    rep = apply(c, pre, n_pre, &fresh);
+    cr_assert_eq(fresh, 2);
+    cr_assert_eq(rep.refused, 0);
+    tm_trust_stats_t ts;
+    tm_store_trust_stats(c, &ts);
+    cr_assert_eq(ts.restores, 1);
+    cr_assert_eq(ts.reissued, 1);
+    cr_assert_eq(ts.reissued_here, 1);
+    /* d, the other order: the re-issue first, then the fork (skipped, not
+     * refused), then the real ops. */
+    apply(d, post, n_post, NULL);
+    rep = apply(d, fork, n_fork, &fresh);
+    cr_assert_eq(rep.refused, 0);
+    cr_assert_geq(rep.superseded, 1);
+    apply(d, pre, n_pre, NULL);
+    /* b held the real ops: it refuses the fork, then skips it. */
+    rep = apply(b, fork, n_fork, NULL);
+    cr_assert_eq(rep.refused, rep.forks);
+    apply(b, post, n_post, NULL);
+    rep = apply(b, fork, n_fork, &fresh);
+    cr_assert_eq(rep.refused, 0);
+    cr_assert_eq(fresh, 0);
+    /* a2 gets its old ops back. */
+    apply(a2, pre, n_pre, NULL);
+    tm_store_t *all[4] = {a2, b, c, d};
+    for (int t = 0; t < 4; t++)
+        for (int i = 0; i < 4; i++) {
+            tm_sale_t s;
+            cr_assert_eq(tm_store_get_sale(all[t], ids[i], &s), TM_OK, "sale %d on till %d", i, t);
+            tm_sale_free(&s);
+        }
+    assert_same_digest(a2, b);
+    assert_same_digest(b, c);
+    assert_same_digest(c, d);
+    tm_store_ops_free(pre, n_pre);
+    tm_store_ops_free(fork, n_fork);
+    tm_store_ops_free(post, n_post);
+    for (int t = 0; t < 4; t++)
+        tm_store_destroy(&all[t]);
+}
+
+/* The store's op hash (storage/digest.c): what an OP_REISSUE names. */
+void tm_store__op_hash(const tm_op_t *op, uint8_t out[32]);
+
+/* An OP_REISSUE body (storage/trust.c): version 1, the old origin, a count,
+ * then per op its seq and hash. */
+static void reissue_body(const tm_op_t *op, uint8_t out[1 + TM_NODE_ID_LEN + 4 + 40])
+{
+    uint8_t *p = out;
+    *p++ = 1;
+    memcpy(p, op->origin, TM_NODE_ID_LEN);
+    p += TM_NODE_ID_LEN;
+    *p++ = 0, *p++ = 0, *p++ = 0, *p++ = 1;
+    for (int k = 7; k >= 0; k--)
+        *p++ = (uint8_t)(op->seq >> (8 * k));
+    tm_store__op_hash(op, p);
+}
+
+/* A till that equivocates on purpose cannot use a re-issue to erase
+ * another till's ops: an OP_REISSUE counts only for its own key's origins. */
+Test(trust, a_reissue_cannot_set_aside_another_tills_ops)
+{
+    key_t_ ka = key(1), kb = key(2), kc = key(3), ks[3] = {ka, kb, kc};
+    tm_store_t *a = till(&ka, ks, 3), *b = till(&kb, ks, 3), *c = till(&kc, ks, 3);
+    char id[TM_UUID_LEN];
+    sell(a, 500, id);
+    tm_op_t *ops, *evil;
+    size_t n, n_evil, fresh;
+    own_ops(a, &ops, &n);
+    apply(c, ops, n, NULL);
+    apply(b, ops, n, NULL);
+    uint8_t body[1 + TM_NODE_ID_LEN + 4 + 40];
+    reissue_body(&ops[0], body);
+    cr_assert_eq(tm_store_append_local(b, TM_OP_REISSUE, 100, body, sizeof body, NULL), TM_OK);
+    own_ops(b, &evil, &n_evil);
+    cr_assert_eq(n_evil, 1);
+    tm_apply_report_t rep = apply(c, evil, n_evil, &fresh);
+    cr_assert_eq(fresh, 1, "a valid op of b's: stored");
+    cr_assert_eq(rep.set_aside, 0);
+    /* a's sale stays on b and c, and a's op is still taken when relayed. */
+    tm_sale_t s;
+    cr_assert_eq(tm_store_get_sale(c, id, &s), TM_OK);
+    tm_sale_free(&s);
+    cr_assert_eq(tm_store_get_sale(b, id, &s), TM_OK);
+    tm_sale_free(&s);
+    tm_store_t *d = till(&kc, ks, 3);
+    apply(d, evil, n_evil, NULL);
+    rep = apply(d, ops, n, &fresh);
+    cr_assert_eq(fresh, 1);
+    cr_assert_eq(rep.superseded, 0);
+    tm_trust_stats_t ts;
+    tm_store_trust_stats(c, &ts);
+    cr_assert_eq(ts.restores, 0);
+    tm_store_ops_free(ops, n);
+    tm_store_ops_free(evil, n_evil);
+    tm_store_destroy(&a);
+    tm_store_destroy(&b);
+    tm_store_destroy(&c);
+    tm_store_destroy(&d);
 }

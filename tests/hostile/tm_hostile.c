@@ -273,7 +273,9 @@ static int send_ops(hostile_t *h, uint64_t from, uint64_t to, int is_reply)
 
 static void answer_pull(hostile_t *h, const Tillmesh__PullRequest *req)
 {
-    uint64_t from = 0, to = 0;
+    /* Empty unless a range names our origin: a till asks every peer for
+     * its own ops too (its restore check). */
+    uint64_t from = 1, to = 0;
     for (size_t i = 0; i < req->n_ranges; i++) {
         const Tillmesh__Range *r = req->ranges[i];
         if (r->origin.len == TM_NODE_ID_LEN &&

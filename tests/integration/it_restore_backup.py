@@ -45,6 +45,16 @@ def restored_till_loses_nothing(lab):
     assert "restored from a backup" in log, a.tail()
     st = a.status()
     assert st["state"]["sales"] == len(every), st["state"]
+    # A fork signed by a's key is a's doing: b and c never charge each
+    # other (the honest relay) with it; status says what a restore did.
+    for t, other in ((b, "c"), (c, "b")):
+        s = t.status()
+        for p in s["peers"]:
+            if p["name"] == other:
+                assert p["ops_refused"] == 0, (t.name, p)
+        tr = s["trust"]
+        assert tr["restores"] in (0, 1) and tr["ops_set_aside"] <= tr["ops_reissued"], tr
+        assert (tr["restore_message"] is None) == (tr["restores"] == 0), tr
 
 
 if __name__ == "__main__":
