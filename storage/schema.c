@@ -280,7 +280,7 @@ static const char *const migrations[] = {
      * count, which sales_unacked_order answers as fast (EXPLAIN QUERY PLAN
      * of every query on unacknowledged sales: the forwarder's takes them in
      * hlc order); one index write less per sale stored. */
-    "DROP INDEX sales_unacked;",
+    "DROP INDEX IF EXISTS sales_unacked;",
 };
 
 /* Work a step needs beyond its SQL, run in the same transaction. */
