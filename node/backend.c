@@ -508,6 +508,10 @@ static char *metrics_text(void *ctx)
     COUNTER("erp_verify_booked_total",
             "Of those, sales the ERP already held: acknowledged without sending them again.",
             fs.verify_booked);
+    COUNTER("mesh_links_greeted_total",
+            "Heartbeat rounds sent as soon as a connection to a peer came up (what was sent before "
+            "it was dropped).",
+            es.links_greeted);
     COUNTER("forwarders_passed_over_total",
             "Forwarders passed over because the backlog did not shrink in time.",
             es.forwarders_passed_over);

@@ -28,6 +28,8 @@ typedef struct {
     char endpoint[256];
     uint8_t server_pub[32]; /* the key it was connected with */
     void *dealer;
+    void *mon;       /* PAIR: the dealer's handshakes */
+    bool up_pending; /* a handshake finished, not yet reported (tm_mesh_links_up) */
 } link_t;
 
 struct tm_mesh {
@@ -50,6 +52,7 @@ struct tm_mesh {
      * count, so that a till retrying with a revoked key cannot fill the
      * disk with our logs. */
     uint64_t zap_refused, zap_refused_logged, zap_logged_at;
+    unsigned mon_seq; /* names the monitor endpoints */
 };
 
 /* ---- keys ------------------------------------------------------------- */
@@ -208,6 +211,35 @@ static const trusted_t *find_trusted_name(const tm_mesh_t *m, const char *name)
     return NULL;
 }
 
+static void close_link(link_t *l)
+{
+    if (l->dealer) {
+        (void)zmq_socket_monitor(l->dealer, NULL, 0);
+        zmq_close(l->dealer);
+    }
+    if (l->mon)
+        zmq_close(l->mon);
+    l->dealer = l->mon = NULL;
+    l->up_pending = false;
+}
+
+/* Reports each finished handshake of l's dealer on l->mon: a frame sent
+ * before it was dropped (ZMQ_IMMEDIATE), the engine greets the peer then. */
+static int watch_link(tm_mesh_t *m, link_t *l)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://tm-mesh-link-%u", ++m->mon_seq);
+    if (zmq_socket_monitor(l->dealer, ep, ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0 ||
+        !(l->mon = zmq_socket(m->ctx, ZMQ_PAIR)) || zmq_connect(l->mon, ep) != 0) {
+        tm_log_warn(m->log, "peer %s: cannot watch the connection: %s", l->name,
+                    zmq_strerror(zmq_errno()));
+        return TM_EIO;
+    }
+    int zero = 0;
+    zmq_setsockopt(l->mon, ZMQ_LINGER, &zero, sizeof zero);
+    return TM_OK;
+}
+
 static void *new_dealer(tm_mesh_t *m, const uint8_t server_pub[32]);
 
 /* After a reload: a link whose name left the trusted keys is closed (its
@@ -221,23 +253,21 @@ static void revise_links(tm_mesh_t *m)
         link_t *l = &m->links[i];
         const trusted_t *t = find_trusted_name(m, l->name);
         if (!t) {
-            if (l->dealer)
-                zmq_close(l->dealer);
+            close_link(l);
             tm_log_warn(m->log, "peer %s: key removed from %s: connection to %s closed", l->name,
                         m->trusted_file, l->endpoint);
             continue;
         }
         if (memcmp(t->pub, l->server_pub, 32) != 0) {
-            if (l->dealer)
-                zmq_close(l->dealer);
+            close_link(l);
             tm_log_warn(m->log, "peer %s: its key changed in %s: reconnecting with the new key",
                         l->name, m->trusted_file);
             memcpy(l->server_pub, t->pub, 32);
             l->dealer = new_dealer(m, t->pub);
-            if (l->dealer && zmq_connect(l->dealer, l->endpoint) != 0) {
-                zmq_close(l->dealer);
-                l->dealer = NULL;
-            }
+            if (l->dealer)
+                (void)watch_link(m, l);
+            if (l->dealer && zmq_connect(l->dealer, l->endpoint) != 0)
+                close_link(l);
         }
         m->links[k++] = *l;
     }
@@ -411,7 +441,7 @@ void tm_mesh_destroy(tm_mesh_t **self_p)
     if (!m)
         return;
     for (size_t i = 0; i < m->n_links; i++)
-        zmq_close(m->links[i].dealer);
+        close_link(&m->links[i]);
     if (m->router)
         zmq_close(m->router);
     if (m->zap)
@@ -485,14 +515,15 @@ int tm_mesh_connect(tm_mesh_t *m, const char *name, const char *endpoint)
         l = &m->links[m->n_links++];
         memset(l, 0, sizeof *l);
         tm_strlcpy(l->name, name, sizeof l->name);
-    } else if (l->dealer) {
-        zmq_close(l->dealer);
-        l->dealer = NULL;
+    } else {
+        close_link(l);
     }
     tm_strlcpy(l->endpoint, endpoint, sizeof l->endpoint);
     memcpy(l->server_pub, t->pub, 32);
     if (!(l->dealer = new_dealer(m, t->pub)))
         return TM_EIO;
+    /* Without the watch the peer is still greeted, a heartbeat later. */
+    (void)watch_link(m, l);
     if (zmq_connect(l->dealer, endpoint) != 0) {
         tm_log_warn(m->log, "peer %s: cannot connect to %s: %s", name, endpoint,
                     zmq_strerror(zmq_errno()));
@@ -518,7 +549,50 @@ size_t tm_mesh_pollitems(tm_mesh_t *m, zmq_pollitem_t *items, size_t max)
         return 0;
     items[0] = (zmq_pollitem_t){.socket = m->router, .events = ZMQ_POLLIN};
     items[1] = (zmq_pollitem_t){.socket = m->zap, .events = ZMQ_POLLIN};
-    return 2;
+    size_t n = 2;
+    for (size_t i = 0; i < m->n_links && n < max; i++)
+        if (m->links[i].mon)
+            items[n++] = (zmq_pollitem_t){.socket = m->links[i].mon, .events = ZMQ_POLLIN};
+    return n;
+}
+
+/* Reads l's monitor events; notes a finished handshake for
+ * tm_mesh_links_up. Done in tm_mesh_process, so that a caller that does not
+ * ask is not woken again and again by events nobody reads. */
+static void drain_monitor(link_t *l)
+{
+    /* An event is two frames: 6 bytes (event, value), the endpoint. */
+    for (int k = 0; l->mon && k < 16; k++) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        zmq_msg_init(&addr);
+        bool got = zmq_msg_recv(&ev, l->mon, ZMQ_DONTWAIT) >= 0;
+        if (got && zmq_msg_more(&ev))
+            (void)zmq_msg_recv(&addr, l->mon, ZMQ_DONTWAIT);
+        uint16_t event = 0;
+        if (got && zmq_msg_size(&ev) >= 2)
+            memcpy(&event, zmq_msg_data(&ev), sizeof event);
+        zmq_msg_close(&ev);
+        zmq_msg_close(&addr);
+        if (!got)
+            break;
+        l->up_pending |= event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+    }
+}
+
+size_t tm_mesh_links_up(tm_mesh_t *m, tm_mesh_link_fn fn, void *ctx)
+{
+    size_t up = 0;
+    for (size_t i = 0; i < m->n_links; i++) {
+        link_t *l = &m->links[i];
+        if (!l->up_pending)
+            continue;
+        l->up_pending = false;
+        tm_log_debug(m->log, "peer %s: connected", l->name);
+        fn(ctx, l->name);
+        up++;
+    }
+    return up;
 }
 
 /* ---- ZAP: who may connect --------------------------------------------- */
@@ -655,6 +729,8 @@ cleanup:
 
 void tm_mesh_process(tm_mesh_t *m, tm_mesh_frame_fn fn, void *ctx)
 {
+    for (size_t i = 0; i < m->n_links; i++)
+        drain_monitor(&m->links[i]);
     int events;
     size_t sz = sizeof events;
     /* Bounded rounds, and a time budget: every frame may be a fsynced
