@@ -28,8 +28,11 @@ typedef struct {
     char endpoint[256];
     uint8_t server_pub[32]; /* the key it was connected with */
     void *dealer;
-    void *mon;       /* PAIR: the dealer's handshakes */
-    bool up_pending; /* a handshake finished, not yet reported (tm_mesh_links_up) */
+    void *mon;          /* PAIR: the dealer's handshakes and disconnections */
+    bool up_pending;    /* a handshake finished, not yet reported (tm_mesh_links_up) */
+    bool tcp;           /* TCP connected (handshake done or under way) */
+    bool up;            /* handshake done and not disconnected since */
+    uint64_t redial_ms; /* when it was last redialled (mono ms) */
 } link_t;
 
 struct tm_mesh {
@@ -220,7 +223,7 @@ static void close_link(link_t *l)
     if (l->mon)
         zmq_close(l->mon);
     l->dealer = l->mon = NULL;
-    l->up_pending = false;
+    l->up_pending = l->up = l->tcp = false;
 }
 
 /* Reports each finished handshake of l's dealer on l->mon: a frame sent
@@ -229,7 +232,9 @@ static int watch_link(tm_mesh_t *m, link_t *l)
 {
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://tm-mesh-link-%u", ++m->mon_seq);
-    if (zmq_socket_monitor(l->dealer, ep, ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0 ||
+    if (zmq_socket_monitor(l->dealer, ep,
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_DISCONNECTED) != 0 ||
         !(l->mon = zmq_socket(m->ctx, ZMQ_PAIR)) || zmq_connect(l->mon, ep) != 0) {
         tm_log_warn(m->log, "peer %s: cannot watch the connection: %s", l->name,
                     zmq_strerror(zmq_errno()));
@@ -550,9 +555,14 @@ size_t tm_mesh_pollitems(tm_mesh_t *m, zmq_pollitem_t *items, size_t max)
     items[0] = (zmq_pollitem_t){.socket = m->router, .events = ZMQ_POLLIN};
     items[1] = (zmq_pollitem_t){.socket = m->zap, .events = ZMQ_POLLIN};
     size_t n = 2;
-    for (size_t i = 0; i < m->n_links && n < max; i++)
-        if (m->links[i].mon)
-            items[n++] = (zmq_pollitem_t){.socket = m->links[i].mon, .events = ZMQ_POLLIN};
+    for (size_t i = 0; i < m->n_links && n < max; i++) {
+        link_t *l = &m->links[i];
+        if (l->mon)
+            items[n++] = (zmq_pollitem_t){.socket = l->mon, .events = ZMQ_POLLIN};
+        /* Up but not yet writable (tm_mesh_links_up): wake when it is. */
+        if (l->up_pending && l->dealer && n < max)
+            items[n++] = (zmq_pollitem_t){.socket = l->dealer, .events = ZMQ_POLLOUT};
+    }
     return n;
 }
 
@@ -576,8 +586,46 @@ static void drain_monitor(link_t *l)
         zmq_msg_close(&addr);
         if (!got)
             break;
-        l->up_pending |= event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+        if (event == ZMQ_EVENT_CONNECTED)
+            l->tcp = true;
+        else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            l->up_pending = l->up = l->tcp = true;
+        else if (event == ZMQ_EVENT_DISCONNECTED)
+            l->up = l->tcp = false;
     }
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+#define REDIAL_MIN_MS 1000
+
+/* A frame came in from a peer our link to which is down: it is up now, but
+ * our dealer may wait out its reconnect backoff (up to 2 s) before it
+ * tries again, and our answer to its hello would be dropped meanwhile. A
+ * new dealer dials at once: not while a connection is up or handshaking,
+ * and at most every REDIAL_MIN_MS per peer. */
+static void redial(tm_mesh_t *m, const char *name)
+{
+    link_t *l = find_link(m, name);
+    if (!l || !l->dealer || l->tcp)
+        return;
+    uint64_t now = mono_ms();
+    if (l->redial_ms && now - l->redial_ms < REDIAL_MIN_MS)
+        return;
+    l->redial_ms = now;
+    close_link(l);
+    if (!(l->dealer = new_dealer(m, l->server_pub)))
+        return;
+    (void)watch_link(m, l);
+    if (zmq_connect(l->dealer, l->endpoint) != 0)
+        close_link(l);
+    else
+        tm_log_debug(m->log, "peer %s: it spoke to us: dialling it again now", name);
 }
 
 size_t tm_mesh_links_up(tm_mesh_t *m, tm_mesh_link_fn fn, void *ctx)
@@ -585,7 +633,15 @@ size_t tm_mesh_links_up(tm_mesh_t *m, tm_mesh_link_fn fn, void *ctx)
     size_t up = 0;
     for (size_t i = 0; i < m->n_links; i++) {
         link_t *l = &m->links[i];
+        int events = 0;
+        size_t sz = sizeof events;
         if (!l->up_pending)
+            continue;
+        /* The monitor reports the handshake from libzmq's I/O thread; the
+         * dealer takes the new connection when it next handles its commands
+         * (ZMQ_EVENTS makes it), and a frame sent before is still dropped. */
+        if (!l->dealer || zmq_getsockopt(l->dealer, ZMQ_EVENTS, &events, &sz) != 0 ||
+            !(events & ZMQ_POLLOUT))
             continue;
         l->up_pending = false;
         tm_log_debug(m->log, "peer %s: connected", l->name);
@@ -708,6 +764,7 @@ static void router_recv_one(tm_mesh_t *m, tm_mesh_frame_fn fn, void *ctx, int *g
     if (user && strlen(user) == 40 && zmq_z85_decode(pub, user))
         name = tm_mesh_key_name(m, pub);
     if (name) {
+        redial(m, name);
         fn(ctx, name, zmq_msg_data(&body), zmq_msg_size(&body));
     } else {
         /* Its key left the trusted keys after it connected. libzmq cannot
