@@ -85,7 +85,7 @@ int main(int argc, char **argv)
     size_t batch = argc > 3 ? strtoul(argv[3], NULL, 10) : 1000;
     const char *keyfile = argc > 4 ? argv[4] : NULL;
     uint8_t pk[TM_SIGN_PK_LEN], sk[TM_SIGN_SK_LEN], origin[TM_NODE_ID_LEN], chain[32] = {0};
-    char last_id[TM_UUID_LEN] = "";
+    char last_id[TM_UUID_LEN] = "", first_id[TM_UUID_LEN] = "";
     if (batch == 0) {
         fprintf(stderr, "tm_fill: BATCH must be > 0\n");
         return 2;
@@ -124,6 +124,8 @@ int main(int argc, char **argv)
             op->kind = TM_OP_SALE;
             if (make_body(done + k, &op->body, &op->body_len, last_id))
                 return 1;
+            if (done + k == 0)
+                memcpy(first_id, last_id, TM_UUID_LEN);
             if (keyfile) {
                 uint8_t h[32];
                 tm_sign_op_hash(op->origin, op->seq, op->hlc, op->kind, op->body, op->body_len, h);
@@ -146,11 +148,12 @@ int main(int argc, char **argv)
         }
         done += k;
     }
-    /* The last sale's id: a till catching up holds it once it holds all. */
+    /* The last sale's id: a till catching up holds it once it holds all;
+     * the first: once its catch-up has begun. */
     printf("store_apply_ops_per_s %.0f n=%llu batch=%zu verified=%d cpu_us_per_op=%.1f "
-           "last_sale=%s\n",
+           "last_sale=%s first_sale=%s\n",
            (double)n / spent, (unsigned long long)n, batch, keyfile != NULL, cpu / (double)n * 1e6,
-           last_id);
+           last_id, first_id);
     free(ops);
     tm_store_destroy(&st);
     return 0;

@@ -15,8 +15,7 @@ const char *tm_uplink_name(tm_uplink_t u)
 bool tm_engine__self_complete(const tm_engine_t *e)
 {
     for (size_t i = 0; i < e->n_peers; i++)
-        if (e->peers[i].info.state == TM_PEER_ALIVE &&
-            tm_vv_ahead(&e->peers[i].vv, &e->vv) > 0)
+        if (e->peers[i].info.state == TM_PEER_ALIVE && tm_vv_ahead(&e->peers[i].vv, &e->vv) > 0)
             return false;
     return true;
 }
@@ -239,6 +238,22 @@ void tm_engine__elect(tm_engine_t *e, uint64_t now_ms)
     }
     e->elect = r;
     e->next_heartbeat = now_ms; /* tell everyone at once */
+}
+
+void tm_engine_link_up(tm_engine_t *e, const char *name, uint64_t now_ms)
+{
+    /* What we sent it before was dropped (libzmq queues nothing for a link
+     * without a finished handshake): our hello, or the answer to its hello.
+     * The round goes out now instead of at the next heartbeat, so that a
+     * till back from a day off starts its catch-up as soon as it can. A
+     * link comes up at a start, a peer's restart or a repaired cable: an
+     * extra round then is cheap. */
+    for (size_t i = 0; i < e->n_peers; i++)
+        if (strcmp(e->peers[i].info.name, name) == 0) {
+            e->next_heartbeat = now_ms;
+            e->stats.links_greeted++;
+            return;
+        }
 }
 
 void tm_engine_set_uplink(tm_engine_t *e, tm_uplink_t state, uint64_t since_wall_ms,

@@ -263,9 +263,14 @@ typedef struct {
     uint64_t ops_kept_aside;         /* peer ops kept in the log but not shown (conflicts) */
     uint64_t forwarders_passed_over; /* forwarders whose backlog did not shrink in time */
     uint64_t claims_implausible;     /* heartbeats with priority or epoch out of range */
+    uint64_t links_greeted;          /* heartbeat rounds sent as a peer's link came up */
 } tm_engine_stats_t;
 
 void tm_engine_stats(const tm_engine_t *self, tm_engine_stats_t *out);
+/* The mesh finished a handshake with peer `name`: what we sent it before
+ * was dropped, so a heartbeat round (a hello to a peer not heard yet) goes
+ * out at the next tick. */
+void tm_engine_link_up(tm_engine_t *self, const char *name, uint64_t now_ms);
 
 /* ---- bounds, quota, revocation ------------------------------------- */
 

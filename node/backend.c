@@ -245,13 +245,19 @@ static json_t *status_erp(tm_daemon_t *d)
         json_pack("{s:I, s:I, s:o, s:b}", "checked", (json_int_t)fs.reconcile_checked, "missing",
                   (json_int_t)fs.reconcile_missing, "last_at",
                   tm_daemon_wall_json(fs.reconcile_last_wall_ms), "off", fs.reconcile_off);
-    return json_pack("{s:I, s:o, s:o, s:I, s:b, s:I, s:s, s:I, s:I, s:o, s:I, s:o}", "backlog",
-                     (json_int_t)bl.unsent, "oldest_unsent_age_s", age, "last_forward_at",
-                     tm_daemon_wall_json(fs.last_forward_wall_ms), "parked", (json_int_t)bl.parked,
-                     "in_flight", fs.in_flight, "failures", (json_int_t)fs.failures, "last_error",
-                     fs.last_error, "sales_acked_here", (json_int_t)fs.sales_acked, "batches_ok",
-                     (json_int_t)fs.batches_ok, "error", err ? json_string(err) : json_null(),
-                     "protocol_errors", (json_int_t)fs.protocol_errors, "reconcile", rec);
+    /* Hand-over: sales asked about before a re-send, and those the ERP
+     * already held (acknowledged without being sent again). */
+    json_t *verify = json_pack("{s:I, s:I}", "checked", (json_int_t)fs.verify_checked, "booked",
+                               (json_int_t)fs.verify_booked);
+    return json_pack("{s:I, s:o, s:o, s:I, s:b, s:I, s:I, s:s, s:I, s:I, s:o, s:I, s:o, s:o}",
+                     "backlog", (json_int_t)bl.unsent, "oldest_unsent_age_s", age,
+                     "last_forward_at", tm_daemon_wall_json(fs.last_forward_wall_ms), "parked",
+                     (json_int_t)bl.parked, "in_flight", fs.in_flight, "requests_in_flight",
+                     (json_int_t)fs.requests_in_flight, "failures", (json_int_t)fs.failures,
+                     "last_error", fs.last_error, "sales_acked_here", (json_int_t)fs.sales_acked,
+                     "batches_ok", (json_int_t)fs.batches_ok, "error",
+                     err ? json_string(err) : json_null(), "protocol_errors",
+                     (json_int_t)fs.protocol_errors, "reconcile", rec, "verify", verify);
 }
 
 /* Returns flagged for review: counts, and the first few so that a person
@@ -512,6 +518,19 @@ static char *metrics_text(void *ctx)
     COUNTER("erp_reconcile_missing_total",
             "Acknowledged sales the ERP did not hold, found by reconcile and sent again.",
             fs.reconcile_missing);
+    GAUGE("erp_requests_in_flight",
+          "Requests to the ERP sent and not yet answered (sales batches, status questions).",
+          fs.requests_in_flight);
+    COUNTER("erp_verify_checked_total",
+            "Sales this till asked the ERP about before sending them again (hand-over).",
+            fs.verify_checked);
+    COUNTER("erp_verify_booked_total",
+            "Of those, sales the ERP already held: acknowledged without sending them again.",
+            fs.verify_booked);
+    COUNTER("mesh_links_greeted_total",
+            "Heartbeat rounds sent as soon as a connection to a peer came up (what was sent before "
+            "it was dropped).",
+            es.links_greeted);
     COUNTER("forwarders_passed_over_total",
             "Forwarders passed over because the backlog did not shrink in time.",
             es.forwarders_passed_over);

@@ -43,6 +43,12 @@ void tm_daemon_flush(tm_daemon_t *d)
     tm_outbox_clear(&d->outbox);
 }
 
+static void on_link_up(void *ctx, const char *peer)
+{
+    tm_daemon_t *d = ctx;
+    tm_engine_link_up(d->engine, peer, tm_daemon_mono_ms());
+}
+
 static void on_frame(void *ctx, const char *peer, const uint8_t *frame, size_t len)
 {
     tm_daemon_t *d = ctx;
@@ -597,7 +603,8 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
             reload(d);
             tm_daemon_notify_ready(d);
         }
-        size_t n = tm_mesh_pollitems(d->mesh, items, 3);
+        /* The rest of items is for the API, metrics, discovery, the ERP. */
+        size_t n = tm_mesh_pollitems(d->mesh, items, 40);
         items[n++] =
             (zmq_pollitem_t){.socket = NULL, .fd = tm_api_fd(d->api), .events = ZMQ_POLLIN};
         if (d->metrics)
@@ -613,6 +620,7 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
             return TM_EIO;
         }
         tm_mesh_process(d->mesh, on_frame, d);
+        (void)tm_mesh_links_up(d->mesh, on_link_up, d);
         tm_daemon_flush(d);
         tm_daemon_disc_events(d);
         tm_api_run(d->api);

@@ -28,6 +28,11 @@ typedef struct {
     char endpoint[256];
     uint8_t server_pub[32]; /* the key it was connected with */
     void *dealer;
+    void *mon;          /* PAIR: the dealer's handshakes and disconnections */
+    bool up_pending;    /* a handshake finished, not yet reported (tm_mesh_links_up) */
+    bool tcp;           /* TCP connected (handshake done or under way) */
+    bool up;            /* handshake done and not disconnected since */
+    uint64_t redial_ms; /* when it was last redialled (mono ms) */
 } link_t;
 
 struct tm_mesh {
@@ -50,6 +55,7 @@ struct tm_mesh {
      * count, so that a till retrying with a revoked key cannot fill the
      * disk with our logs. */
     uint64_t zap_refused, zap_refused_logged, zap_logged_at;
+    unsigned mon_seq; /* names the monitor endpoints */
 };
 
 /* ---- keys ------------------------------------------------------------- */
@@ -208,6 +214,37 @@ static const trusted_t *find_trusted_name(const tm_mesh_t *m, const char *name)
     return NULL;
 }
 
+static void close_link(link_t *l)
+{
+    if (l->dealer) {
+        (void)zmq_socket_monitor(l->dealer, NULL, 0);
+        zmq_close(l->dealer);
+    }
+    if (l->mon)
+        zmq_close(l->mon);
+    l->dealer = l->mon = NULL;
+    l->up_pending = l->up = l->tcp = false;
+}
+
+/* Reports each finished handshake of l's dealer on l->mon: a frame sent
+ * before it was dropped (ZMQ_IMMEDIATE), the engine greets the peer then. */
+static int watch_link(tm_mesh_t *m, link_t *l)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://tm-mesh-link-%u", ++m->mon_seq);
+    if (zmq_socket_monitor(l->dealer, ep,
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_DISCONNECTED) != 0 ||
+        !(l->mon = zmq_socket(m->ctx, ZMQ_PAIR)) || zmq_connect(l->mon, ep) != 0) {
+        tm_log_warn(m->log, "peer %s: cannot watch the connection: %s", l->name,
+                    zmq_strerror(zmq_errno()));
+        return TM_EIO;
+    }
+    int zero = 0;
+    zmq_setsockopt(l->mon, ZMQ_LINGER, &zero, sizeof zero);
+    return TM_OK;
+}
+
 static void *new_dealer(tm_mesh_t *m, const uint8_t server_pub[32]);
 
 /* After a reload: a link whose name left the trusted keys is closed (its
@@ -221,23 +258,21 @@ static void revise_links(tm_mesh_t *m)
         link_t *l = &m->links[i];
         const trusted_t *t = find_trusted_name(m, l->name);
         if (!t) {
-            if (l->dealer)
-                zmq_close(l->dealer);
+            close_link(l);
             tm_log_warn(m->log, "peer %s: key removed from %s: connection to %s closed", l->name,
                         m->trusted_file, l->endpoint);
             continue;
         }
         if (memcmp(t->pub, l->server_pub, 32) != 0) {
-            if (l->dealer)
-                zmq_close(l->dealer);
+            close_link(l);
             tm_log_warn(m->log, "peer %s: its key changed in %s: reconnecting with the new key",
                         l->name, m->trusted_file);
             memcpy(l->server_pub, t->pub, 32);
             l->dealer = new_dealer(m, t->pub);
-            if (l->dealer && zmq_connect(l->dealer, l->endpoint) != 0) {
-                zmq_close(l->dealer);
-                l->dealer = NULL;
-            }
+            if (l->dealer)
+                (void)watch_link(m, l);
+            if (l->dealer && zmq_connect(l->dealer, l->endpoint) != 0)
+                close_link(l);
         }
         m->links[k++] = *l;
     }
@@ -411,7 +446,7 @@ void tm_mesh_destroy(tm_mesh_t **self_p)
     if (!m)
         return;
     for (size_t i = 0; i < m->n_links; i++)
-        zmq_close(m->links[i].dealer);
+        close_link(&m->links[i]);
     if (m->router)
         zmq_close(m->router);
     if (m->zap)
@@ -485,14 +520,15 @@ int tm_mesh_connect(tm_mesh_t *m, const char *name, const char *endpoint)
         l = &m->links[m->n_links++];
         memset(l, 0, sizeof *l);
         tm_strlcpy(l->name, name, sizeof l->name);
-    } else if (l->dealer) {
-        zmq_close(l->dealer);
-        l->dealer = NULL;
+    } else {
+        close_link(l);
     }
     tm_strlcpy(l->endpoint, endpoint, sizeof l->endpoint);
     memcpy(l->server_pub, t->pub, 32);
     if (!(l->dealer = new_dealer(m, t->pub)))
         return TM_EIO;
+    /* Without the watch the peer is still greeted, a heartbeat later. */
+    (void)watch_link(m, l);
     if (zmq_connect(l->dealer, endpoint) != 0) {
         tm_log_warn(m->log, "peer %s: cannot connect to %s: %s", name, endpoint,
                     zmq_strerror(zmq_errno()));
@@ -518,7 +554,101 @@ size_t tm_mesh_pollitems(tm_mesh_t *m, zmq_pollitem_t *items, size_t max)
         return 0;
     items[0] = (zmq_pollitem_t){.socket = m->router, .events = ZMQ_POLLIN};
     items[1] = (zmq_pollitem_t){.socket = m->zap, .events = ZMQ_POLLIN};
-    return 2;
+    size_t n = 2;
+    for (size_t i = 0; i < m->n_links && n < max; i++) {
+        link_t *l = &m->links[i];
+        if (l->mon)
+            items[n++] = (zmq_pollitem_t){.socket = l->mon, .events = ZMQ_POLLIN};
+        /* Up but not yet writable (tm_mesh_links_up): wake when it is. */
+        if (l->up_pending && l->dealer && n < max)
+            items[n++] = (zmq_pollitem_t){.socket = l->dealer, .events = ZMQ_POLLOUT};
+    }
+    return n;
+}
+
+/* Reads l's monitor events; notes a finished handshake for
+ * tm_mesh_links_up. Done in tm_mesh_process, so that a caller that does not
+ * ask is not woken again and again by events nobody reads. */
+static void drain_monitor(link_t *l)
+{
+    /* An event is two frames: 6 bytes (event, value), the endpoint. */
+    for (int k = 0; l->mon && k < 16; k++) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        zmq_msg_init(&addr);
+        bool got = zmq_msg_recv(&ev, l->mon, ZMQ_DONTWAIT) >= 0;
+        if (got && zmq_msg_more(&ev))
+            (void)zmq_msg_recv(&addr, l->mon, ZMQ_DONTWAIT);
+        uint16_t event = 0;
+        if (got && zmq_msg_size(&ev) >= 2)
+            memcpy(&event, zmq_msg_data(&ev), sizeof event);
+        zmq_msg_close(&ev);
+        zmq_msg_close(&addr);
+        if (!got)
+            break;
+        if (event == ZMQ_EVENT_CONNECTED)
+            l->tcp = true;
+        else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            l->up_pending = l->up = l->tcp = true;
+        else if (event == ZMQ_EVENT_DISCONNECTED)
+            l->up = l->tcp = false;
+    }
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+#define REDIAL_MIN_MS 1000
+
+/* A frame came in from a peer our link to which is down: it is up now, but
+ * our dealer may wait out its reconnect backoff (up to 2 s) before it
+ * tries again, and our answer to its hello would be dropped meanwhile. A
+ * new dealer dials at once: not while a connection is up or handshaking,
+ * and at most every REDIAL_MIN_MS per peer. */
+static void redial(tm_mesh_t *m, const char *name)
+{
+    link_t *l = find_link(m, name);
+    if (!l || !l->dealer || l->tcp)
+        return;
+    uint64_t now = mono_ms();
+    if (l->redial_ms && now - l->redial_ms < REDIAL_MIN_MS)
+        return;
+    l->redial_ms = now;
+    close_link(l);
+    if (!(l->dealer = new_dealer(m, l->server_pub)))
+        return;
+    (void)watch_link(m, l);
+    if (zmq_connect(l->dealer, l->endpoint) != 0)
+        close_link(l);
+    else
+        tm_log_debug(m->log, "peer %s: it spoke to us: dialling it again now", name);
+}
+
+size_t tm_mesh_links_up(tm_mesh_t *m, tm_mesh_link_fn fn, void *ctx)
+{
+    size_t up = 0;
+    for (size_t i = 0; i < m->n_links; i++) {
+        link_t *l = &m->links[i];
+        int events = 0;
+        size_t sz = sizeof events;
+        if (!l->up_pending)
+            continue;
+        /* The monitor reports the handshake from libzmq's I/O thread; the
+         * dealer takes the new connection when it next handles its commands
+         * (ZMQ_EVENTS makes it), and a frame sent before is still dropped. */
+        if (!l->dealer || zmq_getsockopt(l->dealer, ZMQ_EVENTS, &events, &sz) != 0 ||
+            !(events & ZMQ_POLLOUT))
+            continue;
+        l->up_pending = false;
+        tm_log_debug(m->log, "peer %s: connected", l->name);
+        fn(ctx, l->name);
+        up++;
+    }
+    return up;
 }
 
 /* ---- ZAP: who may connect --------------------------------------------- */
@@ -634,6 +764,7 @@ static void router_recv_one(tm_mesh_t *m, tm_mesh_frame_fn fn, void *ctx, int *g
     if (user && strlen(user) == 40 && zmq_z85_decode(pub, user))
         name = tm_mesh_key_name(m, pub);
     if (name) {
+        redial(m, name);
         fn(ctx, name, zmq_msg_data(&body), zmq_msg_size(&body));
     } else {
         /* Its key left the trusted keys after it connected. libzmq cannot
@@ -655,6 +786,8 @@ cleanup:
 
 void tm_mesh_process(tm_mesh_t *m, tm_mesh_frame_fn fn, void *ctx)
 {
+    for (size_t i = 0; i < m->n_links; i++)
+        drain_monitor(&m->links[i]);
     int events;
     size_t sz = sizeof events;
     /* Bounded rounds, and a time budget: every frame may be a fsynced

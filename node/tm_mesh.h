@@ -71,9 +71,14 @@ int tm_mesh_connect(tm_mesh_t *self, const char *name, const char *endpoint);
  * live connection (the frame is dropped: the protocol repairs it). */
 int tm_mesh_send(tm_mesh_t *self, const char *name, const uint8_t *frame, size_t len);
 
-/* The sockets to poll (ROUTER and ZAP); returns how many were written
- * (at most max). */
+/* The sockets to poll (ROUTER, ZAP, then one per peer link while max
+ * allows); returns how many were written (at most max). */
 size_t tm_mesh_pollitems(tm_mesh_t *self, zmq_pollitem_t *items, size_t max);
+/* Calls fn for each peer whose connection finished its handshake (as
+ * tm_mesh_process found) since the last call: frames sent to it before
+ * were dropped. Returns how many. */
+typedef void (*tm_mesh_link_fn)(void *ctx, const char *peer);
+size_t tm_mesh_links_up(tm_mesh_t *self, tm_mesh_link_fn fn, void *ctx);
 /* Serves pending ZAP requests and delivers pending frames to fn; never
  * blocks. */
 void tm_mesh_process(tm_mesh_t *self, tm_mesh_frame_fn fn, void *ctx);

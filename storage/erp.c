@@ -2,6 +2,7 @@
  * touch only the local `parked` table: no op, nothing replicated. */
 #include "store_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,24 +127,45 @@ int tm_store_backlog(tm_store_t *self, tm_backlog_t *out)
 {
     sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof *out);
+    /* Called on every till at each heartbeat (the forwarder watch) and by
+     * /metrics and status. The answer is kept until this connection writes
+     * a row (the only writer of the file): with the ERP out of reach a big
+     * backlog is asked about again and again while nothing changes. */
+    int64_t changes = (int64_t)sqlite3_total_changes64(self->db);
+    if (self->backlog_ok && self->backlog_changes == changes) {
+        *out = self->backlog;
+        return TM_OK;
+    }
+    /* No scan through the sales table: the unacknowledged are counted on
+     * their partial index; parked sales are few (each one a refusal a
+     * person must look at) and are subtracted by their own rows (CROSS
+     * JOIN: parked first, whatever the planner guesses); the oldest unsent
+     * sale is the first of that index that is not parked. The query before
+     * read each unacknowledged sale's row twice: 25 ms for 100,000. */
     int rc = s_prepare(self,
-                       "SELECT (SELECT count(*) FROM sales WHERE acked = 0"
-                       "         AND sale_id NOT IN (SELECT sale_id FROM parked WHERE active = 1)),"
-                       " (SELECT min(op_hlc) FROM sales WHERE acked = 0"
-                       "         AND sale_id NOT IN (SELECT sale_id FROM parked WHERE active = 1)),"
-                       " (SELECT count(*) FROM parked p JOIN sales s USING (sale_id)"
-                       "         WHERE s.acked = 0 AND p.active = 1)",
+                       "SELECT (SELECT count(*) FROM sales WHERE acked = 0),"
+                       " (SELECT count(*) FROM parked p CROSS JOIN sales s USING (sale_id)"
+                       "         WHERE p.active = 1 AND s.acked = 0),"
+                       " (SELECT op_hlc FROM sales s WHERE acked = 0 AND NOT EXISTS"
+                       "         (SELECT 1 FROM parked p WHERE p.sale_id = s.sale_id"
+                       "          AND p.active = 1) ORDER BY op_hlc LIMIT 1)",
                        &st);
     if (rc)
         return rc;
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
-        out->unsent = (uint64_t)sqlite3_column_int64(st, 0);
-        out->oldest_hlc = (uint64_t)sqlite3_column_int64(st, 1);
-        out->parked = (uint64_t)sqlite3_column_int64(st, 2);
+        int64_t unacked = sqlite3_column_int64(st, 0), parked = sqlite3_column_int64(st, 1);
+        out->unsent = (uint64_t)(unacked > parked ? unacked - parked : 0);
+        out->parked = (uint64_t)parked;
+        out->oldest_hlc = (uint64_t)sqlite3_column_int64(st, 2);
     }
     rc = tm_store__err(self, src);
     sqlite3_finalize(st);
+    if (rc == TM_OK) {
+        self->backlog = *out;
+        self->backlog_changes = changes;
+        self->backlog_ok = true;
+    }
     return rc;
 }
 

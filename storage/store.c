@@ -265,6 +265,7 @@ int tm_store__close_db(tm_store_t *self)
         self->st[i] = NULL;
     }
     self->counts_ok = false;
+    self->backlog_ok = false; /* a new connection counts changes from 0 */
     /* SQLITE_BUSY: a statement outside the cache is still open; the
      * connection stays as it is. */
     if (sqlite3_close(self->db) != SQLITE_OK)

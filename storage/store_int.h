@@ -151,6 +151,11 @@ struct tm_store {
      * was last looked at by tm_store_trim (a whole period without one). */
     uint64_t writes, writes_at_trim;
     bool trimmed;
+    /* erp.c: the last backlog and the connection's change count it was
+     * computed at (any row written since, here, makes it stale). */
+    bool backlog_ok;
+    int64_t backlog_changes;
+    tm_backlog_t backlog;
     bool name_cached;
     uint8_t name_origin[TM_NODE_ID_LEN];
     char name[TM_TILL_MAX];

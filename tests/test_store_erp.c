@@ -315,3 +315,123 @@ Test(store_erp, a_stub_with_a_body_is_refused)
     cr_assert_eq(tm_store_apply(st, &op, 1, NULL), TM_EPROTO);
     tm_store_destroy(&st);
 }
+
+/* The backlog as the query before computed it: a scan of every
+ * unacknowledged sale, on a second connection to the same file. */
+static void slow_backlog(tm_backlog_t *out)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(
+                     db,
+                     "SELECT (SELECT count(*) FROM sales WHERE acked = 0"
+                     "         AND sale_id NOT IN (SELECT sale_id FROM parked WHERE active = 1)),"
+                     " (SELECT min(op_hlc) FROM sales WHERE acked = 0"
+                     "         AND sale_id NOT IN (SELECT sale_id FROM parked WHERE active = 1)),"
+                     " (SELECT count(*) FROM parked p JOIN sales s USING (sale_id)"
+                     "         WHERE s.acked = 0 AND p.active = 1)",
+                     -1, &st, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    out->unsent = (uint64_t)sqlite3_column_int64(st, 0);
+    out->oldest_hlc = (uint64_t)sqlite3_column_int64(st, 1);
+    out->parked = (uint64_t)sqlite3_column_int64(st, 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void check_backlog(tm_store_t *st, uint64_t unsent, uint64_t parked, const char *when)
+{
+    tm_backlog_t fast, slow;
+    cr_assert_eq(tm_store_backlog(st, &fast), TM_OK, "%s", when);
+    slow_backlog(&slow);
+    cr_assert_eq(fast.unsent, slow.unsent, "%s: unsent %llu, the scan says %llu", when,
+                 (unsigned long long)fast.unsent, (unsigned long long)slow.unsent);
+    cr_assert_eq(fast.parked, slow.parked, "%s: parked", when);
+    cr_assert_eq(fast.oldest_hlc, slow.oldest_hlc, "%s: oldest", when);
+    cr_assert_eq(fast.unsent, unsent, "%s: unsent %llu, expected %llu", when,
+                 (unsigned long long)fast.unsent, (unsigned long long)unsent);
+    cr_assert_eq(fast.parked, parked, "%s: parked", when);
+}
+
+/* An ERP_ACK op that only revokes (reconcile: the ERP does not hold them). */
+static void put_revoke(tm_store_t *st, uint64_t seq, char (*ids)[TM_UUID_LEN], size_t n)
+{
+    tm_erp_ack_t a = {.revoked = ids, .n_revoked = n, .epoch = 1};
+    strcpy(a.idempotency_key, "reconcile");
+    tm_op_t op = {.seq = seq, .hlc = 5000 + seq, .kind = TM_OP_ERP_ACK};
+    memset(op.origin, 0x79, TM_NODE_ID_LEN);
+    cr_assert_eq(tm_wire_ack_encode(&a, &op.body, &op.body_len), TM_OK);
+    cr_assert_eq(tm_store_apply(st, &op, 1, NULL), TM_OK);
+    free(op.body);
+}
+
+Test(store_erp, backlog_figures_equal_a_full_scan_through_acks_parks_retention_and_restart)
+{
+    tm_store_t *st;
+    char ids[10][TM_UUID_LEN];
+    size_t n;
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    check_backlog(st, 0, 0, "empty");
+    for (uint64_t i = 0; i < 10; i++)
+        put_sale(st, 0x11, i + 1, (100 + i) << 16, ids[i]);
+    check_backlog(st, 10, 0, "10 sales");
+    cr_assert_eq(tm_store_park(st, ids[0], 422, "bad tax code", 1), TM_OK);
+    cr_assert_eq(tm_store_park(st, ids[7], 422, "bad tax code", 2), TM_OK);
+    check_backlog(st, 8, 2, "2 parked, one of them the oldest");
+    put_ack(st, TM_OP_ERP_ACK, 1, &ids[1], 4, "k1"); /* 1..4 booked */
+    check_backlog(st, 4, 2, "4 acknowledged");
+    /* An ack for a parked sale: it leaves the parked count too. */
+    put_ack(st, TM_OP_ERP_ACK, 2, &ids[7], 1, "k2");
+    check_backlog(st, 4, 1, "a parked sale acknowledged");
+    put_ack(st, TM_OP_ERP_ACK, 3, &ids[1], 1, "k3"); /* again: no change */
+    check_backlog(st, 4, 1, "an ack repeated");
+    cr_assert_eq(tm_store_unpark(st, ids[0]), TM_OK);
+    check_backlog(st, 5, 0, "unparked");
+    put_revoke(st, 1, &ids[2], 2); /* the ERP lost 2 and 3 */
+    check_backlog(st, 7, 0, "2 revoked");
+    cr_assert_eq(tm_store_compact(st, (uint64_t)200 << 16, 100, &n), TM_OK);
+    cr_assert_gt(n, 0, "booked sales forgotten");
+    check_backlog(st, 7, 0, "after retention");
+    tm_store_destroy(&st);
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    check_backlog(st, 7, 0, "after a restart");
+    tm_store_destroy(&st);
+}
+
+/* A store of schema 10 (with sales_unacked) is migrated: the index goes,
+ * the figures stay. */
+Test(store_erp, a_schema_10_store_loses_the_unused_index_and_keeps_its_backlog)
+{
+    tm_store_t *st;
+    char ids[5][TM_UUID_LEN];
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    for (uint64_t i = 0; i < 5; i++)
+        put_sale(st, 0x11, i + 1, (100 + i) << 16, ids[i]);
+    put_ack(st, TM_OP_ERP_ACK, 1, ids, 2, "k1");
+    tm_store_destroy(&st);
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "CREATE INDEX sales_unacked ON sales (ins) WHERE acked = 0;"
+                              " PRAGMA user_version = 10",
+                              0, 0, 0),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    cr_assert_eq(tm_store_open(path, NULL, &st), TM_OK);
+    check_backlog(st, 3, 0, "migrated");
+    put_sale(st, 0x11, 6, 200 << 16, ids[0]);
+    check_backlog(st, 4, 0, "a sale after the migration");
+    tm_store_destroy(&st);
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name = 'sales_unacked'",
+                           -1, &q, NULL),
+        SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(q, 0), 0, "sales_unacked still there");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
