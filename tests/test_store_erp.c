@@ -400,9 +400,9 @@ Test(store_erp, backlog_figures_equal_a_full_scan_through_acks_parks_retention_a
     tm_store_destroy(&st);
 }
 
-/* A store of schema 10 (with sales_unacked) is migrated: the index goes,
+/* A store of schema 11 (with sales_unacked) is migrated: the index goes,
  * the figures stay. */
-Test(store_erp, a_schema_10_store_loses_the_unused_index_and_keeps_its_backlog)
+Test(store_erp, a_schema_11_store_loses_the_unused_index_and_keeps_its_backlog)
 {
     tm_store_t *st;
     char ids[5][TM_UUID_LEN];
@@ -416,7 +416,7 @@ Test(store_erp, a_schema_10_store_loses_the_unused_index_and_keeps_its_backlog)
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db,
                               "CREATE INDEX sales_unacked ON sales (ins) WHERE acked = 0;"
-                              " PRAGMA user_version = 10",
+                              " PRAGMA user_version = 11",
                               0, 0, 0),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
