@@ -6,19 +6,5 @@
 set -eu
 PKGS="debhelper dpkg-dev scdoc lintian mmdebstrap debian-archive-keyring systemd
   libsystemd-dev"
-missing=""
-for p in $PKGS; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-        missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "deps-pkg: missing packages:$missing; run as root (or install them)" >&2
-        exit 1
-    fi
-    echo "deps-pkg: installing$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+# shellcheck disable=SC2086
+sh "$(dirname "$0")/apt-need.sh" deps-pkg $PKGS

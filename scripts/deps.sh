@@ -12,19 +12,5 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 # text and deploy/prometheus/ rules); its service is not needed. scdoc builds
 # the man pages; systemd gives systemd-analyze (the unit_file test).
 # keepalived: VRRP, the reference in bench/bench_failover.py.
-missing=""
-for p in $PKGS; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-        missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "deps: missing packages:$missing; run as root (or install them) and retry" >&2
-        exit 1
-    fi
-    echo "deps: installing$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+# shellcheck disable=SC2086
+sh "$(dirname "$0")/apt-need.sh" deps $PKGS
