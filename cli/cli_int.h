@@ -42,6 +42,10 @@ enum {
 
 /* ---- render.c: pure (library tm_cli) ----------------------------------- */
 
+/* Writes all n bytes to fd (retrying short writes and EINTR); -1 on error
+ * (errno set). keygen.c. */
+int tm_cli_write_all(int fd, const char *s, size_t n);
+
 /* The whole `tillmesh status` screen from the GET /v1/status body. */
 int tm_cli_render_status(const char *json, size_t len, char **out);
 /* Only the peers table (`tillmesh peers`). */

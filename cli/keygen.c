@@ -24,7 +24,7 @@
 
 #define Z85_KEY_LEN 40
 
-static int write_all(int fd, const char *s, size_t n)
+int tm_cli_write_all(int fd, const char *s, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(fd, s, n);
@@ -49,7 +49,7 @@ static int write_new_file(const char *path, const char *line, mode_t mode)
     }
     char buf[Z85_KEY_LEN + 2];
     int n = snprintf(buf, sizeof buf, "%s\n", line);
-    int bad = fchmod(fd, mode) != 0 || write_all(fd, buf, (size_t)n) != 0 || fsync(fd) != 0;
+    int bad = fchmod(fd, mode) != 0 || tm_cli_write_all(fd, buf, (size_t)n) != 0 || fsync(fd) != 0;
     int err = errno;
     explicit_bzero(buf, sizeof buf);
     if (close(fd) != 0 && !bad) {

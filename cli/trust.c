@@ -153,20 +153,6 @@ cleanup:
     return rc;
 }
 
-static int write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        s += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Replaces path with text: temporary file, same mode and owner, fsync,
  * rename, fsync of the directory. An exit code. */
 static int replace_file(const char *path, const tfile_t *old, const char *text, size_t len)
@@ -191,7 +177,7 @@ static int replace_file(const char *path, const tfile_t *old, const char *text, 
     int bad = fchmod(fd, mode) != 0;
     if (!bad && old->exists && geteuid() == 0)
         bad = fchown(fd, old->st.st_uid, old->st.st_gid) != 0;
-    bad = bad || write_all(fd, text, len) != 0 || fsync(fd) != 0;
+    bad = bad || tm_cli_write_all(fd, text, len) != 0 || fsync(fd) != 0;
     int err = errno;
     if (close(fd) != 0 && !bad) {
         bad = 1;
