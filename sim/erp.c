@@ -158,6 +158,11 @@ void sim_erp_free(sim_t *s)
     struct sim_erp *e = s->erp;
     if (!e)
         return;
+    s->res->erp_booked = e->booked;
+    s->res->erp_requests = e->n_req;
+    s->res->erp_replays = e->replays;
+    s->res->erp_redelivered = e->redelivered_new_key;
+    s->res->erp_max_overlap = e->max_overlap;
     for (size_t i = 0; i < e->n_key; i++)
         free(e->key[i].answer);
     for (size_t i = 0; i < e->n_req; i++) {
@@ -796,11 +801,6 @@ void sim_erp_check_final(sim_t *s)
     struct sim_erp *e = s->erp;
     if (!e)
         return;
-    s->res->erp_booked = e->booked;
-    s->res->erp_requests = e->n_req;
-    s->res->erp_replays = e->replays;
-    s->res->erp_redelivered = e->redelivered_new_key;
-    s->res->erp_max_overlap = e->max_overlap;
     int senders = 0;
     for (int i = 0; i < s->k; i++)
         senders += (e->sent_mask >> i) & 1;
