@@ -1059,8 +1059,7 @@ static int pick_batch(tm_fwd_core_t *f, slot_t *s, bool *ask)
          * acknowledged sales go again "to be safe", under a key of ours. */
         uint64_t last = 0;
         f->verify_new = false;
-        if (tm_store_acked_window(f->store, 0, f->cfg.batch_max, &s->ids, &s->n, &last) ==
-                TM_OK &&
+        if (tm_store_acked_window(f->store, 0, f->cfg.batch_max, &s->ids, &s->n, &last) == TM_OK &&
             s->n && batch_key(f, s) == TM_OK) {
             size_t l = strlen(s->key);
             snprintf(s->key + l, sizeof s->key - l, "-e%llu", (unsigned long long)s->epoch);
@@ -1169,6 +1168,14 @@ static int post_batch(tm_fwd_core_t *f, slot_t *s, uint32_t idx, tm_fwd_req_t *r
     return 1;
 }
 
+static bool any_acked(tm_fwd_core_t *f, const slot_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (tm_store_is_acked(f->store, s->ids[i]) == 1)
+            return true;
+    return false;
+}
+
 int tm_fwd_core_next(tm_fwd_core_t *f, const tm_fwd_in_t *in, tm_fwd_req_t *req)
 {
     tm_forwarder_t who;
@@ -1183,8 +1190,12 @@ int tm_fwd_core_next(tm_fwd_core_t *f, const tm_fwd_in_t *in, tm_fwd_req_t *req)
         slot_t *s = &f->slot[idx];
         if (s->kind != SLOT_READY)
             continue;
-        if (!active || who.epoch != s->epoch) {
-            slot_clear(f, s); /* a successor forms it again from the log */
+        /* A successor forms it again from the log; so do we when a sale of
+         * it was acknowledged since the ERP said it held none (a forwarder
+         * across a split booked it): asked again, not re-delivered under
+         * this new key (tm-sim --seed 256 --erp). */
+        if (!active || who.epoch != s->epoch || any_acked(f, s)) {
+            slot_clear(f, s);
             continue;
         }
         return post_batch(f, s, idx, req);
