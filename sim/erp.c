@@ -28,7 +28,7 @@
  * still reach the ERP until its request_timeout_ms runs out. */
 #define ERP_OVERLAP_MS ERP_TIMEOUT_MS
 /* After settling, who sends is watched this long. */
-#define ERP_WATCH_AFTER_MS 5000u
+#define ERP_WATCH_AFTER_MS 2000u
 
 typedef struct {
     char id[TM_UUID_LEN];
@@ -101,8 +101,8 @@ void sim_erp_draw(sim_t *s)
 {
     sim_rng_t r;
     sim_rng_seed(&r, s->seed ^ 0x45525020534d4cULL);
-    /* 85 % of seeds have an ERP; --erp forces it. */
-    s->erp_on = s->cfg.force_erp || sim_rng_below(&r, 100) < 85;
+    /* Two seeds in three have an ERP; --erp forces it. */
+    s->erp_on = s->cfg.force_erp || sim_rng_below(&r, 3) < 2;
     if (!s->erp_on || s->cfg.no_erp) {
         s->erp_on = false;
         return;
@@ -133,7 +133,7 @@ void sim_erp_draw(sim_t *s)
         t->route0 = t->route;
         t->fwd_batch = (uint32_t)sim_rng_log(&e->rng, 1, 50);
         t->fwd_inflight = (uint32_t)sim_rng_range(&e->rng, 1, 3);
-        t->fwd_backoff_max = (uint32_t)sim_rng_log(&e->rng, 1000, 30000);
+        t->fwd_backoff_max = (uint32_t)sim_rng_log(&e->rng, 1000, 5000);
         t->fwd_reconcile =
             sim_rng_below(&e->rng, 2) ? (uint32_t)sim_rng_range(&e->rng, 1000, 8000) : 0;
     }

@@ -33,7 +33,7 @@ static void s_usage(FILE *f)
             "                  store (else 15 %% of seeds)\n"
             "  --impersonate   the faulty till's first frame claims another till's\n"
             "                  node id (an open issue: docs/sim.md)\n"
-            "  --erp           every seed has the ERP and forwarders (else 85 %% of seeds)\n"
+            "  --erp           every seed has the ERP and forwarders (else 2 in 3 seeds)\n"
             "  --no-erp        no seed has them\n"
             "  --plant BUG     plant a known bug to see the invariants bite (tests\n"
             "                  only): ignore-floor, ack-before-commit, trust-forged;\n"

@@ -40,7 +40,7 @@ typedef struct {
     /* The faulty till's first frame, at once, claims another till's node
      * id (an open issue, docs/sim.md). */
     bool impersonate;
-    /* Every seed has the ERP and forwarders / none has (otherwise 85 % of
+    /* Every seed has the ERP and forwarders / none has (otherwise 2 in 3
      * seeds, drawn from the seed). */
     bool force_erp, no_erp;
 } tm_sim_cfg_t;
