@@ -28,7 +28,7 @@
  * still reach the ERP until its request_timeout_ms runs out. */
 #define ERP_OVERLAP_MS ERP_TIMEOUT_MS
 /* After settling, who sends is watched this long. */
-#define ERP_WATCH_AFTER_MS 2000u
+#define ERP_WATCH_AFTER_MS 1000u
 
 typedef struct {
     char id[TM_UUID_LEN];
@@ -131,7 +131,7 @@ void sim_erp_draw(sim_t *s)
                        ? (sim_rng_below(&e->rng, 5) ? ROUTE_UP : ROUTE_SLOW)
                        : (sim_rng_below(&e->rng, 2) ? ROUTE_REFUSED : ROUTE_SILENT);
         t->route0 = t->route;
-        t->fwd_batch = (uint32_t)sim_rng_log(&e->rng, 1, 50);
+        t->fwd_batch = (uint32_t)sim_rng_log(&e->rng, 4, 200);
         t->fwd_inflight = (uint32_t)sim_rng_range(&e->rng, 1, 3);
         t->fwd_backoff_max = (uint32_t)sim_rng_log(&e->rng, 1000, 5000);
         t->fwd_reconcile =
