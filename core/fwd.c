@@ -1183,7 +1183,9 @@ int tm_fwd_core_next(tm_fwd_core_t *f, const tm_fwd_in_t *in, tm_fwd_req_t *req)
     memset(req, 0, sizeof *req);
     take_input(f, in);
     tm_engine_forwarder(f->engine, &who);
-    bool active = who.is_self && f->now_ms >= who.active_from_ms && in->uplink_up;
+    /* Planted (docs/sim.md): a forwarder that never steps down once it sent. */
+    bool active = (who.is_self || (TM_PLANTED("no-step-down") && f->epoch_seen)) &&
+                  f->now_ms >= who.active_from_ms && in->uplink_up;
     /* A batch the ERP was asked about and holds none of goes first: the
      * question was its first step. */
     for (idx = 0; idx < TM_FWD_MAX_IN_FLIGHT; idx++) {

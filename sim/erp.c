@@ -317,6 +317,13 @@ static void s_issue(sim_t *s, int i, const tm_fwd_req_t *r)
         e->sent_mask |= 1u << i;
     if (q->kind == TM_FWD_REQ_SALES)
         s_check_ack_final(s, i, q);
+    /* A till sends sales only while its engine names it the forwarder: what
+     * may overlap a hand-over is what it sent before it learnt of it. */
+    if (q->kind == TM_FWD_REQ_SALES && (!who.is_self || who.epoch != q->epoch))
+        sim_violation(s, "elected-sender",
+                      "%s sends sales (epoch %llu) while it names %s (epoch %llu) the forwarder",
+                      t->name, (unsigned long long)q->epoch, who.have ? who.name : "none",
+                      (unsigned long long)who.epoch);
     uint64_t id = q->id;
     sim_push(s, s->now + ERP_TIMEOUT_MS, EV_ERP_TIMEOUT, i, -1, id, NULL, 0);
     switch (t->route) {
@@ -547,9 +554,10 @@ static void s_process(sim_t *s, erp_req_t *q)
 
 /* The overlap of two senders in a connected store is bounded (docs/erp.md
  * "Two senders"): once a till sends in a newer epoch, a sale request of an
- * older epoch from another till may still reach us for request_timeout_ms,
- * no longer. Not checked across a split (each part may have a forwarder)
- * or a lossy spell (heartbeats lost move the role). */
+ * older (or the same) epoch from another till may still reach us for
+ * request_timeout_ms, no longer, if the two tills heard each other all
+ * along. Not across a split (each part may have a forwarder) or a lossy
+ * spell (heartbeats lost move the role). */
 static void s_watch_senders(sim_t *s, const erp_req_t *q)
 {
     struct sim_erp *e = s->erp;
@@ -563,7 +571,7 @@ static void s_watch_senders(sim_t *s, const erp_req_t *q)
             e->sender_epoch = q->epoch;
         return;
     }
-    if (s->lan_whole_since > e->sender_since)
+    if (s->pair_since[q->till][e->sender] > e->sender_since)
         return;
     uint64_t overlap = s->now - e->sender_since;
     if (overlap > e->max_overlap)

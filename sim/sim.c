@@ -31,6 +31,7 @@ static const char *const plants[] = {
     "no-self-check",  /* core/engine.c: restores told apart by seq only (the old rule) */
     "resend-acked",   /* core/fwd.c: a successor re-sends acknowledged sales, new key */
     "ack-unnamed",    /* core/fwd.c: a 200 acknowledges sales the ERP did not book */
+    "no-step-down",   /* core/fwd.c: a forwarder keeps sending after a hand-over */
 #endif
 };
 
@@ -252,6 +253,16 @@ void sim_flush(sim_t *s, int i)
         s_schedule_tick(s, i);
 }
 
+/* Frames between a and b (b -1: a and every till; a -1: every pair) were
+ * lost or could have been, from now: the two-senders bound restarts. */
+void sim_disturb(sim_t *s, int a, int b)
+{
+    for (int i = 0; i < s->k; i++)
+        for (int j = 0; j < s->k; j++)
+            if (a < 0 || (i == a && (b < 0 || j == b)) || (j == a && (b < 0 || i == b)))
+                s->pair_since[i][j] = s->now;
+}
+
 /* ---- tills ---------------------------------------------------------------- */
 
 int sim_till_start(sim_t *s, int i)
@@ -379,8 +390,12 @@ static void s_fault(sim_t *s)
     b += b >= a;
     uint64_t dur = sim_rng_log(&s->rng, 50, 10000);
     s->res->faults++;
-    if (kind != 3 && kind != 5 && kind != 6)
-        s->lan_whole_since = s->now;
+    if (kind == 0)
+        sim_disturb(s, a, b);
+    else if (kind == 1 || kind == 2)
+        sim_disturb(s, a, -1);
+    else if (kind == 4)
+        sim_disturb(s, -1, -1);
     switch (kind) {
     case 0: /* one direction only: a hears b, b does not hear a */
         s->link[a][b] = false;
@@ -468,7 +483,7 @@ static void s_heal(sim_t *s)
             sim_trace(s, "heal: %s restarts", s->t[i].name);
     if (s->erp_on)
         sim_erp_heal(s);
-    s->lan_whole_since = s->now;
+    sim_disturb(s, -1, -1);
     sim_trace(s, "heal: every cable plugged, every till up");
     sim_push(s, s->now + SIM_CHECK_EVERY_MS, EV_CHECK, -1, -1, 0, NULL, 0);
 }
@@ -526,11 +541,11 @@ static void s_event(sim_t *s, sim_ev_t *ev)
         break;
     case EV_LINK_UP:
         s->link[ev->a][ev->b] = true;
-        s->lan_whole_since = s->now;
+        sim_disturb(s, ev->a, ev->b);
         break;
     case EV_PLUG:
         s->cable[ev->a] = true;
-        s->lan_whole_since = s->now;
+        sim_disturb(s, ev->a, -1);
         break;
     case EV_FWD:
     case EV_ERP_ARRIVE:
@@ -541,13 +556,13 @@ static void s_event(sim_t *s, sim_ev_t *ev)
     case EV_VERDICT: sim_erp_event(s, ev); break;
     case EV_END: s->ended = true; break;
     case EV_RESTART:
-        s->lan_whole_since = s->now;
+        sim_disturb(s, ev->a, -1);
         if (!t->up && sim_till_start(s, ev->a) == TM_OK)
             sim_trace(s, "%s restarts from its store", t->name);
         break;
     case EV_NET_CALM:
         s->loss_ppm = s->dup_ppm = 0;
-        s->lan_whole_since = s->now;
+        sim_disturb(s, -1, -1);
         break;
     case EV_DISK_OK:
         t->disk_low = false;

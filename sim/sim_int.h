@@ -170,9 +170,10 @@ typedef struct {
     bool erp_on;
     struct sim_erp *erp;
     int erp_restarts;
-    uint64_t lan_whole_since; /* no cut, pull, crash or loss since */
-    bool ended;               /* the watch after settling is over */
-    uint32_t hb_max;          /* the slowest heartbeat: peer timeout 3 of them */
+    /* [a][b]: no cut, pull, crash or loss between a and b since */
+    uint64_t pair_since[TM_SIM_MAX_TILLS][TM_SIM_MAX_TILLS];
+    bool ended;      /* the watch after settling is over */
+    uint32_t hb_max; /* the slowest heartbeat: peer timeout 3 of them */
 } sim_t;
 
 /* sim.c */
@@ -191,6 +192,7 @@ void sim_violation(sim_t *s, const char *invariant, const char *fmt, ...)
 int sim_till_start(sim_t *s, int i);
 bool sim_planted(const sim_t *s, const char *name);
 void sim_till_crash(sim_t *s, int i);
+void sim_disturb(sim_t *s, int a, int b);
 
 /* load.c: the POS */
 void sim_load_step(sim_t *s);
