@@ -186,6 +186,11 @@ static bool s_passes(const sim_t *s, int a, int b)
     return s->cable[a] && s->cable[b] && s->link[a][b];
 }
 
+bool sim_connected(const sim_t *s, int a, int b)
+{
+    return s->t[a].up && s->t[b].up && s_passes(s, a, b) && s_passes(s, b, a) && !s->loss_ppm;
+}
+
 static uint64_t s_latency(sim_t *s)
 {
     uint64_t l = s->lat_min + sim_rng_below(&s->rng, s->lat_spread + 1);

@@ -193,6 +193,8 @@ int sim_till_start(sim_t *s, int i);
 bool sim_planted(const sim_t *s, const char *name);
 void sim_till_crash(sim_t *s, int i);
 void sim_disturb(sim_t *s, int a, int b);
+/* a and b are up and hear each other now, without loss. */
+bool sim_connected(const sim_t *s, int a, int b);
 
 /* load.c: the POS */
 void sim_load_step(sim_t *s);
