@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "fwd_int.h"
+#include "tm_plant.h"
 #include "tm_wire.h"
 
 /* A batch the ERP refused as a whole (a 4xx): its intent is superseded by
@@ -461,10 +462,11 @@ static void on_2xx(tm_fwd_core_t *f, slot_t *s, const tm_fwd_result_t *r)
     /* Only ids of this batch, spelt as we sent them; a re-sent batch's
      * earlier acks are not recorded twice. */
     for (size_t i = 0; i < s->n; i++)
-        if (a.what[i] == ANS_ACKED && (s->fresh || tm_store_is_acked(f->store, s->ids[i]) == 0))
+        if ((a.what[i] == ANS_ACKED || (TM_PLANTED("ack-unnamed") && a.what[i] == ANS_REJECTED)) &&
+            (s->fresh || tm_store_is_acked(f->store, s->ids[i]) == 0))
             tm_strlcpy(acked[k++], s->ids[i], TM_UUID_LEN);
     rc = record_acks(f, s, acked, k);
-    for (size_t i = 0; rc == TM_OK && i < s->n; i++)
+    for (size_t i = 0; rc == TM_OK && i < s->n && !TM_PLANTED("ack-unnamed"); i++)
         if (a.what[i] == ANS_REJECTED) {
             park(f, s->ids[i], a.status[i], a.msg[i]);
             rejected++;
@@ -1052,6 +1054,21 @@ static int pick_batch(tm_fwd_core_t *f, slot_t *s, bool *ask)
     skip_ctx_t c = {f, s};
     *ask = false;
     int rc = tm_store_open_intent_except(f->store, skip_intent, &c, &s->ids, &s->n, s->key);
+    if (rc == TM_ENOTFOUND && TM_PLANTED("resend-acked") && f->verify_new) {
+        /* Planted (docs/sim.md): on taking over, the predecessor's last
+         * acknowledged sales go again "to be safe", under a key of ours. */
+        uint64_t last = 0;
+        f->verify_new = false;
+        if (tm_store_acked_window(f->store, 0, f->cfg.batch_max, &s->ids, &s->n, &last) == TM_OK &&
+            s->n && batch_key(f, s) == TM_OK) {
+            size_t l = strlen(s->key);
+            snprintf(s->key + l, sizeof s->key - l, "-e%llu", (unsigned long long)s->epoch);
+            return TM_OK;
+        }
+        free(s->ids);
+        s->ids = NULL;
+        s->n = 0;
+    }
     if (rc == TM_ENOTFOUND) {
         rc = new_batch(f, s);
         *ask = rc == TM_OK && f->verify_new && !f->status_off && s->n <= STATUS_MAX_IDS;
@@ -1151,6 +1168,14 @@ static int post_batch(tm_fwd_core_t *f, slot_t *s, uint32_t idx, tm_fwd_req_t *r
     return 1;
 }
 
+static bool any_acked(tm_fwd_core_t *f, const slot_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (tm_store_is_acked(f->store, s->ids[i]) == 1)
+            return true;
+    return false;
+}
+
 int tm_fwd_core_next(tm_fwd_core_t *f, const tm_fwd_in_t *in, tm_fwd_req_t *req)
 {
     tm_forwarder_t who;
@@ -1158,15 +1183,21 @@ int tm_fwd_core_next(tm_fwd_core_t *f, const tm_fwd_in_t *in, tm_fwd_req_t *req)
     memset(req, 0, sizeof *req);
     take_input(f, in);
     tm_engine_forwarder(f->engine, &who);
-    bool active = who.is_self && f->now_ms >= who.active_from_ms && in->uplink_up;
+    /* Planted (docs/sim.md): a forwarder that never steps down once it sent. */
+    bool active = (who.is_self || (TM_PLANTED("no-step-down") && f->epoch_seen)) &&
+                  f->now_ms >= who.active_from_ms && in->uplink_up;
     /* A batch the ERP was asked about and holds none of goes first: the
      * question was its first step. */
     for (idx = 0; idx < TM_FWD_MAX_IN_FLIGHT; idx++) {
         slot_t *s = &f->slot[idx];
         if (s->kind != SLOT_READY)
             continue;
-        if (!active || who.epoch != s->epoch) {
-            slot_clear(f, s); /* a successor forms it again from the log */
+        /* A successor forms it again from the log; so do we when a sale of
+         * it was acknowledged since the ERP said it held none (a forwarder
+         * across a split booked it): asked again, not re-delivered under
+         * this new key (tm-sim --seed 256 --erp). */
+        if (!active || who.epoch != s->epoch || any_acked(f, s)) {
+            slot_clear(f, s);
             continue;
         }
         return post_batch(f, s, idx, req);

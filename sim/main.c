@@ -33,9 +33,12 @@ static void s_usage(FILE *f)
             "                  store (else 15 %% of seeds)\n"
             "  --impersonate   the faulty till's first frame claims another till's\n"
             "                  node id (an open issue: docs/sim.md)\n"
+            "  --erp           every seed has the ERP and forwarders (else 2 in 3 seeds)\n"
+            "  --no-erp        no seed has them\n"
             "  --plant BUG     plant a known bug to see the invariants bite (tests\n"
             "                  only): ignore-floor, ack-before-commit, trust-forged;\n"
-            "                  tm-sim-plant also: hlc-wrap, no-reincarnate\n"
+            "                  tm-sim-plant also: hlc-wrap, no-reincarnate,\n"
+            "                  no-self-check, resend-acked, ack-unnamed\n"
             "exit: 0 every seed held its invariants, 1 a seed broke one, 2 usage or setup\n",
             TM_SIM_MAX_TILLS);
 }
@@ -107,6 +110,10 @@ int main(int argc, char **argv)
             cfg.force_faulty = true;
         } else if (strcmp(a, "--restore") == 0) {
             cfg.force_restore = true;
+        } else if (strcmp(a, "--erp") == 0) {
+            cfg.force_erp = true;
+        } else if (strcmp(a, "--no-erp") == 0) {
+            cfg.no_erp = true;
         } else if (strcmp(a, "--impersonate") == 0) {
             cfg.impersonate = true;
         } else if (strcmp(a, "--trace") == 0) {
@@ -172,7 +179,7 @@ int main(int argc, char **argv)
         if (r.violated) {
             failed++;
             printf("FAIL seed %" PRIu64 ": invariant %s: %s\n", seed, r.invariant, r.detail);
-            printf("  replay: %s --seed %" PRIu64 " --tills %d --ops %d%s%s%s%s --trace\n",
+            printf("  replay: %s --seed %" PRIu64 " --tills %d --ops %d%s%s%s%s%s --trace\n",
 #ifdef TM_PLANTS
                    "tm-sim-plant",
 #else
@@ -181,8 +188,11 @@ int main(int argc, char **argv)
                    seed, r.tills, r.ops,
                    cfg.force_faulty ? (cfg.impersonate ? " --faulty --impersonate" : " --faulty")
                                     : "",
-                   cfg.force_restore ? " --restore" : "", cfg.plant ? " --plant " : "",
-                   cfg.plant ? cfg.plant : "");
+                   cfg.force_restore ? " --restore" : "",
+                   cfg.force_erp ? " --erp"
+                   : cfg.no_erp  ? " --no-erp"
+                                 : "",
+                   cfg.plant ? " --plant " : "", cfg.plant ? cfg.plant : "");
         }
         if (single)
             printf("seed %" PRIu64 ": %d tills, %d ops (%" PRIu64 " sales, %" PRIu64
@@ -194,6 +204,12 @@ int main(int argc, char **argv)
                    seed, r.tills, r.ops, r.sales, r.edits, r.faults, r.crashes, r.events, r.frames,
                    (double)r.sim_ms / 1000.0, r.settle_ms, r.faulty >= 0 ? "yes" : "none",
                    r.attacks, r.restored >= 0 ? "yes" : "none", r.restores, r.trace_hash);
+        if (single && r.erp)
+            printf("erp: %" PRIu64 " sales booked, %" PRIu64 " requests, %" PRIu64
+                   " replays of a key, %" PRIu64 " sales re-delivered under another key, longest "
+                   "overlap of two senders %" PRIu64 " ms\n",
+                   r.erp_booked, r.erp_requests, r.erp_replays, r.erp_redelivered,
+                   r.erp_max_overlap);
         fflush(stdout);
         if (seed == last)
             break;

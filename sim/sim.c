@@ -29,6 +29,9 @@ static const char *const plants[] = {
     "hlc-wrap",       /* core/hlc.c: the counter wraps instead of carrying */
     "no-reincarnate", /* core/engine.c: a restored till keeps its old origin */
     "no-self-check",  /* core/engine.c: restores told apart by seq only (the old rule) */
+    "resend-acked",   /* core/fwd.c: a successor re-sends acknowledged sales, new key */
+    "ack-unnamed",    /* core/fwd.c: a 200 acknowledges sales the ERP did not book */
+    "no-step-down",   /* core/fwd.c: a forwarder keeps sending after a hand-over */
 #endif
 };
 
@@ -183,6 +186,11 @@ static bool s_passes(const sim_t *s, int a, int b)
     return s->cable[a] && s->cable[b] && s->link[a][b];
 }
 
+bool sim_connected(const sim_t *s, int a, int b)
+{
+    return s->t[a].up && s->t[b].up && s_passes(s, a, b) && s_passes(s, b, a) && !s->loss_ppm;
+}
+
 static uint64_t s_latency(sim_t *s)
 {
     uint64_t l = s->lat_min + sim_rng_below(&s->rng, s->lat_spread + 1);
@@ -212,6 +220,9 @@ static void s_schedule_tick(sim_t *s, int i)
 void sim_flush(sim_t *s, int i)
 {
     tm_outbox_t *box = &s->box;
+    /* The daemon steps its forwarder on every loop turn: here, whenever
+     * the till's engine ran (its ops go out with the engine's). */
+    sim_fwd_step(s, i);
     for (size_t k = 0; k < box->n; k++) {
         tm_out_t *o = &box->v[k];
         if (o->kind != TM_OUT_SEND)
@@ -247,6 +258,16 @@ void sim_flush(sim_t *s, int i)
         s_schedule_tick(s, i);
 }
 
+/* Frames between a and b (b -1: a and every till; a -1: every pair) were
+ * lost or could have been, from now: the two-senders bound restarts. */
+void sim_disturb(sim_t *s, int a, int b)
+{
+    for (int i = 0; i < s->k; i++)
+        for (int j = 0; j < s->k; j++)
+            if (a < 0 || (i == a && (b < 0 || j == b)) || (j == a && (b < 0 || i == b)))
+                s->pair_since[i][j] = s->now;
+}
+
 /* ---- tills ---------------------------------------------------------------- */
 
 int sim_till_start(sim_t *s, int i)
@@ -272,13 +293,18 @@ int sim_till_start(sim_t *s, int i)
                            .store_id = "sim-store",
                            .mesh_endpoint = "sim://lan",
                            .heartbeat_ms = t->hb_ms,
+                           /* 3 heartbeats of the slowest till: a till's own
+                            * default (3 of its own) makes a slower peer flap
+                            * alive/down for good, and the election with it
+                            * (docs/sim.md "Found while building it"). */
+                           .peer_timeout_ms = 3 * s->hb_max,
                            .batch_max_ops = t->batch,
                            .priority = t->priority,
                            /* Wrong clocks are the point here, and reporting
                             * them (an error line per till and turn) is tested
                             * by test_engine; the sim checks they never gate. */
                            .clock_warn_ms = 1000ULL * 365 * 86400000ULL};
-    t->log.level = TM_LOG_ERROR;
+    t->log.level = getenv("TM_SIM_DEBUG") ? TM_LOG_DEBUG : TM_LOG_ERROR;
     t->log.now_ms = s_log_now;
     t->log.now_ctx = s;
     snprintf(t->log.tag, sizeof t->log.tag, "seed %llu t%u",
@@ -309,6 +335,8 @@ int sim_till_start(sim_t *s, int i)
             (rc = tm_engine_add_peer(t->eng, s->t[j].name, "sim://lan", TM_SRC_STATIC, &s->box)))
             sim_violation(s, "engine-new", "till %s: add peer %s: %s", t->name, s->t[j].name,
                           tm_strerror(rc));
+    if ((rc = sim_fwd_open(s, i)))
+        return rc;
     sim_flush(s, i);
     return TM_OK;
 }
@@ -332,6 +360,7 @@ void sim_till_crash(sim_t *s, int i)
         tm_engine_stats(t->eng, &st);
         s_stats_add(&t->acc, &st);
     }
+    sim_fwd_close(s, i);
     tm_engine_destroy(&t->eng);
     tm_store_destroy(&t->store);
     t->up = false;
@@ -366,6 +395,12 @@ static void s_fault(sim_t *s)
     b += b >= a;
     uint64_t dur = sim_rng_log(&s->rng, 50, 10000);
     s->res->faults++;
+    if (kind == 0)
+        sim_disturb(s, a, b);
+    else if (kind == 1 || kind == 2)
+        sim_disturb(s, a, -1);
+    else if (kind == 4)
+        sim_disturb(s, -1, -1);
     switch (kind) {
     case 0: /* one direction only: a hears b, b does not hear a */
         s->link[a][b] = false;
@@ -416,6 +451,10 @@ static void s_fault(sim_t *s)
         sim_trace(s, "fault: %s disk low for %llu ms", s->t[a].name, (unsigned long long)dur);
         break;
     case 6:
+        if (s->erp_on) {
+            sim_erp_fault(s, a); /* its route: the probe's verdict follows */
+            break;
+        }
         /* Its uplink (router, 4G dongle) goes or comes back: the election
          * follows. Not healed at the end: an uplink is not the LAN. */
         s->t[a].uplink = s->t[a].uplink == TM_UPLINK_UP ? TM_UPLINK_DOWN : TM_UPLINK_UP;
@@ -447,6 +486,9 @@ static void s_heal(sim_t *s)
     for (int i = 0; i < s->k; i++)
         if (!s->t[i].up && sim_till_start(s, i) == TM_OK)
             sim_trace(s, "heal: %s restarts", s->t[i].name);
+    if (s->erp_on)
+        sim_erp_heal(s);
+    sim_disturb(s, -1, -1);
     sim_trace(s, "heal: every cable plugged, every till up");
     sim_push(s, s->now + SIM_CHECK_EVERY_MS, EV_CHECK, -1, -1, 0, NULL, 0);
 }
@@ -502,13 +544,31 @@ static void s_event(sim_t *s, sim_ev_t *ev)
         sim_push(s, s->now + 1 + sim_rng_below(&s->rng, 2 * s->fault_gap_ms), EV_FAULT, -1, -1, 0,
                  NULL, 0);
         break;
-    case EV_LINK_UP: s->link[ev->a][ev->b] = true; break;
-    case EV_PLUG: s->cable[ev->a] = true; break;
+    case EV_LINK_UP:
+        s->link[ev->a][ev->b] = true;
+        sim_disturb(s, ev->a, ev->b);
+        break;
+    case EV_PLUG:
+        s->cable[ev->a] = true;
+        sim_disturb(s, ev->a, -1);
+        break;
+    case EV_FWD:
+    case EV_ERP_ARRIVE:
+    case EV_ERP_PROCESS:
+    case EV_ERP_ANSWER:
+    case EV_ERP_TIMEOUT:
+    case EV_ERP_RESTART:
+    case EV_VERDICT: sim_erp_event(s, ev); break;
+    case EV_END: s->ended = true; break;
     case EV_RESTART:
+        sim_disturb(s, ev->a, -1);
         if (!t->up && sim_till_start(s, ev->a) == TM_OK)
             sim_trace(s, "%s restarts from its store", t->name);
         break;
-    case EV_NET_CALM: s->loss_ppm = s->dup_ppm = 0; break;
+    case EV_NET_CALM:
+        s->loss_ppm = s->dup_ppm = 0;
+        sim_disturb(s, -1, -1);
+        break;
     case EV_DISK_OK:
         t->disk_low = false;
         if (t->up)
@@ -535,13 +595,18 @@ static void s_event(sim_t *s, sim_ev_t *ev)
         break;
     case EV_CHECK:
         sim_check_running(s);
-        char why[400];
-        if (sim_level(s) && sim_election_ok(s, why, sizeof why)) {
+        char why[400], erp_why[300] = "";
+        bool level = sim_level(s), elected = level && sim_election_ok(s, why, sizeof why);
+        if (elected && sim_erp_settled(s, erp_why, sizeof erp_why)) {
             s->settled = true;
             s->res->settle_ms = s->now - s->heal_at;
             sim_trace(s, "settled %llu ms after healing", (unsigned long long)s->res->settle_ms);
+            sim_erp_settle(s);
         } else if (s->now >= s->settle_deadline) {
-            if (sim_level(s)) {
+            if (elected) {
+                sim_violation(s, "exactly-once", "%u s after healing: %s", SIM_SETTLE_MAX_MS / 1000,
+                              erp_why);
+            } else if (level) {
                 sim_violation(s, "election", "%u s after healing: %s", SIM_SETTLE_MAX_MS / 1000,
                               why);
             } else {
@@ -599,6 +664,8 @@ static void s_draw(sim_t *s)
         }
         t->drift_ppm = (int32_t)sim_rng_range(r, -200, 200);
         t->hb_ms = (uint32_t)sim_rng_range(r, 50, 500);
+        if (t->hb_ms > s->hb_max)
+            s->hb_max = t->hb_ms;
         t->batch = (uint32_t)sim_rng_log(r, 2, 1000);
         t->priority = (uint32_t)sim_rng_below(r, 3);
         t->uplink = sim_rng_below(r, 10) < 7 ? TM_UPLINK_UP : TM_UPLINK_DOWN;
@@ -620,6 +687,7 @@ static void s_free(sim_t *s)
     tm_outbox_free(&s->box);
     sim_load_free(s);
     sim_faulty_free(s);
+    sim_erp_free(s);
     if (s->dir[0] && !s->cfg.keep) {
         char p[300];
         for (int i = 0; i < s->k; i++)
@@ -658,6 +726,8 @@ int tm_sim_run(const tm_sim_cfg_t *cfg, tm_sim_result_t *res)
     }
     s_draw(s);
     sim_faulty_draw(s);
+    sim_erp_draw(s);
+    res->erp = s->erp_on;
     res->faulty = s->faulty;
     res->restored = s->restored;
     sim_trace(s, "seed %llu: %d tills, %d ops, faults%s%s%s%s%s%s%s%s%s",
@@ -680,7 +750,8 @@ int tm_sim_run(const tm_sim_cfg_t *cfg, tm_sim_result_t *res)
     sim_push(s, s->load_ms + 500, EV_HEAL, -1, -1, 0, NULL, 0);
     sim_push(s, SIM_WATCH_EVERY_MS, EV_WATCH, -1, -1, 0, NULL, 0);
     sim_faulty_start(s);
-    while (s->q.n && !s->settled && !res->violated) {
+    sim_erp_start(s);
+    while (s->q.n && !(s->settled && (!s->erp_on || s->ended)) && !res->violated) {
         sim_ev_t ev = s_pop(&s->q);
         s->now = ev.at;
         s_event(s, &ev);
@@ -692,6 +763,8 @@ int tm_sim_run(const tm_sim_cfg_t *cfg, tm_sim_result_t *res)
         sim_violation(s, "convergence", "the event queue ran dry before the tills were level");
     if (!res->violated)
         sim_check_final(s);
+    if (!res->violated)
+        sim_erp_check_final(s);
 cleanup:
     res->sim_ms = s->now;
     res->trace_hash = s->hash;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "tm_engine.h"
+#include "tm_fwd_core.h"
 #include "tm_sim.h"
 #include "tm_store.h"
 
@@ -47,8 +48,19 @@ typedef enum {
     EV_ATTACK,      /* the faulty till a sends a crafted frame (faulty.c) */
     EV_BACKUP,      /* till a's store files are copied */
     EV_RESTORE,     /* till a crashes and starts again from that copy */
-    EV_COMMIT       /* plant ack-before-commit: the op the POS was told of is stored */
+    EV_COMMIT,      /* plant ack-before-commit: the op the POS was told of is stored */
+    EV_FWD,         /* till a's forwarder timeout (gen) */
+    EV_ERP_ARRIVE,  /* request gen reaches the ERP (erp.c) */
+    EV_ERP_PROCESS, /* a stalled request is taken at last */
+    EV_ERP_ANSWER,  /* the answer to request gen reaches its till */
+    EV_ERP_TIMEOUT, /* request gen: request_timeout_ms ran out */
+    EV_ERP_RESTART, /* the ERP restarts: bookings kept, in-flight lost */
+    EV_VERDICT,     /* till a's probe gives its verdict on its route (gen) */
+    EV_END          /* the watch after settling is over */
 } sim_ev_kind_t;
+
+/* A till's route to the ERP (what its probe would see). */
+typedef enum { ROUTE_UP = 0, ROUTE_SLOW, ROUTE_SILENT, ROUTE_REFUSED } sim_route_t;
 
 typedef struct {
     uint64_t at, seq;
@@ -86,6 +98,11 @@ typedef struct {
     uint64_t tick_at;      /* sim time of that tick (0: none) */
     tm_engine_stats_t acc; /* stats of earlier incarnations, summed */
     uint64_t incarnation;  /* starts so far: an op queued by a dead process is lost */
+    /* erp.c: the forwarder, its config, and the route behind the uplink */
+    tm_fwd_core_t *fwd;
+    uint64_t fwd_gen, fwd_at, verdict_gen;
+    sim_route_t route, route0;
+    uint32_t fwd_batch, fwd_inflight, fwd_backoff_max, fwd_reconcile;
 } sim_till_t;
 
 /* What the POS was told, to check against at the end. */
@@ -152,6 +169,14 @@ typedef struct {
     size_t n_captured;
     uint32_t forged;
     bool impersonated; /* --impersonate: done */
+    /* erp.c: the ERP (NULL in a seed without one) */
+    bool erp_on;
+    struct sim_erp *erp;
+    int erp_restarts;
+    /* [a][b]: no cut, pull, crash or loss between a and b since */
+    uint64_t pair_since[TM_SIM_MAX_TILLS][TM_SIM_MAX_TILLS];
+    bool ended;      /* the watch after settling is over */
+    uint32_t hb_max; /* the slowest heartbeat: peer timeout 3 of them */
 } sim_t;
 
 /* sim.c */
@@ -170,6 +195,9 @@ void sim_violation(sim_t *s, const char *invariant, const char *fmt, ...)
 int sim_till_start(sim_t *s, int i);
 bool sim_planted(const sim_t *s, const char *name);
 void sim_till_crash(sim_t *s, int i);
+void sim_disturb(sim_t *s, int a, int b);
+/* a and b are up and hear each other now, without loss. */
+bool sim_connected(const sim_t *s, int a, int b);
 
 /* load.c: the POS */
 void sim_load_step(sim_t *s);
@@ -188,6 +216,21 @@ void sim_backup(sim_t *s);
 void sim_restore(sim_t *s);
 void sim_faulty_free(sim_t *s);
 void sim_load_free(sim_t *s);
+
+/* erp.c: the forwarders and the ERP */
+void sim_erp_draw(sim_t *s);
+void sim_erp_start(sim_t *s);
+void sim_erp_free(sim_t *s);
+int sim_fwd_open(sim_t *s, int i);
+void sim_fwd_close(sim_t *s, int i);
+void sim_fwd_step(sim_t *s, int i);
+void sim_erp_event(sim_t *s, sim_ev_t *ev);
+void sim_erp_fault(sim_t *s, int i);
+void sim_erp_route(sim_t *s, int i, sim_route_t route);
+void sim_erp_heal(sim_t *s);
+bool sim_erp_settled(sim_t *s, char *why, size_t sz);
+void sim_erp_settle(sim_t *s);
+void sim_erp_check_final(sim_t *s);
 
 /* check.c: invariants */
 void sim_check_running(sim_t *s);

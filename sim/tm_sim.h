@@ -40,6 +40,9 @@ typedef struct {
     /* The faulty till's first frame, at once, claims another till's node
      * id (an open issue, docs/sim.md). */
     bool impersonate;
+    /* Every seed has the ERP and forwarders / none has (otherwise 2 in 3
+     * seeds, drawn from the seed). */
+    bool force_erp, no_erp;
 } tm_sim_cfg_t;
 
 typedef struct {
@@ -53,6 +56,11 @@ typedef struct {
     uint64_t crashes, faults;
     uint64_t attacks, restores; /* frames the faulty till crafted; restores */
     int faulty, restored;       /* which till (-1: none) */
+    /* The ERP (all 0 without one): sales booked, requests, replays of a
+     * key, sales re-delivered under another key (answered as duplicates),
+     * the longest overlap of two senders seen in a connected store. */
+    bool erp;
+    uint64_t erp_booked, erp_requests, erp_replays, erp_redelivered, erp_max_overlap;
     bool violated;
     char invariant[64]; /* which one */
     char detail[512];   /* what was seen */
