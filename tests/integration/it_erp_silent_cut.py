@@ -34,7 +34,10 @@ def silent_cut_hands_over_to_the_standby(lab, stub):
     st = stub.stats(detail=True)
     tills = {t for i in more for t in st["by_sale"][i]["tills"]}
     assert sb in tills and tills <= {fw, sb}, tills
-    assert lab[seller].status()["forwarder"]["epoch"] == epoch + 1
+    # A new epoch, but not always epoch + 1: a new forwarder takes one above
+    # every epoch seen, and a claim that lost at start-up (seen under load in
+    # CI: a claimed 2 while b kept 1) has used one up.
+    assert lab[seller].status()["forwarder"]["epoch"] > epoch
     # whoever sent a sale, it went under one key with one body
     assert_once(stub, ids + more, allow_redelivered=more)
 
