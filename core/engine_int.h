@@ -38,6 +38,8 @@ typedef struct {
      * (self_check_sent), and its answer came (self_checked). Per peer: a
      * till may hold our pre-restore ops past a gap its vector hides. */
     bool self_check_sent, self_checked;
+    /* Not before then (monotonic): the next gap probe of pull_from. */
+    uint64_t gap_probe_at;
 } peer_t;
 
 /* One origin's quota: a token bucket of cfg.origin_quota_ops_per_hour
