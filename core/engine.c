@@ -636,7 +636,9 @@ static uint64_t vouched_seq(const tm_engine_t *e, size_t sender,
 #define GAP_PROBE_MS 5000
 
 /* Equal vectors and different digests: one of us holds ops past a gap of
- * an origin, which no vector shows. A gap can be for good: a till restored
+ * an origin, which no vector shows (compared only while the peer's vector
+ * is the one its digest came with, not raised by its pushes since). A gap
+ * can be for good: a till restored
  * from a backup loses the ops it made since the backup, and a peer may
  * hold later ones of its old origin (a frame lost on the way; the old
  * origin never writes again to fill it). Then only a pull past the vector
@@ -650,7 +652,7 @@ static int gap_probe(tm_engine_t *e, peer_t *p, const tm_vv_t *mine, uint64_t no
     tm_range_t *ahead = NULL;
     size_t n_ahead = 0;
     uint8_t digest[32];
-    if (!p->info.have_digest || now_ms < p->gap_probe_at || mine->n == 0)
+    if (!p->info.have_digest || p->vv_raised || now_ms < p->gap_probe_at || mine->n == 0)
         return TM_OK;
     int rc = tm_vv_missing(&p->vv, mine, &ahead, &n_ahead);
     free(ahead);
@@ -998,6 +1000,7 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
         return vrc;
     tm_vv_free(&p->vv);
     p->vv = vv;
+    p->vv_raised = false;
     check_restored(e, p);
     p->info.uplink_up = ni->has_uplink && ni->uplink == TILLMESH__UPLINK_STATE__UPLINK_UP;
     p->info.uplink_since_ms = ni->uplink_since_ms;
@@ -1331,8 +1334,10 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
     if (b->is_reply)
         e->stats.ops_pulled += n_new;
     for (size_t i = 0; i < n_ops; i++)
-        if (memcmp(ops[i].origin, p->info.node_id, TM_NODE_ID_LEN) == 0)
+        if (memcmp(ops[i].origin, p->info.node_id, TM_NODE_ID_LEN) == 0) {
             vv_raise(&p->vv, ops[i].origin, ops[i].seq); /* its own ops are dense */
+            p->vv_raised = true;
+        }
     rc = refresh_vv(e);
 cleanup:
     free(ops);
