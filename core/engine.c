@@ -631,6 +631,57 @@ static uint64_t vouched_seq(const tm_engine_t *e, size_t sender,
  * peer's copies (the restore check of pull_from). */
 #define SELF_CHECK_OPS 64
 
+/* How often one peer is asked past our vector while the vectors agree and
+ * the digests do not (gap_probe). */
+#define GAP_PROBE_MS 5000
+
+/* Equal vectors and different digests: one of us holds ops past a gap of
+ * an origin, which no vector shows (compared only while the peer's vector
+ * is the one its digest came with, not raised by its pushes since). A gap
+ * can be for good: a till restored
+ * from a backup loses the ops it made since the backup, and a peer may
+ * hold later ones of its old origin (a frame lost on the way; the old
+ * origin never writes again to fill it). Then only a pull past the vector
+ * brings them: (origin, seq + 1 .. end) of every origin but ours, whatever
+ * the peer's vector says (not an origin past its quota or deferred), at
+ * most every GAP_PROBE_MS per peer. *ranges is empty (k == 0) on entry and
+ * freed by the caller. */
+static int gap_probe(tm_engine_t *e, peer_t *p, const tm_vv_t *mine, uint64_t now_ms,
+                     tm_range_t **ranges, size_t *k)
+{
+    tm_range_t *ahead = NULL;
+    size_t n_ahead = 0;
+    uint8_t digest[32];
+    if (!p->info.have_digest || p->vv_raised || now_ms < p->gap_probe_at || mine->n == 0)
+        return TM_OK;
+    int rc = tm_vv_missing(&p->vv, mine, &ahead, &n_ahead);
+    free(ahead);
+    if (rc || n_ahead) /* it lacks ours: it pulls, and the digests follow */
+        return rc;
+    if ((rc = tm_store_digest(e->store, digest)) ||
+        memcmp(digest, p->info.digest, sizeof digest) == 0)
+        return rc;
+    tm_range_t *r = realloc(*ranges, mine->n * sizeof *r);
+    if (!r)
+        return TM_ENOMEM;
+    *ranges = r;
+    for (size_t i = 0; i < mine->n; i++) {
+        if (memcmp(mine->e[i].origin, e->node_id, TM_NODE_ID_LEN) == 0 ||
+            mine->e[i].seq >= INT64_MAX || deferred(p, mine->e[i].origin, now_ms) ||
+            quota_limited(e, mine->e[i].origin, now_ms))
+            continue;
+        memcpy(r[*k].origin, mine->e[i].origin, TM_NODE_ID_LEN);
+        r[*k].from = mine->e[i].seq + 1;
+        r[*k].to = INT64_MAX;
+        ++*k;
+    }
+    p->gap_probe_at = now_ms + GAP_PROBE_MS;
+    if (*k)
+        tm_log_debug(e->log, "pull from %s: equal vectors, other digest: asking past them",
+                     p->info.name);
+    return TM_OK;
+}
+
 /* Asks p for what its vector shows `mine` lacks, unless a pull is in
  * flight. */
 static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t now_ms,
@@ -680,6 +731,10 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
         ranges[k].to = ours - first < SELF_CHECK_OPS ? ours : first + SELF_CHECK_OPS - 1;
         k++;
         p->self_check_sent = true;
+    }
+    if (n == 0 && k == 0 && (rc = gap_probe(e, p, mine, now_ms, &ranges, &k))) {
+        free(ranges);
+        return rc;
     }
     if ((n = k) == 0) {
         free(ranges);
@@ -945,6 +1000,7 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
         return vrc;
     tm_vv_free(&p->vv);
     p->vv = vv;
+    p->vv_raised = false;
     check_restored(e, p);
     p->info.uplink_up = ni->has_uplink && ni->uplink == TILLMESH__UPLINK_STATE__UPLINK_UP;
     p->info.uplink_since_ms = ni->uplink_since_ms;
@@ -1278,8 +1334,10 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
     if (b->is_reply)
         e->stats.ops_pulled += n_new;
     for (size_t i = 0; i < n_ops; i++)
-        if (memcmp(ops[i].origin, p->info.node_id, TM_NODE_ID_LEN) == 0)
+        if (memcmp(ops[i].origin, p->info.node_id, TM_NODE_ID_LEN) == 0) {
             vv_raise(&p->vv, ops[i].origin, ops[i].seq); /* its own ops are dense */
+            p->vv_raised = true;
+        }
     rc = refresh_vv(e);
 cleanup:
     free(ops);

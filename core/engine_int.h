@@ -38,6 +38,11 @@ typedef struct {
      * (self_check_sent), and its answer came (self_checked). Per peer: a
      * till may hold our pre-restore ops past a gap its vector hides. */
     bool self_check_sent, self_checked;
+    /* Not before then (monotonic): the next gap probe of pull_from; and
+     * its vector was raised by its pushes since its last heartbeat (newer
+     * than the digest that came with it). */
+    uint64_t gap_probe_at;
+    bool vv_raised;
 } peer_t;
 
 /* One origin's quota: a token bucket of cfg.origin_quota_ops_per_hour

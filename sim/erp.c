@@ -103,11 +103,6 @@ void sim_erp_draw(sim_t *s)
     /* Two seeds in three have an ERP; --erp forces it. */
     bool drawn = sim_rng_below(&r, 3) < 2; /* drawn always: --erp replays a CI seed */
     s->erp_on = s->cfg.force_erp || drawn;
-    /* Not yet with a restored till unless --erp: seed 27 of the CI range
-     * (restored till + ERP) ends with equal vectors and other digests
-     * (docs/sim.md, "Open"). */
-    if (s->restored >= 0 && !s->cfg.force_erp)
-        s->erp_on = false;
     if (!s->erp_on || s->cfg.no_erp) {
         s->erp_on = false;
         return;

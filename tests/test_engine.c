@@ -560,7 +560,7 @@ Test(engine, an_origin_past_its_quota_waits_and_is_pulled_again_when_it_refills)
     cr_assert_str_eq(q.name, "b");
     tm_engine_stats_t st;
     tm_engine_stats(net.eng[0], &st);
-    cr_assert_eq(st.ops_over_quota, 90);
+    cr_assert_eq(st.ops_over_quota, 90, "over %llu", (unsigned long long)st.ops_over_quota);
     /* An hour later the bucket is full again: 60 more are pulled. */
     net.now += 3600 * 1000;
     net.wall += 3600 * 1000;
