@@ -62,8 +62,8 @@ struct tm_erp {
     /* The probe (see tm_erp.h): a pool for bursts, the pace from the
      * engine, the run counts behind rise/fall/silent_fall. */
     probe_t probes[PROBES_MAX];
-    bool fast;    /* forwarder or standby: tm_erp_set_fast */
-    bool suspect; /* a burst runs: something went unanswered */
+    bool fast;           /* forwarder or standby: tm_erp_set_fast */
+    bool suspect;        /* a burst runs: something went unanswered */
     uint64_t next_probe; /* monotonic ms */
     uint64_t last_ok_ms; /* the last answer that proved the uplink works */
     uint32_t ok_run, fail_run, lost_run;
