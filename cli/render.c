@@ -562,6 +562,15 @@ static void render_forwarder(sbuf_t *b, const json_t *root)
         snprintf(v, sizeof v, "%s (%s), epoch %s", n, me ? "this node" : i, e);
     }
     line(b, "Forwarder:", v);
+    /* The standby takes over at once if the forwarder goes (docs/erp.md);
+     * a tillmeshd older than the standby sends no key: no line then. */
+    const json_t *sb = json_object_get(fw, "standby");
+    if (!sb)
+        return;
+    fld_str(fw, "standby", "none", n, sizeof n, MAX_W);
+    snprintf(v, sizeof v, "%s%s", n,
+             json_is_true(json_object_get(fw, "standby_is_self")) ? " (this node)" : "");
+    line(b, "Standby:", v);
 }
 
 static void render_erp(sbuf_t *b, const json_t *root)

@@ -221,6 +221,26 @@ Test(cli_render, status_forwarder_uplink_and_erp_when_known)
     t = status_text(other);
     cr_assert(has_line(t, "Forwarder:  till-4 (bbbbbbbbbbbb), epoch 9"), "%s", t);
     cr_assert(has_line(t, "Uplink:     down since 2026-11-23T11:00:00Z"), "%s", t);
+    cr_assert(!strstr(t, "Standby:"), "an old tillmeshd names no standby: no line\n%s", t);
+    free(t);
+}
+
+Test(cli_render, status_names_the_standby)
+{
+    const char *json = "{\"api_version\":1,\"node\":{\"id\":\"" NODE_ID "\"},"
+                       "\"forwarder\":{\"node_id\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\","
+                       "\"name\":\"till-4\",\"epoch\":9,\"standby\":\"till-1\","
+                       "\"standby_is_self\":true}}";
+    char *t = status_text(json);
+    cr_assert(has_line(t, "Standby:    till-1 (this node)"), "%s", t);
+    free(t);
+    t = status_text("{\"api_version\":1,\"forwarder\":{\"node_id\":null,\"name\":null,"
+                    "\"epoch\":2,\"standby\":null,\"standby_is_self\":false}}");
+    cr_assert(has_line(t, "Standby:    none"), "%s", t);
+    free(t);
+    t = status_text("{\"api_version\":1,\"forwarder\":{\"epoch\":2,\"standby\":\"t\\u001b[2J\","
+                    "\"standby_is_self\":false}}");
+    cr_assert(has_line(t, "Standby:    t?[2J"), "a name is printed safe\n%s", t);
     free(t);
 }
 
