@@ -518,6 +518,8 @@ static int fill_info(tm_engine_t *e, Tillmesh__NodeInfo *ni, Tillmesh__VersionEn
     ni->vv = ptrs;
     ni->has_priority = 1;
     ni->priority = e->cfg.priority;
+    ni->has_heartbeat_ms = 1;
+    ni->heartbeat_ms = e->cfg.heartbeat_ms;
     ni->has_digest = 1;
     ni->digest.data = digest;
     ni->digest.len = 32;
@@ -1005,6 +1007,13 @@ static int on_info(tm_engine_t *e, size_t idx, const Tillmesh__NodeInfo *ni, tm_
     p->info.uplink_up = ni->has_uplink && ni->uplink == TILLMESH__UPLINK_STATE__UPLINK_UP;
     p->info.uplink_since_ms = ni->uplink_since_ms;
     p->info.priority = ni->priority;
+    /* Bounded like our own setting (config: 20..60000 ms): a till cannot
+     * stay "alive" for hours by announcing a slow heartbeat. */
+    p->info.heartbeat_ms = 0;
+    if (ni->has_heartbeat_ms && ni->heartbeat_ms > 0)
+        p->info.heartbeat_ms = ni->heartbeat_ms > TM_ENGINE_HEARTBEAT_MAX_MS
+                                   ? TM_ENGINE_HEARTBEAT_MAX_MS
+                                   : ni->heartbeat_ms;
     p->info.complete = ni->has_complete ? ni->complete : true;
     p->info.catalogue_version = ni->catalogue_version;
     p->info.catalogue_synced_ms = ni->catalogue_synced_ms;
@@ -1709,7 +1718,7 @@ int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_
     for (size_t i = 0; i < e->n_peers; i++) {
         peer_t *p = &e->peers[i];
         if (p->info.state == TM_PEER_ALIVE &&
-            now_ms - p->info.last_seen_ms > e->cfg.peer_timeout_ms)
+            now_ms - p->info.last_seen_ms > tm_engine__peer_timeout(e, &p->info))
             set_state(e, p, TM_PEER_DOWN, "no heartbeat");
     }
     if (e->pull_busy && now_ms >= e->pull_deadline) {
@@ -1739,7 +1748,7 @@ uint64_t tm_engine_next_deadline(const tm_engine_t *e)
         d = e->pull_deadline;
     for (size_t i = 0; i < e->n_peers; i++) {
         const peer_t *p = &e->peers[i];
-        uint64_t t = p->info.last_seen_ms + e->cfg.peer_timeout_ms + 1;
+        uint64_t t = p->info.last_seen_ms + tm_engine__peer_timeout(e, &p->info) + 1;
         if (p->info.state == TM_PEER_ALIVE && t < d)
             d = t;
     }

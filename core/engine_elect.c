@@ -138,6 +138,15 @@ bool tm_engine__forwarder_heard(const tm_engine_t *e, uint64_t now_ms, uint32_t 
     return false;
 }
 
+uint64_t tm_engine__peer_timeout(const tm_engine_t *e, const tm_peer_info_t *p)
+{
+    uint64_t ours = e->cfg.peer_timeout_ms;
+    if (!p->heartbeat_ms || p->heartbeat_ms <= e->cfg.heartbeat_ms)
+        return ours;
+    uint64_t theirs = (uint64_t)p->heartbeat_ms * ours / e->cfg.heartbeat_ms;
+    return theirs > ours ? theirs : ours;
+}
+
 /* Whether a peer we no longer hear (state down) is heard by another live
  * peer within the peer timeout: on a lossy LAN, TCP's retransmission
  * back-off holds one till's heartbeats for longer than the peer timeout now
@@ -152,7 +161,7 @@ static bool heard_by_others(const tm_engine_t *e, const tm_peer_info_t *x, uint6
         if (q == x || q->state != TM_PEER_ALIVE || !q->fwd_heard ||
             memcmp(q->fwd_node, x->node_id, TM_NODE_ID_LEN) != 0)
             continue;
-        if (now_ms < q->fwd_heard_at_ms + e->cfg.peer_timeout_ms)
+        if (now_ms < q->fwd_heard_at_ms + tm_engine__peer_timeout(e, x))
             return true;
     }
     return false;

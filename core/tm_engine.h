@@ -50,7 +50,7 @@ typedef struct {
     const char *name;          /* this till's name */
     const char *store_id;      /* frames of other stores are dropped */
     const char *mesh_endpoint; /* advertised to peers so they can connect back */
-    uint32_t heartbeat_ms;     /* default 500 */
+    uint32_t heartbeat_ms;     /* default 500, at most TM_ENGINE_HEARTBEAT_MAX_MS */
     uint32_t peer_timeout_ms;  /* a peer silent this long is down; default 3 heartbeats */
     uint32_t pull_timeout_ms;  /* an unanswered pull is given up after this; default 2000 */
     uint32_t batch_max_ops;    /* ops per pull reply; default 1000 */
@@ -128,6 +128,7 @@ typedef struct {
     bool uplink_up;
     uint64_t uplink_since_ms; /* wall */
     uint32_t priority;
+    uint32_t heartbeat_ms; /* its heartbeat interval as it says (0: it does not) */
     bool complete;
     bool claims; /* it says it is the forwarder */
     /* Its catalogue: greatest ERP version held, and the wall ms of its
@@ -325,5 +326,8 @@ uint32_t tm_engine_quota_per_hour(const tm_engine_t *self);
  * goes first): anyone on the LAN can announce fingerprints. */
 #define TM_ENGINE_UNTRUSTED_EXPIRE_MS (10u * 60u * 1000u)
 #define TM_ENGINE_UNTRUSTED_MAX       32
+/* The slowest heartbeat a till may have (config) or announce (a peer's
+ * announced interval is cut to it). */
+#define TM_ENGINE_HEARTBEAT_MAX_MS 60000
 
 #endif

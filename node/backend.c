@@ -123,6 +123,9 @@ static json_t *status_peers(tm_daemon_t *d)
         json_object_set_new(jp, "rtt_ms",
                             p.clock_known ? json_integer((json_int_t)p.clock_rtt_ms) : json_null());
         json_object_set_new(jp, "stamps_far_ahead", json_integer((json_int_t)p.stamps_far_ahead));
+        /* Its heartbeat as it says (null: a tillmeshd that does not say). */
+        json_object_set_new(jp, "heartbeat_ms",
+                            p.heartbeat_ms ? json_integer(p.heartbeat_ms) : json_null());
         json_object_set_new(jp, "ops_refused", json_integer((json_int_t)p.ops_refused));
         json_object_set_new(jp, "ops_deferred", json_integer((json_int_t)p.ops_deferred));
         json_object_set_new(jp, "frames_over_bound", json_integer((json_int_t)p.frames_over_bound));

@@ -125,7 +125,7 @@ static int mesh_key(parse_t *p, int line, const char *k, const char *v)
     if (!strcmp(k, "trusted_keys"))
         return set_path(p, line, c->trusted_keys, k, v);
     if (!strcmp(k, "heartbeat_ms"))
-        return set_u32(p, line, &c->heartbeat_ms, k, v, 20, 60000);
+        return set_u32(p, line, &c->heartbeat_ms, k, v, 20, 60000); /* TM_ENGINE_HEARTBEAT_MAX_MS */
     if (!strcmp(k, "peer_timeout_ms"))
         return set_u32(p, line, &c->peer_timeout_ms, k, v, 50, 600000);
     if (!strcmp(k, "batch_max_ops"))

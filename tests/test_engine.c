@@ -27,7 +27,8 @@ typedef struct {
 
 static tm_log_t quiet = {.level = TM_LOG_ERROR};
 
-static void net_init(net_t *net, int n, uint32_t batch)
+/* hb: each till's heartbeat interval (NULL: 100 ms for all). */
+static void net_init_hb(net_t *net, int n, uint32_t batch, const uint32_t *hb)
 {
     static const char *names[MAXN] = {"a", "b", "c", "d"};
     memset(net, 0, sizeof *net);
@@ -44,10 +45,15 @@ static void net_init(net_t *net, int n, uint32_t batch)
         tm_engine_cfg_t cfg = {.name = names[i],
                                .store_id = "store-1",
                                .mesh_endpoint = "tcp://127.0.0.1:1",
-                               .heartbeat_ms = 100,
+                               .heartbeat_ms = hb ? hb[i] : 100,
                                .batch_max_ops = batch};
         cr_assert_eq(tm_engine_new(&cfg, net->store[i], &quiet, &net->eng[i]), TM_OK);
     }
+}
+
+static void net_init(net_t *net, int n, uint32_t batch)
+{
+    net_init_hb(net, n, batch, NULL);
 }
 
 static void net_free(net_t *net)
@@ -308,6 +314,55 @@ Test(engine, a_silent_peer_goes_down_and_comes_back_alive)
     run_for(&net, 300);
     tm_engine_peer_info(net.eng[0], 0, &p);
     cr_assert_eq(p.state, TM_PEER_ALIVE);
+    net_free(&net);
+}
+
+/* Two tills configured with other heartbeats (100 ms, peer timeout 300 ms;
+ * and 1000 ms): the fast one must not call the slow one down between two of
+ * its heartbeats (it did, every second: the election flapped with it), and
+ * still notices when it is really gone. */
+Test(engine, a_till_with_a_slower_heartbeat_is_not_timed_out_between_two)
+{
+    net_t net;
+    const uint32_t hb[] = {100, 1000};
+    net_init_hb(&net, 2, 1000, hb);
+    net_link(&net, 0, 1, 1);
+    run_for(&net, 1200);
+    tm_peer_info_t p;
+    tm_engine_peer_info(net.eng[0], 0, &p);
+    cr_assert_eq(p.state, TM_PEER_ALIVE);
+    cr_assert_eq(p.heartbeat_ms, 1000, "b says how often it heartbeats");
+    int downs = 0;
+    for (int step = 0; step < 100; step++) { /* 5 s */
+        run_for(&net, 50);
+        tm_engine_peer_info(net.eng[0], 0, &p);
+        downs += p.state != TM_PEER_ALIVE;
+    }
+    cr_assert_eq(downs, 0, "b looked down in %d of 100 steps", downs);
+    net.link[0][1] = net.link[1][0] = 0;
+    run_for(&net, 3500); /* 3 of b's heartbeats (a's 300 ms hold 3 of its own) */
+    tm_engine_peer_info(net.eng[0], 0, &p);
+    cr_assert_eq(p.state, TM_PEER_DOWN, "b is gone: a says so");
+    tm_engine_peer_info(net.eng[1], 0, &p);
+    cr_assert_eq(p.state, TM_PEER_DOWN, "and b of a, on its own timeout");
+    net_free(&net);
+}
+
+Test(engine, an_announced_heartbeat_is_cut_to_the_configurable_maximum)
+{
+    net_t net;
+    const uint32_t hb[] = {100, 600000}; /* b's engine takes it; a config would not */
+    net_init_hb(&net, 2, 1000, hb);
+    net_link(&net, 0, 1, 1);
+    run_for(&net, 300);
+    tm_peer_info_t p;
+    tm_engine_peer_info(net.eng[0], 0, &p);
+    cr_assert_eq(p.state, TM_PEER_ALIVE);
+    cr_assert_eq(p.heartbeat_ms, TM_ENGINE_HEARTBEAT_MAX_MS);
+    net.link[0][1] = net.link[1][0] = 0;
+    run_for(&net, 3 * TM_ENGINE_HEARTBEAT_MAX_MS + 200);
+    tm_engine_peer_info(net.eng[0], 0, &p);
+    cr_assert_eq(p.state, TM_PEER_DOWN, "silent for 3 maximum heartbeats: down");
     net_free(&net);
 }
 

@@ -120,6 +120,7 @@ class Till:
         self.erp_extra = ""      # more [erp] lines
         self.erp_url = None      # [erp] url, usually a Cable in front of the stub
         self.priority = 100
+        self.heartbeat_ms = None  # None: the lab's
         self.mdns = False        # loopback tests use static peers only
         # None: the real clock, no libfaketime. Otherwise a spec for
         # clock_offset_s; the offset is fixed when the till starts.
@@ -133,6 +134,7 @@ class Till:
 
     def write_config(self):
         peers = "".join(f"{n} = {ep}\n" for n, ep in self.peers.items())
+        hb = self.heartbeat_ms or self.lab.heartbeat_ms
         cfg = f"""# written by tmharness
 [node]
 name = {self.name}
@@ -147,8 +149,8 @@ listen = {self.endpoint}
 secret_key = {self.lab.root}/keys/{self.name}.key
 public_key = {self.lab.root}/keys/{self.name}.pub
 trusted_keys = {self.lab.trusted_for(self)}
-heartbeat_ms = {self.lab.heartbeat_ms}
-peer_timeout_ms = {self.lab.heartbeat_ms * 4}
+heartbeat_ms = {hb}
+peer_timeout_ms = {hb * 4}
 
 [discovery]
 mdns = {"yes" if self.mdns else "no"}
