@@ -8,7 +8,7 @@
 #   TM_INCLUDE_MAP=1 scripts/check-includes.sh  also prints every edge,
 #       "a.c -> b.c (header: function)": who calls whom, for a newcomer.
 # Checks the .c and .h files of $TM_INCLUDE_DIRS (default: node core storage
-# record common). Needs universal-ctags and a C compiler (comment removal).
+# record common). Needs universal-ctags.
 #
 # The graph, and how headers count:
 # - Nodes are .c files. a.c -> b.c when a.c includes a header (directly or
@@ -37,13 +37,8 @@ set -eu
 SRC=${1:-.}
 DIRS=${TM_INCLUDE_DIRS:-"node core storage record common"}
 KNOWN=${TM_INCLUDE_KNOWN-"storage/*.c; core/fwd.c core/fwd_catalogue.c"}
-CC=${CC:-cc}
 if ! ctags --version 2>/dev/null | grep -q 'Universal Ctags'; then
     echo "check-includes: universal-ctags not found (scripts/deps.sh installs it)" >&2
-    exit 2
-fi
-if ! command -v "$CC" >/dev/null 2>&1; then
-    echo "check-includes: $CC not found (set CC)" >&2
     exit 2
 fi
 cd "$SRC"
@@ -84,8 +79,33 @@ xargs ctags -x --kinds-C=f --language-force=C <"$tmp/cfiles" |
     awk '$5 != "static" { print $1, $4 }' >"$tmp/def"
 # "file name": every identifier a .c names outside comments.
 while read -r c; do
-    { "$CC" -fpreprocessed -dD -E -P "$c" 2>/dev/null || cat "$c"; } |
-        grep -o '[A-Za-z_][A-Za-z0-9_]*' | sort -u | sed "s|^|$c |"
+    awk '
+        # Drops /* */ and // comments; string and character literals are
+        # kept (a comment opener inside one is not a comment).
+        {
+            out = ""
+            n = length($0)
+            for (i = 1; i <= n; i++) {
+                ch = substr($0, i, 1)
+                two = substr($0, i, 2)
+                if (incom) {
+                    if (two == "*/") { incom = 0; i++ }
+                    continue
+                }
+                if (quote != "") {
+                    out = out ch
+                    if (ch == "\\") { out = out substr($0, i + 1, 1); i++ }
+                    else if (ch == quote) quote = ""
+                    continue
+                }
+                if (two == "/*") { incom = 1; i++; continue }
+                if (two == "//") break
+                if (ch == "\"" || ch == "\047") quote = ch
+                out = out ch
+            }
+            quote = ""
+            print out
+        }' "$c" | grep -o '[A-Za-z_][A-Za-z0-9_]*' | sort -u | sed "s|^|$c |"
 done <"$tmp/cfiles" >"$tmp/uses"
 
 awk -v known="$KNOWN" -v map="${TM_INCLUDE_MAP:-}" '
