@@ -1,9 +1,9 @@
-/* api.c - the local HTTP/JSON API on libmicrohttpd: the daemon, the life of
- * a request, and the answers (routes and handlers are in api_routes.c). */
+/* api.c - the local HTTP/JSON API on libmicrohttpd: the daemon and the life of
+ * a request (routes and handlers: api_routes.c; answers: api_reply.c;
+ * connection deadlines and caps: api_conn.c). */
 #include "api_int.h"
 
 #include <arpa/inet.h>
-#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -44,23 +44,6 @@ static void s_log_copy(char *dst, size_t dstsz, const char *src)
     dst[i] = '\0';
 }
 
-bool tm_api__parse_u64(const char *s, uint64_t *out)
-{
-    if (!s || !*s || strlen(s) > 20)
-        return false;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
-
 /* "application/json", optionally with parameters ("; charset=utf-8"). */
 static bool s_is_json_type(const char *v)
 {
@@ -73,110 +56,11 @@ static bool s_is_json_type(const char *v)
     return c == '\0' || c == ';' || c == ' ' || c == '\t';
 }
 
-/* Length of the valid UTF-8 sequence at s, 0 if there is none. */
-static size_t s_utf8_len(const unsigned char *s)
-{
-    size_t n;
-    unsigned min;
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    unsigned cp = c & (0x3fu >> (n - 1));
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/*
- * Replaces bytes that are not valid UTF-8 with '?', in place. Messages can
- * quote client input and are cut to fixed sizes, possibly inside a
- * character; jansson refuses such a string, which would turn a clear 400 or
- * 422 into a 500.
- */
-static void s_utf8_clean(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        size_t n = s_utf8_len(p);
-        if (n == 0)
-            *p++ = '?';
-        else
-            p += n;
-    }
-}
-
 static double s_ms_since(const struct timespec *t0)
 {
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
-/* ---- responses -------------------------------------------------------- */
-
-enum MHD_Result tm_api__reply(struct MHD_Connection *conn, tm_api_req_t *req, unsigned status,
-                              const char *ctype, char *body, const char *hname, const char *hval)
-{
-    struct MHD_Response *resp = NULL;
-    if (body) {
-        resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-        if (!resp)
-            free(body);
-    }
-    if (!resp) {
-        char oom[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}";
-        resp = MHD_create_response_from_buffer(sizeof oom - 1, oom, MHD_RESPMEM_MUST_COPY);
-        if (!resp)
-            return MHD_NO; /* nothing left to answer with: drop the connection */
-        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        ctype = TM_API_CT_JSON;
-        hname = NULL;
-        req->err = "internal";
-    }
-    enum MHD_Result ok = MHD_YES;
-    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES ||
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
-        (hname && MHD_add_response_header(resp, hname, hval) != MHD_YES))
-        ok = MHD_NO;
-    if (ok == MHD_YES)
-        ok = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    req->status = status;
-    return ok;
-}
-
-enum MHD_Result tm_api__error_hdr(struct MHD_Connection *conn, tm_api_req_t *req, unsigned status,
-                                  const char *code, const char *hname, const char *hval,
-                                  const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    s_utf8_clean(msg);
-    json_t *j = json_pack("{s:s, s:s}", "error", code, "message", msg);
-    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    req->err = code;
-    return tm_api__reply(conn, req, status, TM_API_CT_JSON, body, hname, hval);
 }
 
 /* ---- request lifecycle ------------------------------------------------ */
@@ -228,7 +112,7 @@ static enum MHD_Result s_begin(tm_api_t *self, struct MHD_Connection *conn, tm_a
     if (cl && tm_api__parse_u64(cl, &declared)) {
         if (declared > self->max_body) {
             req->too_large = true;
-            return tm_api__dispatch(self, conn, req, method);
+            return tm_api__dispatch(&self->routes, conn, req, method);
         }
         /* Nothing is allocated yet: a declared length costs nothing until
          * its bytes arrive (a client may announce 1 MiB and send a byte
@@ -301,7 +185,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         *upload_data_size = 0;
         return ok ? MHD_YES : MHD_NO;
     }
-    return tm_api__dispatch(self, conn, req, method);
+    return tm_api__dispatch(&self->routes, conn, req, method);
 }
 
 static const char *s_toe_name(enum MHD_RequestTerminationCode toe)
@@ -439,6 +323,7 @@ int tm_api_new(const tm_api_cfg_t *cfg, const tm_api_backend_t *be, const tm_log
     self->be = *be;
     self->log = log;
     s_apply_cfg(self, cfg);
+    self->routes = (tm_api_routes_t){.be = &self->be, .log = log, .max_body = self->max_body};
     /* The logger goes first so that MHD's complaints about the other
      * options reach our log too. MHD's own idle timeout stays as a backstop;
      * the deadlines that trickled bytes cannot move are ours (tm_api__sweep). */

@@ -1,6 +1,9 @@
 /*
- * api_int.h - what node/api.c (the MHD daemon and request lifecycle) and
- * node/api_routes.c (routing and the handlers) share. Private to tm_api.
+ * api_int.h - struct tm_api and the connection table, shared by node/api.c
+ * (the MHD daemon and the request's life) and node/api_conn.c (deadlines,
+ * caps, the accept policy), whose functions are declared here. Private to
+ * tm_api. api.c calls api_conn.c, never the other way; the handlers
+ * (api_routes.h) do not see this struct at all.
  */
 #ifndef TM_API_INT_H
 #define TM_API_INT_H
@@ -12,13 +15,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "api_routes.h"
 #include "tm_api.h"
-
-/* Longest id taken from a path; real ids are far shorter (UUID: 36). */
-#define TM_API_ID_MAX 128
-
-#define TM_API_CT_JSON "application/json"
-#define TM_API_CT_PROM "text/plain; version=0.0.4"
 
 /*
  * One open connection, MHD's socket context. Its phase is "waiting" (no
@@ -47,7 +45,8 @@ typedef struct tm_api_conn {
 struct tm_api {
     struct MHD_Daemon *mhd;
     tm_api_backend_t be;
-    const tm_log_t *log; /* owned by the caller; must outlive us */
+    tm_api_routes_t routes; /* what the handlers see: &be, log, max_body */
+    const tm_log_t *log;    /* owned by the caller; must outlive us */
     size_t max_body;
     uint16_t port;
     int fd;
@@ -62,71 +61,6 @@ struct tm_api {
     uint64_t log_evicted, log_timed_out, log_refused, log_at_ms;
     char log_last_addr[48];
 };
-
-typedef enum {
-    R_NONE,
-    R_SALES,
-    R_SALE,
-    R_CUSTOMER,
-    R_STATUS,
-    R_METRICS,
-    R_PARKED,
-    R_RETRY,
-    R_PRODUCTS,
-    R_PRODUCT
-} tm_api_route_t;
-
-/* Per-request state, MHD's con_cls; made on the first call for a request,
- * freed when MHD reports it completed. */
-typedef struct {
-    tm_api_route_t route;
-    char id[TM_API_ID_MAX + 1]; /* path id, already percent-decoded by MHD */
-    bool id_too_long;
-    char method[12]; /* for the log line */
-    char path[96];   /* for the log line, unprintables replaced */
-    const char *err; /* error code word of the answer, for the log */
-    unsigned status;
-    struct timespec t0;
-    char *body; /* NUL-terminated; len excludes the NUL */
-    size_t len, cap;
-    size_t limit; /* cap never grows past this: declared length + 1, or max_body + 1 */
-    size_t discarded;
-    bool too_large;
-} tm_api_req_t;
-
-/* ---- api_routes.c ------------------------------------------------------ */
-
-/* Maps a decoded path to a route (R_NONE if none) and copies its id, if
- * any, into req. */
-tm_api_route_t tm_api__route(const char *url, tm_api_req_t *req);
-/* NULL if the route takes method, else the value of the Allow header. */
-const char *tm_api__allow(tm_api_route_t route, const char *method);
-/* GET or HEAD (a GET whose body MHD leaves out). */
-bool tm_api__is_get(const char *method);
-/* Answers a complete request. */
-enum MHD_Result tm_api__dispatch(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req,
-                                 const char *method);
-
-/* ---- api.c ------------------------------------------------------------- */
-
-/* Strict unsigned decimal: digits only, no sign, no spaces, no overflow. */
-bool tm_api__parse_u64(const char *s, uint64_t *out);
-
-/*
- * Queues an answer. body is malloc'd text and ownership passes here; NULL
- * means building it ran out of memory, which becomes a 500. hname/hval add
- * one more header (Location, Allow) when not NULL.
- */
-enum MHD_Result tm_api__reply(struct MHD_Connection *conn, tm_api_req_t *req, unsigned status,
-                              const char *ctype, char *body, const char *hname, const char *hval);
-
-/* {"error":code,"message":...}, with an optional extra header. */
-enum MHD_Result tm_api__error_hdr(struct MHD_Connection *conn, tm_api_req_t *req, unsigned status,
-                                  const char *code, const char *hname, const char *hval,
-                                  const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-
-#define tm_api__error(conn, req, status, code, ...)                                                \
-    tm_api__error_hdr((conn), (req), (status), (code), NULL, NULL, __VA_ARGS__)
 
 /* ---- api_conn.c -------------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 /* api_routes.c - the routes of the local API and their handlers (see
  * tm_api.h for the contract, docs/api.md for the examples). */
-#include "api_int.h"
+#include "api_routes.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -123,7 +123,7 @@ static enum MHD_Result s_malformed(struct MHD_Connection *conn, tm_api_req_t *re
 }
 
 /* The answer for a backend error that is not specific to one route. */
-static enum MHD_Result s_backend_error(tm_api_t *self, struct MHD_Connection *conn,
+static enum MHD_Result s_backend_error(const tm_api_routes_t *rt, struct MHD_Connection *conn,
                                        tm_api_req_t *req, int rc)
 {
     if (rc == TM_EFULL)
@@ -134,7 +134,7 @@ static enum MHD_Result s_backend_error(tm_api_t *self, struct MHD_Connection *co
                                  MHD_HTTP_HEADER_RETRY_AFTER, "2",
                                  "the till's database file was deleted or replaced: nothing was "
                                  "written; the till is putting it back (see GET /v1/status)");
-    tm_log_warn(self->log, "api: %s %s: %s", req->method, req->path, tm_strerror(rc));
+    tm_log_warn(rt->log, "api: %s %s: %s", req->method, req->path, tm_strerror(rc));
     return tm_api__error(conn, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
                          "internal error: %s", tm_strerror(rc));
 }
@@ -150,7 +150,8 @@ static enum MHD_Result s_reply_sale(struct MHD_Connection *conn, tm_api_req_t *r
                          status == MHD_HTTP_CREATED ? MHD_HTTP_HEADER_LOCATION : NULL, location);
 }
 
-static enum MHD_Result s_post_sale(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req)
+static enum MHD_Result s_post_sale(const tm_api_routes_t *rt, struct MHD_Connection *conn,
+                                   tm_api_req_t *req)
 {
     tm_sale_t sale;
     tm_field_errors_t errs;
@@ -162,10 +163,10 @@ static enum MHD_Result s_post_sale(tm_api_t *self, struct MHD_Connection *conn, 
     if (rc == TM_EVALIDATE)
         return s_invalid(conn, req, &errs);
     if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
+        return s_backend_error(rt, conn, req, rc);
 
     enum MHD_Result ret;
-    rc = self->be.post_sale(self->be.ctx, &sale, &errs);
+    rc = rt->be->post_sale(rt->be->ctx, &sale, &errs);
     switch (rc) {
     case TM_OK: ret = s_reply_sale(conn, req, MHD_HTTP_CREATED, &sale); break;
     /* A POS retrying after a lost answer gets the same sale back. */
@@ -175,24 +176,25 @@ static enum MHD_Result s_post_sale(tm_api_t *self, struct MHD_Connection *conn, 
         ret = tm_api__error(conn, req, MHD_HTTP_CONFLICT, "conflict",
                             "a different sale with sale_id %s is already stored", sale.sale_id);
         break;
-    default: ret = s_backend_error(self, conn, req, rc); break;
+    default: ret = s_backend_error(rt, conn, req, rc); break;
     }
     tm_sale_free(&sale);
     return ret;
 }
 
-static enum MHD_Result s_get_sale(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req)
+static enum MHD_Result s_get_sale(const tm_api_routes_t *rt, struct MHD_Connection *conn,
+                                  tm_api_req_t *req)
 {
     /* Anything that is not a UUID cannot name a sale. */
     if (req->id_too_long || !tm_uuid_valid(req->id))
         return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such sale");
     tm_sale_t sale;
     memset(&sale, 0, sizeof sale);
-    int rc = tm_store_get_sale(self->be.store, req->id, &sale);
+    int rc = tm_store_get_sale(rt->be->store, req->id, &sale);
     if (rc == TM_ENOTFOUND)
         return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no sale %s", req->id);
     if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
+        return s_backend_error(rt, conn, req, rc);
     enum MHD_Result ret = s_reply_sale(conn, req, MHD_HTTP_OK, &sale);
     tm_sale_free(&sale);
     return ret;
@@ -249,7 +251,8 @@ done:
     return out;
 }
 
-static enum MHD_Result s_list_sales(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req)
+static enum MHD_Result s_list_sales(const tm_api_routes_t *rt, struct MHD_Connection *conn,
+                                    tm_api_req_t *req)
 {
     uint64_t since, next = 0;
     size_t limit, n = 0;
@@ -257,9 +260,9 @@ static enum MHD_Result s_list_sales(tm_api_t *self, struct MHD_Connection *conn,
     if (!s_list_params(conn, req, &since, &limit, &ret))
         return ret;
     tm_sale_t *sales = NULL;
-    int rc = tm_store_list_sales(self->be.store, since, limit, &sales, &n, &next);
+    int rc = tm_store_list_sales(rt->be->store, since, limit, &sales, &n, &next);
     if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
+        return s_backend_error(rt, conn, req, rc);
     char *body = s_list_json(sales, n, next);
     for (size_t i = 0; i < n; i++)
         tm_sale_free(&sales[i]);
@@ -297,7 +300,7 @@ static enum MHD_Result s_bad_customer_id(struct MHD_Connection *conn, tm_api_req
     return s_invalid(conn, req, &errs);
 }
 
-static enum MHD_Result s_put_customer(tm_api_t *self, struct MHD_Connection *conn,
+static enum MHD_Result s_put_customer(const tm_api_routes_t *rt, struct MHD_Connection *conn,
                                       tm_api_req_t *req)
 {
     tm_customer_t patch, merged;
@@ -314,17 +317,17 @@ static enum MHD_Result s_put_customer(tm_api_t *self, struct MHD_Connection *con
     if (rc == TM_EVALIDATE)
         return s_invalid(conn, req, &errs);
     if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
-    rc = self->be.put_customer(self->be.ctx, &patch, &merged, &errs);
+        return s_backend_error(rt, conn, req, rc);
+    rc = rt->be->put_customer(rt->be->ctx, &patch, &merged, &errs);
     if (rc == TM_EVALIDATE)
         return s_invalid(conn, req, &errs);
     if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
+        return s_backend_error(rt, conn, req, rc);
     return tm_api__reply(conn, req, MHD_HTTP_OK, TM_API_CT_JSON, tm_customer_to_json(&merged), NULL,
                          NULL);
 }
 
-static enum MHD_Result s_get_customer(tm_api_t *self, struct MHD_Connection *conn,
+static enum MHD_Result s_get_customer(const tm_api_routes_t *rt, struct MHD_Connection *conn,
                                       tm_api_req_t *req)
 {
     tm_id_type_t type = TM_IDTYPE_RUT;
@@ -337,34 +340,35 @@ static enum MHD_Result s_get_customer(tm_api_t *self, struct MHD_Connection *con
         return s_bad_customer_id(conn, req, type);
     tm_customer_t c;
     memset(&c, 0, sizeof c);
-    int rc = tm_store_get_customer(self->be.store, id, &c);
+    int rc = tm_store_get_customer(rt->be->store, id, &c);
     if (rc == TM_ENOTFOUND)
         return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no customer %s", id);
     if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
+        return s_backend_error(rt, conn, req, rc);
     return tm_api__reply(conn, req, MHD_HTTP_OK, TM_API_CT_JSON, tm_customer_to_json(&c), NULL,
                          NULL);
 }
 
-static enum MHD_Result s_get_text(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req,
-                                  char *(*fn)(void *ctx), const char *ctype)
+static enum MHD_Result s_get_text(const tm_api_routes_t *rt, struct MHD_Connection *conn,
+                                  tm_api_req_t *req, char *(*fn)(void *ctx), const char *ctype)
 {
-    char *body = fn(self->be.ctx);
+    char *body = fn(rt->be->ctx);
     if (!body)
-        return s_backend_error(self, conn, req, TM_ENOMEM);
+        return s_backend_error(rt, conn, req, TM_ENOMEM);
     return tm_api__reply(conn, req, MHD_HTTP_OK, ctype, body, NULL, NULL);
 }
 
-static enum MHD_Result s_erp_retry(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req)
+static enum MHD_Result s_erp_retry(const tm_api_routes_t *rt, struct MHD_Connection *conn,
+                                   tm_api_req_t *req)
 {
-    if (!self->be.erp_retry)
+    if (!rt->be->erp_retry)
         return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such route");
-    int rc = self->be.erp_retry(self->be.ctx, req->id);
+    int rc = rt->be->erp_retry(rt->be->ctx, req->id);
     if (rc == TM_ENOTFOUND)
         return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found",
                              "sale %.40s is not parked on this till", req->id);
     if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
+        return s_backend_error(rt, conn, req, rc);
     json_t *o = json_pack("{s:s, s:s}", "sale_id", req->id, "state", "queued");
     char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
@@ -373,25 +377,26 @@ static enum MHD_Result s_erp_retry(tm_api_t *self, struct MHD_Connection *conn, 
 
 /* ---- catalogue -------------------------------------------------------- */
 
-static enum MHD_Result s_get_product(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req)
+static enum MHD_Result s_get_product(const tm_api_routes_t *rt, struct MHD_Connection *conn,
+                                     tm_api_req_t *req)
 {
     tm_product_t p;
     if (req->id_too_long)
         return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such product");
-    int rc = tm_store_product_get(self->be.store, req->id, &p);
+    int rc = tm_store_product_get(rt->be->store, req->id, &p);
     if (rc == TM_ENOTFOUND)
         return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found",
                              "no product with sku or barcode %.64s in this till's catalogue",
                              req->id);
     if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
+        return s_backend_error(rt, conn, req, rc);
     return tm_api__reply(conn, req, MHD_HTTP_OK, TM_API_CT_JSON, tm_product_to_json(&p), NULL,
                          NULL);
 }
 
 /* {"products":[...]}: by name prefix (?q=, any case), else every product by
  * sku after ?after=; at most ?limit= (default 100, at most 1000). */
-static enum MHD_Result s_find_products(tm_api_t *self, struct MHD_Connection *conn,
+static enum MHD_Result s_find_products(const tm_api_routes_t *rt, struct MHD_Connection *conn,
                                        tm_api_req_t *req)
 {
     const char *q = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "q");
@@ -407,10 +412,10 @@ static enum MHD_Result s_find_products(tm_api_t *self, struct MHD_Connection *co
                              TM_SKU_MAX - 1);
     tm_product_t *ps = NULL;
     size_t n = 0;
-    int rc = tm_store_products_find(self->be.store, q, after ? after : "",
+    int rc = tm_store_products_find(rt->be->store, q, after ? after : "",
                                     v > API_LIST_MAX ? API_LIST_MAX : (size_t)v, &ps, &n);
     if (rc != TM_OK)
-        return s_backend_error(self, conn, req, rc);
+        return s_backend_error(rt, conn, req, rc);
     json_t *root = json_object(), *arr = json_array();
     bool bad = !root || !arr || json_object_set(root, "products", arr);
     for (size_t i = 0; i < n && !bad; i++) {
@@ -424,30 +429,30 @@ static enum MHD_Result s_find_products(tm_api_t *self, struct MHD_Connection *co
     json_decref(arr);
     json_decref(root);
     if (!body)
-        return s_backend_error(self, conn, req, TM_ENOMEM);
+        return s_backend_error(rt, conn, req, TM_ENOMEM);
     return tm_api__reply(conn, req, MHD_HTTP_OK, TM_API_CT_JSON, body, NULL, NULL);
 }
 
-enum MHD_Result tm_api__dispatch(tm_api_t *self, struct MHD_Connection *conn, tm_api_req_t *req,
-                                 const char *method)
+enum MHD_Result tm_api__dispatch(const tm_api_routes_t *rt, struct MHD_Connection *conn,
+                                 tm_api_req_t *req, const char *method)
 {
     if (req->too_large)
         return tm_api__error(conn, req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
-                             "request body is larger than %zu bytes", self->max_body);
+                             "request body is larger than %zu bytes", rt->max_body);
     bool get = tm_api__is_get(method);
     switch (req->route) {
-    case R_SALES: return get ? s_list_sales(self, conn, req) : s_post_sale(self, conn, req);
-    case R_SALE: return s_get_sale(self, conn, req);
-    case R_CUSTOMER: return get ? s_get_customer(self, conn, req) : s_put_customer(self, conn, req);
-    case R_STATUS: return s_get_text(self, conn, req, self->be.status_json, TM_API_CT_JSON);
-    case R_METRICS: return s_get_text(self, conn, req, self->be.metrics_text, TM_API_CT_PROM);
+    case R_SALES: return get ? s_list_sales(rt, conn, req) : s_post_sale(rt, conn, req);
+    case R_SALE: return s_get_sale(rt, conn, req);
+    case R_CUSTOMER: return get ? s_get_customer(rt, conn, req) : s_put_customer(rt, conn, req);
+    case R_STATUS: return s_get_text(rt, conn, req, rt->be->status_json, TM_API_CT_JSON);
+    case R_METRICS: return s_get_text(rt, conn, req, rt->be->metrics_text, TM_API_CT_PROM);
     case R_PARKED:
-        if (!self->be.parked_json)
+        if (!rt->be->parked_json)
             break;
-        return s_get_text(self, conn, req, self->be.parked_json, TM_API_CT_JSON);
-    case R_RETRY: return s_erp_retry(self, conn, req);
-    case R_PRODUCT: return s_get_product(self, conn, req);
-    case R_PRODUCTS: return s_find_products(self, conn, req);
+        return s_get_text(rt, conn, req, rt->be->parked_json, TM_API_CT_JSON);
+    case R_RETRY: return s_erp_retry(rt, conn, req);
+    case R_PRODUCT: return s_get_product(rt, conn, req);
+    case R_PRODUCTS: return s_find_products(rt, conn, req);
     case R_NONE: break;
     }
     return tm_api__error(conn, req, MHD_HTTP_NOT_FOUND, "not_found", "no such route");

@@ -8,7 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon_int.h"
+#include "catalogue_status.h"
+#include "tm_now.h"
 
 typedef struct {
     tm_catalogue_state_t cs;
@@ -18,16 +19,16 @@ typedef struct {
     bool stale;
 } cat_view_t;
 
-static void s_view(tm_daemon_t *d, cat_view_t *v)
+static void s_view(const tm_backend_ctx_t *b, cat_view_t *v)
 {
     memset(v, 0, sizeof *v);
-    v->have = tm_store_catalogue_state(d->store, &v->cs) == TM_OK && v->cs.synced_ms;
-    if (d->fwd)
-        tm_fwd_stats(d->fwd, &v->fs);
-    uint64_t wall = tm_daemon_wall_ms();
+    v->have = tm_store_catalogue_state(b->store, &v->cs) == TM_OK && v->cs.synced_ms;
+    if (b->fwd)
+        tm_fwd_stats(b->fwd, &v->fs);
+    uint64_t wall = tm_now_wall_ms();
     if (v->have)
         v->age_s = wall > v->cs.synced_ms ? (wall - v->cs.synced_ms) / 1000 : 0;
-    uint64_t max_s = (uint64_t)d->cfg.catalogue_max_age_h * 3600;
+    uint64_t max_s = (uint64_t)b->cfg->catalogue_max_age_h * 3600;
     v->stale = !v->have || v->age_s > max_s;
 }
 
@@ -43,25 +44,25 @@ static json_t *s_wall(uint64_t ms)
     return json_string(buf);
 }
 
-json_t *tm_daemon_catalogue_json(tm_daemon_t *d)
+json_t *tm_catstatus_json(const tm_backend_ctx_t *b)
 {
     cat_view_t v;
-    s_view(d, &v);
+    s_view(b, &v);
     return json_pack("{s:I, s:I, s:o, s:o, s:i, s:b, s:s, s:I, s:I, s:o, s:s?}", "version",
                      (json_int_t)v.cs.version, "products", (json_int_t)v.cs.products, "synced_at",
                      s_wall(v.have ? v.cs.synced_ms : 0), "age_s",
                      v.have ? json_integer((json_int_t)v.age_s) : json_null(), "max_age_h",
-                     (int)d->cfg.catalogue_max_age_h, "stale", v.stale, "cursor", v.cs.cursor,
+                     (int)b->cfg->catalogue_max_age_h, "stale", v.stale, "cursor", v.cs.cursor,
                      "pages_pulled_here", (json_int_t)v.fs.catalogue_pages, "pages_refused_here",
                      (json_int_t)v.fs.catalogue_refused, "last_pull_at",
                      s_wall(v.fs.catalogue_last_wall_ms), "error",
                      v.fs.catalogue_error[0] ? v.fs.catalogue_error : NULL);
 }
 
-void tm_daemon_catalogue_metrics(tm_daemon_t *d, FILE *f)
+void tm_catstatus_metrics(const tm_backend_ctx_t *b, FILE *f)
 {
     cat_view_t v;
-    s_view(d, &v);
+    s_view(b, &v);
     fprintf(f,
             "# HELP tillmesh_catalogue_version Greatest ERP catalogue version held.\n"
             "# TYPE tillmesh_catalogue_version gauge\ntillmesh_catalogue_version %llu\n"
@@ -83,14 +84,14 @@ void tm_daemon_catalogue_metrics(tm_daemon_t *d, FILE *f)
             (unsigned long long)v.fs.catalogue_refused);
 }
 
-void tm_daemon_catalogue_peer(tm_daemon_t *d, json_t *jp, const tm_peer_info_t *p)
+void tm_catstatus_peer(const tm_backend_ctx_t *b, json_t *jp, const tm_peer_info_t *p)
 {
-    uint64_t wall = tm_daemon_wall_ms();
+    uint64_t wall = tm_now_wall_ms();
     bool have = p->catalogue_synced_ms != 0;
     uint64_t age =
         have && wall > p->catalogue_synced_ms ? (wall - p->catalogue_synced_ms) / 1000 : 0;
     json_object_set_new(jp, "catalogue_version", json_integer((json_int_t)p->catalogue_version));
     json_object_set_new(jp, "catalogue_age_s", have ? json_integer((json_int_t)age) : json_null());
     json_object_set_new(jp, "catalogue_stale",
-                        json_boolean(!have || age > (uint64_t)d->cfg.catalogue_max_age_h * 3600));
+                        json_boolean(!have || age > (uint64_t)b->cfg->catalogue_max_age_h * 3600));
 }

@@ -2,7 +2,6 @@
 #include "daemon_int.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,42 +16,16 @@
 /* How often the store's path is compared with the open files. */
 #define STORE_CHECK_MS 1000
 
-uint64_t tm_daemon_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t tm_daemon_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-void tm_daemon_flush(tm_daemon_t *d)
-{
-    for (size_t i = 0; i < d->outbox.n; i++) {
-        const tm_out_t *o = &d->outbox.v[i];
-        if (o->kind == TM_OUT_SEND)
-            (void)tm_mesh_send(d->mesh, o->peer, o->frame, o->len);
-        else if (o->kind == TM_OUT_CONNECT)
-            (void)tm_mesh_connect(d->mesh, o->peer, o->endpoint);
-    }
-    tm_outbox_clear(&d->outbox);
-}
-
 static void on_link_up(void *ctx, const char *peer)
 {
     tm_daemon_t *d = ctx;
-    tm_engine_link_up(d->engine, peer, tm_daemon_mono_ms());
+    tm_engine_link_up(d->engine, peer, tm_now_mono_ms());
 }
 
 static void on_frame(void *ctx, const char *peer, const uint8_t *frame, size_t len)
 {
     tm_daemon_t *d = ctx;
-    (void)tm_engine_on_frame(d->engine, peer, frame, len, tm_daemon_mono_ms(), tm_daemon_wall_ms(),
+    (void)tm_engine_on_frame(d->engine, peer, frame, len, tm_now_mono_ms(), tm_now_wall_ms(),
                              &d->outbox);
 }
 
@@ -67,37 +40,39 @@ static void on_frame(void *ctx, const char *peer, const uint8_t *frame, size_t l
  * already hold. Old ops keep their origin and merge idempotently. */
 static int heal_corrupt(tm_daemon_t *d, const char *why, const char *label)
 {
-    char old[sizeof d->store_corrupt_dir + 16], hex[TM_NODE_HEX_LEN] = "unknown";
-    tm_log_error(d->log, "store %s cannot be used: %s", d->store_path, why);
-    int rc = tm_store_quarantine(d->store_path, label, time(NULL), d->store_corrupt_dir,
-                                 sizeof d->store_corrupt_dir);
+    char old[sizeof d->health.store_corrupt_dir + 16], hex[TM_NODE_HEX_LEN] = "unknown";
+    tm_log_error(d->log, "store %s cannot be used: %s", d->health.store_path, why);
+    int rc = tm_store_quarantine(d->health.store_path, label, time(NULL),
+                                 d->health.store_corrupt_dir, sizeof d->health.store_corrupt_dir);
     if (rc) {
         tm_log_error(d->log,
                      "cannot move the old store out of the way (%s): not starting; "
                      "move %s and its -wal and -shm files elsewhere by hand",
-                     tm_strerror(rc), d->store_path);
+                     tm_strerror(rc), d->health.store_path);
         return rc;
     }
     tm_log_error(d->log,
                  "moved the old store to %s; starting with a fresh store (new node id), "
                  "re-seeding from peers and salvaging what can be read of the old one",
-                 d->store_corrupt_dir);
-    if ((rc = tm_store_open(d->store_path, NULL, &d->store))) {
-        tm_log_error(d->log, "cannot create a fresh store %s: %s", d->store_path, tm_strerror(rc));
+                 d->health.store_corrupt_dir);
+    if ((rc = tm_store_open(d->health.store_path, NULL, &d->store))) {
+        tm_log_error(d->log, "cannot create a fresh store %s: %s", d->health.store_path,
+                     tm_strerror(rc));
         return rc;
     }
-    d->store_healed = true;
-    snprintf(old, sizeof old, "%s/tillmesh.db", d->store_corrupt_dir);
-    rc = tm_store_salvage(d->store, old, &d->salvage);
-    if (d->salvage.old_node_id_known)
-        tm_hex(d->salvage.old_node_id, TM_NODE_ID_LEN, hex);
+    d->health.store_healed = true;
+    snprintf(old, sizeof old, "%s/tillmesh.db", d->health.store_corrupt_dir);
+    rc = tm_store_salvage(d->store, old, &d->health.salvage);
+    if (d->health.salvage.old_node_id_known)
+        tm_hex(d->health.salvage.old_node_id, TM_NODE_ID_LEN, hex);
     tm_log_warn(d->log,
                 "salvage: %llu ops kept of %llu rows read from the old %s (old node id %s); "
                 "%llu unreadable places skipped, %llu rows not valid ops%s%s",
-                (unsigned long long)d->salvage.ops_new, (unsigned long long)d->salvage.rows_read,
-                d->salvage.wal_only ? "write-ahead log" : "store", hex,
-                (unsigned long long)d->salvage.read_errors,
-                (unsigned long long)d->salvage.ops_refused, rc ? "; stopped early: " : "",
+                (unsigned long long)d->health.salvage.ops_new,
+                (unsigned long long)d->health.salvage.rows_read,
+                d->health.salvage.wal_only ? "write-ahead log" : "store", hex,
+                (unsigned long long)d->health.salvage.read_errors,
+                (unsigned long long)d->health.salvage.ops_refused, rc ? "; stopped early: " : "",
                 rc ? tm_strerror(rc) : "");
     return TM_OK; /* a partial salvage still leaves a working till */
 }
@@ -108,30 +83,31 @@ static int open_store(tm_daemon_t *d)
         tm_log_error(d->log, "cannot create data_dir %s: %s", d->cfg.data_dir, strerror(errno));
         return TM_EIO;
     }
-    snprintf(d->store_path, sizeof d->store_path, "%s/tillmesh.db", d->cfg.data_dir);
+    snprintf(d->health.store_path, sizeof d->health.store_path, "%s/tillmesh.db", d->cfg.data_dir);
     /* SQLite would delete a -wal found without its database, and with it
      * the latest commits (the database deleted after a crash). */
-    char wal[sizeof d->store_path + 8];
+    char wal[sizeof d->health.store_path + 8];
     struct stat sb;
-    snprintf(wal, sizeof wal, "%s-wal", d->store_path);
+    snprintf(wal, sizeof wal, "%s-wal", d->health.store_path);
     int rc = TM_OK;
-    if (stat(d->store_path, &sb) != 0 && errno == ENOENT && stat(wal, &sb) == 0 && sb.st_size > 32)
+    if (stat(d->health.store_path, &sb) != 0 && errno == ENOENT && stat(wal, &sb) == 0 &&
+        sb.st_size > 32)
         rc = heal_corrupt(d,
                           "the database file is gone but its write-ahead log (the latest "
                           "commits) is there: it was deleted while tillmeshd was stopped",
                           "orphan-wal");
-    else if ((rc = tm_store_open(d->store_path, NULL, &d->store)) == TM_ECORRUPT)
+    else if ((rc = tm_store_open(d->health.store_path, NULL, &d->store)) == TM_ECORRUPT)
         rc = heal_corrupt(d, tm_strerror(rc), "corrupt");
     if (rc) {
-        if (!d->store_healed)
-            tm_log_error(d->log, "cannot open store %s: %s", d->store_path, tm_strerror(rc));
+        if (!d->health.store_healed)
+            tm_log_error(d->log, "cannot open store %s: %s", d->health.store_path, tm_strerror(rc));
         return rc;
     }
     uint8_t id[TM_NODE_ID_LEN];
     char hex[TM_NODE_HEX_LEN];
     tm_store_node_id(d->store, id);
     tm_hex(id, TM_NODE_ID_LEN, hex);
-    tm_log_info(d->log, "store %s (node id %s, schema v%d)", d->store_path, hex,
+    tm_log_info(d->log, "store %s (node id %s, schema v%d)", d->health.store_path, hex,
                 tm_store_schema_version(d->store));
     return TM_OK;
 }
@@ -206,10 +182,10 @@ static int watch_store(tm_daemon_t *d, uint64_t now)
     d->store_check_at = now + STORE_CHECK_MS;
     if (!tm_store_is_lost(d->store) && tm_store_check_file(d->store) == TM_OK)
         return TM_OK;
-    uint64_t wall = tm_daemon_wall_ms();
-    if (!d->store_lost_wall_ms) {
-        d->store_lost_wall_ms = wall;
-        d->store_restore_error[0] = '\0';
+    uint64_t wall = tm_now_wall_ms();
+    if (!d->health.store_lost_wall_ms) {
+        d->health.store_lost_wall_ms = wall;
+        d->health.store_restore_error[0] = '\0';
         tm_log_error(d->log,
                      "store lost: %s. Sales and customer edits are refused (503 store_lost) "
                      "until it is back; writing it back from the copy still open. Never delete "
@@ -219,15 +195,16 @@ static int watch_store(tm_daemon_t *d, uint64_t now)
     char aside[700];
     int rc = tm_store_restore(d->store, time(NULL), aside, sizeof aside);
     if (rc == TM_OK) {
-        d->store_restored++;
+        d->health.store_restored++;
         if (aside[0])
-            tm_log_warn(d->log, "the file found at %s was not ours: moved to %s", d->store_path,
-                        aside);
+            tm_log_warn(d->log, "the file found at %s was not ours: moved to %s",
+                        d->health.store_path, aside);
         tm_log_warn(d->log,
                     "store restored at %s from the open copy after %llu ms: nothing lost, same "
                     "node id; sales are taken again",
-                    d->store_path, (unsigned long long)(wall - d->store_lost_wall_ms));
-        d->store_lost_wall_ms = 0;
+                    d->health.store_path,
+                    (unsigned long long)(wall - d->health.store_lost_wall_ms));
+        d->health.store_lost_wall_ms = 0;
         return TM_OK;
     }
     const char *msg = tm_store_errmsg(d->store);
@@ -235,44 +212,20 @@ static int watch_store(tm_daemon_t *d, uint64_t now)
         tm_log_error(d->log,
                      "cannot restore the store (%s): exiting with status %d so that systemd "
                      "starts tillmeshd again; it will open or re-create %s and re-seed from peers",
-                     msg, TM_DAEMON_EXIT_STORE_LOST, d->store_path);
+                     msg, TM_DAEMON_EXIT_STORE_LOST, d->health.store_path);
         return TM_ELOST;
     }
     /* Same trouble every second: say it when it changes, else every 30 s. */
-    if (strcmp(msg, d->store_restore_error) != 0 || now - d->store_restore_logged_ms >= 30000) {
+    if (strcmp(msg, d->health.store_restore_error) != 0 ||
+        now - d->store_restore_logged_ms >= 30000) {
         tm_log_error(d->log,
                      "cannot write the store back yet (%s): retrying every second; "
                      "sales stay refused until then",
                      msg);
-        tm_strlcpy(d->store_restore_error, msg, sizeof d->store_restore_error);
+        tm_strlcpy(d->health.store_restore_error, msg, sizeof d->health.store_restore_error);
         d->store_restore_logged_ms = now;
     }
     return TM_OK;
-}
-
-json_t *tm_daemon_store_json(tm_daemon_t *d)
-{
-    int lost = tm_store_is_lost(d->store);
-    char msg[400] = "";
-    if (lost)
-        snprintf(msg, sizeof msg, "%s; sales are refused until the till writes it back%s%s",
-                 tm_store_lost_reason(d->store), d->store_restore_error[0] ? ": " : "",
-                 d->store_restore_error);
-    json_t *healed = json_null();
-    if (d->store_healed) {
-        char hex[TM_NODE_HEX_LEN];
-        tm_hex(d->salvage.old_node_id, TM_NODE_ID_LEN, hex);
-        healed = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o}", "moved_to", d->store_corrupt_dir,
-                           "rows_read", (json_int_t)d->salvage.rows_read, "ops_salvaged",
-                           (json_int_t)d->salvage.ops_new, "read_errors",
-                           (json_int_t)d->salvage.read_errors, "rows_refused",
-                           (json_int_t)d->salvage.ops_refused, "old_node_id",
-                           d->salvage.old_node_id_known ? json_string(hex) : json_null());
-    }
-    return json_pack("{s:s, s:s, s:o, s:o, s:I, s:o}", "state", lost ? "lost" : "ok", "path",
-                     d->store_path, "message", lost ? json_string(msg) : json_null(), "lost_since",
-                     tm_daemon_wall_json(lost ? d->store_lost_wall_ms : 0), "restored",
-                     (json_int_t)d->store_restored, "healed_at_start", healed);
 }
 
 static size_t trusted_count(const tm_mesh_t *m)
@@ -400,6 +353,43 @@ static int start_erp(tm_daemon_t *d)
     return rc;
 }
 
+/* What the backend works with, lent by the daemon for as long as the API
+ * runs (tm_backend.h); filled once the ERP and the forwarder exist. */
+static tm_backend_ctx_t *backend_ctx(tm_daemon_t *d)
+{
+    d->backend = (tm_backend_ctx_t){.cfg = &d->cfg,
+                                    .log = d->log,
+                                    .store = d->store,
+                                    .engine = d->engine,
+                                    .mesh = d->mesh,
+                                    .erp = d->erp,
+                                    .fwd = d->fwd,
+                                    .api = &d->api,
+                                    .outbox = &d->outbox,
+                                    .advertise = d->advertise,
+                                    .started_ms = d->started_ms,
+                                    .health = &d->health};
+    return &d->backend;
+}
+
+/* What discovery works with (tm_discover.h). */
+static tm_discover_ctx_t disc_ctx(tm_daemon_t *d)
+{
+    return (tm_discover_ctx_t){.cfg = &d->cfg,
+                               .log = d->log,
+                               .store = d->store,
+                               .mesh = d->mesh,
+                               .engine = d->engine,
+                               .outbox = &d->outbox,
+                               .advertise = d->advertise};
+}
+
+static int start_disc(tm_daemon_t *d)
+{
+    tm_discover_ctx_t dc = disc_ctx(d);
+    return tm_discover_start(&dc, &d->disc);
+}
+
 static int start_api(tm_daemon_t *d)
 {
     char host[64], token[TM_API_TOKEN_MAX + 1] = "";
@@ -411,7 +401,7 @@ static int start_api(tm_daemon_t *d)
     if (d->cfg.api_token_file[0] &&
         (rc = tm_api_read_token(d->cfg.api_token_file, d->log, token, sizeof token)))
         return rc;
-    tm_daemon_backend(d, &be);
+    tm_backend_api(backend_ctx(d), &be);
     tm_api_cfg_t ac = {.addr = host,
                        .port = port,
                        .request_timeout_ms = d->cfg.api_request_timeout_s * 1000u,
@@ -438,7 +428,7 @@ static int start_metrics(tm_daemon_t *d)
         return TM_OK;
     if (tm_config_split_hostport(d->cfg.metrics_listen, host, sizeof host, &port))
         return TM_ECONFIG;
-    tm_daemon_backend(d, &be);
+    tm_backend_api(backend_ctx(d), &be);
     tm_api_cfg_t ac = {.addr = host,
                        .port = port,
                        .request_timeout_ms = d->cfg.api_request_timeout_s * 1000u,
@@ -465,7 +455,7 @@ int tm_daemon_new(const tm_config_t *cfg, const char *config_path, tm_log_t *log
     d->cfg = *cfg;
     tm_strlcpy(d->config_path, config_path, sizeof d->config_path);
     d->log = log;
-    d->started_ms = tm_daemon_mono_ms();
+    d->started_ms = tm_now_mono_ms();
     tm_mesh_cfg_t mc = {
         .listen = cfg->listen,
         .secret_key_file = cfg->secret_key,
@@ -475,7 +465,7 @@ int tm_daemon_new(const tm_config_t *cfg, const char *config_path, tm_log_t *log
     int rc;
     if ((rc = open_store(d)) || (rc = tm_mesh_new(&mc, log, &d->mesh)) || (rc = start_trust(d)) ||
         (rc = start_engine(d)) || (rc = start_erp(d)) || (rc = start_api(d)) ||
-        (rc = start_metrics(d)) || (rc = tm_daemon_start_disc(d)))
+        (rc = start_metrics(d)) || (rc = start_disc(d)))
         goto fail;
     tm_log_info(log, "tillmeshd %s: till %s of store %s is up", VERSION_STR, cfg->name,
                 cfg->store_id);
@@ -542,12 +532,12 @@ static void reload(tm_daemon_t *d)
                                &d->outbox) == TM_OK &&
             tm_mesh_is_trusted(d->mesh, nc.peers[i].name))
             (void)tm_mesh_connect(d->mesh, nc.peers[i].name, nc.peers[i].endpoint);
-    tm_daemon_flush(d);
+    tm_deliver(d->mesh, &d->outbox);
 }
 
 static long poll_timeout(tm_daemon_t *d)
 {
-    uint64_t now = tm_daemon_mono_ms();
+    uint64_t now = tm_now_mono_ms();
     uint64_t dl = tm_engine_next_deadline(d->engine);
     long t = dl > now ? (long)(dl - now) : 0;
     int64_t at = tm_api_timeout_ms(d->api);
@@ -575,7 +565,7 @@ static long poll_timeout(tm_daemon_t *d)
  * next batch if we are the forwarder. */
 static void run_erp(tm_daemon_t *d, uint64_t now)
 {
-    uint64_t wall = tm_daemon_wall_ms(), since;
+    uint64_t wall = tm_now_wall_ms(), since;
     tm_forwarder_t fw;
     tm_engine_forwarder(d->engine, &fw);
     if (fw.have != d->probe_fwd || fw.epoch != d->probe_epoch) {
@@ -588,13 +578,13 @@ static void run_erp(tm_daemon_t *d, uint64_t now)
     tm_uplink_t u = tm_erp_uplink(d->erp, &since);
     tm_engine_set_uplink(d->engine, u, since, now);
     tm_fwd_step(d->fwd, now, wall);
-    tm_daemon_flush(d);
+    tm_deliver(d->mesh, &d->outbox);
 }
 
 int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload_p)
 {
     zmq_pollitem_t items[64];
-    tm_daemon_flush(d); /* connects to static peers */
+    tm_deliver(d->mesh, &d->outbox); /* connects to static peers */
     tm_daemon_notify_ready(d);
     while (!*stop) {
         if (*reload_p) {
@@ -621,32 +611,33 @@ int tm_daemon_run(tm_daemon_t *d, volatile sig_atomic_t *stop, volatile sig_atom
         }
         tm_mesh_process(d->mesh, on_frame, d);
         (void)tm_mesh_links_up(d->mesh, on_link_up, d);
-        tm_daemon_flush(d);
-        tm_daemon_disc_events(d);
+        tm_deliver(d->mesh, &d->outbox);
+        tm_discover_ctx_t dc = disc_ctx(d);
+        tm_discover_events(&dc, d->disc);
         tm_api_run(d->api);
         if (d->metrics)
             tm_api_run(d->metrics);
-        tm_daemon_flush(d);
-        uint64_t now = tm_daemon_mono_ms();
+        tm_deliver(d->mesh, &d->outbox);
+        uint64_t now = tm_now_mono_ms();
         tm_daemon_notify_tick(d, now);
         if (d->erp)
             run_erp(d, now);
         tm_daemon_housekeep(d, now);
         /* A write that found the store lost is acted on at once; retries
          * then keep the one-second pace. */
-        bool noticed = !d->store_lost_wall_ms && tm_store_is_lost(d->store);
+        bool noticed = !d->health.store_lost_wall_ms && tm_store_is_lost(d->store);
         if ((noticed || now >= d->store_check_at) && watch_store(d, now) != TM_OK)
             return TM_ELOST;
         if (now >= tm_engine_next_deadline(d->engine)) {
-            (void)tm_engine_tick(d->engine, now, tm_daemon_wall_ms(), &d->outbox);
-            tm_daemon_flush(d);
+            (void)tm_engine_tick(d->engine, now, tm_now_wall_ms(), &d->outbox);
+            tm_deliver(d->mesh, &d->outbox);
         }
     }
     tm_daemon_notify_stopping(d);
     /* Files deleted just before a stop (rm, then a restart) are written
      * back first: the next start must find this till's sales and id. To
      * reset a till on purpose, stop it, then delete. */
-    if (tm_store_check_file(d->store) != TM_OK && watch_store(d, tm_daemon_mono_ms()) != TM_OK)
+    if (tm_store_check_file(d->store) != TM_OK && watch_store(d, tm_now_mono_ms()) != TM_OK)
         return TM_ELOST;
     if (tm_store_is_lost(d->store))
         tm_log_error(d->log,

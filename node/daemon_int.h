@@ -1,5 +1,8 @@
-/* daemon_int.h - the tm_daemon struct, shared by daemon.c (loop) and
- * backend.c (what the HTTP API asks of the node). Not a public header. */
+/* daemon_int.h - the tm_daemon struct, shared by daemon.c (the loop) and the
+ * two parts of the loop that keep state in it, housekeep.c and notify.c,
+ * whose functions are declared here. Not a public header. Calls go one
+ * way: daemon.c calls housekeep.c, notify.c, backend.c (tm_backend.h) and
+ * discover.c (tm_discover.h); none of them calls daemon.c (issue 14). */
 #ifndef TM_DAEMON_INT_H
 #define TM_DAEMON_INT_H
 
@@ -7,12 +10,16 @@
 #include <stdio.h>
 
 #include "tm_api.h"
+#include "tm_backend.h"
 #include "tm_daemon.h"
+#include "tm_deliver.h"
 #include "tm_disc.h"
+#include "tm_discover.h"
 #include "tm_engine.h"
 #include "tm_erp.h"
 #include "tm_fwd.h"
 #include "tm_mesh.h"
+#include "tm_now.h"
 #include "tm_store.h"
 
 struct tm_daemon {
@@ -35,22 +42,17 @@ struct tm_daemon {
     uint64_t started_ms; /* monotonic */
     char advertise[128];
     uint64_t api_requests_failed_full;
+    /* The store's file and the disk as status shows them (tm_backend.h):
+     * written here and by housekeep.c, read by the backend. */
+    tm_node_health_t health;
+    tm_backend_ctx_t backend; /* lent to the API: lives as long as it does */
     /* housekeep.c: disk watermark and retention. */
     uint64_t disk_next, compact_next; /* monotonic deadlines */
-    uint64_t disk_free;               /* bytes free for data_dir, last read */
     bool compact_more;                /* a full batch was compacted: more is due */
-    uint64_t compacted_pass, compacted_total;
+    uint64_t compacted_pass;
     /* The store's file watch (daemon.c). */
-    char store_path[600];
-    uint64_t store_check_at;     /* monotonic ms of the next check */
-    uint64_t store_lost_wall_ms; /* when the store was found lost; 0 if not lost */
-    uint64_t store_restored;     /* times it was written back while running */
-    char store_restore_error[256];
+    uint64_t store_check_at; /* monotonic ms of the next check */
     uint64_t store_restore_logged_ms;
-    /* A corrupt store moved aside at start (store_healed). */
-    bool store_healed;
-    char store_corrupt_dir[700];
-    tm_salvage_t salvage;
     /* notify.c: systemd's notification socket. */
     bool sd_on, sd_warned;         /* NOTIFY_SOCKET set; a send failed once */
     uint64_t wd_every_ms, wd_next; /* watchdog pings; 0: not asked for */
@@ -58,29 +60,9 @@ struct tm_daemon {
     char sd_status[200];           /* the STATUS line last sent */
 };
 
-uint64_t tm_daemon_mono_ms(void);
-uint64_t tm_daemon_wall_ms(void);
-/* Sends and connects whatever the engine queued. */
-void tm_daemon_flush(tm_daemon_t *d);
-
-/* discover.c */
-int tm_daemon_start_disc(tm_daemon_t *d);
-void tm_daemon_disc_events(tm_daemon_t *d);
-
 /* housekeep.c */
 void tm_daemon_housekeep(tm_daemon_t *d, uint64_t now);
 long tm_daemon_housekeep_timeout(const tm_daemon_t *d, uint64_t now);
-/* daemon.c: the "store" object of GET /v1/status (docs/api.md). */
-struct json_t;
-struct json_t *tm_daemon_store_json(tm_daemon_t *d);
-/* backend.c: a wall time as RFC 3339 JSON text, or null for 0. */
-struct json_t *tm_daemon_wall_json(uint64_t wall_ms);
-/* The catalogue in status and metrics (catalogue_status.c). */
-struct json_t *tm_daemon_catalogue_json(tm_daemon_t *d);
-void tm_daemon_catalogue_metrics(tm_daemon_t *d, FILE *f);
-/* A peer's catalogue as its heartbeats say (peers[] in status). */
-void tm_daemon_catalogue_peer(tm_daemon_t *d, struct json_t *jp, const tm_peer_info_t *p);
-
 /* notify.c: READY, STATUS, WATCHDOG, RELOADING, STOPPING (tm_sd.h). */
 void tm_daemon_notify_ready(tm_daemon_t *d);
 void tm_daemon_notify_reloading(tm_daemon_t *d);
@@ -89,8 +71,5 @@ void tm_daemon_notify_tick(tm_daemon_t *d, uint64_t now);
 long tm_daemon_notify_timeout(const tm_daemon_t *d, uint64_t now);
 /* "peers 2/3 up; forwarder till-1; backlog 4 (oldest 2m)" */
 void tm_daemon_status_line(tm_daemon_t *d, char *buf, size_t n);
-
-/* backend.c */
-void tm_daemon_backend(tm_daemon_t *d, tm_api_backend_t *be);
 
 #endif

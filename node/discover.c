@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon_int.h"
+#include "tm_deliver.h"
+#include "tm_discover.h"
+#include "tm_now.h"
 #include "tm_wire.h"
 
 static uint16_t port_of(const char *endpoint)
@@ -16,39 +18,39 @@ static uint16_t port_of(const char *endpoint)
     return colon ? (uint16_t)strtoul(colon + 1, NULL, 10) : 0;
 }
 
-int tm_daemon_start_disc(tm_daemon_t *d)
+int tm_discover_start(const tm_discover_ctx_t *c, tm_disc_t **out)
 {
-    if (!d->cfg.mdns) {
-        tm_log_info(d->log, "mDNS discovery off ([discovery] mdns = no): static peers only");
+    if (!c->cfg->mdns) {
+        tm_log_info(c->log, "mDNS discovery off ([discovery] mdns = no): static peers only");
         return TM_OK;
     }
     uint8_t id[TM_NODE_ID_LEN];
     char hex[TM_NODE_HEX_LEN], fp[TM_DISC_FP_HEX];
-    tm_store_node_id(d->store, id);
+    tm_store_node_id(c->store, id);
     tm_hex(id, TM_NODE_ID_LEN, hex);
-    tm_disc_fingerprint(tm_mesh_public_key(d->mesh), fp);
+    tm_disc_fingerprint(tm_mesh_public_key(c->mesh), fp);
     tm_disc_cfg_t dc = {
-        .name = d->cfg.name,
-        .store_id = d->cfg.store_id,
+        .name = c->cfg->name,
+        .store_id = c->cfg->store_id,
         .node_id_hex = hex,
         .key_fp = fp,
-        .port = port_of(d->advertise),
+        .port = port_of(c->advertise),
         .proto_min = TM_PROTO_VERSION_MIN,
         .proto_max = TM_PROTO_VERSION_MAX,
     };
-    int rc = tm_disc_new(&dc, d->log, &d->disc);
+    int rc = tm_disc_new(&dc, c->log, out);
     if (rc)
-        tm_log_error(d->log, "mDNS discovery could not start: %s", tm_strerror(rc));
+        tm_log_error(c->log, "mDNS discovery could not start: %s", tm_strerror(rc));
     return rc;
 }
 
 /* The trusted key with this fingerprint, or NULL. */
-static const char *trusted_name(tm_daemon_t *d, const char *fp)
+static const char *trusted_name(const tm_discover_ctx_t *c, const char *fp)
 {
     const char *name;
     const uint8_t *pub;
     char f[TM_DISC_FP_HEX];
-    for (size_t i = 0; tm_mesh_trusted_at(d->mesh, i, &name, &pub) == TM_OK; i++) {
+    for (size_t i = 0; tm_mesh_trusted_at(c->mesh, i, &name, &pub) == TM_OK; i++) {
         tm_disc_fingerprint(pub, f);
         if (strcmp(f, fp) == 0)
             return name;
@@ -56,49 +58,49 @@ static const char *trusted_name(tm_daemon_t *d, const char *fp)
     return NULL;
 }
 
-static void on_up(tm_daemon_t *d, const tm_disc_event_t *ev, uint64_t wall)
+static void on_up(const tm_discover_ctx_t *c, const tm_disc_event_t *ev, uint64_t wall)
 {
-    const char *name = trusted_name(d, ev->key_fp);
+    const char *name = trusted_name(c, ev->key_fp);
     char alias[TM_PEER_NAME_MAX];
     if (!name) {
         /* Named by fingerprint, so an untrusted till calling itself
          * "till-2" cannot take the place of the real till-2 in status. */
         snprintf(alias, sizeof alias, "untrusted:%s", ev->key_fp);
-        if (tm_engine_note_peer(d->engine, alias, ev->endpoint, TM_PEER_UNTRUSTED, ev->store_id) ==
+        if (tm_engine_note_peer(c->engine, alias, ev->endpoint, TM_PEER_UNTRUSTED, ev->store_id) ==
             TM_OK)
-            tm_engine_peer_announced(d->engine, alias, ev->addresses, true, wall);
+            tm_engine_peer_announced(c->engine, alias, ev->addresses, true, wall);
         return;
     }
-    if (strcmp(ev->store_id, d->cfg.store_id) != 0) {
-        (void)tm_engine_note_peer(d->engine, name, ev->endpoint, TM_PEER_FOREIGN, ev->store_id);
+    if (strcmp(ev->store_id, c->cfg->store_id) != 0) {
+        (void)tm_engine_note_peer(c->engine, name, ev->endpoint, TM_PEER_FOREIGN, ev->store_id);
     } else if (ev->proto_max < TM_PROTO_VERSION_MIN || ev->proto_min > TM_PROTO_VERSION_MAX) {
-        tm_log_warn(d->log, "till %s speaks protocol %u-%u, we speak %d-%d: not connecting", name,
+        tm_log_warn(c->log, "till %s speaks protocol %u-%u, we speak %d-%d: not connecting", name,
                     ev->proto_min, ev->proto_max, TM_PROTO_VERSION_MIN, TM_PROTO_VERSION_MAX);
         return;
     } else {
-        (void)tm_engine_add_peer(d->engine, name, ev->endpoint, TM_SRC_MDNS, &d->outbox);
+        (void)tm_engine_add_peer(c->engine, name, ev->endpoint, TM_SRC_MDNS, c->outbox);
     }
-    tm_engine_peer_announced(d->engine, name, ev->addresses, true, wall);
+    tm_engine_peer_announced(c->engine, name, ev->addresses, true, wall);
 }
 
-void tm_daemon_disc_events(tm_daemon_t *d)
+void tm_discover_events(const tm_discover_ctx_t *c, tm_disc_t *disc)
 {
     tm_disc_event_t ev;
-    if (!d->disc)
+    if (!disc)
         return;
-    while (tm_disc_next(d->disc, &ev) == 1) {
-        uint64_t wall = tm_daemon_wall_ms();
+    while (tm_disc_next(disc, &ev) == 1) {
+        uint64_t wall = tm_now_wall_ms();
         if (ev.kind == TM_DISC_UP) {
-            on_up(d, &ev, wall);
+            on_up(c, &ev, wall);
         } else {
-            const char *name = trusted_name(d, ev.key_fp);
+            const char *name = trusted_name(c, ev.key_fp);
             char alias[TM_PEER_NAME_MAX];
             if (!name) {
                 snprintf(alias, sizeof alias, "untrusted:%s", ev.key_fp);
                 name = alias;
             }
-            tm_engine_peer_announced(d->engine, name, NULL, false, wall);
+            tm_engine_peer_announced(c->engine, name, NULL, false, wall);
         }
     }
-    tm_daemon_flush(d);
+    tm_deliver(c->mesh, c->outbox);
 }

@@ -36,20 +36,20 @@ static void check_disk(tm_daemon_t *d)
     struct statvfs sv;
     if (statvfs(d->cfg.data_dir, &sv) != 0)
         return; /* the store's own errors say more than we could here */
-    d->disk_free = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+    d->health.disk_free = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
     uint64_t mark = (uint64_t)d->cfg.min_free_mb * 1024 * 1024;
     if (!mark)
         return;
     bool intake = tm_engine_intake(d->engine);
-    if (intake && d->disk_free < mark)
+    if (intake && d->health.disk_free < mark)
         tm_engine_set_intake(d->engine, false);
-    else if (!intake && d->disk_free > mark + mark / 10)
+    else if (!intake && d->health.disk_free > mark + mark / 10)
         tm_engine_set_intake(d->engine, true);
 }
 
 static void compact(tm_daemon_t *d, uint64_t now)
 {
-    uint64_t wall = tm_daemon_wall_ms(), keep = (uint64_t)d->cfg.retention_days * 86400000u;
+    uint64_t wall = tm_now_wall_ms(), keep = (uint64_t)d->cfg.retention_days * 86400000u;
     tm_clock_status_t cs;
     tm_engine_clock(d->engine, wall, &cs);
     d->compact_more = false;
@@ -66,7 +66,7 @@ static void compact(tm_daemon_t *d, uint64_t now)
         tm_log_error(d->log, "retention: %s", tm_strerror(rc));
         return;
     }
-    d->compacted_total += n;
+    d->health.compacted_total += n;
     if (n == COMPACT_BATCH) {
         d->compact_more = true; /* next turn of the loop: let the POS in between */
     } else if (n || d->compacted_pass) {

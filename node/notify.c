@@ -69,7 +69,7 @@ void tm_daemon_status_line(tm_daemon_t *d, char *buf, size_t n)
     tm_backlog_t bl = {0};
     char backlog[64] = "?";
     if (tm_store_backlog(d->store, &bl) == TM_OK) {
-        uint64_t wall = tm_daemon_wall_ms(), at = bl.oldest_hlc >> 16;
+        uint64_t wall = tm_now_wall_ms(), at = bl.oldest_hlc >> 16;
         char age[16];
         s_age(bl.unsent && wall > at ? (wall - at) / 1000 : 0, age, sizeof age);
         if (bl.unsent)
@@ -97,7 +97,7 @@ static void s_status(tm_daemon_t *d, uint64_t now, char *out, size_t n)
 
 void tm_daemon_notify_ready(tm_daemon_t *d)
 {
-    uint64_t now = tm_daemon_mono_ms(), usec = 0;
+    uint64_t now = tm_now_mono_ms(), usec = 0;
     char status[sizeof d->sd_status + 16], msg[sizeof status + 64];
     d->sd_on = getenv("NOTIFY_SOCKET") != NULL;
     if (!d->sd_on)
