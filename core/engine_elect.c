@@ -140,10 +140,7 @@ bool tm_engine__forwarder_heard(const tm_engine_t *e, uint64_t now_ms, uint32_t 
 
 uint64_t tm_engine__peer_timeout(const tm_engine_t *e, const tm_peer_info_t *p)
 {
-    uint64_t ours = e->cfg.peer_timeout_ms;
-    if (!p->heartbeat_ms || p->heartbeat_ms <= e->cfg.heartbeat_ms)
-        return ours;
-    uint64_t theirs = (uint64_t)p->heartbeat_ms * ours / e->cfg.heartbeat_ms;
+    uint64_t ours = e->cfg.peer_timeout_ms, theirs = 3 * (uint64_t)p->heartbeat_ms;
     return theirs > ours ? theirs : ours;
 }
 

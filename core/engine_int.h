@@ -144,9 +144,9 @@ bool tm_engine__forwarder_heard(const tm_engine_t *e, uint64_t now_ms, uint32_t 
  * the next heartbeat go out now. */
 void tm_engine__elect(tm_engine_t *e, uint64_t now_ms);
 /* How long peer p may stay silent before it is down: our peer timeout, or
- * as many of p's own heartbeat intervals as our timeout holds of ours,
- * whichever is longer (a till configured with a slower heartbeat is not
- * timed out between two of its heartbeats). */
+ * three of p's own heartbeat intervals, whichever is longer (a till
+ * configured with a slower heartbeat is not timed out between two of its
+ * heartbeats; the default timeout is three heartbeats too). */
 uint64_t tm_engine__peer_timeout(const tm_engine_t *e, const tm_peer_info_t *p);
 
 #endif
