@@ -631,6 +631,11 @@ static uint64_t vouched_seq(const tm_engine_t *e, size_t sender,
  * peer's copies (the restore check of pull_from). */
 #define SELF_CHECK_OPS 64
 
+/* How often a pull that would carry only the self-check goes to one peer
+ * while it has not answered it yet (a peer that holds none of the ops we
+ * made since we started has nothing to compare; it soon will). */
+#define SELF_CHECK_RETRY_MS 1000
+
 /* How often one peer is asked past our vector while the vectors agree and
  * the digests do not (gap_probe). */
 #define GAP_PROBE_MS 5000
@@ -712,14 +717,30 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
         }
         ranges[k++] = ranges[i];
     }
+    if (n == 0 && k == 0 && (rc = gap_probe(e, p, mine, now_ms, &ranges, &k))) {
+        free(ranges);
+        return rc;
+    }
     /* Once per start and peer: its copies of the first ops we made since,
      * which must be ours; a fork of them signed by our key means this
      * store was restored. Asked whatever its vector says: a till may hold
      * ops we made before the restore past a gap (a lost frame), which its
-     * vector does not show. */
+     * vector does not show. Asked again with every pull to it until an
+     * answer holds one of them (check_own_copy): an answer is cut at the
+     * answerer's batch bound in (origin, seq) order, not ours, so ranges
+     * of other origins can fill it before ours is read; it can be dropped
+     * (disk below the watermark) or lost; and a peer that holds none of
+     * them has nothing to compare yet. */
     uint64_t first = e->own_seq_at_start + 1, ours = tm_vv_get(&e->vv, e->node_id);
-    if (!p->self_check_sent && !e->reincarnated && !TM_PLANTED("no-self-check") && ours >= first &&
-        !deferred(p, e->node_id, now_ms)) {
+    bool self_check = !p->self_checked && !e->reincarnated && !TM_PLANTED("no-self-check") &&
+                      ours >= first && !deferred(p, e->node_id, now_ms);
+    if (self_check && k == 0) { /* it alone: not every heartbeat */
+        if (now_ms < p->self_check_at)
+            self_check = false;
+        else
+            p->self_check_at = now_ms + SELF_CHECK_RETRY_MS;
+    }
+    if (self_check) {
         tm_range_t *r = realloc(ranges, (k + 1) * sizeof *r);
         if (!r) {
             free(ranges);
@@ -731,10 +752,6 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
         ranges[k].to = ours - first < SELF_CHECK_OPS ? ours : first + SELF_CHECK_OPS - 1;
         k++;
         p->self_check_sent = true;
-    }
-    if (n == 0 && k == 0 && (rc = gap_probe(e, p, mine, now_ms, &ranges, &k))) {
-        free(ranges);
-        return rc;
     }
     if ((n = k) == 0) {
         free(ranges);
@@ -948,15 +965,27 @@ static void check_restored(tm_engine_t *e, const peer_t *p)
 /* The answer to the self-check of pull_from: the peer's copies of the
  * ops we made since we started. A fork of our own origin signed by our
  * key (which only another copy of this store can have made) means we were
- * restored; taken as duplicates, the peer holds what we made. */
-static void check_own_copy(tm_engine_t *e, peer_t *p, const tm_apply_report_t *rep)
+ * restored; taken as duplicates, the peer holds what we made. Checked only
+ * by an answer that holds one of them: it is read from the first seq we
+ * made since, so the copy we compare is the peer's lowest there. An answer
+ * without one (cut at its batch bound before our origin, or an answer to
+ * another pull) says nothing, and the next pull asks again. */
+static void check_own_copy(tm_engine_t *e, peer_t *p, const Tillmesh__OpBatch *b,
+                           const tm_apply_report_t *rep)
 {
     if (!p->self_check_sent)
         return;
-    p->self_checked = true;
-    bool forked = false;
+    bool forked = false, seen = false;
     for (size_t i = 0; i < rep->n_fork_origins; i++)
         forked |= memcmp(rep->fork_origins[i], e->node_id, TM_NODE_ID_LEN) == 0;
+    for (size_t i = 0; i < b->n_ops && !seen; i++)
+        seen = b->ops[i]->seq > e->own_seq_at_start &&
+               memcmp(b->ops[i]->origin.data, e->node_id, TM_NODE_ID_LEN) == 0;
+    if (!seen && !forked)
+        return;
+    p->self_checked = true;
+    tm_log_debug(e->log, "self-check: %s holds the ops this till made since it started%s",
+                 p->info.name, forked ? ", other ones (a fork)" : "");
     if (forked) {
         e->own_fork = true;
         check_restored(e, p);
@@ -1300,7 +1329,7 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
                     "seqs are taken instead",
                     p->info.name, rep.set_aside);
     if (rc == TM_OK && b->is_reply && !p->self_checked && !e->reincarnated)
-        check_own_copy(e, p, &rep);
+        check_own_copy(e, p, b, &rep);
     if (rc) {
         if (rc == TM_EPROTO)
             p->info.frames_bad++;
@@ -1624,11 +1653,8 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
     }
     case TILLMESH__ENVELOPE__MSG_OPS:
         if (e->intake_off) {
-            if (env->ops->is_reply && e->pull_busy && e->pull_peer == idx) {
-                e->pull_busy = false;
-                if (!p->self_checked)
-                    p->self_check_sent = false; /* not looked at: asked again */
-            }
+            if (env->ops->is_reply && e->pull_busy && e->pull_peer == idx)
+                e->pull_busy = false; /* a self-check in it is asked again */
             e->stats.ops_dropped_disk += env->ops->n_ops;
             break;
         }
@@ -1717,8 +1743,6 @@ int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_
         tm_log_info(e->log, "pull from %s unanswered after %u ms; will ask again",
                     e->peers[e->pull_peer].info.name, e->cfg.pull_timeout_ms);
         e->pull_busy = false;
-        if (!e->peers[e->pull_peer].self_checked)
-            e->peers[e->pull_peer].self_check_sent = false; /* asked again */
     }
     tm_engine__watch_forwarder(e, now_ms);
     tm_engine__elect(e, now_ms);

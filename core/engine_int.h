@@ -35,9 +35,11 @@ typedef struct {
     bool refused;
     uint8_t refused_id[TM_NODE_ID_LEN];
     /* Since we started: asked for its copies of the ops we made since
-     * (self_check_sent), and its answer came (self_checked). Per peer: a
-     * till may hold our pre-restore ops past a gap its vector hides. */
+     * (self_check_sent), and an answer held one of them (self_checked);
+     * not before self_check_at (monotonic) in a pull of its own. Per peer:
+     * a till may hold our pre-restore ops past a gap its vector hides. */
     bool self_check_sent, self_checked;
+    uint64_t self_check_at;
     /* Not before then (monotonic): the next gap probe of pull_from; and
      * its vector was raised by its pushes since its last heartbeat (newer
      * than the digest that came with it). */
