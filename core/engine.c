@@ -75,6 +75,57 @@ static void cfg_defaults(tm_engine_cfg_t *c)
         c->origin_quota_ops_per_hour = 20000;
 }
 
+/* Where the ops we made since we started begin (the restore check of
+ * pull_from and check_own_copy): the seq of our origin we hold now, unless
+ * the store's mark says an earlier start was never checked by every peer.
+ * Then the mark stands: a till restored from a backup that crashed before
+ * it noticed would otherwise count the ops it made since the restore as
+ * its history, never re-issue them, and stay split from its peers at
+ * those seqs (docs/security.md). A mark that cannot be written costs only
+ * that case: the till sells on. */
+static void own_seq_mark(tm_engine_t *e)
+{
+    uint64_t held = tm_vv_get(&e->vv, e->node_id), mark = 0;
+    bool have = false;
+    e->own_seq_at_start = e->held_at_start = held;
+    if (TM_PLANTED("no-self-check"))
+        return;
+    int rc = tm_store_self_check_mark(e->store, &mark, &have);
+    if (rc == TM_OK && have && mark <= held) {
+        e->own_seq_at_start = mark;
+        if (mark < held)
+            tm_log_info(e->log,
+                        "the peers have not all confirmed this till's ops %llu..%llu (made "
+                        "before this start): they are checked again, as ops made since",
+                        (unsigned long long)mark + 1, (unsigned long long)held);
+        return;
+    }
+    if (rc == TM_OK)
+        rc = tm_store_set_self_check_mark(e->store, &held);
+    if (rc)
+        tm_log_warn(e->log, "cannot keep the restore check's mark in the store: %s",
+                    tm_strerror(rc));
+}
+
+/* Every peer has shown us its copies of the ops we made since we started,
+ * and none was another op: they are our history, the mark goes. */
+static void own_seq_checked(tm_engine_t *e)
+{
+    if (e->self_check_done)
+        return;
+    for (size_t i = 0; i < e->n_peers; i++)
+        if (e->peers[i].info.state != TM_PEER_REVOKED && !e->peers[i].self_checked)
+            return;
+    e->self_check_done = true;
+    int rc = tm_store_set_self_check_mark(e->store, NULL);
+    if (rc)
+        tm_log_warn(e->log, "cannot clear the restore check's mark in the store: %s",
+                    tm_strerror(rc));
+    else
+        tm_log_debug(e->log, "self-check: every peer holds the ops this till made since seq %llu",
+                     (unsigned long long)e->own_seq_at_start);
+}
+
 int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t *log,
                   tm_engine_t **out)
 {
@@ -116,7 +167,7 @@ int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t 
         free(e);
         return rc;
     }
-    e->own_seq_at_start = tm_vv_get(&e->vv, e->node_id);
+    own_seq_mark(e);
     *out = e;
     return TM_OK;
 }
@@ -732,6 +783,9 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
      * (disk below the watermark) or lost; and a peer that holds none of
      * them has nothing to compare yet. */
     uint64_t first = e->own_seq_at_start + 1, ours = tm_vv_get(&e->vv, e->node_id);
+    uint64_t now_first = e->held_at_start + 1; /* this start's own ops */
+    if (p->checked_to >= first) /* asked again past what it showed (check_restored) */
+        first = p->checked_to + 1;
     bool self_check = !p->self_checked && !e->reincarnated && !TM_PLANTED("no-self-check") &&
                       ours >= first && !deferred(p, e->node_id, now_ms);
     if (self_check && k == 0) { /* it alone: not every heartbeat */
@@ -741,7 +795,8 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
             p->self_check_at = now_ms + SELF_CHECK_RETRY_MS;
     }
     if (self_check) {
-        tm_range_t *r = realloc(ranges, (k + 1) * sizeof *r);
+        /* From the mark, and from this start if that is further on. */
+        tm_range_t *r = realloc(ranges, (k + 2) * sizeof *r);
         if (!r) {
             free(ranges);
             return TM_ENOMEM;
@@ -750,6 +805,12 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
         memcpy(ranges[k].origin, e->node_id, TM_NODE_ID_LEN);
         ranges[k].from = first;
         ranges[k].to = ours - first < SELF_CHECK_OPS ? ours : first + SELF_CHECK_OPS - 1;
+        if (ranges[k].to < now_first && now_first <= ours && first < now_first) {
+            ranges[k + 1] = ranges[k];
+            ranges[++k].from = now_first;
+            ranges[k].to =
+                ours - now_first < SELF_CHECK_OPS ? ours : now_first + SELF_CHECK_OPS - 1;
+        }
         k++;
         p->self_check_sent = true;
     }
@@ -931,15 +992,34 @@ static void vv_raise(tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN], uint64_t
  * till. Ops we made since we started may then reuse seqs the peers hold
  * with other content (a fork they refuse), and more would: move to a new
  * origin now, taking those ops with us (tm_store_reincarnate). Once. */
-static void check_restored(tm_engine_t *e, const peer_t *p)
+static void check_restored(tm_engine_t *e, peer_t *p)
 {
     uint64_t theirs = tm_vv_get(&p->vv, e->node_id), ours = tm_vv_get(&e->vv, e->node_id);
     if (e->reincarnated || (theirs <= ours && !e->own_fork) || TM_PLANTED("no-reincarnate"))
         return;
+    /* What moves: the ops we made since we started. With an older mark
+     * (a start before this one not checked by every peer), the ops between
+     * the mark and this start move from the lowest seq a peer holds another
+     * op at: up to there they are the history the restored copy shares with
+     * the peers, and moving those would leave a hole in the old origin on
+     * every till. With none seen, this peer's copies of them are compared
+     * first. */
+    uint64_t keep = e->own_seq_at_start;
+    if (keep < e->held_at_start && !(e->own_fork && !e->fork_seq)) {
+        if (e->fork_seq)
+            keep = e->fork_seq - 1 < e->held_at_start ? e->fork_seq - 1 : e->held_at_start;
+        else if (p->checked_to < e->held_at_start) {
+            /* It holds more of ours than we do, so all of them: each
+             * answer shows at least one more. */
+            p->self_checked = false;
+            return;
+        } else
+            keep = e->held_at_start;
+    }
     size_t moved = 0;
     char was[TM_NODE_HEX_LEN], now[TM_NODE_HEX_LEN];
     tm_hex(e->node_id, TM_NODE_ID_LEN, was);
-    int rc = tm_store_reincarnate(e->store, e->own_seq_at_start, &moved);
+    int rc = tm_store_reincarnate(e->store, keep, &moved);
     if (rc) {
         tm_log_error(e->log,
                      "peer %s holds %llu ops of ours, we hold %llu, and taking a new "
@@ -962,34 +1042,77 @@ static void check_restored(tm_engine_t *e, const peer_t *p)
                  was, moved);
 }
 
+/* Whether our store holds another op than `o` at its (our origin) seq; an
+ * op we do not hold, or a summary of a compacted one, compares as the same. */
+static bool own_op_differs(tm_engine_t *e, const Tillmesh__Op *o)
+{
+    tm_range_t r = {.from = o->seq, .to = o->seq};
+    tm_op_t *held = NULL;
+    size_t n = 0;
+    memcpy(r.origin, e->node_id, TM_NODE_ID_LEN);
+    if (tm_store_read_ops(e->store, &r, 1, 1, 0, &held, &n) != TM_OK || n != 1 ||
+        held[0].seq != o->seq || held[0].compacted || o->has_hash) {
+        tm_store_ops_free(held, n);
+        return false;
+    }
+    bool differs;
+    if (held[0].has_sig && o->has_sig && o->sig.len == 64)
+        differs = memcmp(held[0].sig, o->sig.data, 64) != 0; /* one key: same op, same sig */
+    else
+        differs = held[0].hlc != o->hlc || held[0].kind != (uint32_t)o->kind ||
+                  held[0].body_len != o->body.len ||
+                  (o->body.len && memcmp(held[0].body, o->body.data, o->body.len) != 0);
+    tm_store_ops_free(held, n);
+    return differs;
+}
+
 /* The answer to the self-check of pull_from: the peer's copies of the
- * ops we made since we started. A fork of our own origin signed by our
- * key (which only another copy of this store can have made) means we were
- * restored; taken as duplicates, the peer holds what we made. Checked only
- * by an answer that holds one of them: it is read from the first seq we
- * made since, so the copy we compare is the peer's lowest there. An answer
- * without one (cut at its batch bound before our origin, or an answer to
- * another pull) says nothing, and the next pull asks again. */
+ * ops we made since we started (since the mark). A fork of our own origin
+ * signed by our key (which only another copy of this store can have made)
+ * means we were restored; taken as duplicates, the peer holds what we
+ * made. Checked only by an answer that holds one of them: it is read in
+ * seq order from the first we made since, so the copies we compare are
+ * the peer's lowest there. An answer without one (cut at its batch bound
+ * before our origin, or an answer to another pull) says nothing, and the
+ * next pull asks again. Each copy is compared with ours, so that what
+ * moves to a new origin starts at the lowest seq that differs: ops past
+ * the mark that the peers hold as they are stay ours. */
 static void check_own_copy(tm_engine_t *e, peer_t *p, const Tillmesh__OpBatch *b,
                            const tm_apply_report_t *rep)
 {
-    if (!p->self_check_sent)
+    if (TM_PLANTED("no-self-check"))
         return;
     bool forked = false, seen = false;
     for (size_t i = 0; i < rep->n_fork_origins; i++)
         forked |= memcmp(rep->fork_origins[i], e->node_id, TM_NODE_ID_LEN) == 0;
-    for (size_t i = 0; i < b->n_ops && !seen; i++)
-        seen = b->ops[i]->seq > e->own_seq_at_start &&
-               memcmp(b->ops[i]->origin.data, e->node_id, TM_NODE_ID_LEN) == 0;
+    if (p->checked_to < e->own_seq_at_start)
+        p->checked_to = e->own_seq_at_start;
+    for (size_t i = 0; i < b->n_ops; i++) {
+        const Tillmesh__Op *o = b->ops[i];
+        if (o->seq <= e->own_seq_at_start || memcmp(o->origin.data, e->node_id, TM_NODE_ID_LEN))
+            continue;
+        seen = true;
+        if (own_op_differs(e, o)) {
+            if (!e->fork_seq || o->seq < e->fork_seq)
+                e->fork_seq = o->seq;
+        } else if (o->seq == p->checked_to + 1) {
+            p->checked_to = o->seq; /* answers are in seq order */
+        }
+    }
     if (!seen && !forked)
         return;
     p->self_checked = true;
-    tm_log_debug(e->log, "self-check: %s holds the ops this till made since it started%s",
-                 p->info.name, forked ? ", other ones (a fork)" : "");
-    if (forked) {
-        e->own_fork = true;
-        check_restored(e, p);
+    forked |= e->fork_seq != 0;
+    tm_log_debug(e->log, "self-check: %s holds the ops this till made since seq %llu%s",
+                 p->info.name, (unsigned long long)e->own_seq_at_start,
+                 forked ? ", other ones (a fork)" : "");
+    if (!forked) {
+        own_seq_checked(e);
+        check_restored(e, p); /* it may hold more of ours: we waited for this */
+        return;
     }
+    e->own_fork = true;
+    check_restored(e, p);
 }
 
 static int vv_entry_cmp(const void *a, const void *b)
