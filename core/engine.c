@@ -681,6 +681,10 @@ static uint64_t vouched_seq(const tm_engine_t *e, size_t sender,
 /* How many of the ops we made since we started are compared with each
  * peer's copies (the restore check of pull_from). */
 #define SELF_CHECK_OPS 64
+/* How far past the mark a peer's copies are compared at most, per start:
+ * a mark a long-gone peer keeps must not make every start pull all the
+ * ops made since (docs/security.md, limits). */
+#define SELF_CHECK_MAX 4096
 
 /* How often a pull that would carry only the self-check goes to one peer
  * while it has not answered it yet (a peer that holds none of the ops we
@@ -995,26 +999,41 @@ static void vv_raise(tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN], uint64_t
 static void check_restored(tm_engine_t *e, peer_t *p)
 {
     uint64_t theirs = tm_vv_get(&p->vv, e->node_id), ours = tm_vv_get(&e->vv, e->node_id);
-    if (e->reincarnated || (theirs <= ours && !e->own_fork) || TM_PLANTED("no-reincarnate"))
+    if (e->reincarnated || TM_PLANTED("no-reincarnate"))
         return;
-    /* What moves: the ops we made since we started. With an older mark
-     * (a start before this one not checked by every peer), the ops between
-     * the mark and this start move from the lowest seq a peer holds another
-     * op at: up to there they are the history the restored copy shares with
-     * the peers, and moving those would leave a hole in the old origin on
-     * every till. With none seen, this peer's copies of them are compared
-     * first. */
+    /* Once seen behind, restored: it stays so while the compare below
+     * waits, even once our old ops came back from the peers. */
+    e->behind |= theirs > ours;
+    if (!e->behind && !e->own_fork)
+        return;
+    /* What moves: the ops this run made (all of them), and before those
+     * the ops from the lowest seq a peer holds another op at. Up to there
+     * they are history the restored copy shares with its peers (ops made
+     * before a mark older than this start, ops taken back from a peer), and
+     * moving those would leave a hole in the old origin on every till. With
+     * an older mark and no other op seen, this peer's copies since the mark
+     * are compared first. */
     uint64_t keep = e->own_seq_at_start;
-    if (keep < e->held_at_start && !(e->own_fork && !e->fork_seq)) {
+    if (!TM_PLANTED("no-self-check")) {
         if (e->fork_seq)
-            keep = e->fork_seq - 1 < e->held_at_start ? e->fork_seq - 1 : e->held_at_start;
-        else if (p->checked_to < e->held_at_start) {
-            /* It holds more of ours than we do, so all of them: each
-             * answer shows at least one more. */
-            p->self_checked = false;
-            return;
+            keep = e->fork_seq - 1;
+        else if (keep < e->held_at_start) {
+            /* Only a peer that holds ops of ours we never made (past what
+             * we held at start, past what we hold if we made any since)
+             * holds the other copy's chain: its copies up to where we
+             * started settle it, one more with each answer. One that
+             * holds what we made (pushed before a crash) proves nothing. */
+            if (theirs <= e->held_at_start || (e->first_made && theirs <= ours))
+                return;
+            if (p->checked_to < e->held_at_start && p->checked_to < keep + SELF_CHECK_MAX) {
+                p->self_checked = false;
+                return;
+            }
+            keep = ours;
         } else
-            keep = e->held_at_start;
+            keep = ours;
+        if (e->first_made && keep >= e->first_made)
+            keep = e->first_made - 1;
     }
     size_t moved = 0;
     char was[TM_NODE_HEX_LEN], now[TM_NODE_HEX_LEN];
@@ -1077,14 +1096,13 @@ static bool own_op_differs(tm_engine_t *e, const Tillmesh__Op *o)
  * next pull asks again. Each copy is compared with ours, so that what
  * moves to a new origin starts at the lowest seq that differs: ops past
  * the mark that the peers hold as they are stay ours. */
-static void check_own_copy(tm_engine_t *e, peer_t *p, const Tillmesh__OpBatch *b,
-                           const tm_apply_report_t *rep)
+static void check_own_copy(tm_engine_t *e, peer_t *p, const Tillmesh__OpBatch *b)
 {
     if (TM_PLANTED("no-self-check"))
         return;
-    bool forked = false, seen = false;
-    for (size_t i = 0; i < rep->n_fork_origins; i++)
-        forked |= memcmp(rep->fork_origins[i], e->node_id, TM_NODE_ID_LEN) == 0;
+    /* Not the store's fork report: a peer's op of ours past what we hold
+     * is reported too, and says nothing of where our copy parts. */
+    bool seen = false;
     if (p->checked_to < e->own_seq_at_start)
         p->checked_to = e->own_seq_at_start;
     for (size_t i = 0; i < b->n_ops; i++) {
@@ -1099,10 +1117,21 @@ static void check_own_copy(tm_engine_t *e, peer_t *p, const Tillmesh__OpBatch *b
             p->checked_to = o->seq; /* answers are in seq order */
         }
     }
-    if (!seen && !forked)
+    if (!seen)
         return;
+    bool forked = e->fork_seq != 0;
+    uint64_t upto = tm_vv_get(&e->vv, e->node_id), theirs = tm_vv_get(&p->vv, e->node_id);
+    if (theirs < upto)
+        upto = theirs;
+    if (e->own_seq_at_start + SELF_CHECK_MAX < upto)
+        upto = e->own_seq_at_start + SELF_CHECK_MAX;
+    if (!forked && p->checked_to < upto) {
+        /* Cut at its batch bound before the last it holds of ours (from a
+         * mark, that can be before this start's own ops): on from there. */
+        p->self_check_at = 0;
+        return;
+    }
     p->self_checked = true;
-    forked |= e->fork_seq != 0;
     tm_log_debug(e->log, "self-check: %s holds the ops this till made since seq %llu%s",
                  p->info.name, (unsigned long long)e->own_seq_at_start,
                  forked ? ", other ones (a fork)" : "");
@@ -1451,8 +1480,6 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
                     "aside (kept as evidence, the sales stay); the ops its peers held at those "
                     "seqs are taken instead",
                     p->info.name, rep.set_aside);
-    if (rc == TM_OK && b->is_reply && !p->self_checked && !e->reincarnated)
-        check_own_copy(e, p, b, &rep);
     if (rc) {
         if (rc == TM_EPROTO)
             p->info.frames_bad++;
@@ -1491,6 +1518,10 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
             p->vv_raised = true;
         }
     rc = refresh_vv(e);
+    /* After the vector: ops of ours it held past ours may have extended it
+     * (a restored copy that made nothing yet takes its old ops back). */
+    if (rc == TM_OK && b->is_reply && !p->self_checked && !e->reincarnated)
+        check_own_copy(e, p, b);
 cleanup:
     free(ops);
     return rc;
@@ -1810,6 +1841,8 @@ int tm_engine_local_op(tm_engine_t *e, uint32_t kind, uint64_t hlc, const uint8_
     int rc = tm_store_append_local(e->store, kind, hlc, body, len, &seq);
     if (rc)
         return rc;
+    if (!e->first_made && !e->reincarnated)
+        e->first_made = seq;
     if ((rc = refresh_vv(e)))
         return rc;
     Tillmesh__Op op = TILLMESH__OP__INIT, *opp = &op;

@@ -110,6 +110,10 @@ struct tm_engine {
     /* The lowest seq of ours, past own_seq_at_start, at which a peer's
      * copy was another op (0: none seen): what moves starts there. */
     uint64_t fork_seq;
+    /* A peer held more of our origin than we did (check_restored). */
+    bool behind;
+    /* The first op of our origin this run made (0: none yet). */
+    uint64_t first_made;
     /* Every peer checked them, none forked: the store's mark is cleared
      * (tm_store_self_check_mark). */
     bool self_check_done;
