@@ -1105,6 +1105,7 @@ static void check_own_copy(tm_engine_t *e, peer_t *p, const Tillmesh__OpBatch *b
     bool seen = false;
     if (p->checked_to < e->own_seq_at_start)
         p->checked_to = e->own_seq_at_start;
+    uint64_t was = p->checked_to;
     for (size_t i = 0; i < b->n_ops; i++) {
         const Tillmesh__Op *o = b->ops[i];
         if (o->seq <= e->own_seq_at_start || memcmp(o->origin.data, e->node_id, TM_NODE_ID_LEN))
@@ -1113,22 +1114,26 @@ static void check_own_copy(tm_engine_t *e, peer_t *p, const Tillmesh__OpBatch *b
         if (own_op_differs(e, o)) {
             if (!e->fork_seq || o->seq < e->fork_seq)
                 e->fork_seq = o->seq;
-        } else if (o->seq == p->checked_to + 1) {
-            p->checked_to = o->seq; /* answers are in seq order */
+        } else if (o->seq > p->checked_to) {
+            /* Answers are in seq order from what we asked: a seq it
+             * skipped is one it does not hold, nothing to compare. */
+            p->checked_to = o->seq;
         }
     }
     if (!seen)
         return;
     bool forked = e->fork_seq != 0;
-    uint64_t upto = tm_vv_get(&e->vv, e->node_id), theirs = tm_vv_get(&p->vv, e->node_id);
-    if (theirs < upto)
-        upto = theirs;
+    /* Up to the last we hold, not the last its vector shows: a heartbeat
+     * can be old (or replayed), and a peer behind on ours takes them from
+     * us soon; its copies are then compared as they come. */
+    uint64_t upto = tm_vv_get(&e->vv, e->node_id);
     if (e->own_seq_at_start + SELF_CHECK_MAX < upto)
         upto = e->own_seq_at_start + SELF_CHECK_MAX;
     if (!forked && p->checked_to < upto) {
         /* Cut at its batch bound before the last it holds of ours (from a
          * mark, that can be before this start's own ops): on from there. */
-        p->self_check_at = 0;
+        if (p->checked_to > was)
+            p->self_check_at = 0; /* at once while it shows more */
         return;
     }
     p->self_checked = true;
