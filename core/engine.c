@@ -75,6 +75,57 @@ static void cfg_defaults(tm_engine_cfg_t *c)
         c->origin_quota_ops_per_hour = 20000;
 }
 
+/* Where the ops we made since we started begin (the restore check of
+ * pull_from and check_own_copy): the seq of our origin we hold now, unless
+ * the store's mark says an earlier start was never checked by every peer.
+ * Then the mark stands: a till restored from a backup that crashed before
+ * it noticed would otherwise count the ops it made since the restore as
+ * its history, never re-issue them, and stay split from its peers at
+ * those seqs (docs/security.md). A mark that cannot be written costs only
+ * that case: the till sells on. */
+static void own_seq_mark(tm_engine_t *e)
+{
+    uint64_t held = tm_vv_get(&e->vv, e->node_id), mark = 0;
+    bool have = false;
+    e->own_seq_at_start = e->held_at_start = held;
+    if (TM_PLANTED("no-self-check"))
+        return;
+    int rc = tm_store_self_check_mark(e->store, &mark, &have);
+    if (rc == TM_OK && have && mark <= held) {
+        e->own_seq_at_start = mark;
+        if (mark < held)
+            tm_log_info(e->log,
+                        "the peers have not all confirmed this till's ops %llu..%llu (made "
+                        "before this start): they are checked again, as ops made since",
+                        (unsigned long long)mark + 1, (unsigned long long)held);
+        return;
+    }
+    if (rc == TM_OK)
+        rc = tm_store_set_self_check_mark(e->store, &held);
+    if (rc)
+        tm_log_warn(e->log, "cannot keep the restore check's mark in the store: %s",
+                    tm_strerror(rc));
+}
+
+/* Every peer has shown us its copies of the ops we made since we started,
+ * and none was another op: they are our history, the mark goes. */
+static void own_seq_checked(tm_engine_t *e)
+{
+    if (e->self_check_done)
+        return;
+    for (size_t i = 0; i < e->n_peers; i++)
+        if (e->peers[i].info.state != TM_PEER_REVOKED && !e->peers[i].self_checked)
+            return;
+    e->self_check_done = true;
+    int rc = tm_store_set_self_check_mark(e->store, NULL);
+    if (rc)
+        tm_log_warn(e->log, "cannot clear the restore check's mark in the store: %s",
+                    tm_strerror(rc));
+    else
+        tm_log_debug(e->log, "self-check: every peer holds the ops this till made since seq %llu",
+                     (unsigned long long)e->own_seq_at_start);
+}
+
 int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t *log,
                   tm_engine_t **out)
 {
@@ -116,7 +167,7 @@ int tm_engine_new(const tm_engine_cfg_t *cfg, tm_store_t *store, const tm_log_t 
         free(e);
         return rc;
     }
-    e->own_seq_at_start = tm_vv_get(&e->vv, e->node_id);
+    own_seq_mark(e);
     *out = e;
     return TM_OK;
 }
@@ -632,6 +683,15 @@ static uint64_t vouched_seq(const tm_engine_t *e, size_t sender,
 /* How many of the ops we made since we started are compared with each
  * peer's copies (the restore check of pull_from). */
 #define SELF_CHECK_OPS 64
+/* How far past the mark a peer's copies are compared at most, per start:
+ * a mark a long-gone peer keeps must not make every start pull all the
+ * ops made since (docs/security.md, limits). */
+#define SELF_CHECK_MAX 4096
+
+/* How often a pull that would carry only the self-check goes to one peer
+ * while it has not answered it yet (a peer that holds none of the ops we
+ * made since we started has nothing to compare; it soon will). */
+#define SELF_CHECK_RETRY_MS 1000
 
 /* How often one peer is asked past our vector while the vectors agree and
  * the digests do not (gap_probe). */
@@ -714,15 +774,35 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
         }
         ranges[k++] = ranges[i];
     }
+    if (n == 0 && k == 0 && (rc = gap_probe(e, p, mine, now_ms, &ranges, &k))) {
+        free(ranges);
+        return rc;
+    }
     /* Once per start and peer: its copies of the first ops we made since,
      * which must be ours; a fork of them signed by our key means this
      * store was restored. Asked whatever its vector says: a till may hold
      * ops we made before the restore past a gap (a lost frame), which its
-     * vector does not show. */
+     * vector does not show. Asked again with every pull to it until an
+     * answer holds one of them (check_own_copy): an answer is cut at the
+     * answerer's batch bound in (origin, seq) order, not ours, so ranges
+     * of other origins can fill it before ours is read; it can be dropped
+     * (disk below the watermark) or lost; and a peer that holds none of
+     * them has nothing to compare yet. */
     uint64_t first = e->own_seq_at_start + 1, ours = tm_vv_get(&e->vv, e->node_id);
-    if (!p->self_check_sent && !e->reincarnated && !TM_PLANTED("no-self-check") && ours >= first &&
-        !deferred(p, e->node_id, now_ms)) {
-        tm_range_t *r = realloc(ranges, (k + 1) * sizeof *r);
+    uint64_t now_first = e->held_at_start + 1; /* this start's own ops */
+    if (p->checked_to >= first) /* asked again past what it showed (check_restored) */
+        first = p->checked_to + 1;
+    bool self_check = !p->self_checked && !e->reincarnated && !TM_PLANTED("no-self-check") &&
+                      ours >= first && !deferred(p, e->node_id, now_ms);
+    if (self_check && k == 0) { /* it alone: not every heartbeat */
+        if (now_ms < p->self_check_at)
+            self_check = false;
+        else
+            p->self_check_at = now_ms + SELF_CHECK_RETRY_MS;
+    }
+    if (self_check) {
+        /* From the mark, and from this start if that is further on. */
+        tm_range_t *r = realloc(ranges, (k + 2) * sizeof *r);
         if (!r) {
             free(ranges);
             return TM_ENOMEM;
@@ -731,12 +811,14 @@ static int pull_from(tm_engine_t *e, size_t idx, const tm_vv_t *mine, uint64_t n
         memcpy(ranges[k].origin, e->node_id, TM_NODE_ID_LEN);
         ranges[k].from = first;
         ranges[k].to = ours - first < SELF_CHECK_OPS ? ours : first + SELF_CHECK_OPS - 1;
+        if (ranges[k].to < now_first && now_first <= ours && first < now_first) {
+            ranges[k + 1] = ranges[k];
+            ranges[++k].from = now_first;
+            ranges[k].to =
+                ours - now_first < SELF_CHECK_OPS ? ours : now_first + SELF_CHECK_OPS - 1;
+        }
         k++;
         p->self_check_sent = true;
-    }
-    if (n == 0 && k == 0 && (rc = gap_probe(e, p, mine, now_ms, &ranges, &k))) {
-        free(ranges);
-        return rc;
     }
     if ((n = k) == 0) {
         free(ranges);
@@ -916,15 +998,49 @@ static void vv_raise(tm_vv_t *vv, const uint8_t origin[TM_NODE_ID_LEN], uint64_t
  * till. Ops we made since we started may then reuse seqs the peers hold
  * with other content (a fork they refuse), and more would: move to a new
  * origin now, taking those ops with us (tm_store_reincarnate). Once. */
-static void check_restored(tm_engine_t *e, const peer_t *p)
+static void check_restored(tm_engine_t *e, peer_t *p)
 {
     uint64_t theirs = tm_vv_get(&p->vv, e->node_id), ours = tm_vv_get(&e->vv, e->node_id);
-    if (e->reincarnated || (theirs <= ours && !e->own_fork) || TM_PLANTED("no-reincarnate"))
+    if (e->reincarnated || TM_PLANTED("no-reincarnate"))
         return;
+    /* Once seen behind, restored: it stays so while the compare below
+     * waits, even once our old ops came back from the peers. */
+    e->behind |= theirs > ours;
+    if (!e->behind && !e->own_fork)
+        return;
+    /* What moves: the ops this run made (all of them), and before those
+     * the ops from the lowest seq a peer holds another op at. Up to there
+     * they are history the restored copy shares with its peers (ops made
+     * before a mark older than this start, ops taken back from a peer), and
+     * moving those would leave a hole in the old origin on every till. With
+     * an older mark and no other op seen, this peer's copies since the mark
+     * are compared first. */
+    uint64_t keep = e->own_seq_at_start;
+    if (!TM_PLANTED("no-self-check")) {
+        if (e->fork_seq)
+            keep = e->fork_seq - 1;
+        else if (keep < e->held_at_start) {
+            /* Only a peer that holds ops of ours we never made (past what
+             * we held at start, past what we hold if we made any since)
+             * holds the other copy's chain: its copies up to where we
+             * started settle it, one more with each answer. One that
+             * holds what we made (pushed before a crash) proves nothing. */
+            if (theirs <= e->held_at_start || (e->first_made && theirs <= ours))
+                return;
+            if (p->checked_to < e->held_at_start && p->checked_to < keep + SELF_CHECK_MAX) {
+                p->self_checked = false;
+                return;
+            }
+            keep = ours;
+        } else
+            keep = ours;
+        if (e->first_made && keep >= e->first_made)
+            keep = e->first_made - 1;
+    }
     size_t moved = 0;
     char was[TM_NODE_HEX_LEN], now[TM_NODE_HEX_LEN];
     tm_hex(e->node_id, TM_NODE_ID_LEN, was);
-    int rc = tm_store_reincarnate(e->store, e->own_seq_at_start, &moved);
+    int rc = tm_store_reincarnate(e->store, keep, &moved);
     if (rc) {
         tm_log_error(e->log,
                      "peer %s holds %llu ops of ours, we hold %llu, and taking a new "
@@ -947,22 +1063,92 @@ static void check_restored(tm_engine_t *e, const peer_t *p)
                  was, moved);
 }
 
-/* The answer to the self-check of pull_from: the peer's copies of the
- * ops we made since we started. A fork of our own origin signed by our
- * key (which only another copy of this store can have made) means we were
- * restored; taken as duplicates, the peer holds what we made. */
-static void check_own_copy(tm_engine_t *e, peer_t *p, const tm_apply_report_t *rep)
+/* Whether our store holds another op than `o` at its (our origin) seq; an
+ * op we do not hold, or a summary of a compacted one, compares as the same. */
+static bool own_op_differs(tm_engine_t *e, const Tillmesh__Op *o)
 {
-    if (!p->self_check_sent)
-        return;
-    p->self_checked = true;
-    bool forked = false;
-    for (size_t i = 0; i < rep->n_fork_origins; i++)
-        forked |= memcmp(rep->fork_origins[i], e->node_id, TM_NODE_ID_LEN) == 0;
-    if (forked) {
-        e->own_fork = true;
-        check_restored(e, p);
+    tm_range_t r = {.from = o->seq, .to = o->seq};
+    tm_op_t *held = NULL;
+    size_t n = 0;
+    memcpy(r.origin, e->node_id, TM_NODE_ID_LEN);
+    if (tm_store_read_ops(e->store, &r, 1, 1, 0, &held, &n) != TM_OK || n != 1 ||
+        held[0].seq != o->seq || held[0].compacted || o->has_hash) {
+        tm_store_ops_free(held, n);
+        return false;
     }
+    bool differs;
+    if (held[0].has_sig && o->has_sig && o->sig.len == 64)
+        differs = memcmp(held[0].sig, o->sig.data, 64) != 0; /* one key: same op, same sig */
+    else
+        differs = held[0].hlc != o->hlc || held[0].kind != (uint32_t)o->kind ||
+                  held[0].body_len != o->body.len ||
+                  (o->body.len && memcmp(held[0].body, o->body.data, o->body.len) != 0);
+    tm_store_ops_free(held, n);
+    return differs;
+}
+
+/* The answer to the self-check of pull_from: the peer's copies of the
+ * ops we made since we started (since the mark). A fork of our own origin
+ * signed by our key (which only another copy of this store can have made)
+ * means we were restored; taken as duplicates, the peer holds what we
+ * made. Checked only by an answer that holds one of them: it is read in
+ * seq order from the first we made since, so the copies we compare are
+ * the peer's lowest there. An answer without one (cut at its batch bound
+ * before our origin, or an answer to another pull) says nothing, and the
+ * next pull asks again. Each copy is compared with ours, so that what
+ * moves to a new origin starts at the lowest seq that differs: ops past
+ * the mark that the peers hold as they are stay ours. */
+static void check_own_copy(tm_engine_t *e, peer_t *p, const Tillmesh__OpBatch *b)
+{
+    if (TM_PLANTED("no-self-check"))
+        return;
+    /* Not the store's fork report: a peer's op of ours past what we hold
+     * is reported too, and says nothing of where our copy parts. */
+    bool seen = false;
+    if (p->checked_to < e->own_seq_at_start)
+        p->checked_to = e->own_seq_at_start;
+    uint64_t was = p->checked_to;
+    for (size_t i = 0; i < b->n_ops; i++) {
+        const Tillmesh__Op *o = b->ops[i];
+        if (o->seq <= e->own_seq_at_start || memcmp(o->origin.data, e->node_id, TM_NODE_ID_LEN))
+            continue;
+        seen = true;
+        if (own_op_differs(e, o)) {
+            if (!e->fork_seq || o->seq < e->fork_seq)
+                e->fork_seq = o->seq;
+        } else if (o->seq > p->checked_to) {
+            /* Answers are in seq order from what we asked: a seq it
+             * skipped is one it does not hold, nothing to compare. */
+            p->checked_to = o->seq;
+        }
+    }
+    if (!seen)
+        return;
+    bool forked = e->fork_seq != 0;
+    /* Up to the last we hold, not the last its vector shows: a heartbeat
+     * can be old (or replayed), and a peer behind on ours takes them from
+     * us soon; its copies are then compared as they come. */
+    uint64_t upto = tm_vv_get(&e->vv, e->node_id);
+    if (e->own_seq_at_start + SELF_CHECK_MAX < upto)
+        upto = e->own_seq_at_start + SELF_CHECK_MAX;
+    if (!forked && p->checked_to < upto) {
+        /* Cut at its batch bound before the last it holds of ours (from a
+         * mark, that can be before this start's own ops): on from there. */
+        if (p->checked_to > was)
+            p->self_check_at = 0; /* at once while it shows more */
+        return;
+    }
+    p->self_checked = true;
+    tm_log_debug(e->log, "self-check: %s holds the ops this till made since seq %llu%s",
+                 p->info.name, (unsigned long long)e->own_seq_at_start,
+                 forked ? ", other ones (a fork)" : "");
+    if (!forked) {
+        own_seq_checked(e);
+        check_restored(e, p); /* it may hold more of ours: we waited for this */
+        return;
+    }
+    e->own_fork = true;
+    check_restored(e, p);
 }
 
 static int vv_entry_cmp(const void *a, const void *b)
@@ -1308,8 +1494,6 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
                     "aside (kept as evidence, the sales stay); the ops its peers held at those "
                     "seqs are taken instead",
                     p->info.name, rep.set_aside);
-    if (rc == TM_OK && b->is_reply && !p->self_checked && !e->reincarnated)
-        check_own_copy(e, p, &rep);
     if (rc) {
         if (rc == TM_EPROTO)
             p->info.frames_bad++;
@@ -1348,6 +1532,10 @@ static int apply_ops(tm_engine_t *e, size_t idx, const Tillmesh__OpBatch *b, uin
             p->vv_raised = true;
         }
     rc = refresh_vv(e);
+    /* After the vector: ops of ours it held past ours may have extended it
+     * (a restored copy that made nothing yet takes its old ops back). */
+    if (rc == TM_OK && b->is_reply && !p->self_checked && !e->reincarnated)
+        check_own_copy(e, p, b);
 cleanup:
     free(ops);
     return rc;
@@ -1633,11 +1821,8 @@ int tm_engine_on_frame(tm_engine_t *e, const char *peer, const uint8_t *frame, s
     }
     case TILLMESH__ENVELOPE__MSG_OPS:
         if (e->intake_off) {
-            if (env->ops->is_reply && e->pull_busy && e->pull_peer == idx) {
-                e->pull_busy = false;
-                if (!p->self_checked)
-                    p->self_check_sent = false; /* not looked at: asked again */
-            }
+            if (env->ops->is_reply && e->pull_busy && e->pull_peer == idx)
+                e->pull_busy = false; /* a self-check in it is asked again */
             e->stats.ops_dropped_disk += env->ops->n_ops;
             break;
         }
@@ -1670,6 +1855,8 @@ int tm_engine_local_op(tm_engine_t *e, uint32_t kind, uint64_t hlc, const uint8_
     int rc = tm_store_append_local(e->store, kind, hlc, body, len, &seq);
     if (rc)
         return rc;
+    if (!e->first_made && !e->reincarnated)
+        e->first_made = seq;
     if ((rc = refresh_vv(e)))
         return rc;
     Tillmesh__Op op = TILLMESH__OP__INIT, *opp = &op;
@@ -1726,8 +1913,6 @@ int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_
         tm_log_info(e->log, "pull from %s unanswered after %u ms; will ask again",
                     e->peers[e->pull_peer].info.name, e->cfg.pull_timeout_ms);
         e->pull_busy = false;
-        if (!e->peers[e->pull_peer].self_checked)
-            e->peers[e->pull_peer].self_check_sent = false; /* asked again */
     }
     tm_engine__watch_forwarder(e, now_ms);
     tm_engine__elect(e, now_ms);

@@ -35,9 +35,15 @@ typedef struct {
     bool refused;
     uint8_t refused_id[TM_NODE_ID_LEN];
     /* Since we started: asked for its copies of the ops we made since
-     * (self_check_sent), and its answer came (self_checked). Per peer: a
-     * till may hold our pre-restore ops past a gap its vector hides. */
+     * (self_check_sent), and an answer held one of them (self_checked);
+     * not before self_check_at (monotonic) in a pull of its own. Per peer:
+     * a till may hold our pre-restore ops past a gap its vector hides. */
     bool self_check_sent, self_checked;
+    uint64_t self_check_at;
+    /* Its copies of our ops up to this seq, from the first we made since
+     * we started, were ours: what may stay in our origin when it holds more
+     * of it than we do (check_restored). */
+    uint64_t checked_to;
     /* Not before then (monotonic): the next gap probe of pull_from; and
      * its vector was raised by its pushes since its last heartbeat (newer
      * than the digest that came with it). */
@@ -90,14 +96,27 @@ struct tm_engine {
     uint64_t clock_logged_ms;
     bool intake_off; /* disk watermark: peers' ops are not taken */
     /* Restore from backup: the highest seq of our own origin when we
-     * started, and whether we already moved to a new incarnation. */
-    uint64_t own_seq_at_start;
+     * started (held_at_start), or the store's older mark of a start whose
+     * ops not every peer has checked yet (own_seq_at_start: our ops past
+     * it are the ones checked and re-issued); and whether we already moved
+     * to a new incarnation. */
+    uint64_t own_seq_at_start, held_at_start;
     bool reincarnated;
     /* Whether a peer's copy of an op we made since we started was found
      * to differ (a fork signed by our key; peer_t.self_checked): a
      * restored store that made as many ops as it lost before hearing from
      * a peer is told apart only by content, not by seq. */
     bool own_fork;
+    /* The lowest seq of ours, past own_seq_at_start, at which a peer's
+     * copy was another op (0: none seen): what moves starts there. */
+    uint64_t fork_seq;
+    /* A peer held more of our origin than we did (check_restored). */
+    bool behind;
+    /* The first op of our origin this run made (0: none yet). */
+    uint64_t first_made;
+    /* Every peer checked them, none forked: the store's mark is cleared
+     * (tm_store_self_check_mark). */
+    bool self_check_done;
     size_t n_trusted; /* keys in the trusted keys file: frame bounds */
     /* Each trusted till's signing key by name (tm_engine_set_peer_keys): a
      * node id is bound only to the till whose key owns it. */

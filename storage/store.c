@@ -701,6 +701,59 @@ static int s_reissue_write(tm_store_t *self, const uint8_t was[TM_NODE_ID_LEN],
     return rc;
 }
 
+/* meta 'self_check': the origin it is for, then the seq, big-endian. */
+#define SELF_CHECK_LEN (TM_NODE_ID_LEN + 8)
+
+int tm_store_self_check_mark(tm_store_t *self, uint64_t *seq, bool *have)
+{
+    sqlite3_stmt *st = NULL;
+    *have = false;
+    *seq = 0;
+    int rc = tm_store__err(
+        self, sqlite3_prepare_v2(self->db, "SELECT value FROM meta WHERE key = 'self_check'", -1,
+                                 &st, NULL));
+    if (rc)
+        return rc;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const uint8_t *v = sqlite3_column_blob(st, 0);
+        /* A mark of another origin is from before a move to a new one. */
+        if (sqlite3_column_bytes(st, 0) == SELF_CHECK_LEN &&
+            memcmp(v, self->node_id, TM_NODE_ID_LEN) == 0) {
+            for (int i = 0; i < 8; i++)
+                *seq = *seq << 8 | v[TM_NODE_ID_LEN + i];
+            *have = true;
+        }
+    } else if (src != SQLITE_DONE) {
+        rc = tm_store__err(self, src);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int tm_store_set_self_check_mark(tm_store_t *self, const uint64_t *seq)
+{
+    sqlite3_stmt *st = NULL;
+    uint8_t v[SELF_CHECK_LEN];
+    int rc = tm_store__err(
+        self,
+        sqlite3_prepare_v2(self->db,
+                           seq ? "INSERT OR REPLACE INTO meta(key, value) VALUES('self_check', ?1)"
+                               : "DELETE FROM meta WHERE key = 'self_check'",
+                           -1, &st, NULL));
+    if (rc)
+        return rc;
+    if (seq) {
+        memcpy(v, self->node_id, TM_NODE_ID_LEN);
+        for (int i = 0; i < 8; i++)
+            v[TM_NODE_ID_LEN + i] = (uint8_t)(*seq >> (56 - 8 * i));
+        sqlite3_bind_blob(st, 1, v, sizeof v, SQLITE_STATIC);
+    }
+    rc = tm_store__exec(self, st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int tm_store_reincarnate(tm_store_t *self, uint64_t keep, size_t *n_moved)
 {
     tm_range_t r = {.from = keep + 1, .to = INT64_MAX};

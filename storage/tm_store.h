@@ -322,6 +322,19 @@ int tm_store_set_trusted(tm_store_t *self, const uint8_t (*pks)[32], size_t n);
  */
 int tm_store_reincarnate(tm_store_t *self, uint64_t keep, size_t *n_moved);
 
+/*
+ * The restore check's mark (core/engine.c): the seq of this till's own
+ * origin up to which its ops are its history, set when the till starts and
+ * cleared once every peer has shown it holds the ops made since (or
+ * nothing else at those seqs). A start that finds it set keeps it: a till
+ * restored from a backup that crashes before it notices must still count
+ * the ops it made since the restore as ops to check and re-issue, not as
+ * its history. A mark of another origin (from before tm_store_reincarnate)
+ * reads as none. seq NULL clears it.
+ */
+int tm_store_self_check_mark(tm_store_t *self, uint64_t *seq, bool *have);
+int tm_store_set_self_check_mark(tm_store_t *self, const uint64_t *seq);
+
 #define TM_APPLY_REPORT_ORIGINS 8
 
 typedef struct {

@@ -691,3 +691,39 @@ Test(trust, a_reissue_cannot_set_aside_another_tills_ops)
     tm_store_destroy(&c);
     tm_store_destroy(&d);
 }
+
+/* The restore check's mark outlives a restart (a till restored from a backup
+ * that crashes before it notices must still check and re-issue what it made
+ * since the restore), goes when cleared, and reads as none once the till
+ * moved to a new origin (it was of the old one). */
+Test(trust, the_self_check_mark_survives_a_restart_and_belongs_to_one_origin)
+{
+    key_t_ ka = key(1), kb = key(2), ks[2] = {ka, kb};
+    tm_store_t *a = till(&ka, ks, 2);
+    uint64_t seq = 99, three = 3;
+    bool have = true;
+    cr_assert_eq(tm_store_self_check_mark(a, &seq, &have), TM_OK);
+    cr_assert(!have, "a new store has no mark");
+    cr_assert_eq(seq, 0);
+    sell(a, 100, NULL);
+    cr_assert_eq(tm_store_set_self_check_mark(a, &three), TM_OK);
+    tm_store_destroy(&a);
+    char path[128];
+    snprintf(path, sizeof path, "%s/s0.db", dir);
+    cr_assert_eq(tm_store_open(path, NULL, &a), TM_OK);
+    cr_assert_eq(tm_store_set_signer(a, ka.pk, ka.sk, NULL), TM_OK);
+    cr_assert_eq(tm_store_self_check_mark(a, &seq, &have), TM_OK);
+    cr_assert(have, "the mark is in the store, not in memory");
+    cr_assert_eq(seq, 3);
+    cr_assert_eq(tm_store_set_self_check_mark(a, NULL), TM_OK);
+    cr_assert_eq(tm_store_self_check_mark(a, &seq, &have), TM_OK);
+    cr_assert(!have, "cleared");
+    uint64_t zero = 0;
+    size_t moved;
+    cr_assert_eq(tm_store_set_self_check_mark(a, &zero), TM_OK);
+    cr_assert_eq(tm_store_reincarnate(a, 0, &moved), TM_OK);
+    cr_assert_eq(moved, 1);
+    cr_assert_eq(tm_store_self_check_mark(a, &seq, &have), TM_OK);
+    cr_assert(!have, "a mark of the old origin is none for the new one");
+    tm_store_destroy(&a);
+}
