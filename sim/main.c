@@ -38,7 +38,8 @@ static void s_usage(FILE *f)
             "  --plant BUG     plant a known bug to see the invariants bite (tests\n"
             "                  only): ignore-floor, ack-before-commit, trust-forged;\n"
             "                  tm-sim-plant also: hlc-wrap, no-reincarnate,\n"
-            "                  no-self-check, resend-acked, ack-unnamed\n"
+            "                  no-self-check, resend-acked, ack-unnamed,\n"
+            "                  no-step-down, own-peer-timeout\n"
             "exit: 0 every seed held its invariants, 1 a seed broke one, 2 usage or setup\n",
             TM_SIM_MAX_TILLS);
 }

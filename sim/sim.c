@@ -26,12 +26,13 @@ static const char *const plants[] = {
     "ack-before-commit", /* shell: the POS is answered before the op is stored */
     "trust-forged",      /* shell: the forger's key left in the trusted keys */
 #ifdef TM_PLANTS
-    "hlc-wrap",       /* core/hlc.c: the counter wraps instead of carrying */
-    "no-reincarnate", /* core/engine.c: a restored till keeps its old origin */
-    "no-self-check",  /* core/engine.c: restores told apart by seq only (the old rule) */
-    "resend-acked",   /* core/fwd.c: a successor re-sends acknowledged sales, new key */
-    "ack-unnamed",    /* core/fwd.c: a 200 acknowledges sales the ERP did not book */
-    "no-step-down",   /* core/fwd.c: a forwarder keeps sending after a hand-over */
+    "hlc-wrap",         /* core/hlc.c: the counter wraps instead of carrying */
+    "no-reincarnate",   /* core/engine.c: a restored till keeps its old origin */
+    "no-self-check",    /* core/engine.c: restores told apart by seq only (the old rule) */
+    "resend-acked",     /* core/fwd.c: a successor re-sends acknowledged sales, new key */
+    "ack-unnamed",      /* core/fwd.c: a 200 acknowledges sales the ERP did not book */
+    "no-step-down",     /* core/fwd.c: a forwarder keeps sending after a hand-over */
+    "own-peer-timeout", /* core/engine_elect.c: a slower peer's heartbeat ignored */
 #endif
 };
 
@@ -293,11 +294,12 @@ int sim_till_start(sim_t *s, int i)
                            .store_id = "sim-store",
                            .mesh_endpoint = "sim://lan",
                            .heartbeat_ms = t->hb_ms,
-                           /* 3 heartbeats of the slowest till: a till's own
-                            * default (3 of its own) makes a slower peer flap
-                            * alive/down for good, and the election with it
-                            * (docs/sim.md "Found while building it"). */
-                           .peer_timeout_ms = 3 * s->hb_max,
+                           /* The default: 3 of its own heartbeats, and 3 of
+                            * a slower peer's (heartbeats say their interval).
+                            * Before they did, a slower peer flapped alive/down
+                            * for good, and the election with it (docs/sim.md
+                            * "Found while building it"). */
+                           .peer_timeout_ms = 0,
                            .batch_max_ops = t->batch,
                            .priority = t->priority,
                            /* Wrong clocks are the point here, and reporting
