@@ -1957,9 +1957,17 @@ int tm_engine_tick(tm_engine_t *e, uint64_t now_ms, uint64_t wall_ms, tm_outbox_
     }
     if (e->pull_busy && now_ms >= e->pull_deadline) {
         e->stats.pulls_timed_out++;
-        tm_log_info(e->log, "pull from %s unanswered after %u ms; will ask again",
+        tm_log_info(e->log, "pull from %s unanswered after %u ms; asking again",
                     e->peers[e->pull_peer].info.name, e->cfg.pull_timeout_ms);
         e->pull_busy = false;
+        /* Now, not at its next heartbeat (up to 60 s away): a pull sent
+         * just before our link to it was up is dropped by the transport,
+         * and its hello, which would have started another, came while this
+         * one was in flight (it_mesh_greet). A peer that never answers is
+         * asked once per pull timeout. */
+        int rc = maybe_pull(e, e->pull_peer, now_ms, out);
+        if (rc)
+            return rc;
     }
     tm_engine__watch_forwarder(e, now_ms);
     tm_engine__elect(e, now_ms);
