@@ -113,9 +113,14 @@ static void own_seq_checked(tm_engine_t *e)
 {
     if (e->self_check_done)
         return;
-    for (size_t i = 0; i < e->n_peers; i++)
-        if (e->peers[i].info.state != TM_PEER_REVOKED && !e->peers[i].self_checked)
+    /* Tills of another store, untrusted or revoked ones never answer a
+     * pull and hold none of our ops: only our store's tills count. */
+    for (size_t i = 0; i < e->n_peers; i++) {
+        tm_peer_state_t st = e->peers[i].info.state;
+        if (st != TM_PEER_REVOKED && st != TM_PEER_FOREIGN && st != TM_PEER_UNTRUSTED &&
+            !e->peers[i].self_checked)
             return;
+    }
     e->self_check_done = true;
     int rc = tm_store_set_self_check_mark(e->store, NULL);
     if (rc)

@@ -908,3 +908,29 @@ Test(engine, a_gap_probe_goes_on_past_an_answer_cut_at_the_batch_bound)
     cr_assert_arr_eq(da, db, 32);
     net_free(&net);
 }
+
+/* A till of another store on the same LAN (a mall: mDNS shows its tills)
+ * never answers our pulls: the restore check's mark must clear once every
+ * till of OUR store has shown its copies, or it stood for good and every
+ * start re-compared up to 4,096 own ops with every peer. */
+Test(engine, the_restore_checks_mark_clears_with_a_foreign_till_on_the_lan)
+{
+    net_t net;
+    net_init(&net, 3, 1000);
+    tm_engine_destroy(&net.eng[1]);
+    tm_engine_cfg_t cfg = {.name = "b", .store_id = "store-2", .heartbeat_ms = 100};
+    cr_assert_eq(tm_engine_new(&cfg, net.store[1], &quiet, &net.eng[1]), TM_OK);
+    net_link(&net, 0, 1, 1);
+    net_link(&net, 0, 2, 1);
+    local_sale(&net, 0, 1);
+    run_for(&net, 3000);
+    tm_peer_info_t p;
+    tm_engine_peer_info(net.eng[0], 0, &p);
+    cr_assert_eq(p.state, TM_PEER_FOREIGN);
+    cr_assert_eq(ops_held(&net, 2), 1, "c holds a's sale: it could answer the check");
+    uint64_t seq = 0;
+    bool have = true;
+    cr_assert_eq(tm_store_self_check_mark(net.store[0], &seq, &have), TM_OK);
+    cr_assert(!have, "the mark still stands (seq %llu)", (unsigned long long)seq);
+    net_free(&net);
+}
